@@ -1,0 +1,65 @@
+// Parameter counts of the GPT-2-style model the compiler builds (pre-norm blocks, learned
+// positions, LM head tied to the token embedding, biases everywhere except the router), and the
+// dense FFN width that matches an MoE model's total or active count.
+//
+// Dense baselines keep layers, width and heads and solve for the FFN hidden width `ffn`:
+// the hidden width (d) also changes attention and embeddings, which would confound the
+// comparison, and the FFN width is the part experts replicate.
+import type { Model, MoeConfig, ParamCount } from './types.js';
+
+const denseFfn = (d: number, h: number) => d * h + h + h * d + d;
+
+function expertParams(d: number, h: number, moe: MoeConfig): number {
+  return moe.expert === 'linear' ? d * d + d : denseFfn(d, h);
+}
+
+function routerParams(d: number, moe: MoeConfig): number {
+  switch (moe.router) {
+    case 'learned':
+    case 'frozen':
+      return d * moe.experts;
+    case 'cosine':
+      return d * moe.dim + moe.dim * moe.experts + 1;
+    default:
+      return 0;
+  }
+}
+
+/** Parameters outside the FFNs: embeddings, attention, layer norms. */
+function nonFfnParams(m: Model): number {
+  const d = m.width;
+  const perLayer = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d;
+  return m.vocab * d + m.context * d + m.layers * perLayer + 2 * d;
+}
+
+export function countParams(m: Model): ParamCount {
+  const d = m.width;
+  const h = m.ffn;
+  let total = nonFfnParams(m);
+  let active = total;
+  const moeLayers = new Set(m.moe?.layers ?? []);
+  for (let i = 0; i < m.layers; i++) {
+    if (m.moe && moeLayers.has(i)) {
+      const moe = m.moe;
+      const r = routerParams(d, moe);
+      const e = expertParams(d, h, moe);
+      const shared = moe.shared * denseFfn(d, h);
+      total += r + moe.experts * e + shared;
+      const k = moe.dispatch === 'soft' ? moe.experts : Math.min(moe.top, moe.experts);
+      active += r + k * e + shared + (moe.dispatch === 'soft' ? d * moe.experts * moe.slots : 0);
+      if (moe.dispatch === 'soft') total += d * moe.experts * moe.slots;
+    } else {
+      total += denseFfn(d, h);
+      active += denseFfn(d, h);
+    }
+  }
+  return { total, active };
+}
+
+/** The FFN hidden width of a dense model (same layers, width, heads) whose parameter count is closest to `target`. */
+export function denseFfnFor(m: Model, target: number): number {
+  const d = m.width;
+  const base = nonFfnParams(m) + m.layers * d;
+  const h = Math.round((target - base) / (m.layers * (2 * d + 1)));
+  return Math.max(1, h);
+}

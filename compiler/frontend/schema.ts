@@ -1,0 +1,331 @@
+// The JSON Schema of a resolved pipeline: the contract with the rest of the compiler, the
+// validator of every resolved trial (ajv), and the reference of every field of the language
+// (docs/LANGUAGE.md is generated from it by compiler/frontend/docs.ts; nothing is written twice).
+//
+// The language mirrors this schema: a block's keys are the kebab-case names of an object's
+// properties (`min-lr` <-> `minLr`), nested blocks are nested objects (`moe { ... }`).
+// Extension keywords (ignored by validation, read by the resolver and the docs):
+//   x-syntax   how the value is written in a .moe file
+//   x-form     how the resolver reads the value: block | call | capacity | ffn | source | evalref | ref
+//   x-units    extra number forms accepted: percent (5% -> 0.05), steps-percent (warmup 5% of steps)
+//   x-derived  computed by the resolver, not written by the user
+//   x-repeat   the key may appear several times; each adds an element
+//   x-call     for x-form call: which call arguments set which sibling keys
+//   x-default-text  a default that depends on other fields, in words
+//   x-applies  the data source kinds a data key applies to
+
+export type JsonSchema = {
+  type?: string | string[];
+  description?: string;
+  default?: unknown;
+  enum?: readonly unknown[];
+  properties?: Record<string, JsonSchema>;
+  additionalProperties?: boolean | JsonSchema;
+  required?: string[];
+  items?: JsonSchema;
+  minItems?: number;
+  maxItems?: number;
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+  'x-syntax'?: string;
+  'x-form'?: string;
+  'x-units'?: string[];
+  'x-derived'?: boolean;
+  'x-repeat'?: boolean;
+  'x-call'?: { positional?: Record<string, string>; keys?: Record<string, string[]> };
+  'x-default-text'?: string;
+  'x-applies'?: string[];
+  [k: string]: unknown;
+};
+
+const int = (description: string, dflt: number | null, min = 0, extra: Partial<JsonSchema> = {}): JsonSchema => ({
+  type: dflt === null ? ['integer', 'null'] : 'integer', description, default: dflt, minimum: min, ...extra,
+});
+const num = (description: string, dflt: number, extra: Partial<JsonSchema> = {}): JsonSchema => ({ type: 'number', description, default: dflt, ...extra });
+const enm = (values: readonly string[], description: string, dflt: string, extra: Partial<JsonSchema> = {}): JsonSchema => ({
+  type: 'string', enum: values, description, default: dflt, 'x-syntax': values.join(' | '), ...extra,
+});
+const bool = (description: string, dflt: boolean): JsonSchema => ({ type: 'boolean', description, default: dflt, 'x-syntax': 'true | false' });
+const range = (description: string, dflt: [number, number]): JsonSchema => ({
+  type: 'array', items: { type: 'number', minimum: 0 }, minItems: 2, maxItems: 2, description, default: dflt, 'x-syntax': '[LOW, HIGH]',
+});
+
+export const sourceKinds = ['libreoffice-help', 'brown', 'fortunes', 'sotu', 'moby-dick', 'udhr', 'text', 'folder', 'jsonl', 'parquet', 'clusters'] as const;
+export const fileSourceKinds = ['text', 'folder', 'jsonl', 'parquet'] as const;
+/** Languages each multilingual builtin corpus offers. */
+export const corpusLanguages: Record<string, readonly string[]> = {
+  'libreoffice-help': ['en', 'de', 'fr', 'it', 'es', 'ru'],
+  fortunes: ['en', 'de', 'it', 'es', 'ru'],
+  udhr: ['en', 'de', 'fr', 'it', 'es', 'ru', 'pt', 'nl', 'pl', 'sv', 'fi', 'tr', 'zh', 'ja', 'ar'],
+};
+
+export const dataSchema: JsonSchema = {
+  type: 'object',
+  description: 'A named data set: `data NAME { ... }`. Several may be defined; `train` trains on one, `evaluate` may use any.',
+  additionalProperties: false,
+  required: ['name', 'source', 'tokenizer', 'context', 'valid', 'limit', 'text', 'label', 'labels', 'vocab', 'synthetic'],
+  properties: {
+    name: { type: 'string', description: 'The data set name, from `data NAME`.', 'x-derived': true },
+    source: {
+      type: 'object',
+      'x-form': 'source',
+      description:
+        'Where the text comes from. Builtin corpora: `libreoffice-help` (LibreOffice help pages, same content per language; label `language`), ' +
+        '`brown` (Brown corpus, label `genre`), `fortunes` (label `topic`, or `language` when languages are listed), `sotu` (State of the Union addresses, label `president`), ' +
+        '`moby-dick` (no label), `udhr` (Universal Declaration of Human Rights, label `language`). Files: `text "PATH"` (no label), `folder "PATH"` (one sub-folder per label value), ' +
+        '`jsonl "PATH"` and `parquet "PATH"` (text and label fields, see `text` and `label`). Synthetic: `clusters` (the cluster task of Chen et al. 2022, label `cluster`; see `synthetic`).',
+      'x-syntax': 'CORPUS [LANG, ...] | text "PATH" | folder "PATH" | jsonl "PATH" | parquet "PATH" | clusters',
+      additionalProperties: false,
+      required: ['kind', 'languages', 'path'],
+      properties: {
+        kind: { type: 'string', enum: sourceKinds, description: 'The source kind.' },
+        languages: { type: 'array', items: { type: 'string' }, description: 'Languages of a multilingual corpus; empty means all.' },
+        path: { type: ['string', 'null'], description: 'File or folder of a file source, relative to the .moe file.' },
+      },
+    },
+    tokenizer: enm(['gpt2', 'bytes'], 'Tokenizer: GPT-2 BPE (vocabulary 50257) or raw bytes (vocabulary 256).', 'gpt2'),
+    context: int('Sequence length in tokens (for `clusters`: ignored).', 128, 1, { maximum: 65536 }),
+    valid: num('Fraction of the data held out for validation.', 0.1, { minimum: 0, exclusiveMaximum: 1, 'x-units': ['percent'], 'x-syntax': 'FRACTION | PERCENT%' }),
+    limit: int('Use at most this many characters of text (0: all). Handy for small presets.', 0, 0),
+    text: { type: 'string', description: 'Name of the text field of a `jsonl` or `parquet` source.', default: 'text', 'x-applies': ['jsonl', 'parquet'] },
+    label: {
+      type: ['string', 'null'],
+      description: 'Name of the label field of a `jsonl` or `parquet` source, or the label name given to the sub-folders of a `folder` source (default `folder`).',
+      default: null,
+      'x-applies': ['jsonl', 'parquet', 'folder'],
+    },
+    labels: { type: 'array', items: { type: 'string' }, description: 'Labels the data carries (derived from the source).', 'x-derived': true },
+    vocab: { type: 'integer', description: 'Vocabulary size (derived from the tokenizer; 0 for `clusters`).', 'x-derived': true },
+    synthetic: {
+      type: 'object',
+      'x-form': 'block',
+      'x-applies': ['clusters'],
+      description: 'Parameters of the synthetic cluster task (Chen et al. 2022): each sample is PATCHES patches of dimension DIM; one patch carries the class feature scaled by a signal drawn from `feature`, one a cluster-centre distractor scaled by `distractor`, the rest Gaussian noise.',
+      'x-syntax': 'synthetic { clusters 4  patches 4  dim 50 ... }',
+      additionalProperties: false,
+      required: ['clusters', 'patches', 'dim', 'noise', 'feature', 'distractor', 'samples'],
+      default: {},
+      properties: {
+        clusters: int('Number of clusters (the experts should specialise one per cluster).', 4, 2),
+        patches: int('Patches per sample.', 4, 2),
+        dim: int('Dimension of each patch.', 50, 1),
+        noise: num('Standard deviation of the Gaussian noise patches.', 0.1, { minimum: 0 }),
+        feature: range('Range of the class-feature signal strength.', [0.5, 2]),
+        distractor: range('Range of the cluster-centre (distractor) signal strength.', [0.5, 2]),
+        samples: int('Number of generated samples (training and validation together).', 16000, 2),
+      },
+    },
+  },
+};
+
+export const moeSchema: JsonSchema = {
+  type: ['object', 'null'],
+  'x-form': 'block',
+  description: 'Makes the model a Mixture of Experts: every `every`-th feed-forward layer becomes a set of experts with a router. Leave it out for a dense model.',
+  'x-syntax': 'moe { experts 8  top 2 ... }',
+  default: null,
+  additionalProperties: false,
+  required: ['every', 'experts', 'top', 'unit', 'prefix', 'scope', 'router', 'label', 'dim', 'gate', 'normalize', 'noise', 'capacity', 'dropless', 'balance', 'zloss', 'shared', 'expert', 'activation', 'second', 'dispatch', 'slots', 'layers'],
+  properties: {
+    every: int('Every n-th layer is an MoE layer (layers n, 2n, ...; 1: all layers).', 1, 1),
+    experts: int('Number of experts N per MoE layer.', 8, 1, { maximum: 1024 }),
+    top: int('Number of active experts K per routing decision (1: Switch, 2: GShard/Mixtral). At most `experts`.', 2, 1),
+    unit: enm(['token', 'sequence'], 'Routing unit: each token picks its experts, or one decision per sequence from the mean-pooled hidden states at that layer. `sequence(prefix P)` routes on the mean of the first P tokens only (causal: the decision is known after P tokens).', 'token', {
+      'x-form': 'call', 'x-call': { positional: { sequence: 'prefix' }, keys: { sequence: ['prefix'] } }, 'x-syntax': 'token | sequence | sequence(prefix P)',
+    }),
+    prefix: int('For sequence routing: pool only the first P tokens (null: the whole sequence).', null, 1),
+    scope: enm(['layer', 'global'], 'Routing scope: a router per MoE layer, or one decision shared by every MoE layer (made at the first MoE layer, or from the label for a label router).', 'layer'),
+    router: enm(['learned', 'frozen', 'random', 'label', 'cosine'], 'Router: learned (linear, trained), frozen (random init, never trained), random (uniform random assignment), label (expert chosen from a data label, e.g. the language), cosine (low-dim projection, L2-normalised, learned temperature).', 'learned', {
+      'x-form': 'call', 'x-call': { positional: { label: 'label', cosine: 'dim' }, keys: { cosine: ['dim'], label: ['label'] } },
+      'x-syntax': 'learned | frozen | random | label(LABEL) | cosine | cosine(dim D)',
+    }),
+    label: { type: ['string', 'null'], description: 'For `router label(LABEL)`: the data label that picks the expert (label value i goes to expert i mod N). The training data must carry it.', default: null },
+    dim: int('For `router cosine(dim D)`: dimension of the routing projection.', 32, 1),
+    gate: enm(['softmax-topk', 'topk-softmax', 'sigmoid'], 'Gate: softmax over all experts then keep the top k; top k logits then softmax over them; or an independent sigmoid per expert.', 'softmax-topk'),
+    normalize: bool('Renormalise the kept top-k weights to sum to 1 (for softmax-topk and sigmoid).', false),
+    noise: num('Standard deviation of the noise added to router logits during training (noisy top-k; 0: none).', 0, { minimum: 0 }),
+    capacity: num('Capacity factor: each expert takes at most capacity x (tokens x k / N) tokens, the rest are dropped (pass through the residual). `capacity dropless` sets `dropless`.', 1.25, {
+      exclusiveMinimum: 0, 'x-form': 'capacity', 'x-syntax': 'FACTOR | dropless',
+    }),
+    dropless: bool('Never drop tokens (no capacity limit).', false),
+    balance: num('Weight of the Switch load-balancing loss N * sum_i f_i * P_i (0: off).', 0.01, { minimum: 0 }),
+    zloss: num('Weight of the router z-loss (ST-MoE; 0: off).', 0, { minimum: 0 }),
+    shared: int('Number of shared experts every token always uses, in addition to the routed ones (DeepSeekMoE).', 0, 0),
+    expert: enm(['mlp', 'linear'], 'Expert kind: a two-layer MLP (width x ffn x width) or a single linear map.', 'mlp'),
+    activation: enm(['gelu', 'relu', 'cubic'], 'Activation of MLP experts (cubic: x^3, as in Chen et al. 2022).', 'gelu'),
+    second: enm(['top', 'sampled'], 'How the second expert is chosen when top is 2: the second-highest, or sampled in proportion to its weight (GShard).', 'top'),
+    dispatch: enm(['sparse', 'soft'], 'Sparse routing (tokens go to their top-k experts) or Soft MoE (every expert processes weighted mixes of all tokens, `slots` per expert).', 'sparse'),
+    slots: int('Soft MoE: slots per expert.', 1, 1),
+    layers: { type: 'array', items: { type: 'integer' }, description: 'Indices (0-based) of the MoE layers.', 'x-derived': true },
+  },
+};
+
+export const modelSchema: JsonSchema = {
+  type: 'object',
+  description: 'A named GPT-2-style model: `model NAME { ... }` (pre-norm transformer, learned positions, tied embeddings). `train` uses one (its `model` key, or the only one defined).',
+  additionalProperties: false,
+  required: ['name', 'layers', 'width', 'heads', 'ffn', 'dropout', 'vocab', 'context', 'moe'],
+  properties: {
+    name: { type: 'string', description: 'The model name, from `model NAME`.', 'x-derived': true },
+    layers: int('Number of transformer layers.', 4, 1, { maximum: 256 }),
+    width: int('Hidden width (embedding dimension).', 256, 1, { maximum: 65536 }),
+    heads: int('Attention heads; must divide `width`.', 4, 1),
+    ffn: {
+      type: 'integer', minimum: 1, 'x-form': 'ffn', 'x-units': ['multiplier'],
+      description: 'Feed-forward hidden width (of each expert in MoE layers), as a multiple of `width` (`4x`) or an absolute number. Resolved to the absolute number.',
+      'x-syntax': 'Nx | UNITS', 'x-default-text': '4x (4 x width)',
+    },
+    dropout: num('Dropout probability.', 0, { minimum: 0, exclusiveMaximum: 1, 'x-units': ['percent'] }),
+    vocab: { type: 'integer', description: 'Vocabulary size (from the training data\'s tokenizer).', 'x-derived': true },
+    context: { type: 'integer', description: 'Context length (from the training data).', 'x-derived': true },
+    moe: moeSchema,
+  },
+};
+
+export const trainSchema: JsonSchema = {
+  type: 'object',
+  description: 'How to train: `train { ... }`.',
+  additionalProperties: false,
+  required: ['data', 'model', 'steps', 'batch', 'accumulate', 'optimizer', 'lr', 'betas', 'eps', 'wd', 'schedule', 'warmup', 'minLr', 'clip', 'seed', 'precision'],
+  properties: {
+    data: { type: 'string', 'x-form': 'ref', description: 'The data set to train on.', 'x-syntax': 'DATA', 'x-default-text': 'the first data set defined' },
+    model: { type: 'string', 'x-form': 'ref', description: 'The model to train.', 'x-syntax': 'MODEL', 'x-default-text': 'the only model defined' },
+    steps: int('Optimizer steps.', 1000, 1),
+    batch: int('Sequences per micro-batch.', 16, 1),
+    accumulate: int('Micro-batches accumulated per optimizer step (gradient accumulation).', 1, 1),
+    optimizer: enm(['adamw', 'adam', 'sgd'], 'Optimizer.', 'adamw'),
+    lr: num('Peak learning rate.', 6e-4, { exclusiveMinimum: 0 }),
+    betas: { type: 'array', items: { type: 'number', minimum: 0, exclusiveMaximum: 1 }, minItems: 2, maxItems: 2, default: [0.9, 0.95], description: 'Adam betas.', 'x-syntax': '[BETA1, BETA2]' },
+    eps: num('Adam epsilon.', 1e-8, { exclusiveMinimum: 0 }),
+    wd: num('Decoupled weight decay.', 0.1, { minimum: 0 }),
+    schedule: enm(['constant', 'cosine', 'linear'], 'Learning-rate schedule after warmup: constant, cosine decay or linear decay to `min-lr`.', 'cosine'),
+    warmup: int('Linear warmup steps; `5%` means 5% of `steps`.', 0, 0, { 'x-units': ['steps-percent'], 'x-syntax': 'STEPS | PERCENT%' }),
+    minLr: num('Final learning rate as a fraction of `lr`.', 0.1, { minimum: 0, maximum: 1, 'x-units': ['percent'] }),
+    clip: num('Global gradient-norm clipping threshold (0: off).', 1, { minimum: 0 }),
+    seed: int('Random seed (initialisation, data order, router noise).', 1, 0),
+    precision: enm(['f32', 'f16'], 'Precision of activations and matmuls (f16 needs the shader-f16 feature).', 'f32'),
+  },
+};
+
+const evalRef = (description: string, withLabel: boolean): JsonSchema => ({
+  type: 'array',
+  'x-repeat': true,
+  'x-form': 'evalref',
+  description,
+  'x-syntax': withLabel ? 'DATA[.SPLIT] by LABEL' : 'DATA[.SPLIT]',
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: withLabel ? ['data', 'split', 'label'] : ['data', 'split'],
+    properties: {
+      data: { type: 'string', description: 'Data set name.' },
+      split: { type: 'string', enum: ['train', 'valid'], description: 'Split (default valid).' },
+      ...(withLabel ? { label: { type: 'string', description: 'Label to group by.' } } : {}),
+    },
+  },
+});
+
+export const evaluateSchema: JsonSchema = {
+  type: 'object',
+  description: 'What to measure and when: `evaluate { ... }`.',
+  additionalProperties: false,
+  required: ['every', 'batches', 'perplexity', 'experts', 'average'],
+  properties: {
+    every: int('Evaluate every n optimizer steps (and at the end).', 100, 1),
+    batches: int('Validation batches per evaluation.', 8, 1),
+    perplexity: { ...evalRef('Validation perplexity on a data set split; one line each.', false), 'x-default-text': 'the training data\'s valid split' },
+    experts: { ...evalRef('Expert assignment per MoE layer on a data split, grouped by a label the data carries (the heat maps); one line each.', true), default: [] },
+    average: int('Report the mean of the last M evaluations (smooths the final numbers).', 1, 1),
+  },
+};
+
+const sweepValue: JsonSchema = { type: 'string', description: 'The value as written in the .moe file.' };
+
+export const sweepSchema: JsonSchema = {
+  type: ['object', 'null'],
+  description: 'Trials to run: `sweep { ... }`. Dimensions multiply (product) in the order written; a `zip` block pairs values; `when` makes a dimension conditional; `seeds` repeats every trial; `baseline` adds dense models matched on parameter count.',
+  additionalProperties: false,
+  required: ['dimensions', 'seeds', 'baselines'],
+  properties: {
+    dimensions: {
+      type: 'array',
+      description: 'One per product line or zip block.',
+      'x-syntax': 'PATH in [V1, V2, ...] [when PATH ==|!= VALUE]  |  zip { PATH in [...]  PATH in [...] }',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['kind', 'params', 'when'],
+        properties: {
+          kind: { type: 'string', enum: ['product', 'zip'], description: 'A single swept path, or several paths paired element-wise.' },
+          params: {
+            type: 'array',
+            items: {
+              type: 'object', additionalProperties: false, required: ['path', 'values'],
+              properties: {
+                path: { type: 'string', description: 'Dotted path of a field: `model.moe.top`, `train.lr`, `data.wiki.context` (`data.KEY` sets every data set).' },
+                values: { type: 'array', items: sweepValue, minItems: 1 },
+              },
+            },
+          },
+          when: {
+            type: ['object', 'null'],
+            description: 'Expand this dimension only in trials where PATH compares equal (==) or unequal (!=) to VALUE; other trials keep the base value.',
+            properties: { path: { type: 'string' }, op: { type: 'string', enum: ['==', '!='] }, value: sweepValue },
+          },
+        },
+      },
+    },
+    seeds: { type: 'array', items: { type: 'integer', minimum: 0 }, description: 'Seeds to repeat each trial with (`seeds 3` means [1, 2, 3]; empty: the train seed only).', 'x-syntax': 'seeds N | seeds [S1, S2, ...]' },
+    baselines: {
+      type: 'array',
+      items: { type: 'string', enum: ['total', 'active'] },
+      description: 'Dense baselines added for every MoE trial: the same model without experts, its FFN hidden width solved so that its parameter count equals the MoE model\'s total or active count. Width, layers and heads are kept; only the FFN width changes.',
+      'x-syntax': 'baseline dense same total[, same active]',
+    },
+  },
+};
+
+export const pipelineSchema: JsonSchema = {
+  $id: 'https://moec.dev/schema/pipeline.json',
+  type: 'object',
+  description: 'A resolved .moe pipeline: every default filled, every reference checked, every unit normalised.',
+  additionalProperties: false,
+  required: ['version', 'preset', 'data', 'model', 'train', 'evaluate', 'sweep'],
+  properties: {
+    version: { type: 'integer', enum: [1], description: 'Format version of the resolved pipeline.' },
+    preset: { type: ['string', 'null'], description: 'The preset applied (`--preset NAME`), if any.' },
+    data: { type: 'object', additionalProperties: dataSchema, description: 'Data sets by name.' },
+    model: modelSchema,
+    train: trainSchema,
+    evaluate: evaluateSchema,
+    sweep: sweepSchema,
+  },
+};
+
+/** kebab-case language key -> camelCase property name. */
+export function propName(key: string): string {
+  return key.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+/** camelCase property name -> kebab-case language key. */
+export function keyName(prop: string): string {
+  return prop.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** Language keys of a block schema (properties that the user may write). */
+export function blockKeys(s: JsonSchema): string[] {
+  return Object.entries(s.properties ?? {}).filter(([, p]) => !p['x-derived']).map(([k]) => keyName(k));
+}
+
+/** The schema of each top-level block kind. */
+export const blockSchemas: Record<'data' | 'model' | 'train' | 'evaluate', JsonSchema> = {
+  data: dataSchema,
+  model: modelSchema,
+  train: trainSchema,
+  evaluate: evaluateSchema,
+};
+
+export function schemaDefault(s: JsonSchema): unknown {
+  return s.default === undefined ? undefined : structuredClone(s.default);
+}

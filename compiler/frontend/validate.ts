@@ -1,0 +1,152 @@
+// Validation of a resolved pipeline: the JSON Schema (ajv, all errors at once, mapped back to
+// the source text through the spans recorded while resolving) and the semantic checks a schema
+// cannot express (heads divide width, top-k at most the experts, labels the data has, ...).
+import AjvModule, { type ErrorObject } from 'ajv';
+import { didYouMean, warning } from '../../grammar/diagnostics.js';
+import type { Ctx } from './resolve.js';
+import { corpusLanguages, dataSchema, keyName, pipelineSchema } from './schema.js';
+import type { Pipeline } from './types.js';
+
+type AjvCtor = new (opts: Record<string, unknown>) => { compile: (s: unknown) => ((d: unknown) => boolean) & { errors?: ErrorObject[] | null } };
+const Ajv = ((AjvModule as unknown as { default?: AjvCtor }).default ?? AjvModule) as unknown as AjvCtor;
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+export const validatePipelineSchema = ajv.compile(pipelineSchema);
+
+function keyOf(ptr: string): string {
+  const parts = ptr.split('/').filter((p) => p !== '' && !/^\d+$/.test(p));
+  let k = parts[parts.length - 1] ?? 'value';
+  if (k === 'kind' && parts[parts.length - 2] === 'source') k = 'source';
+  if (k === 'languages') k = 'language';
+  return keyName(k);
+}
+
+function fmt(x: unknown): string {
+  return typeof x === 'string' ? `'${x}'` : JSON.stringify(x);
+}
+
+function message(e: ErrorObject): string {
+  const key = keyOf(e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'enum': {
+      const allowed = (p['allowedValues'] as unknown[]).map(String);
+      if (typeof e.data !== 'string') return `'${key}' must be one of ${allowed.join(', ')}; found ${fmt(e.data)}`;
+      return `unknown ${key} ${fmt(e.data)}${didYouMean(String(e.data), allowed)}`;
+    }
+    case 'type':
+      if (p['type'] === 'integer' || (Array.isArray(p['type']) && (p['type'] as string[]).includes('integer'))) return `'${key}' must be a whole number, found ${fmt(e.data)}`;
+      return `'${key}' must be a ${String(p['type']).replace(',null', '')}, found ${fmt(e.data)}`;
+    case 'minimum':
+      return `'${key}' must be at least ${p['limit']}, found ${fmt(e.data)}`;
+    case 'exclusiveMinimum':
+      return `'${key}' must be greater than ${p['limit']}, found ${fmt(e.data)}`;
+    case 'maximum':
+      return `'${key}' must be at most ${p['limit']}, found ${fmt(e.data)}`;
+    case 'exclusiveMaximum':
+      return `'${key}' must be less than ${p['limit']}, found ${fmt(e.data)}`;
+    case 'minItems':
+    case 'maxItems':
+      return `'${key}' needs ${(e.parentSchema as { minItems?: number }).minItems === (e.parentSchema as { maxItems?: number }).maxItems ? 'exactly' : e.keyword === 'minItems' ? 'at least' : 'at most'} ${p['limit']} values, found ${(e.data as unknown[]).length}`;
+    default:
+      return `${key} ${e.message ?? 'is invalid'}`;
+  }
+}
+
+function hint(e: ErrorObject): string | undefined {
+  if (e.keyword === 'enum') return `choose one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+  return undefined;
+}
+
+/** Schema errors of a resolved pipeline, as diagnostics at the text that produced each value. */
+export function schemaCheck(p: Pipeline, ctx: Ctx): void {
+  if (validatePipelineSchema(p)) return;
+  for (const e of validatePipelineSchema.errors ?? []) {
+    if (e.keyword === 'type' && (e.data === undefined || e.data === null) && e.instancePath.endsWith('/label')) continue;
+    ctx.error(message(e), ctx.spanOf(e.instancePath), hint(e));
+  }
+}
+
+const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x);
+
+/** Checks that need several fields at once. */
+export function semanticCheck(p: Pipeline, ctx: Ctx): void {
+  const m = p.model;
+  if (isInt(m.width) && isInt(m.heads) && m.heads > 0 && m.width % m.heads !== 0) {
+    const ok = [1, 2, 4, 8, 16, 32].filter((h) => m.width % h === 0);
+    ctx.error(`heads (${m.heads}) must divide width (${m.width})`, ctx.spanOf('/model/heads'), `heads that divide ${m.width}: ${ok.join(', ')}`);
+  }
+  const moe = m.moe;
+  if (moe) {
+    if (moe.dispatch === 'sparse' && isInt(moe.top) && isInt(moe.experts) && moe.top > moe.experts) {
+      ctx.error(`top-k (${moe.top}) exceeds the number of experts (${moe.experts})`, ctx.spanOf('/model/moe/top'), `top can be at most ${moe.experts}`);
+    }
+    if (isInt(moe.every) && isInt(m.layers) && moe.every > m.layers) {
+      ctx.error(`moe every ${moe.every}, but the model has only ${m.layers} layer${m.layers === 1 ? '' : 's'}: no layer would have experts`, ctx.spanOf('/model/moe/every'));
+    }
+    if (moe.prefix !== null && moe.unit !== 'sequence') {
+      ctx.error(`prefix applies only to sequence routing`, ctx.spanOf('/model/moe/prefix'), `write: unit sequence(prefix ${moe.prefix})`);
+    } else if (moe.prefix !== null && isInt(m.context) && m.context > 0 && moe.prefix > m.context) {
+      ctx.error(`routing prefix (${moe.prefix}) is longer than the context (${m.context})`, ctx.spanOf('/model/moe/prefix'));
+    }
+    if (moe.router === 'label') {
+      const d = p.data[p.train.data];
+      if (moe.label === null) {
+        ctx.error(`a label router needs the label that picks the expert`, ctx.spanOf('/model/moe/router'), `write: router label(${d?.labels[0] ?? 'language'})`);
+      } else if (d && !d.labels.includes(moe.label)) {
+        ctx.error(`router label(${moe.label}) needs a label the training data '${d.name}' has${didYouMean(moe.label, d.labels)}`, ctx.spanOf('/model/moe/label'),
+          d.labels.length ? `'${d.name}' carries: ${d.labels.join(', ')}` : `'${d.name}' (source ${d.source.kind}) carries no labels`);
+      }
+    } else if (moe.label !== null) {
+      ctx.error(`'label' applies only to 'router label(...)'`, ctx.spanOf('/model/moe/label'));
+    }
+    if (moe.second === 'sampled' && isInt(moe.top) && moe.top !== 2) {
+      ctx.error(`'second sampled' (GShard) needs top 2, found top ${moe.top}`, ctx.spanOf('/model/moe/second'));
+    }
+    if (isInt(moe.shared) && isInt(moe.experts) && moe.shared >= 1 && moe.dispatch === 'soft') {
+      ctx.error(`shared experts do not combine with soft dispatch`, ctx.spanOf('/model/moe/shared'));
+    }
+  }
+  const t = p.train;
+  if (isInt(t.warmup) && isInt(t.steps) && t.warmup > t.steps) {
+    ctx.error(`warmup (${t.warmup} steps) is longer than training (${t.steps} steps)`, ctx.spanOf('/train/warmup'));
+  }
+  if (isInt(p.evaluate.every) && isInt(t.steps) && p.evaluate.every > t.steps) {
+    ctx.diagnostics.push(warning(`evaluation every ${p.evaluate.every} steps, but training has ${t.steps}: it is evaluated only at the end`, ctx.spanOf('/evaluate/every')));
+  }
+  for (const d of Object.values(p.data)) {
+    const ptr = `/data/${d.name}`;
+    const langs = corpusLanguages[d.source.kind];
+    if (langs) {
+      d.source.languages.forEach((l, i) => {
+        if (!langs.includes(l)) ctx.error(`corpus '${d.source.kind}' has no language '${l}'${didYouMean(l, langs)}`, ctx.spanOf(`${ptr}/source/languages/${i}`), `languages: ${langs.join(', ')}`);
+      });
+      const seen = new Set<string>();
+      d.source.languages.forEach((l, i) => {
+        if (seen.has(l)) ctx.error(`language '${l}' is listed twice`, ctx.spanOf(`${ptr}/source/languages/${i}`));
+        seen.add(l);
+      });
+    }
+    for (const [prop, ps] of Object.entries(dataSchema.properties ?? {})) {
+      const applies = ps['x-applies'];
+      if (!applies || applies.includes(d.source.kind) || !ctx.spans.has(`${ptr}/${prop}`)) continue;
+      ctx.error(`'${keyName(prop)}' applies only to source ${applies.join(' or ')}, not to source ${d.source.kind}`, ctx.spanOf(`${ptr}/${prop}`));
+    }
+    const syn = d.synthetic;
+    for (const r of ['feature', 'distractor'] as const) {
+      const v = syn?.[r];
+      if (Array.isArray(v) && v.length === 2 && v[0]! > v[1]!) ctx.error(`'${r}' range [${v[0]}, ${v[1]}] is reversed: write [LOW, HIGH]`, ctx.spanOf(`${ptr}/synthetic/${r}`));
+    }
+  }
+  const td = p.data[t.data];
+  if (td && td.source.kind === 'clusters' && m.moe && m.moe.unit === 'sequence' && m.moe.prefix !== null && m.moe.prefix > td.synthetic.patches) {
+    ctx.error(`routing prefix (${m.moe.prefix}) is longer than the patches per sample (${td.synthetic.patches})`, ctx.spanOf('/model/moe/prefix'));
+  }
+}
+
+export function validatePipeline(p: Pipeline, ctx: Ctx): void {
+  const before = ctx.diagnostics.length;
+  schemaCheck(p, ctx);
+  // Semantic checks assume the schema holds for the fields they read; they guard their own types.
+  void before;
+  semanticCheck(p, ctx);
+}

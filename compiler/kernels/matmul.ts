@@ -1,0 +1,164 @@
+import type { PlanKernel } from '../plan/types.js';
+import type { MatmulShape } from '../reference/matmul.js';
+import { activationExpr, activationWgsl } from './activation.js';
+
+export type { MatmulShape } from '../reference/matmul.js';
+
+/** Output tile per invocation (tm × tn, tn a multiple of 4) and invocations per workgroup. */
+export interface MatmulTiling {
+  tm: number;
+  tn: number;
+  wgX: number;
+  wgY: number;
+}
+
+// Measured on lavapipe (npm run bench): 8×8 outputs per invocation, no workgroup memory,
+// is the fastest of the tilings tried; llvmpipe runs invocations as SIMD lanes, so register
+// blocking (fewer loads per FMA) matters and shared memory plus barriers does not pay.
+export const defaultTiling: MatmulTiling = { tm: 8, tn: 8, wgX: 8, wgY: 8 };
+
+export interface MatmulKernel extends PlanKernel {
+  /** Workgroup counts for one dispatch of this kernel. */
+  workgroups: [number, number, number];
+}
+
+const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+
+/**
+ * Generates a WGSL matmul specialised to one shape: C = op(A)·op(B) [+ bias] [activation] [+ C].
+ * Shapes are baked in, so odd sizes cost only clamped loads and guarded stores, and operands whose
+ * contiguous dimension is a multiple of 4 are read as vec4.
+ */
+export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling = defaultTiling): MatmulKernel {
+  const { m: M, n: N, k: K } = s;
+  const batch = s.batch ?? 1;
+  const act = s.activation ?? 'none';
+  const { tm: TM, tn: TN } = tiling;
+  if (TN % 4 !== 0 || TM % 4 !== 0) throw new Error(`matmul tiling ${TM}x${TN}: tm and tn must be multiples of 4`);
+  for (const [d, v] of Object.entries({ M, N, K, batch })) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`matmul ${name}: ${d}=${v} must be a positive integer`);
+  }
+  const KU = K % 4 === 0 ? 4 : 1; // k values per loop iteration
+  const aVec = s.transA ? M % 4 === 0 : KU === 4;
+  const bVec = s.transB ? KU === 4 : N % 4 === 0;
+  const cVec = N % 4 === 0;
+  const u = (x: number) => `${x}u`;
+  const arr = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
+  const G = TN / 4;
+
+  const L: string[] = [];
+  L.push(`@group(0) @binding(0) var<storage, read> A: ${arr(aVec)};`);
+  L.push(`@group(0) @binding(1) var<storage, read> B: ${arr(bVec)};`);
+  L.push(`@group(0) @binding(2) var<storage, read_write> C: ${arr(cVec)};`);
+  if (s.bias) L.push(`@group(0) @binding(3) var<storage, read> bias: ${arr(cVec)};`);
+  if (act !== 'none') L.push(activationWgsl);
+  L.push(`@compute @workgroup_size(${tiling.wgX}, ${tiling.wgY}, 1)`);
+  L.push(`fn main(@builtin(global_invocation_id) gid: vec3<u32>) {`);
+  L.push(`  let col0 = gid.x * ${u(TN)};`);
+  L.push(`  let row0 = gid.y * ${u(TM)};`);
+  L.push(`  if (row0 >= ${u(M)} || col0 >= ${u(N)}) { return; }`);
+  L.push(`  let aBase = gid.z * ${u(M * K)};`);
+  L.push(`  let bBase = ${s.broadcastB ? '0u' : `gid.z * ${u(K * N)}`};`);
+  // Clamped indices: rows/columns past the edge read valid memory and are never stored.
+  for (let i = 0; i < TM; i++) L.push(`  let r${i} = min(row0 + ${u(i)}, ${u(M - 1)});`);
+  for (let j = 0; j < TN; j++) L.push(`  let c${j} = min(col0 + ${u(j)}, ${u(N - 1)});`);
+  if (s.transA && aVec) for (let h = 0; h < TM / 4; h++) L.push(`  let rg${h} = min(row0 + ${u(4 * h)}, ${u(M - 4)});`);
+  if (!s.transB && bVec) for (let g = 0; g < G; g++) L.push(`  let cg${g} = min(col0 + ${u(4 * g)}, ${u(N - 4)});`);
+  for (let i = 0; i < TM; i++) for (let g = 0; g < G; g++) L.push(`  var acc${i}_${g} = vec4<f32>(0.0);`);
+  L.push(`  for (var k = 0u; k < ${u(K)}; k += ${u(KU)}) {`);
+
+  // aVal(i, kk) / bVal(kk, j): WGSL expressions for op(A)[row i][k+kk] and op(B)[k+kk][col j].
+  let aVal: (i: number, kk: number) => string;
+  if (!s.transA) {
+    for (let i = 0; i < TM; i++) {
+      L.push(aVec ? `    let a${i} = A[(aBase + r${i} * ${u(K)} + k) / 4u];` : `    let a${i} = A[aBase + r${i} * ${u(K)} + k];`);
+    }
+    aVal = (i, kk) => (aVec ? `a${i}[${kk}]` : `a${i}`);
+  } else if (aVec) {
+    for (let kk = 0; kk < KU; kk++) {
+      for (let h = 0; h < TM / 4; h++) L.push(`    let a${kk}_${h} = A[(aBase + (k + ${u(kk)}) * ${u(M)} + rg${h}) / 4u];`);
+    }
+    aVal = (i, kk) => `a${kk}_${Math.floor(i / 4)}[${i % 4}]`;
+  } else {
+    for (let kk = 0; kk < KU; kk++) {
+      for (let i = 0; i < TM; i++) L.push(`    let a${kk}_${i} = A[aBase + (k + ${u(kk)}) * ${u(M)} + r${i}];`);
+    }
+    aVal = (i, kk) => `a${kk}_${i}`;
+  }
+  // bVec4(kk, g): a vec4 expression for op(B)[k+kk][col0+4g .. +3].
+  let bVec4: (kk: number, g: number) => string;
+  if (!s.transB && bVec) {
+    for (let kk = 0; kk < KU; kk++) {
+      for (let g = 0; g < G; g++) L.push(`    let b${kk}_${g} = B[(bBase + (k + ${u(kk)}) * ${u(N)} + cg${g}) / 4u];`);
+    }
+    bVec4 = (kk, g) => `b${kk}_${g}`;
+  } else if (!s.transB) {
+    for (let kk = 0; kk < KU; kk++) {
+      for (let j = 0; j < TN; j++) L.push(`    let b${kk}_${j} = B[bBase + (k + ${u(kk)}) * ${u(N)} + c${j}];`);
+    }
+    bVec4 = (kk, g) => `vec4<f32>(${[0, 1, 2, 3].map((t) => `b${kk}_${4 * g + t}`).join(', ')})`;
+  } else if (bVec) {
+    for (let j = 0; j < TN; j++) L.push(`    let b${j} = B[(bBase + c${j} * ${u(K)} + k) / 4u];`);
+    bVec4 = (kk, g) => `vec4<f32>(${[0, 1, 2, 3].map((t) => `b${4 * g + t}[${kk}]`).join(', ')})`;
+  } else {
+    for (let j = 0; j < TN; j++) L.push(`    let b${j} = B[bBase + c${j} * ${u(K)} + k];`);
+    bVec4 = (_kk, g) => `vec4<f32>(${[0, 1, 2, 3].map((t) => `b${4 * g + t}`).join(', ')})`;
+  }
+  for (let kk = 0; kk < KU; kk++) {
+    const bs = Array.from({ length: G }, (_, g) => {
+      L.push(`    let bv${kk}_${g} = ${bVec4(kk, g)};`);
+      return `bv${kk}_${g}`;
+    });
+    for (let i = 0; i < TM; i++) {
+      for (let g = 0; g < G; g++) L.push(`    acc${i}_${g} = fma(vec4<f32>(${aVal(i, kk)}), ${bs[g]}, acc${i}_${g});`);
+    }
+  }
+  L.push(`  }`);
+
+  // Epilogue: bias, activation, optional accumulation into C, guarded stores.
+  for (let i = 0; i < TM; i++) {
+    L.push(`  if (row0 + ${u(i)} < ${u(M)}) {`);
+    L.push(`    let cRow = gid.z * ${u(M * N)} + (row0 + ${u(i)}) * ${u(N)};`);
+    for (let g = 0; g < G; g++) {
+      const col = `col0 + ${u(4 * g)}`;
+      if (cVec) {
+        L.push(`    if (${col} < ${u(N)}) {`);
+        L.push(`      var v = acc${i}_${g};`);
+        if (s.bias) L.push(`      v += bias[(${col}) / 4u];`);
+        if (act !== 'none') L.push(`      v = vec4<f32>(${[0, 1, 2, 3].map((t) => activationExpr(act, `v[${t}]`)).join(', ')});`);
+        const idx = `(cRow + ${col}) / 4u`;
+        L.push(s.accumulate ? `      C[${idx}] += v;` : `      C[${idx}] = v;`);
+        L.push(`    }`);
+      } else {
+        for (let t = 0; t < 4; t++) {
+          const c = `col0 + ${u(4 * g + t)}`;
+          L.push(`    if (${c} < ${u(N)}) {`);
+          L.push(`      var v = acc${i}_${g}[${t}];`);
+          if (s.bias) L.push(`      v += bias[${c}];`);
+          if (act !== 'none') L.push(`      v = ${activationExpr(act, 'v')};`);
+          L.push(s.accumulate ? `      C[cRow + ${c}] += v;` : `      C[cRow + ${c}] = v;`);
+          L.push(`    }`);
+        }
+      }
+    }
+    L.push(`  }`);
+  }
+  L.push(`}`);
+
+  const bindings: PlanKernel['bindings'] = [
+    { binding: 0, name: 'A', type: 'read-only-storage' },
+    { binding: 1, name: 'B', type: 'read-only-storage' },
+    { binding: 2, name: 'C', type: 'storage' },
+  ];
+  if (s.bias) bindings.push({ binding: 3, name: 'bias', type: 'read-only-storage' });
+  return {
+    name,
+    wgsl: L.join('\n'),
+    entryPoint: 'main',
+    workgroupSize: [tiling.wgX, tiling.wgY, 1],
+    bindings,
+    flops: 2 * M * N * K * batch,
+    bytes: 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + M * N) + (s.broadcastB ? 4 * K * N : 0),
+    workgroups: [ceilDiv(ceilDiv(N, TN), tiling.wgX), ceilDiv(ceilDiv(M, TM), tiling.wgY), batch],
+  };
+}

@@ -1,0 +1,57 @@
+import { applyActivation, type Activation } from '../kernels/activation.js';
+
+export interface MatmulShape {
+  /** Rows of C. */
+  m: number;
+  /** Columns of C. */
+  n: number;
+  /** The contracted dimension. */
+  k: number;
+  batch?: number;
+  /** A is stored K×M (so C = Aᵀ·B). */
+  transA?: boolean;
+  /** B is stored N×K (so C = A·Bᵀ). */
+  transB?: boolean;
+  /** B is one matrix shared by every batch entry (weights). */
+  broadcastB?: boolean;
+  bias?: boolean;
+  activation?: Activation;
+  /** C += result instead of C = result (gradient accumulation). */
+  accumulate?: boolean;
+}
+
+/**
+ * Plain TypeScript matmul, the reference the GPU kernel is tested against.
+ * Accumulates in f64, so it is at least as accurate as any f32 kernel.
+ */
+export function matmulReference(
+  s: MatmulShape,
+  a: Float32Array,
+  b: Float32Array,
+  bias?: Float32Array,
+  cIn?: Float32Array,
+): Float32Array {
+  const { m, n, k } = s;
+  const batch = s.batch ?? 1;
+  const c = new Float32Array(batch * m * n);
+  for (let z = 0; z < batch; z++) {
+    const ao = z * m * k;
+    const bo = s.broadcastB ? 0 : z * k * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let p = 0; p < k; p++) {
+          const av = s.transA ? a[ao + p * m + i]! : a[ao + i * k + p]!;
+          const bv = s.transB ? b[bo + j * k + p]! : b[bo + p * n + j]!;
+          acc += av * bv;
+        }
+        if (s.bias && bias) acc += bias[j]!;
+        let v = applyActivation(s.activation ?? 'none', acc);
+        const ci = z * m * n + i * n + j;
+        if (s.accumulate && cIn) v += cIn[ci]!;
+        c[ci] = v;
+      }
+    }
+  }
+  return c;
+}

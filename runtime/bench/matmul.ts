@@ -1,0 +1,67 @@
+import { matmulKernel, defaultTiling, type MatmulShape, type MatmulTiling } from '../../compiler/kernels/matmul.js';
+import { PlanBuilder } from '../../compiler/plan/builder.js';
+import { matmulReference } from '../../compiler/reference/matmul.js';
+import { maxRelError, randomArray } from '../../compiler/reference/random.js';
+import type { Gpu } from '../gpu/device.js';
+import { PlanExecutor } from '../executor/executor.js';
+
+/** A one-kernel plan computing C = op(A)·op(B) for `s`. */
+export function matmulPlan(s: MatmulShape, tiling: MatmulTiling = defaultTiling) {
+  const batch = s.batch ?? 1;
+  const b = new PlanBuilder(`matmul_${s.m}x${s.n}x${s.k}`);
+  const names = [
+    b.buffer('A', batch * s.m * s.k, 'input'),
+    b.buffer('B', (s.broadcastB ? 1 : batch) * s.k * s.n, 'input'),
+    b.buffer('C', batch * s.m * s.n, 'output'),
+  ];
+  if (s.bias) names.push(b.buffer('bias', s.n, 'input'));
+  b.dispatch('main', matmulKernel('matmul', s, tiling), names);
+  return b.build();
+}
+
+/** Runs the GPU matmul on seeded random data and returns its max relative error against the reference. */
+export async function checkMatmul(gpu: Gpu, s: MatmulShape, tiling?: MatmulTiling): Promise<number> {
+  const batch = s.batch ?? 1;
+  const a = randomArray(batch * s.m * s.k, 1);
+  const bm = randomArray((s.broadcastB ? 1 : batch) * s.k * s.n, 2);
+  const bias = randomArray(s.n, 3);
+  const c0 = randomArray(batch * s.m * s.n, 4);
+  const ex = await PlanExecutor.create(gpu, matmulPlan(s, tiling));
+  try {
+    ex.write('A', a);
+    ex.write('B', bm);
+    ex.write('C', c0);
+    if (s.bias) ex.write('bias', bias);
+    ex.run('main');
+    const got = await ex.read('C');
+    return maxRelError(got, matmulReference(s, a, bm, bias, c0));
+  } finally {
+    ex.destroy();
+  }
+}
+
+export interface MatmulRate {
+  gflops: number;
+  msPerCall: number;
+}
+
+/** Achieved GFLOP/s: wall time of `reps` back-to-back dispatches in one submit, after a warm-up. */
+export async function measureMatmul(gpu: Gpu, s: MatmulShape, tiling?: MatmulTiling, minMs = 300): Promise<MatmulRate> {
+  const ex = await PlanExecutor.create(gpu, matmulPlan(s, tiling));
+  try {
+    const flops = ex.plan.kernels[0]!.flops!;
+    ex.run('main');
+    await ex.finish();
+    let reps = 1;
+    for (;;) {
+      const t0 = performance.now();
+      ex.run('main', reps);
+      await ex.finish();
+      const ms = performance.now() - t0;
+      if (ms >= minMs || reps >= 1 << 14) return { gflops: (flops * reps) / (ms * 1e6), msPerCall: ms / reps };
+      reps = Math.min(1 << 14, Math.max(reps * 2, Math.ceil((reps * minMs) / Math.max(ms, 1))));
+    }
+  } finally {
+    ex.destroy();
+  }
+}

@@ -1,0 +1,60 @@
+// `npm run bench`: every figure in one run on one adapter, so ratios compare like with like.
+import { parseArgs } from 'node:util';
+import { defaultTiling, type MatmulShape, type MatmulTiling } from '../../compiler/kernels/matmul.js';
+import { Gpu } from '../gpu/device.js';
+import { measureMatmul } from './matmul.js';
+import { benchExpand } from './expand.js';
+
+// The plain register-blocked vec4 kernel (4×4 outputs per invocation) DESIGN.md quotes at ~5
+// GFLOP/s on lavapipe; measured here beside the default so the gain is a same-run ratio.
+const plainTiling: MatmulTiling = { tm: 4, tn: 4, wgX: 8, wgY: 8 };
+
+interface Row {
+  name: string;
+  shape: MatmulShape;
+}
+
+function matmulRows(quick: boolean): Row[] {
+  const square = (quick ? [256, 512] : [256, 512, 1024]).map((n) => ({ name: `square ${n}³`, shape: { m: n, n, k: n } }));
+  // Transformer shapes: T tokens (batch × context) against a layer's weights, forward and backward.
+  const T = 1024;
+  const d = 768;
+  return [
+    ...square,
+    { name: `qkv      ${T}×${3 * d}×${d} (A·Bᵀ)`, shape: { m: T, n: 3 * d, k: d, transB: true, bias: true } },
+    { name: `fc+gelu  ${T}×${4 * d}×${d} (A·Bᵀ)`, shape: { m: T, n: 4 * d, k: d, transB: true, bias: true, activation: 'gelu' } },
+    { name: `dX       ${T}×${d}×${4 * d} (A·B)`, shape: { m: T, n: d, k: 4 * d } },
+    { name: `dW       ${4 * d}×${d}×${T} (Aᵀ·B, +=)`, shape: { m: 4 * d, n: d, k: T, transA: true, accumulate: true } },
+    { name: `small    ${512}×${128}×${512} (A·Bᵀ)`, shape: { m: 512, n: 128, k: 512, transB: true } },
+  ];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, adapter: { type: 'string' } } });
+  const gpu = await Gpu.open(values.adapter ? { adapter: values.adapter } : {});
+  try {
+    console.log(`# moec bench on ${gpu.describe()}  (${new Date().toISOString()})`);
+    console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
+    console.log('| shape | default GFLOP/s | ms/call | plain GFLOP/s | default / plain |');
+    console.log('|---|---:|---:|---:|---:|');
+    for (const row of matmulRows(!!values.quick)) {
+      const fast = await measureMatmul(gpu, row.shape, defaultTiling);
+      const plain = await measureMatmul(gpu, row.shape, plainTiling);
+      console.log(`| ${row.name} | ${fast.gflops.toFixed(2)} | ${fast.msPerCall.toFixed(2)} | ${plain.gflops.toFixed(2)} | ${(fast.gflops / plain.gflops).toFixed(2)}× |`);
+    }
+    {
+      const r = await benchExpand();
+      console.log(`\n## sweep expansion\n\n${r.trials} trials expanded in ${r.ms.toFixed(1)} ms`);
+    }
+  } finally {
+    gpu.destroy();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err?.format?.() ?? err);
+    process.exit(1);
+  },
+);

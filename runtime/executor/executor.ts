@@ -1,0 +1,255 @@
+import { assertValidPlan } from '../../compiler/plan/schema.js';
+import type { Plan, PlanKernel } from '../../compiler/plan/types.js';
+import { UserError } from '../../grammar/user-error.js';
+import type { Gpu } from '../gpu/device.js';
+import { preflight, regionSizes } from './preflight.js';
+
+interface BoundBuffer {
+  buffer: GPUBuffer;
+  offset: number;
+  bytes: number;
+}
+
+/** One dispatch, ready to encode: nothing is looked up or allocated per step. */
+interface Step {
+  label: string;
+  kernel: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  x: number;
+  y: number;
+  z: number;
+}
+
+export interface KernelTime {
+  /** Dispatch label (the kernel name unless the plan gave one). */
+  label: string;
+  kernel: string;
+  dispatches: number;
+  /** Mean GPU time per program run, in milliseconds. */
+  ms: number;
+  flops?: number;
+  bytes?: number;
+}
+
+const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const align = (n: number, a: number) => Math.ceil(n / a) * a;
+
+/**
+ * Runs a Plan. Pipelines, buffers and bind groups are made once in `create`; each program becomes a
+ * flat list of steps. WebGPU command buffers are single-use, so a run encodes that list into one
+ * compute pass and one submit: no per-step allocation beyond the encoder, and no read-back unless
+ * asked for.
+ */
+export class PlanExecutor {
+  private readonly staging = new Map<string, GPUBuffer>();
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly plan: Plan,
+    private readonly buffers: Map<string, BoundBuffer>,
+    private readonly allocations: GPUBuffer[],
+    private readonly programs: Map<string, Step[]>,
+  ) {}
+
+  /** Validates the plan (schema, references, device limits) before any GPU work, then builds it. */
+  static async create(gpu: Gpu, plan: unknown, source = 'plan'): Promise<PlanExecutor> {
+    assertValidPlan(plan, source);
+    preflight(plan, gpu.limits, gpu.features, source);
+    gpu.checkAlive();
+    const device = gpu.device;
+
+    const allocations: GPUBuffer[] = [];
+    const regions = new Map<string, GPUBuffer>();
+    const buffers = new Map<string, BoundBuffer>();
+    await gpu.scoped(`plan '${plan.name}' buffers`, () => {
+      for (const [name, bytes] of regionSizes(plan)) {
+        const b = device.createBuffer({ label: `region:${name}`, size: align(bytes, 16), usage: storageUsage() });
+        regions.set(name, b);
+        allocations.push(b);
+      }
+      for (const pb of plan.buffers) {
+        if (pb.region !== undefined) {
+          buffers.set(pb.name, { buffer: regions.get(pb.region)!, offset: pb.offset!, bytes: pb.bytes });
+          continue;
+        }
+        const usage = pb.role === 'uniform' ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC : storageUsage();
+        const b = device.createBuffer({ label: pb.name, size: align(pb.bytes, 16), usage });
+        allocations.push(b);
+        buffers.set(pb.name, { buffer: b, offset: 0, bytes: pb.bytes });
+      }
+    });
+
+    const pipelines = new Map<string, { pipeline: GPUComputePipeline; kernel: PlanKernel }>();
+    for (const k of plan.kernels) {
+      const module = await gpu.compile(k.name, k.wgsl);
+      const pipeline = await gpu.scoped(`kernel '${k.name}' (pipeline)`, () =>
+        device.createComputePipelineAsync({
+          label: k.name,
+          layout: device.createPipelineLayout({
+            bindGroupLayouts: [
+              device.createBindGroupLayout({
+                label: k.name,
+                entries: k.bindings.map((b) => ({
+                  binding: b.binding,
+                  visibility: GPUShaderStage.COMPUTE,
+                  buffer: { type: b.type },
+                })),
+              }),
+            ],
+          }),
+          compute: { module, entryPoint: k.entryPoint },
+        }),
+      );
+      pipelines.set(k.name, { pipeline, kernel: k });
+    }
+
+    const programs = new Map<string, Step[]>();
+    for (const [name, list] of Object.entries(plan.programs)) {
+      const steps = await gpu.scoped(`program '${name}' bind groups`, () =>
+        list.map((d): Step => {
+          const { pipeline, kernel } = pipelines.get(d.kernel)!;
+          const bindGroup = device.createBindGroup({
+            label: d.label ?? d.kernel,
+            layout: pipeline.getBindGroupLayout(0),
+            entries: d.buffers.map((bn, i) => {
+              const b = buffers.get(bn)!;
+              return { binding: kernel.bindings[i]!.binding, resource: { buffer: b.buffer, offset: b.offset, size: align(b.bytes, 4) } };
+            }),
+          });
+          const [x, y, z] = d.workgroups;
+          return { label: d.label ?? d.kernel, kernel: d.kernel, pipeline, bindGroup, x, y, z };
+        }),
+      );
+      programs.set(name, steps);
+    }
+    return new PlanExecutor(gpu, plan, buffers, allocations, programs);
+  }
+
+  private bound(name: string): BoundBuffer {
+    const b = this.buffers.get(name);
+    if (!b) throw new UserError(`plan '${this.plan.name}' has no buffer '${name}'`);
+    return b;
+  }
+
+  private steps(program: string): Step[] {
+    const steps = this.programs.get(program);
+    if (!steps) throw new UserError(`plan '${this.plan.name}' has no program '${program}' (it has: ${[...this.programs.keys()].join(', ')})`);
+    return steps;
+  }
+
+  /** Uploads host data into a buffer (parameters, a batch, step uniforms). */
+  write(name: string, data: ArrayBufferView, byteOffset = 0): void {
+    const b = this.bound(name);
+    if (byteOffset + data.byteLength > b.bytes) {
+      throw new UserError(`write of ${data.byteLength} bytes at ${byteOffset} overflows buffer '${name}' (${b.bytes} bytes)`);
+    }
+    this.gpu.device.queue.writeBuffer(b.buffer, b.offset + byteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Encodes and submits `program` `times` times in one command buffer; does not wait. */
+  run(program: string, times = 1): void {
+    this.gpu.checkAlive();
+    const steps = this.steps(program);
+    const encoder = this.gpu.device.createCommandEncoder({ label: program });
+    const pass = encoder.beginComputePass({ label: program });
+    for (let t = 0; t < times; t++) {
+      for (const s of steps) {
+        pass.setPipeline(s.pipeline);
+        pass.setBindGroup(0, s.bindGroup);
+        pass.dispatchWorkgroups(s.x, s.y, s.z);
+      }
+    }
+    pass.end();
+    this.gpu.device.queue.submit([encoder.finish()]);
+  }
+
+  /** Waits until the GPU has finished everything submitted. */
+  async finish(): Promise<void> {
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    this.gpu.checkAlive();
+  }
+
+  /** Reads a buffer back as f32 (or the raw bytes with `raw`). The only host sync point. */
+  async read(name: string): Promise<Float32Array> {
+    return new Float32Array(await this.readBytes(name));
+  }
+
+  async readBytes(name: string): Promise<ArrayBuffer> {
+    const b = this.bound(name);
+    const size = align(b.bytes, 4);
+    let staging = this.staging.get(name);
+    if (!staging) {
+      staging = this.gpu.device.createBuffer({ label: `read:${name}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      this.staging.set(name, staging);
+    }
+    const encoder = this.gpu.device.createCommandEncoder({ label: `read ${name}` });
+    encoder.copyBufferToBuffer(b.buffer, b.offset, staging, 0, size);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const copy = staging.getMappedRange().slice(0, b.bytes);
+    staging.unmap();
+    return copy;
+  }
+
+  /**
+   * GPU time per dispatch label, from timestamp queries around each dispatch (each in its own pass),
+   * averaged over `runs` runs after one warm-up. Returns undefined when the adapter has no timestamps.
+   */
+  async profile(program: string, runs = 3): Promise<KernelTime[] | undefined> {
+    if (!this.gpu.hasTimestamps) return undefined;
+    const steps = this.steps(program);
+    const device = this.gpu.device;
+    const count = steps.length * 2;
+    const querySet = device.createQuerySet({ type: 'timestamp', count });
+    const resolve = device.createBuffer({ size: count * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const read = device.createBuffer({ size: count * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const totals = new Map<string, KernelTime>();
+    const kernels = new Map(this.plan.kernels.map((k) => [k.name, k]));
+    try {
+      for (let r = 0; r <= runs; r++) {
+        const encoder = device.createCommandEncoder({ label: `profile ${program}` });
+        steps.forEach((s, i) => {
+          const pass = encoder.beginComputePass({
+            label: s.label,
+            timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+          });
+          pass.setPipeline(s.pipeline);
+          pass.setBindGroup(0, s.bindGroup);
+          pass.dispatchWorkgroups(s.x, s.y, s.z);
+          pass.end();
+        });
+        encoder.resolveQuerySet(querySet, 0, count, resolve, 0);
+        encoder.copyBufferToBuffer(resolve, 0, read, 0, count * 8);
+        device.queue.submit([encoder.finish()]);
+        await read.mapAsync(GPUMapMode.READ);
+        const ns = new BigInt64Array(read.getMappedRange().slice(0));
+        read.unmap();
+        if (r === 0) continue; // warm-up
+        steps.forEach((s, i) => {
+          const ms = Number(ns[2 * i + 1]! - ns[2 * i]!) / 1e6 / runs;
+          const k = kernels.get(s.kernel)!;
+          const t = totals.get(s.label) ?? { label: s.label, kernel: s.kernel, dispatches: 0, ms: 0, flops: 0, bytes: 0 };
+          t.ms += Math.max(ms, 0);
+          if (r === 1) {
+            t.dispatches += 1;
+            t.flops! += k.flops ?? 0;
+            t.bytes! += k.bytes ?? 0;
+          }
+          totals.set(s.label, t);
+        });
+      }
+    } finally {
+      querySet.destroy();
+      resolve.destroy();
+      read.destroy();
+    }
+    return [...totals.values()].sort((a, b) => b.ms - a.ms);
+  }
+
+  destroy(): void {
+    for (const b of this.allocations) b.destroy();
+    for (const b of this.staging.values()) b.destroy();
+    this.staging.clear();
+  }
+}

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { checkCommand } from '../../../runtime/cli/commands/check.js';
+import { expandCommand } from '../../../runtime/cli/commands/expand.js';
+import { fmtCommand } from '../../../runtime/cli/commands/fmt.js';
+import { invalidDir, pipelinesDir } from './helpers.js';
+
+async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = console.log;
+  const error = console.error;
+  const write = process.stdout.write.bind(process.stdout);
+  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
+  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
+  process.stdout.write = ((s: string) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
+  try {
+    return { code: await fn(), out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    console.log = log;
+    console.error = error;
+    process.stdout.write = write;
+  }
+}
+
+test('moec check: 0 and a summary on clean files, 1 with underlined diagnostics on errors', async () => {
+  const ok = await capture(() => checkCommand.run([path.join(pipelinesDir, 'quickstart.moe')]));
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, /^1 file ok: \d+ trials?$/m);
+  const bad = await capture(() => checkCommand.run([path.join(invalidDir, 'router-misspelt.moe'), path.join(invalidDir, 'heads-divide.moe')]));
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /router-misspelt\.moe:12:12 error: unknown router 'learnd' \(did you mean 'learned'\?\)\n 12 \|     router learnd\n    \|            \^{6}/);
+  assert.match(bad.err, /2 files: 2 errors/);
+  assert.doesNotMatch(bad.err, /\n\s+at /, 'no stack trace');
+});
+
+test('moec expand: a table, or JSON with every trial', async () => {
+  const file = path.join(pipelinesDir, 'token-vs-sequence.moe');
+  const t = await capture(() => expandCommand.run([file]));
+  assert.equal(t.code, 0);
+  assert.match(t.out, /unit=sequence,top=2,experts=8,seed=2/);
+  const j = await capture(() => expandCommand.run([file, '--json']));
+  const parsed = JSON.parse(j.out) as { trials: { id: string }[] };
+  assert.equal(parsed.trials.length, 16);
+});
+
+test('moec fmt rewrites to the canonical layout, keeps comments, and --check reports', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moec-fmt-'));
+  const f = path.join(dir, 'x.moe');
+  writeFileSync(f, 'train { steps 10 ; lr 6e-4   # fast\n}\n');
+  assert.equal((await capture(() => fmtCommand.run(['--check', f]))).code, 1);
+  assert.equal((await capture(() => fmtCommand.run([f]))).code, 0);
+  assert.equal(readFileSync(f, 'utf8'), 'train {\n  steps 10\n  lr 6e-4  # fast\n}\n');
+  assert.equal((await capture(() => fmtCommand.run(['--check', f]))).code, 0);
+});

@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { MatmulShape } from '../../compiler/kernels/matmul.js';
+import { matmulKernel } from '../../compiler/kernels/matmul.js';
+import { matmulReference } from '../../compiler/reference/matmul.js';
+import { checkMatmul } from '../../runtime/bench/matmul.js';
+import { testGpu } from '../helpers/gpu.js';
+
+const tol = 1e-4;
+const odd: Array<[number, number, number]> = [
+  [1, 1, 1],
+  [17, 33, 65],
+  [129, 255, 63],
+  [5, 7, 3],
+  [64, 64, 64],
+  [3, 128, 36],
+];
+
+test('reference matmul agrees with a hand-computed product', () => {
+  // [[1,2],[3,4]] · [[5,6],[7,8]] = [[19,22],[43,50]]
+  const c = matmulReference({ m: 2, n: 2, k: 2 }, new Float32Array([1, 2, 3, 4]), new Float32Array([5, 6, 7, 8]));
+  assert.deepEqual([...c], [19, 22, 43, 50]);
+  const ct = matmulReference({ m: 2, n: 2, k: 2, transA: true, transB: true }, new Float32Array([1, 2, 3, 4]), new Float32Array([5, 6, 7, 8]));
+  // Aᵀ = [[1,3],[2,4]], Bᵀ = [[5,7],[6,8]] -> [[23,31],[34,46]]
+  assert.deepEqual([...ct], [23, 31, 34, 46]);
+});
+
+for (const transA of [false, true]) {
+  for (const transB of [false, true]) {
+    for (const [m, n, k] of odd) {
+      const s: MatmulShape = { m, n, k, transA, transB };
+      test(`matmul ${m}x${n}x${k} transA=${transA} transB=${transB}`, async () => {
+        assert.ok((await checkMatmul(await testGpu(), s)) <= tol);
+      });
+    }
+  }
+}
+
+const epilogues: MatmulShape[] = [
+  { m: 17, n: 33, k: 65, bias: true },
+  { m: 17, n: 36, k: 64, bias: true, activation: 'gelu' },
+  { m: 9, n: 31, k: 20, bias: true, activation: 'relu', transB: true },
+  { m: 13, n: 12, k: 7, batch: 4 },
+  { m: 13, n: 11, k: 9, batch: 3, broadcastB: true, transA: true },
+  { m: 21, n: 19, k: 17, accumulate: true },
+  { m: 20, n: 16, k: 8, batch: 2, accumulate: true, transA: true, transB: true },
+];
+for (const s of epilogues) {
+  test(`matmul epilogue ${JSON.stringify(s)}`, async () => {
+    assert.ok((await checkMatmul(await testGpu(), s)) <= tol);
+  });
+}
+
+test('other tilings are correct too', async () => {
+  for (const tiling of [
+    { tm: 4, tn: 4, wgX: 8, wgY: 8 },
+    { tm: 4, tn: 8, wgX: 16, wgY: 4 },
+  ]) {
+    assert.ok((await checkMatmul(await testGpu(), { m: 37, n: 45, k: 29, transB: true }, tiling)) <= tol);
+  }
+});
+
+test('a broken kernel is caught by the check (the test can fail)', async () => {
+  const gpu = await testGpu();
+  const s: MatmulShape = { m: 8, n: 8, k: 8 };
+  const good = matmulKernel('mm', s);
+  assert.ok(good.wgsl.includes('fma('));
+  // Transposing the wrong operand must give a large error.
+  const { PlanExecutor } = await import('../../runtime/executor/executor.js');
+  const { matmulPlan } = await import('../../runtime/bench/matmul.js');
+  const plan = matmulPlan({ ...s, transB: true });
+  const ex = await PlanExecutor.create(gpu, plan);
+  const a = Float32Array.from({ length: 64 }, (_, i) => i % 5);
+  const b = Float32Array.from({ length: 64 }, (_, i) => (i * 7) % 3);
+  ex.write('A', a);
+  ex.write('B', b);
+  ex.run('main');
+  const got = await ex.read('C');
+  ex.destroy();
+  const ref = matmulReference(s, a, b);
+  assert.notDeepEqual([...got], [...ref]);
+});
+
+test('the kernel generator rejects impossible shapes', () => {
+  assert.throws(() => matmulKernel('mm', { m: 0, n: 4, k: 4 }), /M=0/);
+  assert.throws(() => matmulKernel('mm', { m: 4, n: 4, k: 4 }, { tm: 3, tn: 4, wgX: 8, wgY: 8 }), /multiples of 4/);
+});
