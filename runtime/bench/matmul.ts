@@ -45,22 +45,25 @@ export interface MatmulRate {
   msPerCall: number;
 }
 
-/** Achieved GFLOP/s: wall time of `reps` back-to-back dispatches in one submit, after a warm-up. */
-export async function measureMatmul(gpu: Gpu, s: MatmulShape, tiling?: MatmulTiling, minMs = 300): Promise<MatmulRate> {
+/**
+ * Achieved GFLOP/s: `reps` back-to-back dispatches in one submit, repetitions calibrated to last
+ * about `minMs`, best of `trials` timings (shared machines are noisy; the best is the least disturbed).
+ */
+export async function measureMatmul(gpu: Gpu, s: MatmulShape, tiling?: MatmulTiling, minMs = 200, trials = 3): Promise<MatmulRate> {
   const ex = await PlanExecutor.create(gpu, matmulPlan(s, tiling));
+  const time = async (reps: number) => {
+    const t0 = performance.now();
+    ex.run('main', reps);
+    await ex.finish();
+    return performance.now() - t0;
+  };
   try {
     const flops = ex.plan.kernels[0]!.flops!;
-    ex.run('main');
-    await ex.finish();
-    let reps = 1;
-    for (;;) {
-      const t0 = performance.now();
-      ex.run('main', reps);
-      await ex.finish();
-      const ms = performance.now() - t0;
-      if (ms >= minMs || reps >= 1 << 14) return { gflops: (flops * reps) / (ms * 1e6), msPerCall: ms / reps };
-      reps = Math.min(1 << 14, Math.max(reps * 2, Math.ceil((reps * minMs) / Math.max(ms, 1))));
-    }
+    const once = await time(1); // warm-up, and the calibration
+    const reps = Math.max(1, Math.min(1 << 14, Math.round(minMs / Math.max(once, 0.01))));
+    let best = Infinity;
+    for (let t = 0; t < trials; t++) best = Math.min(best, await time(reps));
+    return { gflops: (flops * reps) / (best * 1e6), msPerCall: best / reps };
   } finally {
     ex.destroy();
   }
