@@ -8,18 +8,8 @@ import { loadPipeline } from '../../compiler/frontend/index.js';
 import { readFromDisk } from '../../compiler/frontend/load.js';
 import { formatFile } from '../../grammar/format.js';
 import { parseSource } from '../../grammar/parse.js';
+import { rng } from '../../compiler/reference/random.js';
 import { pipelineFiles } from '../compiler/frontend/helpers.js';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pieces = ['{', '}', '[', ']', '(', ')', ',', ';', '\n', '"', '#', '==', '!=', '5%', '4x', '-1', '0', '1e9', '2.5', 'in', 'when', 'extends', 'import',
   'moe', 'model', 'data', 'train', 'sweep', 'preset', 'evaluate', 'zip', 'seeds', 'baseline', 'dense', 'same', 'total', 'label(', 'router', 'top', 'experts',
