@@ -41,6 +41,8 @@ export function loadPipeline(file: string, opts: LoadOptions = {}): LoadResult {
   try {
     const { scope, diagnostics } = loadScope(file, opts.readFile ?? readFromDisk);
     for (const [k, v] of scope.sources) sources.set(k, v);
+    // An unreadable root file has nothing to resolve: say only that, not the cascade of missing blocks.
+    if (scope.sources.size === 0) return { pipeline: undefined, trials: [], diagnostics, sources, presets: [], ok: false };
     const r = resolveScope(scope, opts, diagnostics);
     const sorted = sortDiagnostics(diagnostics);
     const ok = !hasErrors(sorted);

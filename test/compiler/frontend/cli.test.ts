@@ -56,3 +56,10 @@ test('moec fmt rewrites to the canonical layout, keeps comments, and --check rep
   assert.equal(readFileSync(f, 'utf8'), 'train {\n  steps 10\n  lr 6e-4  # fast\n}\n');
   assert.equal((await capture(() => fmtCommand.run(['--check', f]))).code, 0);
 });
+
+test('moec check on a missing file says only that, not a cascade of missing blocks', async () => {
+  const r = await capture(() => checkCommand.run([path.join(tmpdir(), 'no-such-file.moe')]));
+  assert.equal(r.code, 1);
+  assert.match(r.err, /error: cannot read '.*no-such-file\.moe': no such file\n1 file: 1 error/);
+  assert.doesNotMatch(r.err, /no data set is defined/);
+});
