@@ -83,8 +83,8 @@ export class Gpu {
       if (this.destroyed) return;
       this.lostReason = `${lost.reason}: ${lost.message}`;
       console.error(
-        `error: the GPU device was lost (${this.lostReason}).\n  hint: a driver reset or an out-of-memory kill; ` +
-          'runs resume from their last checkpoint with `moec run --resume`.',
+        `error: the GPU device was lost (${this.lostReason}).\n  hint: a driver reset, a GPU hang or memory ` +
+          'exhaustion; start the command again (work already written to disk is kept).',
       );
     });
   }
@@ -139,7 +139,7 @@ export class Gpu {
 
   /** Throws a clear error if the device was lost; called before GPU work. */
   checkAlive(): void {
-    if (this.lostReason) throw new UserError(`the GPU device was lost (${this.lostReason})`, { hint: 'restart the command; runs resume from their last checkpoint' });
+    if (this.lostReason) throw new UserError(`the GPU device was lost (${this.lostReason})`, { hint: 'start the command again' });
   }
 
   /**

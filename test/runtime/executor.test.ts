@@ -161,3 +161,22 @@ test('workgroup counts over the device limit and overlapping writable bindings a
     return true;
   });
 });
+
+test('a lost device gives a clear error on the next use, not a crash', async () => {
+  const { Gpu } = await import('../../runtime/gpu/device.js');
+  const gpu = await Gpu.open();
+  const ex = await PlanExecutor.create(gpu, matmulPlan({ m: 2, n: 2, k: 2 }));
+  const errors: string[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => void errors.push(a.join(' '));
+  try {
+    gpu.device.destroy(); // as a driver reset would, without going through Gpu.destroy()
+    await gpu.device.lost;
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    console.error = error;
+  }
+  assert.match(errors.join('\n'), /error: the GPU device was lost \(destroyed: .*\)\.\n {2}hint: .*start the command again/);
+  assert.throws(() => ex.run('main'), (e: unknown) => e instanceof UserError && /the GPU device was lost/.test(e.message));
+  gpu.destroy();
+});
