@@ -1,0 +1,66 @@
+import { type AdamWConfig, defaultAdamW } from '../reference/adamw.js';
+import { ceilDiv, checkDims } from './reduce.js';
+import type { RowKernel } from './layernorm.js';
+import { bindings } from './bindings.js';
+
+export { adamwUniforms, defaultAdamW, type AdamWConfig } from '../reference/adamw.js';
+
+export interface AdamWRange {
+  /** First element of the flat parameter buffer this dispatch updates (default 0). */
+  offset?: number;
+  /** Elements updated. */
+  count: number;
+}
+
+/** Largest workgroup count per dimension WebGPU guarantees. */
+const MAX_GROUPS = 65535;
+const f = (x: number) => x.toExponential();
+
+/**
+ * One AdamW step over params[offset, offset+count), one element per invocation. beta1, beta2, eps,
+ * weight decay and the range are baked in; lr and the two bias corrections come from a 16-byte
+ * uniform (see adamwUniforms), so one recorded program serves every step. Decay is per dispatch:
+ * the compiler dispatches decayed (matrices) and undecayed (biases, LayerNorm) ranges separately.
+ * Bindings: params, grads (read), m, v, step (uniform). `maxGroupsX` only lowers the spill point, for tests.
+ */
+export function adamwKernel(name: string, range: AdamWRange, cfg: AdamWConfig = defaultAdamW, wg = 256, maxGroupsX = MAX_GROUPS): RowKernel {
+  const offset = range.offset ?? 0;
+  const { count } = range;
+  checkDims(name, { count, wg, maxGroupsX });
+  if (!Number.isInteger(offset) || offset < 0) throw new Error(`${name}: offset=${offset} must be a non-negative integer`);
+  const groups = ceilDiv(count, wg);
+  // More than 65535 workgroups spill into y; the index is linearised over the grid.
+  const gx = Math.min(groups, maxGroupsX);
+  const gy = ceilDiv(groups, gx);
+  const wgsl = `
+struct Step { lr: f32, bc1: f32, bc2: f32, pad: f32 }
+@group(0) @binding(0) var<storage, read_write> params: array<f32>;
+@group(0) @binding(1) var<storage, read> grads: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<uniform> step: Step;
+@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let j = (wid.y * ${gx}u + wid.x) * ${wg}u + lid.x;
+  if (j >= ${count}u) { return; }
+  let i = j + ${offset}u;
+  let g = grads[i];
+  let mi = ${f(cfg.beta1)} * m[i] + ${f(1 - cfg.beta1)} * g;
+  let vi = ${f(cfg.beta2)} * v[i] + ${f(1 - cfg.beta2)} * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  let p = params[i];
+  params[i] = p - step.lr * ((mi / step.bc1) / (sqrt(vi / step.bc2) + ${f(cfg.eps)}) + ${f(cfg.weightDecay)} * p);
+}
+`;
+  return {
+    name,
+    wgsl,
+    entryPoint: 'main',
+    workgroupSize: [wg, 1, 1],
+    bindings: bindings({ params: 'storage', grads: 'read-only-storage', m: 'storage', v: 'storage', step: 'uniform' }),
+    flops: 14 * count,
+    bytes: 4 * 7 * count + 16,
+    workgroups: [gx, gy, 1],
+  };
+}

@@ -1,0 +1,170 @@
+import type { PlanKernel } from '../plan/types.js';
+import { ceilDiv, checkDims, reduceBody, reduceDecls } from './reduce.js';
+import { bindings } from './bindings.js';
+
+export interface RowKernel extends PlanKernel {
+  workgroups: [number, number, number];
+}
+
+export interface LayerNormShape {
+  rows: number;
+  /** Channels per row. */
+  C: number;
+  eps?: number;
+  /** Invocations per workgroup for the per-row kernels (power of two, default 64). */
+  wg?: number;
+}
+
+const u = (x: number) => `${x}u`;
+const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
+
+/**
+ * Fused residual add + LayerNorm: sum = x + r; out = (sum - mean) * rstd * w + b, one workgroup per
+ * row. Bindings: x, r, w, b (read), sum, out, stats (write); stats holds mean, rstd per row.
+ */
+export function layerNormForwardKernel(name: string, s: LayerNormShape): RowKernel {
+  const { rows, C } = s;
+  const wg = s.wg ?? 64;
+  const eps = s.eps ?? 1e-5;
+  checkDims(name, { rows, C, wg });
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> r: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> sum: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
+${reduceDecls(wg, ['a'])}
+@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row = wid.x;
+  let base = row * ${u(C)};
+  var acc = 0.0;
+  for (var c = lid.x; c < ${u(C)}; c += ${u(wg)}) {
+    let v = x[base + c] + r[base + c];
+    sum[base + c] = v;
+    acc += v;
+  }
+${reduceBody(wg, ['a'], ['acc'], 'sum').replaceAll('a_all', 'tot')}
+  let mean = tot / ${f(C)};
+  // Each invocation reads back only the elements it wrote itself.
+  var sq = 0.0;
+  for (var c = lid.x; c < ${u(C)}; c += ${u(wg)}) {
+    let d = sum[base + c] - mean;
+    sq += d * d;
+  }
+${reduceBody(wg, ['a'], ['sq'], 'sum').replaceAll('a_all', 'sqTot')}
+  let rstd = inverseSqrt(sqTot / ${f(C)} + ${f(eps)});
+  for (var c = lid.x; c < ${u(C)}; c += ${u(wg)}) {
+    out[base + c] = (sum[base + c] - mean) * rstd * w[c] + b[c];
+  }
+  if (lid.x == 0u) {
+    stats[2u * row] = mean;
+    stats[2u * row + 1u] = rstd;
+  }
+}
+`;
+  return {
+    name,
+    wgsl,
+    entryPoint: 'main',
+    workgroupSize: [wg, 1, 1],
+    bindings: bindings({ x: 'read-only-storage', r: 'read-only-storage', w: 'read-only-storage', b: 'read-only-storage', sum: 'storage', out: 'storage', stats: 'storage' }),
+    flops: 8 * rows * C,
+    bytes: 4 * (4 * rows * C + 2 * C + 2 * rows),
+    workgroups: [rows, 1, 1],
+  };
+}
+
+/**
+ * LayerNorm backward for the input: dres += rstd * (dn - mean(dn) - xhat * mean(dn * xhat)) with
+ * dn = dout * w, one workgroup per row. Bindings: dout, sum, stats, w (read), dres (read_write, +=).
+ */
+export function layerNormBackwardKernel(name: string, s: LayerNormShape): RowKernel {
+  const { rows, C } = s;
+  const wg = s.wg ?? 64;
+  checkDims(name, { rows, C, wg });
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> dout: array<f32>;
+@group(0) @binding(1) var<storage, read> sum: array<f32>;
+@group(0) @binding(2) var<storage, read> stats: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dres: array<f32>;
+${reduceDecls(wg, ['a', 'b'])}
+@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row = wid.x;
+  let base = row * ${u(C)};
+  let mean = stats[2u * row];
+  let rstd = stats[2u * row + 1u];
+  var s1 = 0.0;
+  var s2 = 0.0;
+  for (var c = lid.x; c < ${u(C)}; c += ${u(wg)}) {
+    let xhat = (sum[base + c] - mean) * rstd;
+    let dn = dout[base + c] * w[c];
+    s1 += dn;
+    s2 += dn * xhat;
+  }
+${reduceBody(wg, ['a', 'b'], ['s1', 's2'], 'sum')}
+  let m1 = a_all / ${f(C)};
+  let m2 = b_all / ${f(C)};
+  for (var c = lid.x; c < ${u(C)}; c += ${u(wg)}) {
+    let xhat = (sum[base + c] - mean) * rstd;
+    let dn = dout[base + c] * w[c];
+    dres[base + c] += rstd * (dn - m1 - xhat * m2);
+  }
+}
+`;
+  return {
+    name,
+    wgsl,
+    entryPoint: 'main',
+    workgroupSize: [wg, 1, 1],
+    bindings: bindings({ dout: 'read-only-storage', sum: 'read-only-storage', stats: 'read-only-storage', w: 'read-only-storage', dres: 'storage' }),
+    flops: 12 * rows * C,
+    bytes: 4 * (4 * rows * C + C + 2 * rows),
+    workgroups: [rows, 1, 1],
+  };
+}
+
+/**
+ * LayerNorm backward for the affine parameters, reducing over rows without atomics: one invocation
+ * per channel, dw[c] += Σ dout·xhat, db[c] += Σ dout. Bindings: dout, sum, stats (read), dw, db (+=).
+ */
+export function layerNormParamGradKernel(name: string, s: LayerNormShape, wg = 64): RowKernel {
+  const { rows, C } = s;
+  checkDims(name, { rows, C, wg });
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> dout: array<f32>;
+@group(0) @binding(1) var<storage, read> sum: array<f32>;
+@group(0) @binding(2) var<storage, read> stats: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(4) var<storage, read_write> db: array<f32>;
+@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= ${u(C)}) { return; }
+  var gw = 0.0;
+  var gb = 0.0;
+  for (var row = 0u; row < ${u(rows)}; row++) {
+    let g = dout[row * ${u(C)} + c];
+    let xhat = (sum[row * ${u(C)} + c] - stats[2u * row]) * stats[2u * row + 1u];
+    gw += g * xhat;
+    gb += g;
+  }
+  dw[c] += gw;
+  db[c] += gb;
+}
+`;
+  return {
+    name,
+    wgsl,
+    entryPoint: 'main',
+    workgroupSize: [wg, 1, 1],
+    bindings: bindings({ dout: 'read-only-storage', sum: 'read-only-storage', stats: 'read-only-storage', dw: 'storage', db: 'storage' }),
+    flops: 4 * rows * C,
+    bytes: 4 * (2 * rows * C + 2 * rows + 4 * C),
+    workgroups: [ceilDiv(C, wg), 1, 1],
+  };
+}
