@@ -1,7 +1,7 @@
 import { type AdamWConfig, defaultAdamW } from '../reference/adamw.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { bindings } from './bindings.js';
+import { bindingsOf } from './bindings.js';
 
 export { adamwUniforms, defaultAdamW, type AdamWConfig } from '../reference/adamw.js';
 
@@ -58,7 +58,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     wgsl,
     entryPoint: 'main',
     workgroupSize: [wg, 1, 1],
-    bindings: bindings({ params: 'storage', grads: 'read-only-storage', m: 'storage', v: 'storage', step: 'uniform' }),
+    bindings: bindingsOf(wgsl),
     flops: 14 * count,
     bytes: 4 * 7 * count + 16,
     workgroups: [gx, gy, 1],

@@ -1,6 +1,16 @@
-import type { BindingType, KernelBinding } from '../plan/types.js';
+import type { KernelBinding } from '../plan/types.js';
 
-/** Numbered @group(0) bindings from `{ wgslName: type }`, in the order the WGSL declares them. */
-export function bindings(spec: Record<string, BindingType>): KernelBinding[] {
-  return Object.entries(spec).map(([name, type], binding) => ({ binding, name, type }));
+const declaration = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(storage\s*,\s*(read|read_write)|uniform)\s*>\s*([A-Za-z_][A-Za-z0-9_]*)/g;
+
+/**
+ * The @group(0) bindings a kernel's WGSL declares, in binding order. Derived from the source so the
+ * Plan's binding list and the shader can never disagree.
+ */
+export function bindingsOf(wgsl: string): KernelBinding[] {
+  const found = [...wgsl.matchAll(declaration)].map((m) => ({
+    binding: Number(m[1]),
+    name: m[4]!,
+    type: m[2] === 'uniform' ? ('uniform' as const) : m[3] === 'read' ? ('read-only-storage' as const) : ('storage' as const),
+  }));
+  return found.sort((a, b) => a.binding - b.binding);
 }

@@ -2,7 +2,7 @@ import type { PlanKernel } from '../plan/types.js';
 import { IGNORE_INDEX } from '../reference/crossentropy.js';
 import { checkDims, reduceBody, reduceDecls } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { bindings } from './bindings.js';
+import { bindingsOf } from './bindings.js';
 
 export { IGNORE_INDEX } from '../reference/crossentropy.js';
 
@@ -62,7 +62,7 @@ ${rowSoftmaxStats(V, wg, 'logits')}
     wgsl,
     entryPoint: 'main',
     workgroupSize: [wg, 1, 1],
-    bindings: bindings({ logits: 'read-only-storage', targets: 'read-only-storage', losses: 'storage' }),
+    bindings: bindingsOf(wgsl),
     flops: 4 * N * V,
     bytes: 4 * (2 * N * V + 2 * N),
     workgroups: [N, 1, 1],
@@ -106,7 +106,7 @@ ${reduceBody(wg, ['a', 'b'], ['tot', 'cnt'], 'sum')}
     wgsl,
     entryPoint: 'main',
     workgroupSize: [wg, 1, 1],
-    bindings: bindings({ losses: 'read-only-storage', targets: 'read-only-storage', meanOut: 'storage' }),
+    bindings: bindingsOf(wgsl),
     flops: N,
     bytes: 4 * (2 * N + 2),
     workgroups: [1, 1, 1],
@@ -149,18 +149,12 @@ ${rowSoftmaxStats(V, wg, 'logits')}
   }
 }
 `;
-  const bindings: PlanKernel['bindings'] = [
-    { binding: 0, name: 'logits', type: inPlace ? 'storage' : 'read-only-storage' },
-    { binding: 1, name: 'targets', type: 'read-only-storage' },
-    { binding: 2, name: 'meanOut', type: 'read-only-storage' },
-  ];
-  if (!inPlace) bindings.push({ binding: 3, name: 'dlogits', type: 'storage' });
   return {
     name,
     wgsl,
     entryPoint: 'main',
     workgroupSize: [wg, 1, 1],
-    bindings,
+    bindings: bindingsOf(wgsl),
     flops: 6 * N * V,
     bytes: 4 * (3 * N * V + N + 2),
     workgroups: [N, 1, 1],

@@ -1,6 +1,6 @@
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { bindings } from './bindings.js';
+import { bindingsOf } from './bindings.js';
 
 export interface EmbeddingShape {
   B: number;
@@ -42,7 +42,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     wgsl,
     entryPoint: 'main',
     workgroupSize: [wg, 1, 1],
-    bindings: bindings({ tokens: 'read-only-storage', wte: 'read-only-storage', wpe: 'read-only-storage', out: 'storage' }),
+    bindings: bindingsOf(wgsl),
     flops: B * T * C,
     bytes: 4 * (B * T + 3 * B * T * C),
     workgroups: [ceilDiv(C, wg), B * T, 1],
@@ -80,7 +80,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     wgsl,
     entryPoint: 'main',
     workgroupSize: [wg, 1, 1],
-    bindings: bindings({ tokens: 'read-only-storage', dout: 'read-only-storage', dwte: 'storage' }),
+    bindings: bindingsOf(wgsl),
     flops: B * T * C,
     bytes: 4 * (V * C * B * T + B * T * C + 2 * V * C),
     workgroups: [ceilDiv(C, wg), V, 1],
@@ -110,7 +110,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     wgsl,
     entryPoint: 'main',
     workgroupSize: [wg, 1, 1],
-    bindings: bindings({ dout: 'read-only-storage', dwpe: 'storage' }),
+    bindings: bindingsOf(wgsl),
     flops: B * T * C,
     bytes: 4 * (B * T * C + 2 * T * C),
     workgroups: [ceilDiv(C, wg), T, 1],

@@ -1,6 +1,6 @@
 import type { PlanKernel } from '../plan/types.js';
 import { ceilDiv, checkDims, reduceBody, reduceDecls } from './reduce.js';
-import { bindings } from './bindings.js';
+import { bindingsOf } from './bindings.js';
 
 export interface RowKernel extends PlanKernel {
   workgroups: [number, number, number];
@@ -70,7 +70,7 @@ ${reduceBody(wg, ['a'], ['sq'], 'sum').replaceAll('a_all', 'sqTot')}
     wgsl,
     entryPoint: 'main',
     workgroupSize: [wg, 1, 1],
-    bindings: bindings({ x: 'read-only-storage', r: 'read-only-storage', w: 'read-only-storage', b: 'read-only-storage', sum: 'storage', out: 'storage', stats: 'storage' }),
+    bindings: bindingsOf(wgsl),
     flops: 8 * rows * C,
     bytes: 4 * (4 * rows * C + 2 * C + 2 * rows),
     workgroups: [rows, 1, 1],
@@ -121,7 +121,7 @@ ${reduceBody(wg, ['a', 'b'], ['s1', 's2'], 'sum')}
     wgsl,
     entryPoint: 'main',
     workgroupSize: [wg, 1, 1],
-    bindings: bindings({ dout: 'read-only-storage', sum: 'read-only-storage', stats: 'read-only-storage', w: 'read-only-storage', dres: 'storage' }),
+    bindings: bindingsOf(wgsl),
     flops: 12 * rows * C,
     bytes: 4 * (4 * rows * C + C + 2 * rows),
     workgroups: [rows, 1, 1],
@@ -162,7 +162,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     wgsl,
     entryPoint: 'main',
     workgroupSize: [wg, 1, 1],
-    bindings: bindings({ dout: 'read-only-storage', sum: 'read-only-storage', stats: 'read-only-storage', dw: 'storage', db: 'storage' }),
+    bindings: bindingsOf(wgsl),
     flops: 4 * rows * C,
     bytes: 4 * (2 * rows * C + 2 * rows + 4 * C),
     workgroups: [ceilDiv(C, wg), 1, 1],

@@ -1,6 +1,7 @@
 import type { PlanKernel } from '../plan/types.js';
 import type { MatmulShape } from '../reference/matmul.js';
 import { activationExpr, activationWgsl } from './activation.js';
+import { bindingsOf } from './bindings.js';
 
 export type { MatmulShape } from '../reference/matmul.js';
 
@@ -145,18 +146,13 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   }
   L.push(`}`);
 
-  const bindings: PlanKernel['bindings'] = [
-    { binding: 0, name: 'A', type: 'read-only-storage' },
-    { binding: 1, name: 'B', type: 'read-only-storage' },
-    { binding: 2, name: 'C', type: 'storage' },
-  ];
-  if (s.bias) bindings.push({ binding: 3, name: 'bias', type: 'read-only-storage' });
+  const wgsl = L.join('\n');
   return {
     name,
-    wgsl: L.join('\n'),
+    wgsl,
     entryPoint: 'main',
     workgroupSize: [tiling.wgX, tiling.wgY, 1],
-    bindings,
+    bindings: bindingsOf(wgsl),
     flops: 2 * M * N * K * batch,
     bytes: 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + M * N) + (s.broadcastB ? 4 * K * N : 0),
     workgroups: [ceilDiv(ceilDiv(N, TN), tiling.wgX), ceilDiv(ceilDiv(M, TM), tiling.wgY), batch],
