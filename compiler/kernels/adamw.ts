@@ -1,7 +1,7 @@
 import { type AdamWConfig, defaultAdamW } from '../reference/adamw.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { bindingsOf } from './bindings.js';
+import { wgslKernel } from './wgsl-kernel.js';
 
 export { adamwUniforms, defaultAdamW, type AdamWConfig } from '../reference/adamw.js';
 
@@ -53,14 +53,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   params[i] = p - step.lr * ((mi / step.bc1) / (sqrt(vi / step.bc2) + ${f(cfg.eps)}) + ${f(cfg.weightDecay)} * p);
 }
 `;
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [wg, 1, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: 14 * count,
     bytes: 4 * 7 * count + 16,
     workgroups: [gx, gy, 1],
-  };
+  });
 }

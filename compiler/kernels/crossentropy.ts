@@ -2,7 +2,7 @@ import type { PlanKernel } from '../plan/types.js';
 import { IGNORE_INDEX } from '../reference/crossentropy.js';
 import { checkDims, reduceBody, reduceDecls } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { bindingsOf } from './bindings.js';
+import { wgslKernel } from './wgsl-kernel.js';
 
 export { IGNORE_INDEX } from '../reference/crossentropy.js';
 
@@ -57,16 +57,11 @@ ${rowSoftmaxStats(V, wg, 'logits')}
   if (lid.x == 0u) { losses[row] = log(rowSum) + rowMax - logits[base + min(t, ${u(V - 1)})]; }
 }
 `;
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [wg, 1, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: 4 * N * V,
     bytes: 4 * (2 * N * V + 2 * N),
     workgroups: [N, 1, 1],
-  };
+  });
 }
 
 /**
@@ -101,16 +96,11 @@ ${reduceBody(wg, ['a', 'b'], ['tot', 'cnt'], 'sum')}
   }
 }
 `;
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [wg, 1, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: N,
     bytes: 4 * (2 * N + 2),
     workgroups: [1, 1, 1],
-  };
+  });
 }
 
 /**
@@ -149,14 +139,9 @@ ${rowSoftmaxStats(V, wg, 'logits')}
   }
 }
 `;
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [wg, 1, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: 6 * N * V,
     bytes: 4 * (3 * N * V + N + 2),
     workgroups: [N, 1, 1],
-  };
+  });
 }

@@ -1,6 +1,6 @@
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { bindingsOf } from './bindings.js';
+import { wgslKernel } from './wgsl-kernel.js';
 
 export interface EmbeddingShape {
   B: number;
@@ -37,16 +37,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
 }
 `;
   if (B * T > MAX_GROUPS) throw new Error(`${name}: B*T=${B * T} exceeds ${MAX_GROUPS} workgroups in y`);
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [wg, 1, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: B * T * C,
     bytes: 4 * (B * T + 3 * B * T * C),
     workgroups: [ceilDiv(C, wg), B * T, 1],
-  };
+  });
 }
 
 /**
@@ -75,16 +70,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   dwte[v * ${u(C)} + c] += acc;
 }
 `;
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [wg, 1, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: B * T * C,
     bytes: 4 * (V * C * B * T + B * T * C + 2 * V * C),
     workgroups: [ceilDiv(C, wg), V, 1],
-  };
+  });
 }
 
 /** dwpe[t, c] += Σ_b dout[b, t, c], one invocation per (position, channel). Bindings: dout (read), dwpe (+=). */
@@ -105,14 +95,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   dwpe[t * ${u(C)} + c] += acc;
 }
 `;
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [wg, 1, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: B * T * C,
     bytes: 4 * (B * T * C + 2 * T * C),
     workgroups: [ceilDiv(C, wg), T, 1],
-  };
+  });
 }

@@ -1,6 +1,6 @@
 import type { PlanKernel } from '../plan/types.js';
 import { ceilDiv, checkDims, reduceBody, reduceDecls } from './reduce.js';
-import { bindingsOf } from './bindings.js';
+import { wgslKernel } from './wgsl-kernel.js';
 
 export interface RowKernel extends PlanKernel {
   workgroups: [number, number, number];
@@ -65,16 +65,11 @@ ${reduceBody(wg, ['a'], ['sq'], 'sum').replaceAll('a_all', 'sqTot')}
   }
 }
 `;
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [wg, 1, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: 8 * rows * C,
     bytes: 4 * (4 * rows * C + 2 * C + 2 * rows),
     workgroups: [rows, 1, 1],
-  };
+  });
 }
 
 /**
@@ -116,16 +111,11 @@ ${reduceBody(wg, ['a', 'b'], ['s1', 's2'], 'sum')}
   }
 }
 `;
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [wg, 1, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: 12 * rows * C,
     bytes: 4 * (4 * rows * C + C + 2 * rows),
     workgroups: [rows, 1, 1],
-  };
+  });
 }
 
 /**
@@ -157,14 +147,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   db[c] += gb;
 }
 `;
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [wg, 1, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: 4 * rows * C,
     bytes: 4 * (2 * rows * C + 2 * rows + 4 * C),
     workgroups: [ceilDiv(C, wg), 1, 1],
-  };
+  });
 }

@@ -1,7 +1,7 @@
 import type { PlanKernel } from '../plan/types.js';
 import type { MatmulShape } from '../reference/matmul.js';
 import { activationExpr, activationWgsl } from './activation.js';
-import { bindingsOf } from './bindings.js';
+import { wgslKernel } from './wgsl-kernel.js';
 
 export type { MatmulShape } from '../reference/matmul.js';
 
@@ -147,14 +147,9 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   L.push(`}`);
 
   const wgsl = L.join('\n');
-  return {
-    name,
-    wgsl,
-    entryPoint: 'main',
-    workgroupSize: [tiling.wgX, tiling.wgY, 1],
-    bindings: bindingsOf(wgsl),
+  return wgslKernel(name, wgsl, [tiling.wgX, tiling.wgY, 1], {
     flops: 2 * M * N * K * batch,
     bytes: 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + M * N) + (s.broadcastB ? 4 * K * N : 0),
     workgroups: [ceilDiv(ceilDiv(N, TN), tiling.wgX), ceilDiv(ceilDiv(M, TM), tiling.wgY), batch],
-  };
+  });
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bindingsOf } from '../../compiler/kernels/bindings.js';
+import { bindingsOf } from '../../compiler/kernels/wgsl-kernel.js';
 import { matmulKernel } from '../../compiler/kernels/matmul.js';
 
 test('bindings are read off the WGSL declarations, in binding order', () => {
