@@ -121,16 +121,23 @@ ${reduceBody(wg, ['a', 'b'], ['s1', 's2'], 'sum')}
 /**
  * LayerNorm backward for the affine parameters, reducing over rows without atomics: one invocation
  * per channel, dw[c] += Σ dout·xhat, db[c] += Σ dout. Bindings: dout, sum, stats (read), dw, db (+=).
+ * With `dbOffset`, dw and db are one binding `dwb` (db at dwb[dbOffset + c]): WebGPU forbids two
+ * writable bindings into one allocation, and the compiler keeps all gradients in one.
  */
-export function layerNormParamGradKernel(name: string, s: LayerNormShape, wg = 64): RowKernel {
+export function layerNormParamGradKernel(name: string, s: LayerNormShape, wg = 64, dbOffset?: number): RowKernel {
   const { rows, C } = s;
   checkDims(name, { rows, C, wg });
+  const packed = dbOffset !== undefined;
+  if (packed && !(Number.isInteger(dbOffset) && dbOffset >= C)) throw new Error(`${name}: dbOffset=${dbOffset} must be an integer ≥ C=${C}`);
+  const outs = packed
+    ? '@group(0) @binding(3) var<storage, read_write> dwb: array<f32>;'
+    : '@group(0) @binding(3) var<storage, read_write> dw: array<f32>;\n@group(0) @binding(4) var<storage, read_write> db: array<f32>;';
+  const stores = packed ? `dwb[c] += gw;\n  dwb[${u(dbOffset!)} + c] += gb;` : 'dw[c] += gw;\n  db[c] += gb;';
   const wgsl = `
 @group(0) @binding(0) var<storage, read> dout: array<f32>;
 @group(0) @binding(1) var<storage, read> sum: array<f32>;
 @group(0) @binding(2) var<storage, read> stats: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(4) var<storage, read_write> db: array<f32>;
+${outs}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c = gid.x;
@@ -143,8 +150,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     gw += g * xhat;
     gb += g;
   }
-  dw[c] += gw;
-  db[c] += gb;
+  ${stores}
 }
 `;
   return wgslKernel(name, wgsl, [wg, 1, 1], {

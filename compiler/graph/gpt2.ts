@@ -1,0 +1,225 @@
+import type { MatmulShape } from '../reference/matmul.js';
+import { Graph } from './ir.js';
+import { alignFloats } from './layout.js';
+
+/** What the graph builder needs from a trial: the model, the batch and the optimiser settings. */
+export interface Gpt2Spec {
+  name: string;
+  layers: number;
+  width: number;
+  heads: number;
+  ffn: number;
+  vocab: number;
+  context: number;
+  dropout: number;
+  batch: number;
+  /** Micro-batches per optimiser step; the loss gradient is scaled by 1/accumulate. */
+  accumulate: number;
+  /** AdamW settings baked into the update kernels. */
+  betas: [number, number];
+  eps: number;
+  wd: number;
+  /** Global gradient-norm clip; 0 = off. */
+  clip: number;
+}
+
+/** Per-block hooks: an MoE layer replaces `mlp` in its blocks (issue 5); dense GPT-2 uses the default. */
+export interface BlockBuilder {
+  /** Forward: reads `x` (N×C, LayerNorm output) and writes the block's FFN output into `out` (N×C). */
+  forward(g: Graph, l: number, x: string, out: string): void;
+  /** Backward: reads `dout` (N×C) and writes dL/dx into `dx` (N×C, overwritten); accumulates parameter grads. */
+  backward(g: Graph, l: number, x: string, dout: string, dx: string): void;
+}
+
+const std = 0.02;
+
+/** Declares a parameter and, if trainable, its gradient view. */
+export function param(g: Graph, name: string, shape: number[], init: 'normal' | 'zeros' | 'ones', opts: { std?: number; decay?: boolean; trainable?: boolean } = {}): string {
+  const trainable = opts.trainable ?? true;
+  g.tensor(name, shape, 'param', {
+    init: init === 'normal' ? { kind: 'normal', std: opts.std ?? std } : { kind: init },
+    decay: opts.decay ?? shape.length >= 2,
+    trainable,
+  });
+  if (trainable) g.tensor(`grad.${name}`, shape, 'grad', { region: 'grads' });
+  return name;
+}
+
+/** A LayerNorm's weight and bias, with one packed gradient view over both (see layerNormParamGradKernel). */
+function layerNormParams(g: Graph, prefix: string, C: number): { w: string; b: string; dwb: string } {
+  const w = param(g, `${prefix}.weight`, [C], 'ones', { decay: false });
+  const b = param(g, `${prefix}.bias`, [C], 'zeros', { decay: false });
+  const dwb = g.tensor(`grad.${prefix}.wb`, [alignFloats(C) + C], 'grad', { region: 'grads' });
+  return { w, b, dwb };
+}
+
+/** A linear layer y = x·W + b in HF GPT-2's Conv1D layout (W is in×out), forward and backward. */
+export function linear(g: Graph, name: string, rows: number, inF: number, outF: number, std_ = std) {
+  const W = param(g, `${name}.weight`, [inF, outF], 'normal', { std: std_ });
+  const b = param(g, `${name}.bias`, [outF], 'zeros', { decay: false });
+  const mm = (s: MatmulShape) => s;
+  return {
+    W,
+    b,
+    forward(x: string, y: string, activation: 'none' | 'gelu' = 'none') {
+      g.op('forward', name, 'matmul', [mm({ m: rows, n: outF, k: inF, bias: true, activation })], [x, W, y, b]);
+    },
+    /** dx = dy·Wᵀ (overwritten; skipped when dx is null), dW += xᵀ·dy, db += Σ dy. */
+    backward(x: string, dy: string, dx: string | null) {
+      if (dx) g.op('backward', `${name}.dx`, 'matmul', [mm({ m: rows, n: inF, k: outF, transB: true })], [dy, W, dx]);
+      g.op('backward', `${name}.dW`, 'matmul', [mm({ m: inF, n: outF, k: rows, transA: true, accumulate: true })], [x, dy, `grad.${W}`]);
+      g.op('backward', `${name}.db`, 'bias_grad', [rows, outF], [dy, `grad.${b}`]);
+    },
+  };
+}
+
+/** The dense GPT-2 MLP: c_fc (C→F), GELU, c_proj (F→C) with the residual projection's scaled init. */
+export function denseMlp(s: Gpt2Spec): BlockBuilder {
+  const N = s.batch * s.context;
+  const C = s.width;
+  const F = s.ffn;
+  const projStd = std / Math.sqrt(2 * s.layers);
+  const layer = (g: Graph, l: number) => ({
+    fc: linear(g, `h.${l}.mlp.c_fc`, N, C, F),
+    proj: linear(g, `h.${l}.mlp.c_proj`, N, F, C, projStd),
+    h: g.tensor(`h${l}.mlp.h`, [N, F], 'activation'),
+    a: g.tensor(`h${l}.mlp.gelu`, [N, F], 'activation'),
+  });
+  return {
+    forward(g, l, x, out) {
+      const L = layer(g, l);
+      L.fc.forward(x, L.h);
+      g.op('forward', `h${l}.mlp.gelu`, 'gelu_fwd', [N * F], [L.h, L.a]);
+      L.proj.forward(L.a, out);
+    },
+    backward(g, l, x, dout, dx) {
+      const L = layer(g, l);
+      const da = g.tensor(`h${l}.mlp.dgelu`, [N, F], 'activation');
+      L.proj.backward(L.a, dout, da);
+      g.op('backward', `h${l}.mlp.gelu.dx`, 'gelu_bwd', [N * F], [L.h, da]);
+      L.fc.backward(x, da, dx);
+    },
+  };
+}
+
+/**
+ * Builds the training graph of a GPT-2-style model: token + position embedding, pre-LayerNorm
+ * blocks of causal attention and an FFN (dense or MoE via `ffn`), final LayerNorm, tied output
+ * head, softmax cross-entropy; the hand-derived backward of each op; gradient-norm clipping and
+ * AdamW. Residual adds are fused into the next LayerNorm (llm.c's layout).
+ */
+export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Graph {
+  const g = new Graph(s.name);
+  const { batch: B, context: T, width: C, vocab: V, heads: H, layers: Lc } = s;
+  const N = B * T;
+  if (C % H !== 0) throw new Error(`width ${C} is not divisible by heads ${H}`);
+  const hd = C / H;
+  const drop = s.dropout > 0;
+  const NC = [N, C];
+
+  // Inputs, uniforms and host-visible outputs.
+  g.tensor('tokens', [N], 'input', { dtype: 'u32' });
+  g.tensor('targets', [N], 'input', { dtype: 'u32' });
+  g.tensor('zeros', NC, 'input');
+  g.tensor('adam', [4], 'uniform');
+  g.tensor('rng', [4], 'uniform', { dtype: 'u32' });
+  g.tensor('loss', [2], 'output');
+  g.tensor('train_loss', [1], 'output');
+  g.tensor('eval_sum', [2], 'output');
+  g.tensor('grad_norm', [2], 'output');
+
+  const wte = param(g, 'wte.weight', [V, C], 'normal');
+  const wpe = param(g, 'wpe.weight', [T, C], 'normal', { std: 0.01 });
+  const dropout = (x: string, salt: number, count: number) => {
+    if (drop) g.op('forward', `${x}.dropout`, 'dropout_fwd', [count, s.dropout, salt], [x, 'rng']);
+  };
+  const dropoutBack = (dy: string, out: string, salt: number, count: number): string => {
+    if (!drop) return dy;
+    g.op('backward', `${out}.dropout`, 'dropout_bwd', [count, s.dropout, salt], [dy, out, 'rng']);
+    return out;
+  };
+
+  // Forward.
+  const x0 = g.tensor('x0', NC, 'activation');
+  g.op('forward', 'embedding', 'emb_fwd', [{ B, T, C, V }], ['tokens', wte, wpe, x0]);
+  dropout(x0, 1, N * C);
+  const blocks = [];
+  let resid = x0;
+  let branch = 'zeros';
+  for (let l = 0; l < Lc; l++) {
+    const ln1 = layerNormParams(g, `h.${l}.ln_1`, C);
+    const ln2 = layerNormParams(g, `h.${l}.ln_2`, C);
+    const t = {
+      ln1, ln2,
+      s1: g.tensor(`h${l}.resid1`, NC, 'activation'),
+      a: g.tensor(`h${l}.ln_1`, NC, 'activation'),
+      st1: g.tensor(`h${l}.ln_1.stats`, [2 * N], 'activation'),
+      qkv: g.tensor(`h${l}.qkv`, [N, 3 * C], 'activation'),
+      att: g.tensor(`h${l}.attn`, NC, 'activation'),
+      lse: g.tensor(`h${l}.attn.lse`, [B * H * T], 'activation'),
+      p: g.tensor(`h${l}.attn.proj`, NC, 'activation'),
+      s2: g.tensor(`h${l}.resid2`, NC, 'activation'),
+      n: g.tensor(`h${l}.ln_2`, NC, 'activation'),
+      st2: g.tensor(`h${l}.ln_2.stats`, [2 * N], 'activation'),
+      m: g.tensor(`h${l}.mlp`, NC, 'activation'),
+      cAttn: linear(g, `h.${l}.attn.c_attn`, N, C, 3 * C),
+      cProj: linear(g, `h.${l}.attn.c_proj`, N, C, C, std / Math.sqrt(2 * Lc)),
+    };
+    blocks.push(t);
+    g.op('forward', `h${l}.ln_1`, 'ln_fwd', [{ rows: N, C }], [resid, branch, ln1.w, ln1.b, t.s1, t.a, t.st1]);
+    t.cAttn.forward(t.a, t.qkv);
+    g.op('forward', `h${l}.attn`, 'attn_fwd', [{ B, T, heads: H, headDim: hd }], [t.qkv, t.att, t.lse]);
+    t.cProj.forward(t.att, t.p);
+    dropout(t.p, 100 + 2 * l, N * C);
+    g.op('forward', `h${l}.ln_2`, 'ln_fwd', [{ rows: N, C }], [t.s1, t.p, ln2.w, ln2.b, t.s2, t.n, t.st2]);
+    ffn.forward(g, l, t.n, t.m);
+    dropout(t.m, 101 + 2 * l, N * C);
+    resid = t.s2;
+    branch = t.m;
+  }
+  const lnf = layerNormParams(g, 'ln_f', C);
+  const sf = g.tensor('resid_f', NC, 'activation');
+  const nf = g.tensor('ln_f', NC, 'activation');
+  const stf = g.tensor('ln_f.stats', [2 * N], 'activation');
+  g.op('forward', 'ln_f', 'ln_fwd', [{ rows: N, C }], [resid, branch, lnf.w, lnf.b, sf, nf, stf]);
+  const logits = g.tensor('logits', [N, V], 'activation');
+  g.op('forward', 'lm_head', 'matmul', [{ m: N, n: V, k: C, transB: true }], [nf, wte, logits]);
+  const losses = g.tensor('losses', [N], 'activation');
+  g.op('forward', 'loss', 'ce_fwd', [{ N, V }], [logits, 'targets', losses]);
+  g.op('forward', 'loss.mean', 'ce_mean', [{ N, V }, 1 / s.accumulate], [losses, 'targets', 'loss']);
+  g.op('eval', 'eval.sum', 'eval_sum', [1 / s.accumulate], ['loss', 'eval_sum']);
+
+  // Backward: `dresid` carries dL/d(residual stream) down the network; LayerNorm backward adds into it.
+  const dresid = g.tensor('dresid', NC, 'activation');
+  g.op('backward', 'dresid.zero', 'fill', [N * C], [dresid]);
+  g.op('backward', 'loss.dlogits', 'ce_bwd', [{ N, V }], [logits, 'targets', 'loss']);
+  const dnf = g.tensor('d.ln_f', NC, 'activation');
+  g.op('backward', 'lm_head.dx', 'matmul', [{ m: N, n: C, k: V }], [logits, wte, dnf]);
+  g.op('backward', 'lm_head.dW', 'matmul', [{ m: V, n: C, k: N, transA: true, accumulate: true }], [logits, nf, `grad.${wte}`]);
+  g.op('backward', 'ln_f.dx', 'ln_bwd', [{ rows: N, C }], [dnf, sf, stf, lnf.w, dresid]);
+  g.op('backward', 'ln_f.dwb', 'ln_dwb', [{ rows: N, C }, 64, alignFloats(C)], [dnf, sf, stf, lnf.dwb]);
+  for (let l = Lc - 1; l >= 0; l--) {
+    const t = blocks[l]!;
+    const dm = dropoutBack(dresid, g.tensor(`d.h${l}.mlp`, NC, 'activation'), 101 + 2 * l, N * C);
+    const dn = g.tensor(`d.h${l}.ln_2`, NC, 'activation');
+    ffn.backward(g, l, t.n, dm, dn);
+    g.op('backward', `h${l}.ln_2.dx`, 'ln_bwd', [{ rows: N, C }], [dn, t.s2, t.st2, t.ln2.w, dresid]);
+    g.op('backward', `h${l}.ln_2.dwb`, 'ln_dwb', [{ rows: N, C }, 64, alignFloats(C)], [dn, t.s2, t.st2, t.ln2.dwb]);
+    const dp = dropoutBack(dresid, g.tensor(`d.h${l}.attn.proj`, NC, 'activation'), 100 + 2 * l, N * C);
+    const datt = g.tensor(`d.h${l}.attn`, NC, 'activation');
+    t.cProj.backward(t.att, dp, datt);
+    const dqkv = g.tensor(`d.h${l}.qkv`, [N, 3 * C], 'activation');
+    const delta = g.tensor(`d.h${l}.attn.delta`, [B * H * T], 'activation');
+    g.op('backward', `h${l}.attn.dq`, 'attn_bwd_dq', [{ B, T, heads: H, headDim: hd }], [t.qkv, t.att, datt, t.lse, dqkv, delta]);
+    g.op('backward', `h${l}.attn.dkv`, 'attn_bwd_dkv', [{ B, T, heads: H, headDim: hd }], [t.qkv, datt, t.lse, delta, dqkv]);
+    const da = g.tensor(`d.h${l}.ln_1`, NC, 'activation');
+    t.cAttn.backward(t.a, dqkv, da);
+    g.op('backward', `h${l}.ln_1.dx`, 'ln_bwd', [{ rows: N, C }], [da, t.s1, t.st1, t.ln1.w, dresid]);
+    g.op('backward', `h${l}.ln_1.dwb`, 'ln_dwb', [{ rows: N, C }, 64, alignFloats(C)], [da, t.s1, t.st1, t.ln1.dwb]);
+  }
+  const dx0 = dropoutBack(dresid, g.tensor('d.x0', NC, 'activation'), 1, N * C);
+  g.op('backward', 'embedding.dwte', 'emb_dwte', [{ B, T, C, V }], ['tokens', dx0, `grad.${wte}`]);
+  g.op('backward', 'embedding.dwpe', 'emb_dwpe', [{ B, T, C, V }], [dx0, `grad.${wpe}`]);
+  g.op('backward', 'loss.accumulate', 'scale_add', [1, 1 / s.accumulate], ['loss', 'train_loss']);
+  return g;
+}

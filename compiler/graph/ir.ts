@@ -1,0 +1,91 @@
+// The tensor graph of one trial: named tensors and an ordered list of fused ops, each one GPU
+// kernel over named tensors. Lowering turns ops into Plan dispatches; the memory planner reads the
+// op order for liveness. Ops are grouped into phases, and programs are sequences of phases.
+
+export type TensorKind =
+  /** Trained weights, one flat region; `offset` is set by the parameter layout. */
+  | 'param'
+  | 'grad'
+  | 'optimizer'
+  /** Intermediate values; placed by the memory planner. */
+  | 'activation'
+  /** Written by the host each step (tokens, targets, labels). */
+  | 'input'
+  /** Small per-step blocks the host writes (AdamW scalars, dropout seed). */
+  | 'uniform'
+  /** Results the host reads back (loss, statistics); never aliased. */
+  | 'output';
+
+export type Init =
+  | { kind: 'normal'; std: number }
+  | { kind: 'zeros' }
+  | { kind: 'ones' };
+
+export interface Tensor {
+  name: string;
+  shape: number[];
+  dtype: 'f32' | 'u32';
+  kind: TensorKind;
+  /** Parameters: how they start, and whether AdamW decays them. */
+  init?: Init;
+  decay?: boolean;
+  /** Whether the optimizer updates it (false for a frozen router). */
+  trainable?: boolean;
+  /** A view into a flat region (params, grads, optimizer state), in floats. */
+  region?: string;
+  offset?: number;
+  /** Floats the view spans when it is not the product of the shape (packed LayerNorm grads). */
+  span?: number;
+}
+
+/** A generator in compiler/lower/kernels.ts and the arguments it is called with. */
+export interface KernelRef {
+  kind: string;
+  args: unknown[];
+}
+
+export type Phase = 'zero' | 'forward' | 'loss' | 'backward' | 'update' | 'eval';
+
+export interface Op {
+  /** Unique, readable: shown in profiles and errors (e.g. `h1.mlp.c_fc`). */
+  name: string;
+  phase: Phase;
+  kernel: KernelRef;
+  /** One tensor per kernel binding, in binding order. */
+  bind: string[];
+}
+
+export const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+export class Graph {
+  readonly tensors = new Map<string, Tensor>();
+  readonly ops: Op[] = [];
+
+  constructor(readonly name: string) {}
+
+  tensor(name: string, shape: number[], kind: TensorKind, extra: Partial<Tensor> = {}): string {
+    const had = this.tensors.get(name);
+    if (had) {
+      if (had.shape.join() !== shape.join()) throw new Error(`graph: tensor '${name}' redeclared as [${shape}] (was [${had.shape}])`);
+      return name;
+    }
+    this.tensors.set(name, { name, shape, dtype: 'f32', kind, ...extra });
+    return name;
+  }
+
+  op(phase: Phase, name: string, kind: string, args: unknown[], bind: string[]): void {
+    for (const t of bind) if (!this.tensors.has(t)) throw new Error(`graph: op '${name}' binds unknown tensor '${t}'`);
+    this.ops.push({ name, phase, kernel: { kind, args }, bind });
+  }
+
+  get(name: string): Tensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`graph: no tensor '${name}'`);
+    return t;
+  }
+
+  /** The ops of the given phases, phase by phase in the order given. */
+  opsIn(...phases: Phase[]): Op[] {
+    return phases.flatMap((p) => this.ops.filter((o) => o.phase === p));
+  }
+}

@@ -1,0 +1,144 @@
+import { activationWgsl } from './activation.js';
+import type { RowKernel } from './layernorm.js';
+import { ceilDiv, checkDims } from './reduce.js';
+import { wgslKernel } from './wgsl-kernel.js';
+
+// Small memory-bound kernels the training step needs between the big fused ones.
+
+const MAX_GROUPS = 65535;
+const u = (x: number) => `${x}u`;
+
+/** A 1-D grid over `count` elements that spills into y past 65535 workgroups; `idx` is the element. */
+function grid(count: number, wg: number): { workgroups: [number, number, number]; idx: string } {
+  const groups = ceilDiv(count, wg);
+  const gx = Math.min(groups, MAX_GROUPS);
+  return { workgroups: [gx, ceilDiv(groups, gx), 1], idx: `(wid.y * ${u(gx)} + wid.x) * ${u(wg)} + lid.x` };
+}
+
+const entry = (wg: number) => `@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`;
+
+/** x[i] = value for i < count. Bindings: x (write). Zeroes gradients at the start of a step. */
+export function fillKernel(name: string, count: number, value = 0, wg = 256): RowKernel {
+  checkDims(name, { count, wg });
+  const g = grid(count, wg);
+  const wgsl = `
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+${entry(wg)}
+  let i = ${g.idx};
+  if (i < ${u(count)}) { x[i] = ${value.toExponential()}; }
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 0, bytes: 4 * count, workgroups: g.workgroups });
+}
+
+/** g = gelu(h), element-wise (GPT-2's tanh form). Bindings: h (read), g (write). */
+export function geluForwardKernel(name: string, count: number, wg = 256): RowKernel {
+  checkDims(name, { count, wg });
+  const g = grid(count, wg);
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> h: array<f32>;
+@group(0) @binding(1) var<storage, read_write> g: array<f32>;
+${activationWgsl}
+${entry(wg)}
+  let i = ${g.idx};
+  if (i < ${u(count)}) { g[i] = gelu(h[i]); }
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 12 * count, bytes: 8 * count, workgroups: g.workgroups });
+}
+
+/** d[i] *= gelu'(h[i]), in place: turns dL/dgelu(h) into dL/dh. Bindings: h (read), d (read_write). */
+export function geluBackwardKernel(name: string, count: number, wg = 256): RowKernel {
+  checkDims(name, { count, wg });
+  const g = grid(count, wg);
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> h: array<f32>;
+@group(0) @binding(1) var<storage, read_write> d: array<f32>;
+${entry(wg)}
+  let i = ${g.idx};
+  if (i < ${u(count)}) {
+    let x = h[i];
+    let c = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+    let t = tanh(clamp(c, -15.0, 15.0));
+    let dc = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
+    d[i] *= 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dc;
+  }
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 16 * count, bytes: 12 * count, workgroups: g.workgroups });
+}
+
+/**
+ * Bias gradient: db[n] += Σ_m dy[m, n], one invocation per column scanning the rows in order, so
+ * the sum is deterministic. Bindings: dy (read), db (read_write, +=).
+ */
+export function biasGradKernel(name: string, rows: number, cols: number, wg = 64): RowKernel {
+  checkDims(name, { rows, cols, wg });
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read_write> db: array<f32>;
+@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n = gid.x;
+  if (n >= ${u(cols)}) { return; }
+  var acc = 0.0;
+  for (var m = 0u; m < ${u(rows)}; m++) { acc += dy[m * ${u(cols)} + n]; }
+  db[n] += acc;
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: rows * cols, bytes: 4 * (rows * cols + 2 * cols), workgroups: [ceilDiv(cols, wg), 1, 1] });
+}
+
+/**
+ * acc[i] = acc[i] * keep + x[i] * scale for i < count (one invocation each): sums the loss over
+ * micro-batches on the GPU, so a step needs no read-back. Bindings: x (read), acc (read_write).
+ */
+export function scaleAddKernel(name: string, count: number, scale: number, keep = 1): RowKernel {
+  checkDims(name, { count });
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> acc: array<f32>;
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i < ${u(count)}) { acc[i] = acc[i] * ${keep.toExponential()} + x[i] * ${scale.toExponential()}; }
+}
+`;
+  return wgslKernel(name, wgsl, [64, 1, 1], { flops: 2 * count, bytes: 12 * count, workgroups: [ceilDiv(count, 64), 1, 1] });
+}
+
+/** d[i] = a[i] + b[i]. Bindings: a, b (read), d (write). */
+export function addKernel(name: string, count: number, wg = 256): RowKernel {
+  checkDims(name, { count, wg });
+  const g = grid(count, wg);
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> d: array<f32>;
+${entry(wg)}
+  let i = ${g.idx};
+  if (i < ${u(count)}) { d[i] = a[i] + b[i]; }
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: count, bytes: 12 * count, workgroups: g.workgroups });
+}
+
+/**
+ * Validation accumulator: from the loss kernel's {mean, gradScale/count} recovers the batch's token
+ * count and adds {Σ loss, count} into acc, so perplexity over many batches is token-weighted and
+ * needs one read-back at the end. Bindings: loss (read, 2 floats), acc (read_write, 2 floats).
+ */
+export function evalSumKernel(name: string, gradScale: number): RowKernel {
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> loss: array<f32>;
+@group(0) @binding(1) var<storage, read_write> acc: array<f32>;
+@compute @workgroup_size(1, 1, 1)
+fn main() {
+  let count = round(${gradScale.toExponential()} / loss[1]);
+  acc[0] += loss[0] * count;
+  acc[1] += count;
+}
+`;
+  return wgslKernel(name, wgsl, [1, 1, 1], { flops: 3, bytes: 16, workgroups: [1, 1, 1] });
+}

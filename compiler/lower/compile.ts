@@ -1,0 +1,100 @@
+import type { TrialConfig } from '../frontend/types.js';
+import { buildGpt2Graph, type Gpt2Spec } from '../graph/gpt2.js';
+import { type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
+import { layoutParams, type ParamLayout } from '../graph/layout.js';
+import type { RowKernel } from '../kernels/layernorm.js';
+import { PlanBuilder } from '../plan/builder.js';
+import type { Plan, PlanBuffer } from '../plan/types.js';
+import { KernelCache } from './kernels.js';
+import { lifetimes, type MemoryPlan, planMemory } from './memory.js';
+
+export interface CompiledTrial {
+  plan: Plan;
+  graph: Graph;
+  layout: ParamLayout;
+  memory: MemoryPlan;
+  spec: Gpt2Spec;
+}
+
+/** The programs a training plan holds, as sequences of graph phases. */
+export const programPhases = {
+  /** One optimiser step from one micro-batch: the common case, one submit per step. */
+  train_step: ['zero', 'forward', 'backward', 'update'],
+  /** With gradient accumulation: zero_grads, then micro_step per micro-batch, then update. */
+  zero_grads: ['zero'],
+  micro_step: ['forward', 'backward'],
+  update: ['update'],
+  /** Forward and loss on a validation batch, adding {Σ loss, tokens} into eval_sum. */
+  eval_step: ['forward', 'eval'],
+} as const;
+
+export function gpt2SpecOf(c: TrialConfig, name = 'trial'): Gpt2Spec {
+  const m = c.model;
+  const t = c.train;
+  return {
+    name, layers: m.layers, width: m.width, heads: m.heads, ffn: m.ffn, vocab: m.vocab, context: m.context, dropout: m.dropout,
+    batch: t.batch, accumulate: t.accumulate, betas: t.betas, eps: t.eps, wd: t.optimizer === 'adamw' ? t.wd : 0, clip: t.clip,
+  };
+}
+
+const roleOf: Record<Tensor['kind'], PlanBuffer['role']> = {
+  param: 'param', grad: 'grad', optimizer: 'optimizer', activation: 'activation', input: 'input', uniform: 'uniform', output: 'output',
+};
+
+/** Adds the whole-region views, the zeroing ops and the AdamW update to a graph whose parameters are laid out. */
+function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout): void {
+  const total = layout.total;
+  g.tensor('params', [total], 'param', { region: 'params', offset: 0 });
+  g.tensor('grads', [total], 'grad', { region: 'grads', offset: 0 });
+  g.tensor('adam.m', [total], 'optimizer');
+  g.tensor('adam.v', [total], 'optimizer');
+  g.op('zero', 'grads.zero', 'fill', [total], ['grads']);
+  g.op('zero', 'train_loss.zero', 'fill', [1], ['train_loss']);
+  for (const r of layout.ranges) {
+    const cfg = { beta1: s.betas[0], beta2: s.betas[1], eps: s.eps, weightDecay: r.decay ? s.wd : 0 };
+    g.op('update', r.decay ? 'adamw.decay' : 'adamw.nodecay', 'adamw', [r.offset, r.count, cfg], ['params', 'grads', 'adam.m', 'adam.v', 'adam']);
+  }
+}
+
+/** Lowers a graph to a Plan: kernels (shared between identical ops), buffers placed by the memory planner, programs. */
+export function lowerGraph(g: Graph): { plan: Plan; memory: MemoryPlan } {
+  const cache = new KernelCache();
+  const kernelOf = new Map<Op, RowKernel>();
+  for (const op of g.ops) kernelOf.set(op, cache.get(op.kernel));
+
+  // Liveness over the longest program, in execution order.
+  const order = g.opsIn(...programPhases.train_step);
+  const planned = new Map<string, number>();
+  for (const t of g.tensors.values()) if (t.kind === 'activation') planned.set(t.name, 4 * numel(t.shape));
+  const memory = planMemory(lifetimes(order.map((o) => ({ label: o.name, buffers: o.bind, bindings: kernelOf.get(o)!.bindings })), planned));
+
+  const b = new PlanBuilder(g.name);
+  const used = new Set(g.ops.flatMap((o) => o.bind));
+  const buffers: PlanBuffer[] = [];
+  for (const t of g.tensors.values()) {
+    if (!used.has(t.name)) continue;
+    const bytes = 4 * (t.span ?? numel(t.shape));
+    const buf: PlanBuffer = { name: t.name, bytes, role: roleOf[t.kind] };
+    const region = t.kind === 'activation' ? memory.regionOf.get(t.name) : t.region;
+    if (region !== undefined) {
+      buf.region = region;
+      buf.offset = t.kind === 'activation' ? 0 : 4 * t.offset!;
+    }
+    buffers.push(buf);
+  }
+  for (const [program, phases] of Object.entries(programPhases)) {
+    for (const op of g.opsIn(...phases)) b.dispatch(program, kernelOf.get(op)!, op.bind, undefined, op.name);
+  }
+  const plan = b.build();
+  plan.buffers = buffers;
+  return { plan, memory };
+}
+
+/** Compiles a dense GPT-2 training step (forward, loss, backward, AdamW) into a Plan. */
+export function compileGpt2(spec: Gpt2Spec): CompiledTrial {
+  const graph = buildGpt2Graph(spec);
+  const layout = layoutParams(graph);
+  addOptimizer(graph, spec, layout);
+  const { plan, memory } = lowerGraph(graph);
+  return { plan, graph, layout, memory, spec };
+}

@@ -1,0 +1,60 @@
+import { adamwKernel, type AdamWConfig } from '../kernels/adamw.js';
+import { attentionBackwardKernels, attentionForwardKernel, type AttentionShape } from '../kernels/attention.js';
+import { crossEntropyBackwardKernel, crossEntropyForwardKernel, crossEntropyMeanKernel, type CrossEntropyShape } from '../kernels/crossentropy.js';
+import { biasGradKernel, evalSumKernel, fillKernel, geluBackwardKernel, geluForwardKernel, scaleAddKernel } from '../kernels/elementwise.js';
+import { embeddingBackwardWpeKernel, embeddingBackwardWteKernel, embeddingForwardKernel, type EmbeddingShape } from '../kernels/embedding.js';
+import { layerNormBackwardKernel, layerNormForwardKernel, layerNormParamGradKernel, type LayerNormShape, type RowKernel } from '../kernels/layernorm.js';
+import { matmulKernel, type MatmulShape } from '../kernels/matmul.js';
+import type { KernelRef } from '../graph/ir.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Generator = (name: string, ...args: any[]) => RowKernel;
+
+// Every op kind the graph may use, and the kernel generator that lowers it. Arguments are plain
+// JSON, so identical ops (the same shape in every layer) share one kernel and one pipeline.
+const generators: Record<string, Generator> = {
+  matmul: (n, s: MatmulShape) => matmulKernel(n, s),
+  ln_fwd: (n, s: LayerNormShape) => layerNormForwardKernel(n, s),
+  ln_bwd: (n, s: LayerNormShape) => layerNormBackwardKernel(n, s),
+  ln_dwb: (n, s: LayerNormShape, wg: number, dbOffset: number) => layerNormParamGradKernel(n, s, wg, dbOffset),
+  emb_fwd: (n, s: EmbeddingShape) => embeddingForwardKernel(n, s),
+  emb_dwte: (n, s: EmbeddingShape) => embeddingBackwardWteKernel(n, s),
+  emb_dwpe: (n, s: EmbeddingShape) => embeddingBackwardWpeKernel(n, s),
+  ce_fwd: (n, s: CrossEntropyShape) => crossEntropyForwardKernel(n, s),
+  ce_mean: (n, s: CrossEntropyShape, gradScale: number) => crossEntropyMeanKernel(n, s, gradScale),
+  ce_bwd: (n, s: CrossEntropyShape) => crossEntropyBackwardKernel(n, s, true),
+  attn_fwd: (n, s: AttentionShape) => attentionForwardKernel(n, s),
+  attn_bwd_dq: (n, s: AttentionShape) => attentionBackwardKernels(n, s)[0],
+  attn_bwd_dkv: (n, s: AttentionShape) => attentionBackwardKernels(n, s)[1],
+  gelu_fwd: (n, count: number) => geluForwardKernel(n, count),
+  gelu_bwd: (n, count: number) => geluBackwardKernel(n, count),
+  bias_grad: (n, rows: number, cols: number) => biasGradKernel(n, rows, cols),
+  fill: (n, count: number) => fillKernel(n, count),
+  scale_add: (n, count: number, scale: number) => scaleAddKernel(n, count, scale),
+  eval_sum: (n, gradScale: number) => evalSumKernel(n, gradScale),
+  adamw: (n, offset: number, count: number, cfg: AdamWConfig) => adamwKernel(n, { offset, count }, cfg),
+};
+
+export function registerKernel(kind: string, gen: Generator): void {
+  generators[kind] = gen;
+}
+
+/** Lowers op kernels, sharing one generated kernel between ops with the same kind and arguments. */
+export class KernelCache {
+  private readonly byKey = new Map<string, RowKernel>();
+  private readonly perKind = new Map<string, number>();
+
+  get(ref: KernelRef): RowKernel {
+    const key = `${ref.kind}:${JSON.stringify(ref.args)}`;
+    let k = this.byKey.get(key);
+    if (!k) {
+      const gen = generators[ref.kind];
+      if (!gen) throw new Error(`lowering: no kernel for op kind '${ref.kind}'`);
+      const i = this.perKind.get(ref.kind) ?? 0;
+      this.perKind.set(ref.kind, i + 1);
+      k = gen(`${ref.kind}_${i}`, ...ref.args);
+      this.byKey.set(key, k);
+    }
+    return k;
+  }
+}

@@ -1,0 +1,43 @@
+// The event stream of a running sweep: the trainer emits, the terminal UI and the run store listen.
+// Plain data, so a non-TTY logger, the Ink UI and tests can all consume the same stream.
+
+export interface TrialInfo {
+  id: string;
+  /** Human name, e.g. "top=2 unit=sequence seed=1". */
+  name: string;
+  steps: number;
+  params: { total: number; active: number };
+  /** Number of MoE layers and experts per layer (0 for a dense model), for the load heat map. */
+  moeLayers: number;
+  experts: number;
+}
+
+export type TrialStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'stopped';
+
+export type SweepEvent =
+  | { type: 'sweep-start'; sweep: string; adapter: string; out: string; trials: TrialInfo[] }
+  | { type: 'trial-start'; id: string; resumedFrom?: number }
+  | {
+      type: 'step';
+      id: string;
+      step: number;
+      loss: number;
+      lr: number;
+      tokensPerSec: number;
+      /** Seconds since the trial started (this process). */
+      elapsed: number;
+    }
+  | {
+      type: 'eval';
+      id: string;
+      step: number;
+      validLoss: number;
+      validPpl: number;
+      /** Fraction of routed tokens per expert, per MoE layer (layers × experts); absent for dense. */
+      expertLoad?: number[][];
+    }
+  | { type: 'checkpoint'; id: string; step: number; path: string }
+  | { type: 'trial-end'; id: string; status: Exclude<TrialStatus, 'pending' | 'running'>; error?: string; wallSeconds: number }
+  | { type: 'sweep-end'; out: string };
+
+export type SweepListener = (e: SweepEvent) => void;

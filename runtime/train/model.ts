@@ -1,0 +1,113 @@
+import { adamwUniforms } from '../../compiler/kernels/adamw.js';
+import type { CompiledTrial } from '../../compiler/lower/compile.js';
+import type { Gpu } from '../gpu/device.js';
+import { PlanExecutor } from '../executor/executor.js';
+import { initParams, splitParams } from './init.js';
+
+/**
+ * One trial's model on the GPU: its compiled plan, executor and step counters. Each optimiser
+ * step is one submit (or zero_grads + micro_step × accumulate + update with accumulation); only
+ * the two 16-byte uniform blocks and the batch are written per step, and nothing is read back
+ * unless asked.
+ */
+export class GpuModel {
+  private constructor(readonly compiled: CompiledTrial, readonly ex: PlanExecutor) {}
+
+  static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan'): Promise<GpuModel> {
+    return new GpuModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source));
+  }
+
+  get spec() {
+    return this.compiled.spec;
+  }
+
+  initParams(seed: number): void {
+    this.ex.write('params', initParams(this.compiled.graph, this.compiled.layout, seed));
+  }
+
+  writeParams(flat: Float32Array): void {
+    this.ex.write('params', flat);
+  }
+
+  writeOptimizerState(m: Float32Array, v: Float32Array): void {
+    this.ex.write('adam.m', m);
+    this.ex.write('adam.v', v);
+  }
+
+  /** Dropout masks derive from (seed, step); `train` 0 turns dropout off. */
+  private writeRng(seed: number, step: number, train: boolean): void {
+    if (this.compiled.plan.buffers.some((b) => b.name === 'rng')) this.ex.write('rng', new Uint32Array([seed >>> 0, step >>> 0, train ? 1 : 0, 0]));
+  }
+
+  private writeBatch(tokens: Uint32Array, targets: Uint32Array): void {
+    const n = this.spec.batch * this.spec.context;
+    if (tokens.length !== n || targets.length !== n) throw new Error(`batch has ${tokens.length}/${targets.length} tokens/targets; the plan takes ${n}`);
+    this.ex.write('tokens', tokens);
+    this.ex.write('targets', targets);
+  }
+
+  /**
+   * One optimiser step (1-based `step` for AdamW's bias correction) over `micro` micro-batches
+   * (as many as `accumulate`). The mean training loss lands in 'train_loss' on the GPU.
+   */
+  trainStep(step: number, lr: number, seed: number, micro: { tokens: Uint32Array; targets: Uint32Array }[]): void {
+    if (micro.length !== this.spec.accumulate) throw new Error(`step needs ${this.spec.accumulate} micro-batches, got ${micro.length}`);
+    this.ex.write('adam', adamwUniforms(step, lr, { beta1: this.spec.betas[0], beta2: this.spec.betas[1] }));
+    if (micro.length === 1) {
+      this.writeRng(seed, step, true);
+      this.writeBatch(micro[0]!.tokens, micro[0]!.targets);
+      this.ex.run('train_step');
+      return;
+    }
+    this.ex.run('zero_grads');
+    micro.forEach((mb, i) => {
+      this.writeRng(seed, step * micro.length + i, true);
+      this.writeBatch(mb.tokens, mb.targets);
+      this.ex.run('micro_step');
+    });
+    this.ex.run('update');
+  }
+
+  /** Forward and backward of one batch without an update (gradient checks); grads are zeroed first. */
+  gradients(tokens: Uint32Array, targets: Uint32Array, seed = 0, step = 1): void {
+    this.writeRng(seed, step, seed !== 0);
+    this.writeBatch(tokens, targets);
+    this.ex.run('zero_grads');
+    this.ex.run('micro_step');
+  }
+
+  async trainLoss(): Promise<number> {
+    return (await this.ex.read('train_loss'))[0]!;
+  }
+
+  /** Token-weighted validation loss over `batches`, one read-back at the end. */
+  async evalLoss(batches: Iterable<{ tokens: Uint32Array; targets: Uint32Array }>, seed = 0, step = 0): Promise<{ loss: number; tokens: number }> {
+    this.ex.write('eval_sum', new Float32Array(2));
+    this.writeRng(seed, step, false);
+    for (const b of batches) {
+      this.writeBatch(b.tokens, b.targets);
+      this.ex.run('eval_step');
+    }
+    const [sum, count] = await this.ex.read('eval_sum');
+    return { loss: sum! / Math.max(1, count!), tokens: count! };
+  }
+
+  async readParams(): Promise<Map<string, Float32Array>> {
+    return splitParams(this.compiled.graph, this.compiled.layout, await this.ex.read('params'));
+  }
+
+  /** Gradients by parameter name (frozen parameters have none). */
+  async readGrads(): Promise<Map<string, Float32Array>> {
+    const all = splitParams(this.compiled.graph, this.compiled.layout, await this.ex.read('grads'));
+    for (const name of [...all.keys()]) if (this.compiled.graph.get(name).trainable === false) all.delete(name);
+    return all;
+  }
+
+  async readFlat(name: 'params' | 'grads' | 'adam.m' | 'adam.v'): Promise<Float32Array> {
+    return this.ex.read(name);
+  }
+
+  destroy(): void {
+    this.ex.destroy();
+  }
+}
