@@ -1,6 +1,7 @@
 // The front end's entry points: a .moe file -> a resolved, validated pipeline, its trials, and
 // diagnostics. Never throws for any input: every problem is a diagnostic.
 import { didYouMean, error, hasErrors, sortDiagnostics, type Diagnostic } from '../../grammar/diagnostics.js';
+import type { Span } from '../../grammar/span.js';
 import { loadScope, readFromDisk, type ReadFile, type Scope } from './load.js';
 import { applyOverrides, Ctx, presetOverrides, resolveView, type Override } from './resolve.js';
 import { expand, parseSweep } from './sweep.js';
@@ -33,6 +34,8 @@ export interface LoadResult {
   /** Names of the presets the file defines. */
   presets: string[];
   ok: boolean;
+  /** Where in the source a resolved field was written, e.g. spanOf('/train/batch'); its nearest written parent otherwise. */
+  spanOf(ptr: string): Span | undefined;
 }
 
 /** Load, resolve, validate and expand a .moe file. */
@@ -42,20 +45,23 @@ export function loadPipeline(file: string, opts: LoadOptions = {}): LoadResult {
     const { scope, diagnostics } = loadScope(file, opts.readFile ?? readFromDisk);
     for (const [k, v] of scope.sources) sources.set(k, v);
     // An unreadable root file has nothing to resolve: say only that, not the cascade of missing blocks.
-    if (scope.sources.size === 0) return { pipeline: undefined, trials: [], diagnostics, sources, presets: [], ok: false };
+    if (scope.sources.size === 0) return { pipeline: undefined, trials: [], diagnostics, sources, presets: [], ok: false, spanOf: noSpan };
     const r = resolveScope(scope, opts, diagnostics);
     const sorted = sortDiagnostics(diagnostics);
     const ok = !hasErrors(sorted);
-    return { pipeline: ok ? r.pipeline : undefined, trials: ok ? r.trials : [], diagnostics: sorted, sources, presets: [...scope.preset.keys()], ok };
+    const spanOf = (ptr: string) => r.ctx?.spanOf(ptr);
+    return { pipeline: ok ? r.pipeline : undefined, trials: ok ? r.trials : [], diagnostics: sorted, sources, presets: [...scope.preset.keys()], ok, spanOf };
   } catch (e) {
     return {
-      pipeline: undefined, trials: [], sources, presets: [], ok: false,
+      pipeline: undefined, trials: [], sources, presets: [], ok: false, spanOf: noSpan,
       diagnostics: [error(`internal error in the .moe front end: ${(e as Error).message}`, undefined, 'this is a bug in moec; please report it with the file that caused it')],
     };
   }
 }
 
-function resolveScope(scope: Scope, opts: LoadOptions, diagnostics: Diagnostic[]): { pipeline: Pipeline | undefined; trials: Trial[] } {
+const noSpan = () => undefined;
+
+function resolveScope(scope: Scope, opts: LoadOptions, diagnostics: Diagnostic[]): { pipeline: Pipeline | undefined; trials: Trial[]; ctx?: Ctx } {
   let overrides: Override[] = [];
   const preset = opts.preset ?? null;
   if (preset !== null) {
@@ -76,10 +82,10 @@ function resolveScope(scope: Scope, opts: LoadOptions, diagnostics: Diagnostic[]
   diagnostics.push(...ctx.diagnostics);
   const sweep = parseSweep(scope.sweep, scope, diagnostics);
   pipeline.sweep = sweep?.spec ?? null;
-  if (hasErrors(diagnostics)) return { pipeline, trials: [] };
+  if (hasErrors(diagnostics)) return { pipeline, trials: [], ctx };
   const ex = expand(scope, overrides, pipeline, sweep, preset, { validate: opts.validateTrials ?? true });
   diagnostics.push(...ex.diagnostics);
-  return { pipeline, trials: ex.trials };
+  return { pipeline, trials: ex.trials, ctx };
 }
 
 /** The trials of a loaded pipeline (what `moec expand` prints). */

@@ -98,3 +98,19 @@ export function compileGpt2(spec: Gpt2Spec): CompiledTrial {
   const { plan, memory } = lowerGraph(graph);
   return { plan, graph, layout, memory, spec };
 }
+
+/** A trial the compiler cannot lower, with the setting to change. */
+export class CompileError extends Error {
+  constructor(message: string, readonly ptr: string, readonly hint: string) {
+    super(message);
+  }
+}
+
+/** Compiles one trial's configuration; refuses settings the lowering does not implement yet. */
+export function compileTrial(c: TrialConfig, name = 'trial'): CompiledTrial {
+  if (c.model.moe) throw new CompileError('MoE layers are not lowered to GPU plans yet (issue 5)', '/model/moe', 'remove the moe block to train the dense model');
+  if (c.train.optimizer === 'sgd') throw new CompileError("optimizer 'sgd' is not implemented", '/train/optimizer', "use 'adamw' (or 'adam': AdamW without weight decay)");
+  if (c.train.precision !== 'f32') throw new CompileError(`precision '${c.train.precision}' is not implemented; plans are f32`, '/train/precision', 'use precision f32');
+  if (c.model.width % c.model.heads !== 0) throw new CompileError(`width ${c.model.width} is not divisible by heads ${c.model.heads}`, '/model/heads', 'pick heads that divide the width');
+  return compileGpt2(gpt2SpecOf(c, name));
+}

@@ -1,0 +1,101 @@
+import type { Plan, PlanBuffer } from '../plan/types.js';
+import type { CompiledTrial } from './compile.js';
+
+export interface PlanSummary {
+  name: string;
+  /** Parameters in the plan (real elements, padding excluded). */
+  params: number;
+  kernels: number;
+  dispatches: Record<string, number>;
+  /** FLOPs of one train_step dispatch list (each micro-batch counts once per accumulation step). */
+  flopsPerStep: number;
+  tokensPerStep: number;
+  /** Bytes per buffer role after memory planning (regions counted once). */
+  bytesByRole: Record<string, number>;
+  activations: { naiveBytes: number; plannedBytes: number; regions: number };
+  /** Every byte the plan allocates on the device: the peak, since nothing is allocated while it runs. */
+  peakBytes: number;
+  largestBuffer: { name: string; bytes: number };
+  largestBinding: { name: string; bytes: number };
+}
+
+/** Bytes each distinct allocation takes: a region once at its furthest extent, other buffers alone. */
+export function allocations(plan: Plan): { name: string; bytes: number; role: PlanBuffer['role'] }[] {
+  const regions = new Map<string, { name: string; bytes: number; role: PlanBuffer['role'] }>();
+  const out: { name: string; bytes: number; role: PlanBuffer['role'] }[] = [];
+  for (const b of plan.buffers) {
+    if (b.region === undefined) out.push({ name: b.name, bytes: b.bytes, role: b.role });
+    else {
+      const r = regions.get(b.region) ?? { name: `region:${b.region}`, bytes: 0, role: b.role };
+      r.bytes = Math.max(r.bytes, b.offset! + b.bytes);
+      regions.set(b.region, r);
+    }
+  }
+  return [...out, ...regions.values()];
+}
+
+export function summarize(c: CompiledTrial): PlanSummary {
+  const { plan } = c;
+  const kernels = new Map(plan.kernels.map((k) => [k.name, k]));
+  const step = c.spec.accumulate === 1 ? plan.programs.train_step! : [...plan.programs.zero_grads!, ...Array.from({ length: c.spec.accumulate }, () => plan.programs.micro_step!).flat(), ...plan.programs.update!];
+  const allocs = allocations(plan);
+  const bytesByRole: Record<string, number> = {};
+  for (const a of allocs) bytesByRole[a.role] = (bytesByRole[a.role] ?? 0) + a.bytes;
+  const largest = allocs.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  const binding = plan.buffers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  return {
+    name: plan.name,
+    params: c.layout.count,
+    kernels: plan.kernels.length,
+    dispatches: Object.fromEntries(Object.entries(plan.programs).map(([k, v]) => [k, v.length])),
+    flopsPerStep: step.reduce((a, d) => a + (kernels.get(d.kernel)!.flops ?? 0), 0),
+    tokensPerStep: c.spec.batch * c.spec.context * c.spec.accumulate,
+    bytesByRole,
+    activations: { naiveBytes: c.memory.naiveBytes, plannedBytes: c.memory.plannedBytes, regions: c.memory.regions.length },
+    peakBytes: allocs.reduce((a, b) => a + b.bytes, 0),
+    largestBuffer: { name: largest.name, bytes: largest.bytes },
+    largestBinding: { name: binding.name, bytes: binding.bytes },
+  };
+}
+
+export interface DeviceLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  /** Device memory, where known (WebGPU does not say; a flag or the adapter's vendor tables may). */
+  memoryBytes?: number;
+}
+
+/** WebGPU's guaranteed minimums, used when no adapter is at hand. */
+export const defaultLimits: DeviceLimits = { maxBufferSize: 268435456, maxStorageBufferBindingSize: 134217728 };
+
+export interface LimitProblem {
+  message: string;
+  /** JSON pointer of the setting to change, for the diagnostic's position. */
+  ptr: string;
+  hint: string;
+}
+
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
+/** What stops this plan from fitting the device: each oversized allocation or binding, and the total. */
+export function limitProblems(c: CompiledTrial, limits: DeviceLimits): LimitProblem[] {
+  const problems: LimitProblem[] = [];
+  const blame = (role: PlanBuffer['role']) => (role === 'param' || role === 'grad' || role === 'optimizer' ? '/model' : '/train/batch');
+  const advice = (role: PlanBuffer['role']) =>
+    role === 'param' || role === 'grad' || role === 'optimizer' ? 'make the model smaller (width, layers, ffn or vocabulary)' : 'lower train.batch (use `accumulate` to keep the effective batch) or the context';
+  for (const a of allocations(c.plan)) {
+    if (a.bytes > limits.maxBufferSize) {
+      problems.push({ message: `${a.name} needs ${mib(a.bytes)}, over the device's maxBufferSize of ${mib(limits.maxBufferSize)}`, ptr: blame(a.role), hint: advice(a.role) });
+    }
+  }
+  for (const b of c.plan.buffers) {
+    if (b.bytes > limits.maxStorageBufferBindingSize) {
+      problems.push({ message: `buffer '${b.name}' needs ${mib(b.bytes)}, over the device's maxStorageBufferBindingSize of ${mib(limits.maxStorageBufferBindingSize)}`, ptr: blame(b.role), hint: advice(b.role) });
+    }
+  }
+  const peak = allocations(c.plan).reduce((a, b) => a + b.bytes, 0);
+  if (limits.memoryBytes !== undefined && peak > limits.memoryBytes) {
+    problems.push({ message: `the plan needs ${mib(peak)} of device memory; the device has ${mib(limits.memoryBytes)}`, ptr: '/train/batch', hint: advice('activation') });
+  }
+  return problems;
+}
