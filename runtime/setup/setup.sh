@@ -10,6 +10,12 @@ quickstart=1
 
 say() { printf 'moec setup: %s\n' "$*"; }
 die() { printf 'moec setup: error: %s\n' "$*" >&2; exit 1; }
+# Sets as_root to the prefix that runs a command as root (empty when we are root); fails without a way.
+as_root=()
+can_be_root() {
+  [ "$(id -u)" -eq 0 ] && return 0
+  command -v sudo >/dev/null && sudo -n true 2>/dev/null && as_root=(sudo -n)
+}
 
 # Mesa warns without a runtime dir; any private writable directory will do.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/moec-runtime-$(id -u)}"
@@ -32,14 +38,11 @@ npm run build --silent
 probe() { node dist/runtime/cli/moec.js doctor --probe >/dev/null 2>&1; }
 if ! probe; then
   say "no usable GPU adapter; installing Mesa lavapipe (software Vulkan) from bookworm-backports"
-  as_root=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then as_root=(sudo -n); else
-      die "installing a Vulkan driver needs root. Run as root, or install it by hand:
+  if ! can_be_root; then
+    die "installing a Vulkan driver needs root. Run as root, or install it by hand:
   echo 'deb http://deb.debian.org/debian bookworm-backports main' | sudo tee /etc/apt/sources.list.d/backports.list
   sudo apt-get update && sudo apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1
 (on another distribution: a Mesa >= 23 with lavapipe, or your GPU's Vulkan driver, and the Vulkan loader)"
-    fi
   fi
   command -v apt-get >/dev/null || die "no apt-get here: install a Vulkan driver (Mesa >= 23 lavapipe, or your GPU's) and the Vulkan loader by hand."
   codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
@@ -55,6 +58,19 @@ if ! probe; then
     "${as_root[@]}" apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
   fi
   probe || die "still no usable GPU adapter after installing lavapipe; 'node dist/runtime/cli/moec.js doctor' shows why."
+fi
+
+# 4. tmux, which the terminal-UI test drives as a real terminal. Optional: without it that one test
+# is skipped, so an unprivileged setup says how to get it and goes on.
+if ! command -v tmux >/dev/null; then
+  if command -v apt-get >/dev/null && can_be_root; then
+    say "installing tmux (for the terminal UI test)"
+    export DEBIAN_FRONTEND=noninteractive
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" apt-get install -y -qq tmux >/dev/null
+  else
+    say "note: no tmux, and installing it needs root and apt-get; the terminal UI test will be skipped (install tmux by hand to run it)"
+  fi
 fi
 
 if [ "$quickstart" = 1 ]; then

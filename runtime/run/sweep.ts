@@ -1,0 +1,136 @@
+import path from 'node:path';
+import type { DataSet, LoadResult, Trial } from '../../compiler/frontend/index.js';
+import type { CompiledTrial } from '../../compiler/lower/compile.js';
+import { summarize } from '../../compiler/lower/summary.js';
+import { UserError } from '../../grammar/user-error.js';
+import { prepareDataset, type PreparedText } from '../data/index.js';
+import type { Gpu } from '../gpu/device.js';
+import { writeReport } from '../report/report.js';
+import { RunStore } from '../store/run-store.js';
+import type { SweepListener, TrialInfo } from '../train/events.js';
+import { GpuModel } from '../train/model.js';
+import { trainTrial, type EvalSet } from '../train/trainer.js';
+
+export interface SweepOptions {
+  file: string;
+  load: LoadResult;
+  trials: Trial[];
+  compiled: Map<string, CompiledTrial>;
+  gpu: Gpu;
+  out: string;
+  resume: boolean;
+  force: boolean;
+  listener: SweepListener;
+  stop: { requested: boolean };
+  /** Prepared data sets (see prepareSweepData): prepared before the live view starts drawing. */
+  data: SweepData;
+}
+
+/** Prepares (fetching and tokenising on first use) every data set the trials train or evaluate on. */
+export async function prepareSweepData(trials: Trial[], log: (msg: string) => void): Promise<SweepData> {
+  const data = new SweepData(log);
+  for (const t of trials) {
+    const c = t.config;
+    await data.get(c.data[c.train.data]!);
+    for (const ref of c.evaluate.perplexity) await data.get(c.data[ref.data]!);
+  }
+  return data;
+}
+
+export interface SweepResult {
+  done: number;
+  failed: number;
+  stopped: number;
+  skipped: number;
+  reportPath: string | null;
+}
+
+/** The sweep's directory name: the .moe file's base name, plus the preset when one is applied. */
+export function sweepName(file: string, preset: string | null): string {
+  const base = path.basename(file).replace(/\.moe$/, '');
+  return preset ? `${base}-${preset}` : base;
+}
+
+function trialInfo(t: Trial): TrialInfo {
+  const moe = t.config.model.moe;
+  return { id: t.id, name: t.name, steps: t.config.train.steps, params: t.params_count, moeLayers: moe ? moe.layers.length : 0, experts: moe ? moe.experts : 0 };
+}
+
+/** Prepares each data set once per sweep (the cache makes later sweeps fast). */
+export class SweepData {
+  private readonly ready = new Map<string, Promise<PreparedText>>();
+  constructor(private readonly log: (msg: string) => void) {}
+
+  get(ds: DataSet): Promise<PreparedText> {
+    const key = JSON.stringify(ds);
+    let p = this.ready.get(key);
+    if (!p) {
+      p = prepareDataset(ds, { log: this.log }).then((d) => {
+        if (d.kind !== 'text') throw new UserError(`data '${ds.name}' is the synthetic cluster task, which the language-model trainer cannot train on`, { hint: 'use a text source for a GPT-style model' });
+        return d;
+      });
+      this.ready.set(key, p);
+    }
+    return p;
+  }
+}
+
+/**
+ * Runs every trial of a sweep in order on one GPU: a trial that fails is marked failed with its
+ * error and the sweep goes on; finished trials are skipped on --resume; Ctrl-C stops after the
+ * current step with a checkpoint. Writes the report at the end.
+ */
+export async function runSweep(o: SweepOptions): Promise<SweepResult> {
+  const preset = o.load.pipeline?.preset ?? null;
+  const name = sweepName(o.file, preset);
+  const dir = path.join(o.out, name);
+  const adapter = o.gpu.describe();
+  const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })) };
+  const store = o.resume && RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info, { force: o.force });
+  if (o.resume) store.syncTrials(info.trials, adapter);
+  const data = o.data;
+  const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
+  o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
+  for (const t of o.trials) {
+    if (o.stop.requested) break;
+    const ts = store.trial(t.id);
+    if (ts.readStatus()?.state === 'done') {
+      result.skipped++;
+      o.listener({ type: 'trial-end', id: t.id, status: 'skipped', wallSeconds: 0 });
+      continue;
+    }
+    const started = Date.now();
+    let model: GpuModel | undefined;
+    try {
+      const cfg = t.config;
+      const compiled = o.compiled.get(t.id)!;
+      ts.writeConfig({ id: t.id, name: t.name, params: t.params, seed: t.seed, baseline: t.baseline, matches: t.matches ?? null, params_count: t.params_count, config: cfg });
+      ts.writePlan(summarize(compiled));
+      const train = await data.get(cfg.data[cfg.train.data]!);
+      const evals: EvalSet[] = [];
+      for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await data.get(cfg.data[ref.data]!), split: ref.split });
+      model = await GpuModel.create(o.gpu, compiled, `trial ${t.id}`);
+      store.setTrialStatus(t.id, 'running');
+      const r = await trainTrial({ model, trial: t, data: train, evals, store: ts, listener: o.listener, adapter, stop: o.stop });
+      store.setTrialStatus(t.id, r.status);
+      if (r.status === 'done') result.done++;
+      else result.stopped++;
+      o.listener({ type: 'trial-end', id: t.id, status: r.status, wallSeconds: r.wallSeconds });
+    } catch (e) {
+      // A data problem is the user's to fix; anything else is recorded with the trial and the sweep goes on.
+      if (e instanceof UserError && !(e.message.startsWith('trial'))) throw e;
+      const message = e instanceof Error ? e.message : String(e);
+      result.failed++;
+      const wall = (Date.now() - started) / 1000;
+      ts.writeStatus({ state: 'failed', step: 0, steps: t.config.train.steps, error: message, started: new Date(started).toISOString(), finished: new Date().toISOString(), wall_s: wall, tokens_per_s: 0, adapter });
+      store.setTrialStatus(t.id, 'failed');
+      o.listener({ type: 'trial-end', id: t.id, status: 'failed', error: message, wallSeconds: wall });
+    } finally {
+      model?.destroy();
+    }
+  }
+  const report = await writeReport(dir);
+  result.reportPath = report.files?.markdown ?? path.join(dir, 'report.md');
+  o.listener({ type: 'sweep-end', out: dir });
+  return result;
+}

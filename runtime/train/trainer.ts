@@ -1,0 +1,159 @@
+import type { Trial } from '../../compiler/frontend/types.js';
+import { sequentialBatches, trainBatcher, type BatcherState, type PreparedText, type TextBatch } from '../data/index.js';
+import type { TrialStore } from '../store/run-store.js';
+import type { SweepListener } from './events.js';
+import type { GpuModel } from './model.js';
+import { lrAt } from './schedule.js';
+
+export interface EvalSet {
+  /** As written in .moe, e.g. "brown.valid". */
+  name: string;
+  data: PreparedText;
+  split: 'train' | 'valid';
+}
+
+export interface TrainOptions {
+  model: GpuModel;
+  trial: Trial;
+  data: PreparedText;
+  evals: EvalSet[];
+  store: TrialStore;
+  listener: SweepListener;
+  adapter: string;
+  /** Set by Ctrl-C: finish the step, checkpoint, return 'stopped'. */
+  stop: { requested: boolean };
+  /** Read the training loss back every this many steps (each read is a GPU sync). */
+  logEvery?: number;
+}
+
+export type TrainOutcome = { status: 'done' | 'stopped'; step: number; wallSeconds: number };
+
+interface SavedState {
+  step: number;
+  batcher: BatcherState;
+  seed: number;
+}
+
+/** Checkpoint tensors: parameters under their GPT-2 names, plus the flat AdamW moments. */
+async function checkpointTensors(model: GpuModel): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  const g = model.compiled.graph;
+  for (const [name, data] of await model.readParams()) out.set(name, { shape: g.get(name).shape, data });
+  for (const name of ['adam.m', 'adam.v'] as const) {
+    const data = await model.readFlat(name);
+    out.set(`optimizer.${name}`, { shape: [data.length], data });
+  }
+  return out;
+}
+
+function restoreTensors(model: GpuModel, tensors: Map<string, { data: Float32Array }>, where: string): void {
+  const { layout } = model.compiled;
+  const flat = new Float32Array(layout.total);
+  for (const [name, offset] of layout.offsets) {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`checkpoint ${where} has no tensor '${name}'`);
+    flat.set(t.data, offset);
+  }
+  model.writeParams(flat);
+  const m = tensors.get('optimizer.adam.m')?.data;
+  const v = tensors.get('optimizer.adam.v')?.data;
+  if (!m || !v || m.length !== layout.total || v.length !== layout.total) throw new Error(`checkpoint ${where} has no optimizer state for this plan`);
+  model.writeOptimizerState(m, v);
+}
+
+/** Perplexity on the first `batches` validation batches (all of them when `batches` is 0). */
+async function evaluate(model: GpuModel, e: EvalSet, batches: number): Promise<{ loss: number; tokens: number }> {
+  const { batch, context } = model.spec;
+  const split = e.split === 'valid' ? e.data.valid : e.data.train;
+  function* limited(): Generator<{ tokens: Uint32Array; targets: Uint32Array }> {
+    let i = 0;
+    for (const b of sequentialBatches(e.data, split, context, batch)) {
+      if (batches > 0 && i++ >= batches) return;
+      yield { tokens: b.inputs, targets: b.targets };
+    }
+  }
+  return model.evalLoss(limited());
+}
+
+/**
+ * Trains one trial to its last step: resumes from the latest checkpoint if there is one, evaluates
+ * every `evaluate.every` steps (and over the whole validation split at the end), checkpoints at
+ * each evaluation, and streams metrics to the store and the listener. The loss is read back only
+ * every `logEvery` steps, so the GPU runs ahead of the host in between.
+ */
+export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
+  const { model, trial, store, listener } = o;
+  const cfg = trial.config;
+  const steps = cfg.train.steps;
+  const seed = trial.seed;
+  const started = Date.now();
+  const batcher = trainBatcher(o.data, { context: cfg.model.context, batch: cfg.train.batch, seed });
+  let step = 0;
+  const ck = store.resume();
+  if (ck) {
+    restoreTensors(model, ck.tensors, ck.path);
+    const st = ck.state as unknown as SavedState;
+    batcher.restore(st.batcher);
+    step = st.step;
+  } else {
+    model.initParams(seed);
+  }
+  listener({ type: 'trial-start', id: trial.id, ...(ck ? { resumedFrom: step } : {}) });
+  const logEvery = o.logEvery ?? Math.max(1, Math.min(10, Math.floor(cfg.evaluate.every / 2)));
+  const tokensPerStep = cfg.train.batch * cfg.model.context * cfg.train.accumulate;
+  let lastLog = { step, time: performance.now() };
+  let tokensPerSec = 0;
+  const status = (state: 'running' | 'done' | 'stopped') =>
+    store.writeStatus({ state, step, steps, started: new Date(started).toISOString(), ...(state === 'running' ? {} : { finished: new Date().toISOString() }), wall_s: (Date.now() - started) / 1000, tokens_per_s: tokensPerSec, adapter: o.adapter });
+  const save = async () => {
+    const state: SavedState = { step, batcher: batcher.state(), seed };
+    const ref = store.saveCheckpoint(step, await checkpointTensors(model), state as unknown as Record<string, unknown>);
+    listener({ type: 'checkpoint', id: trial.id, step, path: ref.path });
+  };
+  const runEval = async (final: boolean) => {
+    const extra: Record<string, number> = {};
+    let first: { loss: number } | undefined;
+    for (const e of o.evals) {
+      const r = await evaluate(model, e, final ? 0 : cfg.evaluate.batches);
+      first ??= r;
+      extra[`${e.name}.loss`] = r.loss;
+      extra[`${e.name}.ppl`] = Math.exp(r.loss);
+      extra[`${e.name}.tokens`] = r.tokens;
+    }
+    const loss = first?.loss ?? NaN;
+    store.appendMetric({ kind: 'eval', step, valid_loss: loss, valid_ppl: Math.exp(loss), final, ...extra });
+    listener({ type: 'eval', id: trial.id, step, validLoss: loss, validPpl: Math.exp(loss) });
+  };
+  status('running');
+  while (step < steps && !o.stop.requested) {
+    const lr = lrAt(step, cfg.train);
+    const micro: { tokens: Uint32Array; targets: Uint32Array }[] = [];
+    for (let i = 0; i < cfg.train.accumulate; i++) {
+      const b: TextBatch = batcher.next();
+      micro.push({ tokens: b.inputs, targets: b.targets });
+    }
+    step++;
+    model.trainStep(step, lr, seed, micro);
+    const evalDue = step % cfg.evaluate.every === 0 || step === steps;
+    if (step % logEvery === 0 || evalDue || step === 1) {
+      const loss = await model.trainLoss();
+      const now = performance.now();
+      tokensPerSec = ((step - lastLog.step) * tokensPerStep) / ((now - lastLog.time) / 1000);
+      lastLog = { step, time: now };
+      if (!Number.isFinite(loss)) throw new Error(`training loss is ${loss} at step ${step}: the run diverged (lower train.lr, or set train.clip)`);
+      store.appendMetric({ kind: 'train', step, loss, lr, tokens_per_s: tokensPerSec, time_s: (Date.now() - started) / 1000 });
+      listener({ type: 'step', id: trial.id, step, loss, lr, tokensPerSec, elapsed: (Date.now() - started) / 1000 });
+    }
+    if (evalDue && step < steps) {
+      await runEval(false);
+      await save();
+      status('running');
+      lastLog = { step, time: performance.now() }; // tokens/s measures training only
+    }
+  }
+  if (step >= steps) await runEval(true);
+  await save();
+  const outcome = step >= steps ? 'done' : 'stopped';
+  status(outcome);
+  return { status: outcome, step, wallSeconds: (Date.now() - started) / 1000 };
+}

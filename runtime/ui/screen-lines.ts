@@ -1,0 +1,267 @@
+// The terminal view as lines of styled segments, computed from the model. Kept apart from Ink so
+// the layout rules (what fits, what is cut, how tall the live region may grow) are plain functions.
+import type { TrialStatus } from '../train/events.js';
+import {
+  etaSeconds,
+  fit,
+  formatCount,
+  formatDuration,
+  formatFixed,
+  progressBar,
+  SHADES,
+  shadeIndex,
+  shadeLegend,
+  sparkline,
+  truncate,
+} from './format.js';
+import type { SweepModel, TrialState } from './sweep-model.js';
+
+export type Color = 'green' | 'red' | 'yellow' | 'cyan' | 'gray' | 'magenta';
+export interface Segment {
+  text: string;
+  color?: Color;
+  bold?: boolean;
+}
+export type Line = Segment[];
+
+export const STATUS_SYMBOL: Record<TrialStatus, string> = {
+  pending: '·',
+  running: '▶',
+  done: '✔',
+  failed: '✘',
+  skipped: '↷',
+  stopped: '■',
+};
+const STATUS_COLOR: Record<TrialStatus, Color> = {
+  pending: 'gray',
+  running: 'cyan',
+  done: 'green',
+  failed: 'red',
+  skipped: 'gray',
+  stopped: 'yellow',
+};
+
+export interface ScreenOptions {
+  /** Usable columns; lines never exceed it. */
+  width: number;
+  /** Terminal rows; the live region stays below this so Ink never clears the screen to redraw it. */
+  rows: number;
+  /** Pending trials listed by name after the running ones. */
+  nextPending?: number;
+  /** Running trials that get a sparkline and a heat map. */
+  maxDetails?: number;
+}
+
+const plain = (text: string): Line => [{ text }];
+export const lineText = (line: Line): string => line.map((s) => s.text).join('');
+
+/** The two header lines: what runs where, then the tally and the clock. */
+export function headerLines(model: SweepModel, width: number): Line[] {
+  const h = model.header;
+  if (!h) return [plain(truncate('moec: waiting for the sweep to start', width))];
+  const c = model.counts();
+  const total = model.trials.length;
+  const finished = c.done + c.failed + c.skipped + c.stopped;
+  const first = `moec  sweep ${h.sweep} · ${h.adapter} · out ${h.out}`;
+  const tally = [
+    `trials ${finished}/${total} finished`,
+    `${c.done} done`,
+    `${c.running} running`,
+    `${c.failed} failed`,
+    ...(c.skipped ? [`${c.skipped} skipped`] : []),
+    ...(c.stopped ? [`${c.stopped} stopped`] : []),
+    ...(c.pending ? [`${c.pending} pending`] : []),
+    `elapsed ${formatDuration(model.elapsedSeconds())}`,
+  ].join(' · ');
+  return [
+    [{ text: truncate(first, width), bold: true }],
+    [{ text: truncate(tally, width), ...(c.failed > 0 ? { color: 'red' as const } : {}) }],
+  ];
+}
+
+interface Columns {
+  name: number;
+  bar: number;
+  steps: number;
+}
+
+const FIXED = { status: 2, loss: 9, ppl: 9, tps: 8, eta: 9 };
+
+function columns(model: SweepModel, width: number): Columns {
+  const maxSteps = Math.max(1, ...model.trials.map((t) => t.info.steps));
+  const steps = 2 * String(maxSteps).length + 1;
+  const rest = width - FIXED.status - FIXED.loss - FIXED.ppl - FIXED.tps - FIXED.eta - steps - 2;
+  // The bar gets a third of the spare room (at most 20 cells), and none on narrow terminals
+  // where the name needs it more; the name takes the rest.
+  const bar = rest >= 30 ? Math.min(20, Math.floor(rest / 3)) : 0;
+  const name = Math.max(8, rest - bar - (bar > 0 ? 1 : 0));
+  return { name, bar, steps };
+}
+
+function tableHeader(cols: Columns, width: number): Line {
+  const text =
+    ' '.repeat(FIXED.status) +
+    fit('trial', cols.name) +
+    ' ' +
+    (cols.bar > 0 ? fit('progress', cols.bar) + ' ' : '') +
+    fit('step', cols.steps) +
+    'loss'.padStart(FIXED.loss) +
+    'val ppl'.padStart(FIXED.ppl) +
+    'tok/s'.padStart(FIXED.tps) +
+    'ETA'.padStart(FIXED.eta);
+  return [{ text: truncate(text, width), color: 'gray' }];
+}
+
+function trialRow(t: TrialState, cols: Columns, width: number): Line {
+  const symbol: Segment = { text: `${STATUS_SYMBOL[t.status]} `, color: STATUS_COLOR[t.status] };
+  const name = fit(t.info.name, cols.name) + ' ';
+  if (t.status === 'pending') return [symbol, { text: truncate(name + 'pending', width - 2), color: 'gray' }];
+  const fraction = t.info.steps > 0 ? t.step / t.info.steps : 0;
+  const eta = t.status === 'running' ? etaSeconds(t.step, t.info.steps, t.firstStep, t.elapsed) : undefined;
+  const rest =
+    fit(`${t.step}/${t.info.steps}`, cols.steps) +
+    formatFixed(t.loss, 4).padStart(FIXED.loss) +
+    formatFixed(t.validPpl, 2).padStart(FIXED.ppl) +
+    formatCount(t.tokensPerSec).padStart(FIXED.tps) +
+    formatDuration(eta).padStart(FIXED.eta);
+  const line: Line = [symbol, { text: name }];
+  if (cols.bar > 0) line.push({ text: progressBar(fraction, cols.bar), color: 'cyan' }, { text: ' ' });
+  line.push({ text: rest });
+  return clip(line, width);
+}
+
+type FinishedField = 'loss' | 'ppl' | 'tps' | 'wall';
+/** Column widths of the optional fields of a finished line, with their leading gap. */
+const FIELD_WIDTH: Record<FinishedField, number> = { loss: 13, ppl: 17, tps: 14, wall: 15 };
+/** Dropped in this order when the terminal is too narrow to show a useful part of the names. */
+const DROP_ORDER: FinishedField[] = ['tps', 'loss', 'wall'];
+
+export interface FinishedLayout {
+  nameWidth: number;
+  fields: Set<FinishedField>;
+}
+
+/** One layout for all finished lines, so their columns line up: name width and the fields that fit. */
+export function finishedLayout(model: SweepModel, width: number): FinishedLayout {
+  const longest = Math.max(0, ...model.trials.map((t) => t.info.name.length));
+  const digits = String(model.trials.length).length;
+  const steps = 2 * String(Math.max(1, ...model.trials.map((t) => t.info.steps))).length + 1;
+  // Symbol, `[ i/n] `, two spaces, progress; then the fields.
+  const base = 2 + (2 * digits + 4) + 2 + steps;
+  const fields = new Set<FinishedField>(['loss', 'ppl', 'tps', 'wall']);
+  const room = () => width - base - [...fields].reduce((sum, f) => sum + FIELD_WIDTH[f], 0);
+  for (const f of DROP_ORDER) {
+    if (room() >= Math.min(longest, 24)) break;
+    fields.delete(f);
+  }
+  return { nameWidth: Math.max(12, Math.min(longest, room())), fields };
+}
+
+/** One line per finished trial, for the `<Static>` area: it is printed once and never redrawn. */
+export function finishedLine(t: TrialState, total: number, width: number, layout: FinishedLayout): Line {
+  const symbol: Segment = { text: `${STATUS_SYMBOL[t.status]} `, color: STATUS_COLOR[t.status] };
+  const index = `[${String(t.index).padStart(String(total).length)}/${total}] `;
+  const progress = `${t.step}/${t.info.steps}`;
+  const wall = `wall ${formatDuration(t.wallSeconds)}`;
+  let detail: string;
+  if (t.status === 'done') {
+    const f = layout.fields;
+    detail =
+      progress.padEnd(2 * String(t.info.steps).length + 1) +
+      (f.has('loss') ? `  loss ${formatFixed(t.loss, 4)}` : '') +
+      (f.has('ppl') ? `  val ppl ${formatFixed(t.validPpl, 2).padStart(7)}` : '') +
+      (f.has('tps') ? `  ${formatCount(t.tokensPerSec).padStart(6)} tok/s` : '') +
+      (f.has('wall') ? `  ${wall}` : '');
+  } else if (t.status === 'failed') {
+    detail = `failed at ${progress}, ${wall}: ${(t.error ?? 'no error message').split('\n')[0]}`;
+  } else if (t.status === 'skipped') {
+    // Skipped trials (finished in an earlier run, filtered out) never ran here: no progress to show.
+    detail = t.error ? `skipped: ${t.error.split('\n')[0]}` : 'skipped';
+  } else {
+    detail = `${t.status} at ${progress}`;
+  }
+  const line: Line = [symbol, { text: index, color: 'gray' }, { text: `${fit(t.info.name, layout.nameWidth)}  ` }];
+  line.push(t.status === 'failed' ? { text: detail, color: 'red' } : { text: detail });
+  return clip(line, width);
+}
+
+/** A runner message in the static area: its first line, cut to the width, marked apart from trials. */
+export function messageLine(text: string, width: number): Line {
+  return [{ text: truncate(`» ${text.split('\n')[0]}`, width), color: 'yellow' }];
+}
+
+/** The sparkline and the expert-load heat map of one running trial. */
+export function detailLines(t: TrialState, width: number): Line[] {
+  const lines: Line[] = [[{ text: '▶ ', color: 'cyan' }, { text: truncate(t.info.name, width - 2), bold: true }]];
+  const first = t.losses[0];
+  const last = t.loss;
+  const range = first !== undefined && last !== undefined ? ` ${formatFixed(first, 4)} → ${formatFixed(last, 4)}` : '';
+  const sparkWidth = Math.max(0, Math.min(60, width - 8 - range.length));
+  lines.push([{ text: '  loss ' }, { text: sparkline(t.losses, sparkWidth), color: 'magenta' }, { text: range }]);
+  if (t.info.moeLayers === 0 || t.info.experts === 0) {
+    lines.push(plain('  dense model: no expert load'));
+    return lines.map((l) => clip(l, width));
+  }
+  if (!t.expertLoad) {
+    lines.push(plain(truncate('  expert load: waiting for the first evaluation', width)));
+    return lines.map((l) => clip(l, width));
+  }
+  const experts = t.info.experts;
+  lines.push(plain(`  expert load at step ${t.evalStep} (${t.expertLoad.length} layers × ${experts} experts)`));
+  const label = (i: number) => `  L${String(i).padEnd(String(t.expertLoad!.length - 1).length)} `;
+  const labelWidth = label(0).length;
+  // Two columns per expert when they fit, else one, else as many as fit and a mark for the rest.
+  const cell = labelWidth + 2 * experts + 2 <= width ? 2 : 1;
+  const shown = Math.min(experts, Math.floor((width - labelWidth - 2) / cell));
+  t.expertLoad.forEach((row, layer) => {
+    const cells = row.slice(0, shown).map((f) => SHADES[shadeIndex(f, experts)]!.repeat(cell)).join('');
+    lines.push([{ text: label(layer) }, { text: `│${cells}│`, color: 'yellow' }, { text: shown < experts ? '…' : '' }]);
+  });
+  lines.push([{ text: truncate(`  load per expert: ${shadeLegend(experts)}`, width), color: 'gray' }]);
+  return lines.map((l) => clip(l, width));
+}
+
+/**
+ * Everything that is redrawn: header, table of running and next pending trials, details.
+ * Its height is bounded by the terminal, not by the size of the sweep.
+ */
+export function liveLines(model: SweepModel, opts: ScreenOptions): Line[] {
+  const { width } = opts;
+  const budget = Math.max(4, opts.rows - 2);
+  const out: Line[] = [...headerLines(model, width)];
+  if (!model.header) return out;
+  const cols = columns(model, width);
+  const running = model.trials.filter((t) => t.status === 'running');
+  const pending = model.trials.filter((t) => t.status === 'pending');
+  const table: Line[] = [tableHeader(cols, width)];
+  for (const t of running) table.push(trialRow(t, cols, width));
+  const shownPending = pending.slice(0, opts.nextPending ?? 3);
+  for (const t of shownPending) table.push(trialRow(t, cols, width));
+  const more = pending.length - shownPending.length;
+  if (more > 0) table.push([{ text: truncate(`  … ${more} more pending`, width), color: 'gray' }]);
+  if (running.length === 0 && pending.length === 0) return out;
+  out.push(plain(''), ...table);
+  for (const t of running.slice(0, opts.maxDetails ?? 2)) {
+    const details = detailLines(t, width);
+    if (out.length + 1 + details.length > budget) break;
+    out.push(plain(''), ...details);
+  }
+  return out.slice(0, budget);
+}
+
+/** Cuts a line of segments to `width` columns. */
+function clip(line: Line, width: number): Line {
+  const out: Line = [];
+  let left = width;
+  for (const seg of line) {
+    if (left <= 0) break;
+    if (seg.text.length <= left) {
+      out.push(seg);
+      left -= seg.text.length;
+    } else {
+      out.push({ ...seg, text: truncate(seg.text, left) });
+      left = 0;
+    }
+  }
+  return out;
+}
