@@ -1,10 +1,12 @@
 import type { TrialConfig } from '../frontend/types.js';
-import { buildGpt2Graph, type Gpt2Spec } from '../graph/gpt2.js';
+import { type BlockBuilder, buildGpt2Graph, type Gpt2Spec } from '../graph/gpt2.js';
+import { moeBlock, unsupportedMoe } from '../graph/moe.js';
 import { type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
 import { layoutParams, type ParamLayout } from '../graph/layout.js';
 import type { RowKernel } from '../kernels/layernorm.js';
 import { PlanBuilder } from '../plan/builder.js';
 import type { Plan, PlanBuffer } from '../plan/types.js';
+import { gradNormKernels } from '../kernels/gradnorm.js';
 import { KernelCache } from './kernels.js';
 import { lifetimes, type MemoryPlan, planMemory } from './memory.js';
 
@@ -50,9 +52,17 @@ function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout): void {
   g.tensor('adam.v', [total], 'optimizer');
   g.op('zero', 'grads.zero', 'fill', [total], ['grads']);
   g.op('zero', 'train_loss.zero', 'fill', [1], ['train_loss']);
+  if (s.clip > 0) {
+    // Σ g² over the whole gradient region (padding is zero), then clipping inside AdamW.
+    const partials = g.tensor('grad_norm.partials', [gradNormKernels('probe', { count: total }).partials], 'activation');
+    g.op('update', 'grad_norm.partial', 'gradnorm_partial', [total], ['grads', partials]);
+    g.op('update', 'grad_norm', 'gradnorm_total', [total], [partials, 'grad_norm']);
+  }
   for (const r of layout.ranges) {
     const cfg = { beta1: s.betas[0], beta2: s.betas[1], eps: s.eps, weightDecay: r.decay ? s.wd : 0 };
-    g.op('update', r.decay ? 'adamw.decay' : 'adamw.nodecay', 'adamw', [r.offset, r.count, cfg], ['params', 'grads', 'adam.m', 'adam.v', 'adam']);
+    const name = r.decay ? 'adamw.decay' : 'adamw.nodecay';
+    if (s.clip > 0) g.op('update', name, 'adamw_clip', [r.offset, r.count, cfg, s.clip], ['params', 'grads', 'adam.m', 'adam.v', 'adam', 'grad_norm']);
+    else g.op('update', name, 'adamw', [r.offset, r.count, cfg], ['params', 'grads', 'adam.m', 'adam.v', 'adam']);
   }
 }
 
@@ -90,9 +100,9 @@ export function lowerGraph(g: Graph): { plan: Plan; memory: MemoryPlan } {
   return { plan, memory };
 }
 
-/** Compiles a dense GPT-2 training step (forward, loss, backward, AdamW) into a Plan. */
-export function compileGpt2(spec: Gpt2Spec): CompiledTrial {
-  const graph = buildGpt2Graph(spec);
+/** Compiles a GPT-2 training step (forward, loss, backward, AdamW) into a Plan; `ffn` swaps in MoE layers. */
+export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder): CompiledTrial {
+  const graph = buildGpt2Graph(spec, ffn);
   const layout = layoutParams(graph);
   addOptimizer(graph, spec, layout);
   const { plan, memory } = lowerGraph(graph);
@@ -108,9 +118,13 @@ export class CompileError extends Error {
 
 /** Compiles one trial's configuration; refuses settings the lowering does not implement yet. */
 export function compileTrial(c: TrialConfig, name = 'trial'): CompiledTrial {
-  if (c.model.moe) throw new CompileError('MoE layers are not lowered to GPU plans yet (issue 5)', '/model/moe', 'remove the moe block to train the dense model');
   if (c.train.optimizer === 'sgd') throw new CompileError("optimizer 'sgd' is not implemented", '/train/optimizer', "use 'adamw' (or 'adam': AdamW without weight decay)");
   if (c.train.precision !== 'f32') throw new CompileError(`precision '${c.train.precision}' is not implemented; plans are f32`, '/train/precision', 'use precision f32');
   if (c.model.width % c.model.heads !== 0) throw new CompileError(`width ${c.model.width} is not divisible by heads ${c.model.heads}`, '/model/heads', 'pick heads that divide the width');
-  return compileGpt2(gpt2SpecOf(c, name));
+  const spec = gpt2SpecOf(c, name);
+  const moe = c.model.moe;
+  if (!moe) return compileGpt2(spec);
+  const bad = unsupportedMoe(moe, spec);
+  if (bad) throw new CompileError(bad.message, `/model/moe/${bad.field}`, bad.hint);
+  return compileGpt2(spec, moeBlock(spec, moe));
 }

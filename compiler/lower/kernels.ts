@@ -1,4 +1,6 @@
-import { adamwKernel, type AdamWConfig } from '../kernels/adamw.js';
+import { adamwClipKernel, adamwKernel, type AdamWConfig } from '../kernels/adamw.js';
+import { dropoutBackwardKernel, dropoutForwardKernel } from '../kernels/dropout.js';
+import { gradNormKernels } from '../kernels/gradnorm.js';
 import { attentionBackwardKernels, attentionForwardKernel, type AttentionShape } from '../kernels/attention.js';
 import { crossEntropyBackwardKernel, crossEntropyForwardKernel, crossEntropyMeanKernel, type CrossEntropyShape } from '../kernels/crossentropy.js';
 import { biasGradKernel, evalSumKernel, fillKernel, geluBackwardKernel, geluForwardKernel, scaleAddKernel } from '../kernels/elementwise.js';
@@ -33,6 +35,11 @@ const generators: Record<string, Generator> = {
   scale_add: (n, count: number, scale: number) => scaleAddKernel(n, count, scale),
   eval_sum: (n, gradScale: number) => evalSumKernel(n, gradScale),
   adamw: (n, offset: number, count: number, cfg: AdamWConfig) => adamwKernel(n, { offset, count }, cfg),
+  adamw_clip: (n, offset: number, count: number, cfg: AdamWConfig, maxNorm: number) => adamwClipKernel(n, { offset, count }, cfg, maxNorm),
+  gradnorm_partial: (n, count: number) => gradNormKernels(n, { count }).partial,
+  gradnorm_total: (n, count: number) => gradNormKernels(n, { count }).total,
+  dropout_fwd: (n, count: number, p: number, salt: number) => dropoutForwardKernel(n, { count, p, salt }, true),
+  dropout_bwd: (n, count: number, p: number, salt: number) => dropoutBackwardKernel(n, { count, p, salt }, false),
 };
 
 export function registerKernel(kind: string, gen: Generator): void {

@@ -77,3 +77,8 @@ test('whole-model gradients match finite differences (dense GPT-2, no dropout)',
   const failures = await gradCheck(tiny);
   assert.deepEqual(failures, []);
 });
+
+test('whole-model gradients match finite differences with dropout (the mask is fixed by seed and step)', async () => {
+  const failures = await gradCheck({ ...tiny, dropout: 0.2, layers: 1 });
+  assert.deepEqual(failures, []);
+});
