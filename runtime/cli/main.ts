@@ -5,9 +5,15 @@ import { checkCommand } from './commands/check.js';
 import { expandCommand } from './commands/expand.js';
 import { fmtCommand } from './commands/fmt.js';
 import { docsCommand } from './commands/docs.js';
+import { compileCommand } from './commands/compile.js';
+import { runCommand } from './commands/run.js';
+import { dataCommand } from './commands/data.js';
+import { reportCommand } from './commands/report.js';
+import { lsCommand } from './commands/ls.js';
+import { showCommand } from './commands/show.js';
 
 // The registry of sub-commands; each lives in commands/<name>.ts.
-const commands: Command[] = [doctorCommand, checkCommand, expandCommand, fmtCommand, docsCommand];
+const commands: Command[] = [doctorCommand, checkCommand, expandCommand, compileCommand, runCommand, fmtCommand, docsCommand, dataCommand, reportCommand, lsCommand, showCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,0 +1,127 @@
+// `moec report DIR` and the end of `moec run`: report.md with the tables and figures of a sweep,
+// the tables as CSV and JSON, and every figure as SVG and PNG under figures/.
+import { mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '../store/atomic.js';
+import { assignment, assignmentSpec, loadOverTraining, loadSpec, perplexityCurves, perplexitySpec } from './charts.js';
+import { loadRun, type RunData, type TrialData } from './load.js';
+import { writeChart } from './render.js';
+import { configName, groupRows, sweptPaths, trialRow, type GroupRow, type TrialRow } from './summary.js';
+import { duration, groupCsv, groupTableMd, trialCsv, trialTableMd } from './tables.js';
+
+export interface ReportFiles {
+  markdown: string;
+  csv: string;
+  trialsCsv: string;
+  json: string;
+  /** Every figure, SVG and PNG. */
+  figures: string[];
+}
+
+export interface Report {
+  files: ReportFiles;
+  trials: TrialRow[];
+  groups: GroupRow[];
+}
+
+const slug = (s: string) => s.replace(/[^A-Za-z0-9.]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'base';
+
+export async function writeReport(dir: string): Promise<Report> {
+  const run = loadRun(dir);
+  const trials = run.trials.map(trialRow);
+  const groups = groupRows(trials);
+  const paths = sweptPaths(trials);
+  const figDir = path.join(dir, 'figures');
+  // Figures are derived data: start clean so none is left from configurations no longer in the run.
+  rmSync(figDir, { recursive: true, force: true });
+  mkdirSync(figDir, { recursive: true });
+  const figures: string[] = [];
+  const md: string[] = [];
+  const i = run.index;
+  const averages = [...new Set(trials.map((t) => t.average))];
+  const seedCounts = [...new Set(groups.map((g) => g.seeds))];
+  const done = trials.filter((t) => t.status === 'done').length;
+  const failed = trials.filter((t) => t.status === 'failed');
+  const unfinished = trials.filter((t) => t.status !== 'done' && t.status !== 'failed');
+
+  md.push(`# ${i.sweep}`, '');
+  md.push(`Sweep \`${i.file}\`${i.preset ? ` (preset \`${i.preset}\`)` : ''} on ${i.adapter}; run started ${i.created}, last written ${i.updated}.`, '');
+  md.push(`${trials.length} trials in ${groups.length} configuration${groups.length === 1 ? '' : 's'}, ${seedCounts.join(' or ')} seed${seedCounts.length === 1 && seedCounts[0] === 1 ? '' : 's'} each: ${done} done, ${failed.length} failed, ${unfinished.length} not finished.`, '');
+
+  md.push('## Validation perplexity', '');
+  md.push(groupTableMd(groups, paths, averages.length === 1 ? averages[0]! : NaN).replace('mean of last NaN', 'mean of last M'), '');
+  md.push(`Mean ± sample standard deviation over the seeds that finished; \`(n=1)\`: a single finished seed, no spread to show. Failed and unfinished trials are counted under "seeds done" and left out of the statistics. Total and active parameter counts are per model.`, '');
+
+  md.push('## Trials', '');
+  md.push(trialTableMd(trials), '');
+  if (failed.length || unfinished.length) {
+    md.push('### Not finished', '');
+    for (const t of [...failed, ...unfinished]) md.push(`- \`${t.id}\` ${t.name}: **${t.status}** at step ${t.step}/${t.steps ?? '?'}${t.error ? `: ${t.error}` : ''}`);
+    md.push('');
+  }
+
+  const rel = (p: string) => path.relative(dir, p).split(path.sep).join('/');
+  const figure = async (spec: Parameters<typeof writeChart>[0], name: string, alt: string) => {
+    const f = await writeChart(spec, path.join(figDir, name));
+    figures.push(f.svg, f.png);
+    md.push(`![${alt}](${rel(f.png)})`, '', `[SVG](${rel(f.svg)})`, '');
+  };
+
+  const points = perplexityCurves(run.trials);
+  md.push('## Perplexity over training', '');
+  if (points.length) await figure(perplexitySpec(points, groups.map((g) => g.config)), 'perplexity', 'validation perplexity vs step');
+  else md.push('No evaluation has been logged yet.', '');
+
+  const byConfig = new Map<string, TrialData[]>();
+  for (const t of run.trials) byConfig.set(configName(t.name), [...(byConfig.get(configName(t.name)) ?? []), t]);
+  const pairs = expertPairs(run);
+  md.push('## Expert assignment by label', '');
+  if (!pairs.length) md.push('No expert statistics were logged (dense models, or no `experts ... by LABEL` in `evaluate`).', '');
+  let n = 0;
+  for (const [config, ts] of byConfig) {
+    n++;
+    for (const { data, label } of pairs) {
+      // Finished trials only, when there are any: a failed seed's last evaluation is from an earlier step.
+      const done = ts.filter((t) => t.state === 'done');
+      const a = assignment(done.some((t) => t.experts.length) ? done : ts, data, label);
+      if (!a.cells.length) continue;
+      const at = a.steps.length === 1 ? `step ${a.steps[0]}` : `steps ${a.steps.join(', ')}`;
+      md.push(`### ${config}: ${data} by ${label}`, '');
+      const sub = [`tokens routed to each expert per ${label} (rows sum to 1)`, `last evaluation (${at}), summed over ${a.seeds} seed${a.seeds === 1 ? '' : 's'}`];
+      await figure(assignmentSpec(a.cells, `${config}: ${data} by ${label}`, sub), `experts-${n}-${slug(config)}-${slug(data)}-${slug(label)}`, `expert assignment for ${config}`);
+    }
+  }
+
+  md.push('## Expert load over training', '');
+  n = 0;
+  let anyLoad = false;
+  for (const [config, ts] of byConfig) {
+    n++;
+    const pair = pairs[0];
+    if (!pair) break;
+    const pts = loadOverTraining(ts, pair.data, pair.label);
+    if (!pts.length) continue;
+    anyLoad = true;
+    md.push(`### ${config}`, '');
+    const seeds = ts.filter((t) => t.experts.length).length;
+    await figure(loadSpec(pts, `${config}: expert load on ${pair.data}`, [`fraction of routed tokens per expert, mean over ${seeds} seed${seeds === 1 ? '' : 's'}`, 'dashed: uniform load']), `load-${n}-${slug(config)}`, `expert load over training for ${config}`);
+  }
+  if (!anyLoad) md.push('No expert statistics were logged.', '');
+  md.push(`---`, `Generated by \`moec report\` at ${new Date().toISOString()}. Wall times: ${duration(trials.reduce((a, t) => a + (t.wall_s ?? 0), 0))} in all.`, '');
+
+  const files: ReportFiles = {
+    markdown: path.join(dir, 'report.md'), csv: path.join(dir, 'report.csv'), trialsCsv: path.join(dir, 'report-trials.csv'), json: path.join(dir, 'report.json'), figures,
+  };
+  writeFileAtomic(files.markdown, md.join('\n'));
+  writeFileAtomic(files.csv, groupCsv(groups, paths));
+  writeFileAtomic(files.trialsCsv, trialCsv(trials, paths));
+  writeJsonAtomic(files.json, { sweep: i.sweep, file: i.file, preset: i.preset, adapter: i.adapter, created: i.created, updated: i.updated, configurations: groups, trials, figures: figures.map(rel) });
+  return { files, trials, groups };
+}
+
+/** The (data set, label) pairs with expert statistics, in first-seen order. */
+function expertPairs(run: RunData): { data: string; label: string }[] {
+  const seen = new Map<string, { data: string; label: string }>();
+  for (const t of run.trials) for (const r of t.experts) if (!seen.has(`${r.data}/${r.label}`)) seen.set(`${r.data}/${r.label}`, { data: r.data, label: r.label });
+  return [...seen.values()];
+}

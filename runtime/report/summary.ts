@@ -1,0 +1,111 @@
+// The numbers of the report: one row per trial, and one per configuration with mean ± std over
+// its seeds. Only finished trials enter a configuration's statistics; the others are counted and
+// named, so a mean never silently hides a failed seed.
+import type { TrialData } from './load.js';
+
+export interface Stat {
+  mean: number | null;
+  /** Sample standard deviation (n - 1); null for fewer than two values. */
+  std: number | null;
+  n: number;
+}
+
+export function stat(xs: number[]): Stat {
+  const v = xs.filter((x) => Number.isFinite(x));
+  const n = v.length;
+  if (n === 0) return { mean: null, std: null, n };
+  const mean = v.reduce((a, b) => a + b, 0) / n;
+  const std = n < 2 ? null : Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+  return { mean, std, n };
+}
+
+export interface TrialRow {
+  id: string;
+  name: string;
+  /** The configuration: the trial name without its seed. */
+  config: string;
+  /** Swept path -> value, without the seed. */
+  params: Record<string, string>;
+  seed: number | null;
+  status: string;
+  step: number;
+  steps: number | null;
+  evals: number;
+  /** Validation perplexity at the last evaluation. */
+  ppl_last: number | null;
+  /** Mean validation perplexity over the last `average` evaluations. */
+  ppl_avg: number | null;
+  average: number;
+  params_total: number | null;
+  params_active: number | null;
+  tokens_per_s: number | null;
+  wall_s: number | null;
+  error: string | null;
+}
+
+export interface GroupRow {
+  config: string;
+  params: Record<string, string>;
+  trials: string[];
+  seeds: number;
+  done: number;
+  failed: number;
+  /** Neither done nor failed: running, stopped, pending, skipped. */
+  unfinished: number;
+  ppl_last: Stat;
+  ppl_avg: Stat;
+  params_total: number | null;
+  params_active: number | null;
+  tokens_per_s: Stat;
+  wall_s: Stat;
+}
+
+const SEED = 'train.seed';
+
+export function configName(name: string): string {
+  const parts = name.split(',').filter((p) => !/^seed=\d+$/.test(p));
+  return parts.length ? parts.join(',') : 'base';
+}
+
+export function trialRow(t: TrialData): TrialRow {
+  const rec = t.record;
+  const average = Math.max(1, rec?.config.evaluate.average ?? 1);
+  const ppls = t.evals.map((e) => e.valid_ppl);
+  const last = ppls.length ? ppls[ppls.length - 1]! : null;
+  const tail = ppls.slice(-average);
+  const trainRates = t.metrics.filter((m) => m.kind === 'train').map((m) => m.tokens_per_s);
+  const rate = t.status && t.status.tokens_per_s > 0 ? t.status.tokens_per_s : stat(trainRates).mean;
+  const params = { ...(rec?.params ?? {}) };
+  delete params[SEED];
+  const lastStep = t.metrics.reduce((a, m) => Math.max(a, m.step), 0);
+  return {
+    id: t.id, name: t.name, config: configName(t.name), params, seed: rec?.seed ?? null, status: t.state,
+    step: t.status?.step ?? lastStep, steps: t.status?.steps ?? rec?.config.train.steps ?? null, evals: ppls.length,
+    ppl_last: last, ppl_avg: tail.length ? stat(tail).mean : null, average,
+    params_total: rec?.params_count.total ?? null, params_active: rec?.params_count.active ?? null,
+    tokens_per_s: rate, wall_s: t.status?.wall_s ?? null, error: t.status?.error ?? null,
+  };
+}
+
+export function groupRows(rows: TrialRow[]): GroupRow[] {
+  const groups = new Map<string, TrialRow[]>();
+  for (const r of rows) groups.set(r.config, [...(groups.get(r.config) ?? []), r]);
+  return [...groups].map(([config, rs]) => {
+    const done = rs.filter((r) => r.status === 'done');
+    const num = (f: (r: TrialRow) => number | null) => done.map(f).filter((x): x is number => x !== null);
+    return {
+      config, params: rs[0]!.params, trials: rs.map((r) => r.id), seeds: rs.length, done: done.length,
+      failed: rs.filter((r) => r.status === 'failed').length, unfinished: rs.filter((r) => r.status !== 'done' && r.status !== 'failed').length,
+      ppl_last: stat(num((r) => r.ppl_last)), ppl_avg: stat(num((r) => r.ppl_avg)),
+      params_total: rs[0]!.params_total, params_active: rs[0]!.params_active,
+      tokens_per_s: stat(num((r) => r.tokens_per_s)), wall_s: stat(num((r) => r.wall_s)),
+    };
+  });
+}
+
+/** Swept paths in first-seen order (the seed excluded): the table's parameter columns. */
+export function sweptPaths(rows: TrialRow[]): string[] {
+  const seen: string[] = [];
+  for (const r of rows) for (const k of Object.keys(r.params)) if (!seen.includes(k)) seen.push(k);
+  return seen;
+}

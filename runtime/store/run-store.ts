@@ -1,0 +1,278 @@
+// The run store: one directory per sweep, one per trial, every file written atomically.
+//   <dir>/index.json                      the sweep and its trials with their status
+//   <dir>/<trial>/config.json             the trial and its resolved configuration
+//   <dir>/<trial>/plan.json               the compiler's plan summary
+//   <dir>/<trial>/metrics.jsonl           train and eval metrics, appended
+//   <dir>/<trial>/experts.jsonl           expert assignment by label, per evaluation
+//   <dir>/<trial>/status.json             running | done | failed | stopped
+//   <dir>/<trial>/checkpoints/step-N.safetensors   the last K checkpoints
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { canonicalJson } from '../../compiler/frontend/sweep.js';
+import { UserError } from '../../grammar/user-error.js';
+import type { TrialStatus } from '../train/events.js';
+import { writeJsonAtomic } from './atomic.js';
+import { JsonlLog } from './jsonl.js';
+import { readSafetensors, writeSafetensors, type LoadedTensor, type TensorData } from './safetensors.js';
+import type { CheckpointRef, CheckpointState, ExpertRecord, Metric, StatusRecord, SweepIndex, SweepInfo, TrialRecord } from './types.js';
+
+export * from './types.js';
+
+export interface StoreOptions {
+  /** Checkpoints kept per trial (the newest); default 2. */
+  keep?: number;
+}
+
+const INDEX = 'index.json';
+const CKPT = /^step-(\d+)\.safetensors$/;
+
+export function readJsonFile<T>(file: string): T {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new UserError(code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(err)})`, { where: file });
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new UserError('not valid JSON', { where: file, hint: 'the file was edited or damaged by hand; moec writes it atomically' });
+  }
+}
+
+function checkId(id: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.=,-]*$/.test(id) || id.includes('..')) throw new Error(`run store: '${id}' is not a valid trial id`);
+}
+
+export class RunStore {
+  private constructor(readonly dir: string, private idx: SweepIndex, private readonly keep: number) {}
+
+  /** True when `dir` already holds a run (an index.json). */
+  static exists(dir: string): boolean {
+    return existsSync(path.join(dir, INDEX));
+  }
+
+  /**
+   * Start a new run in `dir`. An existing run is refused unless `force`, which deletes it first; a
+   * non-empty directory that is not a run is refused even with `force`, so a mistyped --out cannot wipe it.
+   */
+  static create(dir: string, info: SweepInfo, opts: StoreOptions & { force?: boolean } = {}): RunStore {
+    if (existsSync(dir)) {
+      if (!statSync(dir).isDirectory()) throw new UserError('exists and is not a directory', { where: dir, hint: 'choose another output directory with --out' });
+      // Temp files of a create killed before its first index write do not make a directory a run.
+      const entries = readdirSync(dir).filter((n) => !/^\..*\.tmp-\d+$/.test(n));
+      if (entries.length) {
+        if (!RunStore.exists(dir)) {
+          throw new UserError('the directory is not empty and holds no moec run; refusing to write into it', { where: dir, hint: 'choose another output directory with --out' });
+        }
+        if (!opts.force) throw new UserError('a run already exists here', { where: dir, hint: 'pass --resume to continue it, or --force to delete it and start again' });
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    mkdirSync(dir, { recursive: true });
+    const now = new Date().toISOString();
+    for (const t of info.trials) checkId(t.id);
+    const idx: SweepIndex = {
+      version: 1, sweep: info.sweep, file: info.file, preset: info.preset, adapter: info.adapter, created: now, updated: now,
+      trials: info.trials.map((t) => ({ id: t.id, name: t.name, status: 'pending' })),
+    };
+    const store = new RunStore(dir, idx, opts.keep ?? 2);
+    store.saveIndex();
+    return store;
+  }
+
+  /** Open an existing run (to resume it, list it or report on it). */
+  static open(dir: string, opts: StoreOptions = {}): RunStore {
+    if (!RunStore.exists(dir)) {
+      throw new UserError(existsSync(dir) ? 'not a moec run: no index.json' : 'no such run directory', { where: dir, hint: "runs are written by 'moec run' under runs/<sweep>; 'moec ls' lists them" });
+    }
+    const idx = readJsonFile<SweepIndex>(path.join(dir, INDEX));
+    if (idx.version !== 1 || !Array.isArray(idx.trials)) throw new UserError(`unsupported index version ${JSON.stringify(idx.version)}`, { where: path.join(dir, INDEX) });
+    return new RunStore(dir, idx, opts.keep ?? 2);
+  }
+
+  get index(): Readonly<SweepIndex> {
+    return this.idx;
+  }
+
+  /** On resume: add trials the index lacks (as pending), keep the others and their status; update the adapter. */
+  syncTrials(trials: { id: string; name: string }[], adapter?: string): void {
+    for (const t of trials) {
+      checkId(t.id);
+      if (!this.idx.trials.some((x) => x.id === t.id)) this.idx.trials.push({ id: t.id, name: t.name, status: 'pending' });
+    }
+    if (adapter) this.idx.adapter = adapter;
+    this.saveIndex();
+  }
+
+  setTrialStatus(id: string, status: TrialStatus): void {
+    const t = this.idx.trials.find((x) => x.id === id);
+    if (!t) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
+    if (t.status === status) return;
+    t.status = status;
+    this.saveIndex();
+  }
+
+  trial(id: string): TrialStore {
+    if (!this.idx.trials.some((x) => x.id === id)) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
+    return new TrialStore(this, path.join(this.dir, id), id, this.keep);
+  }
+
+  trials(): TrialStore[] {
+    return this.idx.trials.map((t) => this.trial(t.id));
+  }
+
+  private saveIndex(): void {
+    this.idx.updated = new Date().toISOString();
+    writeJsonAtomic(path.join(this.dir, INDEX), this.idx);
+  }
+}
+
+export interface LoadedCheckpoint {
+  step: number;
+  path: string;
+  tensors: Map<string, LoadedTensor>;
+  state: CheckpointState;
+}
+
+export class TrialStore {
+  private readonly metrics: JsonlLog<Metric>;
+  private readonly experts: JsonlLog<ExpertRecord>;
+
+  constructor(private readonly store: RunStore, readonly dir: string, readonly id: string, private readonly keep: number) {
+    this.metrics = new JsonlLog(path.join(dir, 'metrics.jsonl'));
+    this.experts = new JsonlLog(path.join(dir, 'experts.jsonl'));
+  }
+
+  get checkpointDir(): string {
+    return path.join(this.dir, 'checkpoints');
+  }
+
+  private ensureDir(): void {
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  /** The trial's config. Writing it again is allowed only with the same content (a resumed trial). */
+  writeConfig(trial: TrialRecord): void {
+    if (trial.id !== this.id) throw new Error(`run store: config for '${trial.id}' written to trial '${this.id}'`);
+    this.ensureDir();
+    const file = path.join(this.dir, 'config.json');
+    const rec: TrialRecord = { id: trial.id, name: trial.name, params: trial.params, seed: trial.seed, baseline: trial.baseline, matches: trial.matches ?? null, params_count: trial.params_count, config: trial.config };
+    if (existsSync(file)) {
+      if (canonicalJson(readJsonFile(file)) === canonicalJson(rec)) return;
+      throw new UserError(`trial ${this.id} was run with a different configuration`, { where: file, hint: 'pass --force to start the sweep again' });
+    }
+    writeJsonAtomic(file, rec);
+  }
+
+  readConfig(): TrialRecord | null {
+    const file = path.join(this.dir, 'config.json');
+    return existsSync(file) ? readJsonFile<TrialRecord>(file) : null;
+  }
+
+  /** Whatever plan summary the compiler gives (plain JSON). */
+  writePlan(summary: unknown): void {
+    this.ensureDir();
+    writeJsonAtomic(path.join(this.dir, 'plan.json'), summary);
+  }
+
+  readPlan(): unknown {
+    const file = path.join(this.dir, 'plan.json');
+    return existsSync(file) ? readJsonFile<unknown>(file) : null;
+  }
+
+  appendMetric(m: Metric): void {
+    this.ensureDir();
+    this.metrics.append(m);
+  }
+
+  readMetrics(): Metric[] {
+    return this.metrics.read();
+  }
+
+  appendExperts(r: ExpertRecord): void {
+    this.ensureDir();
+    this.experts.append(r);
+  }
+
+  readExperts(): ExpertRecord[] {
+    return this.experts.read();
+  }
+
+  /** Write status.json and mirror the state into the sweep index. */
+  writeStatus(s: StatusRecord): void {
+    this.ensureDir();
+    writeJsonAtomic(path.join(this.dir, 'status.json'), s);
+    this.store.setTrialStatus(this.id, s.state);
+  }
+
+  readStatus(): StatusRecord | null {
+    const file = path.join(this.dir, 'status.json');
+    return existsSync(file) ? readJsonFile<StatusRecord>(file) : null;
+  }
+
+  /**
+   * Save the weights and training state after `step` optimizer steps. The file appears only once
+   * complete; older checkpoints beyond the newest `keep` are deleted afterwards.
+   */
+  saveCheckpoint(step: number, tensors: Record<string, TensorData> | Map<string, TensorData>, state: CheckpointState = {}): CheckpointRef {
+    if (!Number.isInteger(step) || step < 0) throw new Error(`run store: checkpoint step must be a whole number, got ${step}`);
+    mkdirSync(this.checkpointDir, { recursive: true });
+    const file = path.join(this.checkpointDir, `step-${step}.safetensors`);
+    writeSafetensors(file, tensors, { format: 'moec', step: String(step), state: JSON.stringify(state) });
+    this.prune();
+    return { step, path: file, bytes: statSync(file).size };
+  }
+
+  /** Delete all but the newest `keep` checkpoints. */
+  private prune(): void {
+    for (const old of this.checkpoints().slice(0, -this.keep)) rmSync(old.path, { force: true });
+  }
+
+  /** Complete checkpoints, oldest first (temp files of an interrupted save are not listed). */
+  checkpoints(): CheckpointRef[] {
+    if (!existsSync(this.checkpointDir)) return [];
+    const out: CheckpointRef[] = [];
+    for (const name of readdirSync(this.checkpointDir)) {
+      const m = CKPT.exec(name);
+      if (!m) continue;
+      const p = path.join(this.checkpointDir, name);
+      out.push({ step: Number(m[1]), path: p, bytes: statSync(p).size });
+    }
+    return out.sort((a, b) => a.step - b.step);
+  }
+
+  latestCheckpoint(): CheckpointRef | null {
+    return this.checkpoints().at(-1) ?? null;
+  }
+
+  loadCheckpoint(ref: CheckpointRef): LoadedCheckpoint {
+    const f = readSafetensors(ref.path);
+    let state: CheckpointState = {};
+    try {
+      state = JSON.parse(f.metadata.state ?? '{}') as CheckpointState;
+    } catch {
+      throw new UserError('the checkpoint metadata "state" is not valid JSON', { where: ref.path, hint: 'delete this checkpoint to resume from an earlier one' });
+    }
+    return { step: ref.step, path: ref.path, tensors: f.tensors, state };
+  }
+
+  /**
+   * Prepare to continue the trial: load its latest checkpoint (null: start from step 0), drop the
+   * metrics and expert records logged after it so no step appears twice, and tidy up after a
+   * killed save (its temp file; an old checkpoint it had not yet pruned).
+   */
+  resume(): LoadedCheckpoint | null {
+    if (existsSync(this.checkpointDir)) {
+      for (const name of readdirSync(this.checkpointDir)) if (name.startsWith('.') && name.includes('.tmp-')) rmSync(path.join(this.checkpointDir, name), { force: true });
+      this.prune();
+    }
+    const ref = this.latestCheckpoint();
+    const ck = ref ? this.loadCheckpoint(ref) : null;
+    const upTo = ck?.step ?? 0;
+    this.metrics.retain((m) => m.step <= upTo);
+    this.experts.retain((r) => r.step <= upTo);
+    return ck;
+  }
+}

@@ -1,0 +1,89 @@
+// The records of a run directory, as they are stored on disk (snake_case JSON, one schema per file).
+import type { ParamCount, TrialConfig } from '../../compiler/frontend/types.js';
+import type { TrialStatus } from '../train/events.js';
+
+/** What the sweep runner knows when it creates a run. */
+export interface SweepInfo {
+  sweep: string;
+  /** The .moe file the sweep came from. */
+  file: string;
+  preset: string | null;
+  adapter: string;
+  trials: { id: string; name: string }[];
+}
+
+/** runs/<sweep>/index.json */
+export interface SweepIndex {
+  version: 1;
+  sweep: string;
+  file: string;
+  preset: string | null;
+  adapter: string;
+  created: string;
+  updated: string;
+  trials: { id: string; name: string; status: TrialStatus }[];
+}
+
+/** runs/<sweep>/<trial>/config.json: a compiler Trial without its position in the sweep. */
+export interface TrialRecord {
+  id: string;
+  name: string;
+  params: Record<string, string>;
+  seed: number;
+  baseline: 'total' | 'active' | null;
+  matches?: string | null;
+  params_count: ParamCount;
+  config: TrialConfig;
+}
+
+export interface TrainMetric {
+  kind: 'train';
+  step: number;
+  loss: number;
+  lr: number;
+  tokens_per_s: number;
+  time_s: number;
+}
+export interface EvalMetric {
+  kind: 'eval';
+  step: number;
+  valid_loss: number;
+  valid_ppl: number;
+  [extra: string]: unknown;
+}
+export type Metric = TrainMetric | EvalMetric;
+
+/** One line of experts.jsonl: expert assignment counts on one data set, grouped by one label. */
+export interface ExpertRecord {
+  step: number;
+  /** Data set name, e.g. "wiki.valid". */
+  data: string;
+  /** Label name, e.g. "language". */
+  label: string;
+  /** Per MoE layer: label value -> tokens (or sequences) routed to each expert. */
+  layers: { layer: number; counts: Record<string, number[]> }[];
+}
+
+export type TrialState = 'running' | 'done' | 'failed' | 'stopped';
+
+/** runs/<sweep>/<trial>/status.json */
+export interface StatusRecord {
+  state: TrialState;
+  step: number;
+  steps: number;
+  error?: string;
+  started: string;
+  finished?: string;
+  wall_s: number;
+  tokens_per_s: number;
+  adapter: string;
+}
+
+/** Training state saved beside the weights: the optimizer step, the data position, the RNG state, ... (any JSON). */
+export type CheckpointState = Record<string, unknown>;
+
+export interface CheckpointRef {
+  step: number;
+  path: string;
+  bytes: number;
+}

@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// `moec run` end to end on a user folder of text files (no network), then kill -9 in the middle of
+// a second run and --resume it: the losses after the checkpoint must equal the uninterrupted run's.
+
+const moec = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../runtime/cli/moec.js');
+
+function corpus(dir: string): void {
+  const words = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all we their has would when if so no will more can who out up said what its about into than them only like other time new some could these two may first then do any'.split(' ');
+  let x = 7;
+  for (const topic of ['news', 'fiction']) {
+    mkdirSync(path.join(dir, topic), { recursive: true });
+    for (let d = 0; d < 15; d++) {
+      const out: string[] = [];
+      for (let i = 0; i < 300; i++) {
+        x = (x * 1103515245 + 12345) % 2147483648;
+        out.push(words[x % words.length]!);
+      }
+      writeFileSync(path.join(dir, topic, `doc${d}.txt`), `${topic} ${out.join(' ')}.\n`);
+    }
+  }
+}
+
+const pipeline = (data: string) => `
+data docs {
+  source folder "${data}"
+  label topic
+  tokenizer bytes
+  context 32
+  valid 20%
+}
+model m { layers 1; width 32; heads 2; ffn 2x; dropout 0.1 }
+train { steps 24; batch 4; lr 3e-3; warmup 2; seed 5 }
+evaluate { every 6; batches 2 }
+`;
+
+function trainLosses(runDir: string): Map<number, number> {
+  const trial = readdirSync(runDir).find((d) => existsSync(path.join(runDir, d, 'metrics.jsonl')))!;
+  const lines = readFileSync(path.join(runDir, trial, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  return new Map(lines.filter((m) => m.kind === 'train').map((m) => [m.step, m.loss]));
+}
+
+test('a run killed with SIGKILL resumes from its checkpoint with the same losses as an uninterrupted run', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moec-resume-'));
+  corpus(path.join(dir, 'data'));
+  const file = path.join(dir, 'resume.moe');
+  writeFileSync(file, pipeline(path.join(dir, 'data')));
+  const env = { ...process.env, MOEC_CACHE: path.join(dir, 'cache'), CI: '1' };
+  const run = (out: string, extra: string[] = []) => spawnSync(process.execPath, [moec, 'run', file, '--out', out, ...extra], { cwd: dir, env, encoding: 'utf8' });
+
+  const full = run(path.join(dir, 'a'));
+  assert.equal(full.status, 0, full.stderr);
+  assert.match(full.stdout, /1 done, 0 failed/);
+  const reference = trainLosses(path.join(dir, 'a', 'resume'));
+
+  // Second run: kill -9 as soon as the checkpoint at step 12 exists.
+  const out = path.join(dir, 'b');
+  const child = spawn(process.execPath, [moec, 'run', file, '--out', out], { cwd: dir, env, stdio: 'ignore' });
+  const killed = await new Promise<boolean>((resolve) => {
+    const poll = setInterval(() => {
+      const runDir = path.join(out, 'resume');
+      const trial = existsSync(runDir) ? readdirSync(runDir).find((d) => existsSync(path.join(runDir, d, 'checkpoints', 'step-12.safetensors'))) : undefined;
+      if (trial) {
+        clearInterval(poll);
+        child.kill('SIGKILL');
+        resolve(true);
+      }
+    }, 20);
+    child.on('exit', () => { clearInterval(poll); resolve(false); });
+  });
+  assert.ok(killed, 'the run finished before it could be killed; make it longer');
+  await new Promise((r) => child.on('exit', r));
+  const resumed = run(out, ['--resume']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  const after = trainLosses(path.join(out, 'resume'));
+  assert.deepEqual([...after.keys()], [...reference.keys()], 'metrics.jsonl must hold each logged step once');
+  for (const [step, loss] of reference) assert.equal(after.get(step), loss, `step ${step}`);
+});
