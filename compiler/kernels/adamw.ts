@@ -1,4 +1,5 @@
 import { type AdamWConfig, defaultAdamW } from '../reference/adamw.js';
+import { CLIP_EPS } from '../reference/gradnorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
@@ -24,6 +25,22 @@ const f = (x: number) => x.toExponential();
  * Bindings: params, grads (read), m, v, step (uniform). `maxGroupsX` only lowers the spill point, for tests.
  */
 export function adamwKernel(name: string, range: AdamWRange, cfg: AdamWConfig = defaultAdamW, wg = 256, maxGroupsX = MAX_GROUPS): RowKernel {
+  return adamwGenerate(name, range, cfg, 0, wg, maxGroupsX);
+}
+
+/**
+ * AdamW with global gradient-norm clipping: each gradient is multiplied by
+ * clip = min(1, maxNorm / (sqrt(norm[0]) + 1e-6)) before the update, where norm[0] = Σ g² over all
+ * gradients, written by gradNormKernels' second stage earlier in the same program. Bindings: those of
+ * adamwKernel, then norm (read, ≥ 1 float). maxNorm (baked in) 0 means no clipping: the kernel is then
+ * exactly adamwKernel and has no norm binding.
+ */
+export function adamwClipKernel(name: string, range: AdamWRange, cfg: AdamWConfig, maxNorm: number, wg = 256, maxGroupsX = MAX_GROUPS): RowKernel {
+  if (!(Number.isFinite(maxNorm) && maxNorm >= 0)) throw new Error(`${name}: maxNorm=${maxNorm} must be a finite number >= 0`);
+  return adamwGenerate(name, range, cfg, maxNorm, wg, maxGroupsX);
+}
+
+function adamwGenerate(name: string, range: AdamWRange, cfg: AdamWConfig, maxNorm: number, wg: number, maxGroupsX: number): RowKernel {
   const offset = range.offset ?? 0;
   const { count } = range;
   checkDims(name, { count, wg, maxGroupsX });
@@ -32,19 +49,20 @@ export function adamwKernel(name: string, range: AdamWRange, cfg: AdamWConfig = 
   // More than 65535 workgroups spill into y; the index is linearised over the grid.
   const gx = Math.min(groups, maxGroupsX);
   const gy = ceilDiv(groups, gx);
+  const clip = maxNorm > 0;
   const wgsl = `
 struct Step { lr: f32, bc1: f32, bc2: f32, pad: f32 }
 @group(0) @binding(0) var<storage, read_write> params: array<f32>;
 @group(0) @binding(1) var<storage, read> grads: array<f32>;
 @group(0) @binding(2) var<storage, read_write> m: array<f32>;
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<uniform> step: Step;
+@group(0) @binding(4) var<uniform> step: Step;${clip ? '\n@group(0) @binding(5) var<storage, read> norm: array<f32>;' : ''}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let j = (wid.y * ${gx}u + wid.x) * ${wg}u + lid.x;
   if (j >= ${count}u) { return; }
   let i = j + ${offset}u;
-  let g = grads[i];
+  let g = grads[i]${clip ? ` * min(1.0, ${f(maxNorm)} / (sqrt(norm[0]) + ${f(CLIP_EPS)}))` : ''};
   let mi = ${f(cfg.beta1)} * m[i] + ${f(1 - cfg.beta1)} * g;
   let vi = ${f(cfg.beta2)} * v[i] + ${f(1 - cfg.beta2)} * g * g;
   m[i] = mi;
@@ -54,8 +72,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }
 `;
   return wgslKernel(name, wgsl, [wg, 1, 1], {
-    flops: 14 * count,
-    bytes: 4 * 7 * count + 16,
+    flops: (clip ? 16 : 14) * count,
+    bytes: 4 * 7 * count + 16 + (clip ? 4 : 0),
     workgroups: [gx, gy, 1],
   });
 }

@@ -123,8 +123,19 @@ export function compileTrial(c: TrialConfig, name = 'trial'): CompiledTrial {
   if (c.model.width % c.model.heads !== 0) throw new CompileError(`width ${c.model.width} is not divisible by heads ${c.model.heads}`, '/model/heads', 'pick heads that divide the width');
   const spec = gpt2SpecOf(c, name);
   const moe = c.model.moe;
-  if (!moe) return compileGpt2(spec);
+  if (!moe) return gridChecked(() => compileGpt2(spec));
   const bad = unsupportedMoe(moe, spec);
   if (bad) throw new CompileError(bad.message, `/model/moe/${bad.field}`, bad.hint);
-  return compileGpt2(spec, moeBlock(spec, moe));
+  return gridChecked(() => compileGpt2(spec, moeBlock(spec, moe)));
+}
+
+/** Kernel generators refuse grids past WebGPU's 65535 workgroups per dimension: a batch too large. */
+function gridChecked(compile: () => CompiledTrial): CompiledTrial {
+  try {
+    return compile();
+  } catch (e) {
+    const m = /exceeds (\d+) workgroups/.exec((e as Error).message);
+    if (m) throw new CompileError(`a kernel of this model needs more than ${m[1]} workgroups in one dimension (${(e as Error).message})`, '/train/batch', 'lower train.batch or the context (use `accumulate` to keep the effective batch)');
+    throw e;
+  }
 }

@@ -70,6 +70,8 @@ export const defaultLimits: DeviceLimits = { maxBufferSize: 268435456, maxStorag
 
 export interface LimitProblem {
   message: string;
+  /** What the allocation or binding needs; problems come largest first. */
+  bytes: number;
   /** JSON pointer of the setting to change, for the diagnostic's position. */
   ptr: string;
   hint: string;
@@ -85,17 +87,17 @@ export function limitProblems(c: CompiledTrial, limits: DeviceLimits): LimitProb
     role === 'param' || role === 'grad' || role === 'optimizer' ? 'make the model smaller (width, layers, ffn or vocabulary)' : 'lower train.batch (use `accumulate` to keep the effective batch) or the context';
   for (const a of allocations(c.plan)) {
     if (a.bytes > limits.maxBufferSize) {
-      problems.push({ message: `${a.name} needs ${mib(a.bytes)}, over the device's maxBufferSize of ${mib(limits.maxBufferSize)}`, ptr: blame(a.role), hint: advice(a.role) });
+      problems.push({ bytes: a.bytes, message: `${a.name} needs ${mib(a.bytes)}, over the device's maxBufferSize of ${mib(limits.maxBufferSize)}`, ptr: blame(a.role), hint: advice(a.role) });
     }
   }
   for (const b of c.plan.buffers) {
     if (b.bytes > limits.maxStorageBufferBindingSize) {
-      problems.push({ message: `buffer '${b.name}' needs ${mib(b.bytes)}, over the device's maxStorageBufferBindingSize of ${mib(limits.maxStorageBufferBindingSize)}`, ptr: blame(b.role), hint: advice(b.role) });
+      problems.push({ bytes: b.bytes, message: `buffer '${b.name}' needs ${mib(b.bytes)}, over the device's maxStorageBufferBindingSize of ${mib(limits.maxStorageBufferBindingSize)}`, ptr: blame(b.role), hint: advice(b.role) });
     }
   }
   const peak = allocations(c.plan).reduce((a, b) => a + b.bytes, 0);
   if (limits.memoryBytes !== undefined && peak > limits.memoryBytes) {
-    problems.push({ message: `the plan needs ${mib(peak)} of device memory; the device has ${mib(limits.memoryBytes)}`, ptr: '/train/batch', hint: advice('activation') });
+    problems.push({ bytes: peak, message: `the plan needs ${mib(peak)} of device memory; the device has ${mib(limits.memoryBytes)}`, ptr: '/train/batch', hint: advice('activation') });
   }
-  return problems;
+  return problems.sort((a, b) => b.bytes - a.bytes);
 }

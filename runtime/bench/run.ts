@@ -4,6 +4,8 @@ import { defaultTiling, type MatmulShape, type MatmulTiling } from '../../compil
 import { Gpu } from '../gpu/device.js';
 import { measureMatmul } from './matmul.js';
 import { benchExpand } from './expand.js';
+import { isSkipped, torchBench } from './torch.js';
+import { benchModels, benchTraining } from './train.js';
 
 // The plain register-blocked vec4 kernel (4×4 outputs per invocation) DESIGN.md quotes at ~5
 // GFLOP/s on lavapipe; measured here beside the default so the gain is a same-run ratio.
@@ -29,11 +31,37 @@ function matmulRows(quick: boolean): Row[] {
   ];
 }
 
+const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+
+/** Training throughput of whole models, moec against the same model in PyTorch, in this run. */
+async function trainSection(gpu: Gpu, full: boolean): Promise<void> {
+  console.log('\n## training step (random tokens; dense GPT-2; AdamW, clip 1, f32)\n');
+  console.log('| model | moec tokens/s | moec ms/step | moec GFLOP/s | PyTorch tokens/s | PyTorch ms/step | moec / PyTorch | peak memory (plan) |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  const profiles: string[] = [];
+  for (const { name, spec } of benchModels(full)) {
+    const r = await benchTraining(gpu, spec);
+    const t = await torchBench({
+      model: { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: null },
+      batch: spec.batch, steps: Math.max(3, Math.ceil(3000 / Math.max(1, r.msPerStep))), warmup: 2, lr: 1e-4, wd: spec.wd, betas: spec.betas, eps: spec.eps, clip: spec.clip, seed: 1,
+    });
+    const torchCols = isSkipped(t) ? `— | — | — ` : `${t.tokens_per_s.toFixed(0)} | ${t.ms_per_step.toFixed(1)} | ${(r.tokensPerSec / t.tokens_per_s).toFixed(2)}×`;
+    console.log(`| ${name} | ${r.tokensPerSec.toFixed(0)} | ${r.msPerStep.toFixed(1)} | ${r.gflops.toFixed(2)} | ${torchCols} | ${(r.peakBytes / 2 ** 20).toFixed(1)} MiB |`);
+    if (isSkipped(t)) profiles.push(`PyTorch skipped for ${name}: ${t.skipped}`);
+    else profiles.push(`PyTorch for ${name}: torch ${t.torch}, ${t.threads} threads, BLAS: ${t.blas}`);
+    if (r.profile) profiles.push(`where ${name}'s step goes (GPU time per kernel kind): ${r.profile.slice(0, 8).map((p) => `${p.kind} ${pct(p.share)}`).join(', ')}`);
+  }
+  console.log(`\n${profiles.map((p) => `- ${p}`).join('\n')}`);
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, adapter: { type: 'string' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, full: { type: 'boolean' }, adapter: { type: 'string' }, only: { type: 'string' } } });
+  const want = (section: string) => values.only === undefined || values.only.split(',').includes(section);
   const gpu = await Gpu.open(values.adapter ? { adapter: values.adapter } : {});
   try {
     console.log(`# moec bench on ${gpu.describe()}  (${new Date().toISOString()})`);
+    if (want('train')) await trainSection(gpu, !!values.full);
+    if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
     console.log('| shape | default GFLOP/s | ms/call | plain GFLOP/s | default / plain |');
     console.log('|---|---:|---:|---:|---:|');

@@ -76,7 +76,7 @@ fi
 if [ "$quickstart" = 1 ]; then
   say "ready; running the quickstart"
   if [ -f pipelines/quickstart.moe ] && node dist/runtime/cli/moec.js run --help >/dev/null 2>&1; then
-    node dist/runtime/cli/moec.js run pipelines/quickstart.moe
+    node dist/runtime/cli/moec.js run pipelines/quickstart.moe --resume
   else
     node dist/runtime/cli/moec.js doctor
   fi

@@ -40,7 +40,8 @@ export function compileOrExplain(r: LoadResult, t: Trial, limits: DeviceLimits):
     throw e;
   }
   const problems = limitProblems(c, limits);
-  if (problems.length) fail(problems.map((p) => p.message).join('; '), problems[0]!.ptr, problems[0]!.hint);
+  const [worst] = problems;
+  if (worst) fail(problems.length > 1 ? `${worst.message} (and ${problems.length - 1} more over the device's limits)` : worst.message, worst.ptr, worst.hint);
   return c;
 }
 

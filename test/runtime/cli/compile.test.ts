@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { planProblems } from '../../../compiler/plan/schema.js';
+
+const moec = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../runtime/cli/moec.js');
+const dir = mkdtempSync(path.join(tmpdir(), 'moec-compile-'));
+
+function pipeline(name: string, train: string, width = 64): string {
+  const file = path.join(dir, `${name}.moe`);
+  writeFileSync(file, `data d {
+  source text "corpus.txt"
+  tokenizer bytes
+  context 64
+}
+model m {
+  layers 2
+  width ${width}
+  heads 4
+  ffn 4x
+}
+train {
+${train}
+}
+`);
+  return file;
+}
+
+const compile = (...args: string[]) => spawnSync(process.execPath, [moec, 'compile', ...args, '--no-device'], { encoding: 'utf8' });
+
+test('moec compile prints a summary whose parameter count matches the front end', () => {
+  const r = compile(pipeline('ok', '  batch 8'));
+  assert.equal(r.status, 0, r.stderr);
+  const m = /parameters\s+([\d.]+ k) \(front end counted ([\d.]+ k) total/.exec(r.stdout);
+  assert.ok(m, r.stdout);
+  assert.equal(m[1], m[2]);
+  assert.match(r.stdout, /FLOPs per step/);
+  assert.match(r.stdout, /peak memory/);
+  assert.match(r.stdout, /dispatches\s+train_step \d+/);
+});
+
+test('moec compile --emit plan prints a valid Plan; --emit wgsl prints every kernel', () => {
+  const file = pipeline('ok2', '  batch 8');
+  const plan = compile(file, '--emit', 'plan');
+  assert.equal(plan.status, 0, plan.stderr);
+  const parsed = JSON.parse(plan.stdout);
+  assert.deepEqual(planProblems(parsed), []);
+  assert.ok(parsed.programs.train_step.length > 20);
+  const wgsl = compile(file, '--emit', 'wgsl');
+  assert.equal(wgsl.status, 0, wgsl.stderr);
+  assert.equal((wgsl.stdout.match(/@compute/g) ?? []).length, parsed.kernels.length);
+});
+
+test('a model too large for the device is refused with the bytes, the limit and the .moe line', () => {
+  const r = compile(pipeline('big', '  steps 10\n  batch 1000', 512));
+  assert.equal(r.status, 1);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  assert.match(r.stderr, /big\.moe:14:\d+ error: .* needs 500\.0 MiB, over the device's maxBufferSize of 256\.0 MiB \(and \d+ more over the device's limits\)/);
+  assert.match(r.stderr, /hint: lower train\.batch/);
+  // A batch whose kernels need more workgroups than WebGPU allows in one dimension.
+  const grid = compile(pipeline('grid', '  steps 10\n  batch 4096'));
+  assert.equal(grid.status, 1);
+  assert.match(grid.stderr, /grid\.moe:14:\d+ error: .*needs more than 65535 workgroups/);
+});
+
+test('--emit of an unknown kind and an unknown --trial are refused clearly', () => {
+  const file = pipeline('ok3', '  batch 8');
+  const bad = compile(file, '--emit', 'ptx');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--emit 'ptx' is not one of summary, plan, wgsl/);
+  const none = compile(file, '--trial', 'zzzz');
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /--trial 'zzzz' matches no trial/);
+});
