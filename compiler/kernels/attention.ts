@@ -13,9 +13,10 @@ export type { AttentionShape } from '../reference/attention.js';
 // Measured on lavapipe, where invocations are SIMD lanes: the inner loops run to a bound uniform
 // over the workgroup and mask the causal part with select(), so the rows all lanes share load at
 // one address; 8 rows per workgroup (one SIMD group) and one key per online-softmax step were the
-// fastest of the settings tried (4, 8, 16 rows; 1, 2, 4 keys), on a noisy shared machine. Tried and dropped: tq × tk register tiles with the head dimension
-// as a loop and the output rows as accumulators (1.7x slower at hd 64, more at hd 16, and no faster
-// to compile).
+// fastest of the settings tried (4, 8, 16 rows; 1, 2, 4 keys; a noisy shared machine). Tried and
+// dropped: tq × tk register tiles with the head dimension as a loop and the output rows as
+// accumulators (1.7x slower at hd 64, more at hd 16, and no faster to compile). hd 64 compiles
+// slowly on llvmpipe (~15-30 s per kernel) and runs at a fraction of hd 16's GFLOP/s (spills).
 
 export interface AttentionTiling {
   /** Query (or key) rows per workgroup, one per invocation (default 8). */
