@@ -32,7 +32,7 @@ export async function prepareSweepData(trials: Trial[], log: (msg: string) => vo
   for (const t of trials) {
     const c = t.config;
     await data.get(c.data[c.train.data]!);
-    for (const ref of c.evaluate.perplexity) await data.get(c.data[ref.data]!);
+    for (const ref of [...c.evaluate.perplexity, ...c.evaluate.experts]) await data.get(c.data[ref.data]!);
   }
   return data;
 }
@@ -109,9 +109,11 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
       const train = await data.get(cfg.data[cfg.train.data]!);
       const evals: EvalSet[] = [];
       for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await data.get(cfg.data[ref.data]!), split: ref.split });
+      const expertData = new Map<string, PreparedText>();
+      for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await data.get(cfg.data[ref.data]!));
       model = await GpuModel.create(o.gpu, compiled, `trial ${t.id}`);
       store.setTrialStatus(t.id, 'running');
-      const r = await trainTrial({ model, trial: t, data: train, evals, store: ts, listener: o.listener, adapter, stop: o.stop });
+      const r = await trainTrial({ model, trial: t, data: train, evals, expertData, store: ts, listener: o.listener, adapter, stop: o.stop });
       store.setTrialStatus(t.id, r.status);
       if (r.status === 'done') result.done++;
       else result.stopped++;

@@ -3,6 +3,7 @@ import { sequentialBatches, trainBatcher, type BatcherState, type PreparedText, 
 import type { TrialStore } from '../store/run-store.js';
 import type { SweepListener } from './events.js';
 import type { GpuModel } from './model.js';
+import { expertAssignment, moeLayers, readMoeStats } from './experts.js';
 import { lrAt } from './schedule.js';
 
 export interface EvalSet {
@@ -17,6 +18,8 @@ export interface TrainOptions {
   trial: Trial;
   data: PreparedText;
   evals: EvalSet[];
+  /** Data sets named by `evaluate.experts` lines, by name. */
+  expertData?: Map<string, PreparedText>;
   store: TrialStore;
   listener: SweepListener;
   adapter: string;
@@ -62,14 +65,15 @@ function restoreTensors(model: GpuModel, tensors: Map<string, { data: Float32Arr
 }
 
 /** Perplexity on the first `batches` validation batches (all of them when `batches` is 0). */
-async function evaluate(model: GpuModel, e: EvalSet, batches: number): Promise<{ loss: number; tokens: number }> {
+async function evaluate(model: GpuModel, e: EvalSet, batches: number, routeLabel: string | null): Promise<{ loss: number; tokens: number }> {
   const { batch, context } = model.spec;
   const split = e.split === 'valid' ? e.data.valid : e.data.train;
-  function* limited(): Generator<{ tokens: Uint32Array; targets: Uint32Array }> {
+  function* limited(): Generator<{ tokens: Uint32Array; targets: Uint32Array; labels?: Uint32Array }> {
     let i = 0;
     for (const b of sequentialBatches(e.data, split, context, batch)) {
       if (batches > 0 && i++ >= batches) return;
-      yield { tokens: b.inputs, targets: b.targets };
+      const labels = routeLabel ? b.labels[routeLabel] : undefined;
+      yield { tokens: b.inputs, targets: b.targets, ...(labels ? { labels } : {}) };
     }
   }
   return model.evalLoss(limited());
@@ -110,11 +114,15 @@ export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
     const ref = store.saveCheckpoint(step, await checkpointTensors(model), state as unknown as Record<string, unknown>);
     listener({ type: 'checkpoint', id: trial.id, step, path: ref.path });
   };
+  const layers = moeLayers(model);
+  let lastLoad: number[][] | undefined;
+  // Label routers read the label the .moe names; the batch carries one id per window.
+  const routeLabel = cfg.model.moe?.router === 'label' ? cfg.model.moe.label : null;
   const runEval = async (final: boolean) => {
     const extra: Record<string, number> = {};
     let first: { loss: number } | undefined;
     for (const e of o.evals) {
-      const r = await evaluate(model, e, final ? 0 : cfg.evaluate.batches);
+      const r = await evaluate(model, e, final ? 0 : cfg.evaluate.batches, routeLabel);
       first ??= r;
       extra[`${e.name}.loss`] = r.loss;
       extra[`${e.name}.ppl`] = Math.exp(r.loss);
@@ -122,15 +130,21 @@ export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
     }
     const loss = first?.loss ?? NaN;
     store.appendMetric({ kind: 'eval', step, valid_loss: loss, valid_ppl: Math.exp(loss), final, ...extra });
-    listener({ type: 'eval', id: trial.id, step, validLoss: loss, validPpl: Math.exp(loss) });
+    for (const ref of cfg.evaluate.experts) {
+      const data = o.expertData?.get(ref.data);
+      if (!data) continue;
+      const counts = await expertAssignment(model, data, ref.split, ref.label, cfg.evaluate.batches);
+      if (counts.length) store.appendExperts({ step, data: `${ref.data}.${ref.split}`, label: ref.label, layers: counts });
+    }
+    listener({ type: 'eval', id: trial.id, step, validLoss: loss, validPpl: Math.exp(loss), ...(lastLoad ? { expertLoad: lastLoad } : {}) });
   };
   status('running');
   while (step < steps && !o.stop.requested) {
     const lr = lrAt(step, cfg.train);
-    const micro: { tokens: Uint32Array; targets: Uint32Array }[] = [];
+    const micro: { tokens: Uint32Array; targets: Uint32Array; labels?: Uint32Array }[] = [];
     for (let i = 0; i < cfg.train.accumulate; i++) {
       const b: TextBatch = batcher.next();
-      micro.push({ tokens: b.inputs, targets: b.targets });
+      micro.push({ tokens: b.inputs, targets: b.targets, ...(routeLabel ? { labels: b.labels[routeLabel] } : {}) });
     }
     step++;
     model.trainStep(step, lr, seed, micro);
@@ -141,7 +155,13 @@ export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
       tokensPerSec = ((step - lastLog.step) * tokensPerStep) / ((now - lastLog.time) / 1000);
       lastLog = { step, time: now };
       if (!Number.isFinite(loss)) throw new Error(`training loss is ${loss} at step ${step}: the run diverged (lower train.lr, or set train.clip)`);
-      store.appendMetric({ kind: 'train', step, loss, lr, tokens_per_s: tokensPerSec, time_s: (Date.now() - started) / 1000 });
+      const moe: Record<string, unknown> = {};
+      if (layers.length) {
+        const st = await readMoeStats(model, layers);
+        lastLoad = st.load;
+        Object.assign(moe, { moe_load: st.load, moe_balance: st.balance, moe_z: st.z, moe_dropped: st.dropped, moe_entropy: st.entropy });
+      }
+      store.appendMetric({ kind: 'train', step, loss, lr, tokens_per_s: tokensPerSec, time_s: (Date.now() - started) / 1000, ...moe });
       listener({ type: 'step', id: trial.id, step, loss, lr, tokensPerSec, elapsed: (Date.now() - started) / 1000 });
     }
     if (evalDue && step < steps) {

@@ -1,0 +1,81 @@
+import { moeStatsName } from '../../compiler/graph/moe.js';
+import { STAT } from '../../compiler/reference/moe.js';
+import { sequentialBatches, type PreparedText } from '../data/index.js';
+import type { GpuModel } from './model.js';
+
+/** The MoE layers of a compiled model, in order. */
+export function moeLayers(model: GpuModel): number[] {
+  const names = new Set(model.compiled.plan.buffers.map((b) => b.name));
+  return Array.from({ length: model.spec.layers }, (_, l) => l).filter((l) => names.has(moeStatsName(l)));
+}
+
+export interface MoeStepStats {
+  /** Per MoE layer: fraction of routed assignments per expert. */
+  load: number[][];
+  balance: number[];
+  z: number[];
+  dropped: number[];
+  entropy: number[];
+}
+
+/** Reads the statistics the last forward pass left in each MoE layer's output (one read per layer). */
+export async function readMoeStats(model: GpuModel, layers = moeLayers(model)): Promise<MoeStepStats> {
+  const out: MoeStepStats = { load: [], balance: [], z: [], dropped: [], entropy: [] };
+  for (const l of layers) {
+    const s = await model.ex.read(moeStatsName(l));
+    const E = (s.length - STAT.counts) / 2;
+    const counts = Array.from(s.subarray(STAT.counts, STAT.counts + E));
+    const total = counts.reduce((a, b) => a + b, 0);
+    out.load.push(counts.map((c) => (total > 0 ? c / total : 0)));
+    out.balance.push(s[STAT.balance]!);
+    out.z.push(s[STAT.z]!);
+    out.dropped.push(s[STAT.dropped]!);
+    out.entropy.push(s[STAT.entropy]!);
+  }
+  return out;
+}
+
+/**
+ * Expert assignment by label: the validation windows are regrouped into batches that hold one
+ * label value each (a batch's last places repeat its windows, which keeps it pure), every batch runs
+ * the forward pass, and each MoE layer's routed counts are added to that value's row. At most
+ * `maxBatches` batches per value. Returns per layer: value → assignments per expert.
+ */
+export async function expertAssignment(model: GpuModel, data: PreparedText, split: 'train' | 'valid', label: string, maxBatches: number): Promise<{ layer: number; counts: Record<string, number[]> }[]> {
+  const layers = moeLayers(model);
+  const space = data.labels.find((l) => l.name === label);
+  if (!space || !layers.length) return [];
+  const { batch: B, context: T } = model.spec;
+  const windows = new Map<number, { inputs: Uint32Array; targets: Uint32Array }[]>();
+  for (const b of sequentialBatches(data, split === 'valid' ? data.valid : data.train, T, B)) {
+    for (let w = 0; w < b.windows; w++) {
+      const v = b.labels[label]![w]!;
+      const list = windows.get(v) ?? [];
+      if (list.length < maxBatches * B) list.push({ inputs: b.inputs.slice(w * T, (w + 1) * T), targets: b.targets.slice(w * T, (w + 1) * T) });
+      windows.set(v, list);
+    }
+  }
+  const result = layers.map((layer) => ({ layer, counts: {} as Record<string, number[]> }));
+  for (const [v, list] of [...windows].sort((a, b) => a[0] - b[0])) {
+    const name = space.values[v] ?? String(v);
+    for (let start = 0; start < list.length; start += B) {
+      const tokens = new Uint32Array(B * T);
+      const targets = new Uint32Array(B * T);
+      for (let w = 0; w < B; w++) {
+        const src = list[start + w] ?? list[start + (w % Math.min(B, list.length - start))]!;
+        tokens.set(src.inputs, w * T);
+        targets.set(src.targets, w * T);
+      }
+      await model.evalLoss([{ tokens, targets, labels: new Uint32Array(B).fill(v) }]);
+      const stats = await readMoeStats(model, layers);
+      layers.forEach((_, i) => {
+        const s = stats.load[i]!;
+        const row = (result[i]!.counts[name] ??= new Array<number>(s.length).fill(0));
+        // Weighted by the windows that are real (not repeats), in window units.
+        const real = Math.min(B, list.length - start);
+        s.forEach((f, e) => { row[e]! += f * real; });
+      });
+    }
+  }
+  return result;
+}
