@@ -6,6 +6,7 @@ import { measureMatmul } from './matmul.js';
 import { benchExpand } from './expand.js';
 import { isSkipped, torchBench } from './torch.js';
 import { benchModels, benchTraining } from './train.js';
+import { moeBench } from './moe.js';
 
 // The plain register-blocked vec4 kernel (4×4 outputs per invocation) DESIGN.md quotes at ~5
 // GFLOP/s on lavapipe; measured here beside the default so the gain is a same-run ratio.
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
   try {
     console.log(`# moec bench on ${gpu.describe()}  (${new Date().toISOString()})`);
     if (want('train')) await trainSection(gpu, !!values.full);
+    if (want('moe')) await moeBench(gpu);
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
     console.log('| shape | default GFLOP/s | ms/call | plain GFLOP/s | default / plain |');

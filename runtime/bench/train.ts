@@ -47,8 +47,8 @@ function randomBatch(s: Gpt2Spec, seed: number) {
 }
 
 /** Trains `spec` on random tokens: warm-up steps, then timed steps until `minSeconds` have passed. */
-export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3): Promise<TrainBench> {
-  const compiled: CompiledTrial = compileGpt2(spec);
+export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3, compile: (s: Gpt2Spec) => CompiledTrial = compileGpt2): Promise<TrainBench> {
+  const compiled: CompiledTrial = compile(spec);
   const summary = summarize(compiled);
   const m = await GpuModel.create(gpu, compiled, `bench ${spec.name}`);
   try {

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { UserError } from '../../grammar/user-error.js';
 import type { SweepEvent, SweepListener, TrialInfo } from '../train/events.js';
 import { createSweepView, wantsLiveView } from './sweep-view.js';
+import { rng } from '../../compiler/reference/random.js';
 
 export interface DemoOptions {
   trials?: number;
@@ -19,18 +20,6 @@ export interface DemoOptions {
   /** Every n-th trial fails half way (0: none). */
   failEvery?: number;
   seed?: number;
-}
-
-/** mulberry32: a tiny seeded generator, so every replay is the same. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const UNITS = ['token', 'sequence'];
@@ -66,7 +55,7 @@ export function* demoEvents(opts: DemoOptions = {}): Generator<SweepEvent> {
   const concurrency = Math.max(1, opts.concurrency ?? 1);
   const failEvery = opts.failEvery ?? 17;
   const trials = demoTrials(opts.trials ?? 100, steps);
-  const rnd = random(opts.seed ?? 1);
+  const rnd = rng(opts.seed ?? 1);
   yield { type: 'sweep-start', sweep: 'demo', adapter: 'synthetic (no GPU)', out: 'runs/demo', trials };
   // Trials run in waves of `concurrency`; within a wave their steps interleave.
   for (let w = 0; w < trials.length; w += concurrency) {
