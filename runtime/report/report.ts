@@ -3,6 +3,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../store/atomic.js';
+import { specialisation, specialisationTable } from './specialisation.js';
 import { assignment, assignmentSpec, loadOverTraining, loadSpec, perplexityCurves, perplexitySpec } from './charts.js';
 import { loadRun, type RunData, type TrialData } from './load.js';
 import { writeChart } from './render.js';
@@ -89,6 +90,9 @@ export async function writeReport(dir: string): Promise<Report> {
       md.push(`### ${config}: ${data} by ${label}`, '');
       const sub = [`tokens routed to each expert per ${label} (rows sum to 1)`, `last evaluation (${at}), summed over ${a.seeds} seed${a.seeds === 1 ? '' : 's'}`];
       await figure(assignmentSpec(a.cells, `${config}: ${data} by ${label}`, sub), `experts-${n}-${slug(config)}-${slug(data)}-${slug(label)}`, `expert assignment for ${config}`);
+      const byLayer = new Map<number, Record<string, number[]>>();
+      for (const c of a.cells) ((byLayer.get(c.layer) ?? byLayer.set(c.layer, {}).get(c.layer)!)[c.value] ??= [])[c.expert] = c.tokens;
+      md.push(...specialisationTable([...byLayer].sort((x, y) => x[0] - y[0]).map(([layer, counts]) => specialisation(layer, counts)), label));
     }
   }
 

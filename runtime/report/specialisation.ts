@@ -1,0 +1,67 @@
+// How much the experts specialise by label: the Jensen-Shannon divergence between the labels'
+// expert-use distributions (0: every label uses the experts alike; 1 bit: disjoint) and the
+// entropy of each label's expert use (log2 E: uniform over experts; 0: one expert).
+
+const log2 = (x: number) => Math.log(x) / Math.LN2;
+
+function normalise(v: number[]): number[] {
+  const s = v.reduce((a, b) => a + b, 0);
+  return v.map((x) => (s > 0 ? x / s : 0));
+}
+
+/** Shannon entropy in bits. */
+export function entropyBits(p: number[]): number {
+  return -p.reduce((a, x) => a + (x > 0 ? x * log2(x) : 0), 0);
+}
+
+/** Jensen-Shannon divergence in bits (0..1) of two distributions. */
+export function jsdBits(p: number[], q: number[]): number {
+  const m = p.map((x, i) => (x + q[i]!) / 2);
+  const kl = (a: number[]) => a.reduce((s, x, i) => s + (x > 0 ? x * log2(x / m[i]!) : 0), 0);
+  return (kl(p) + kl(q)) / 2;
+}
+
+export interface LayerSpecialisation {
+  layer: number;
+  /** Mean over label pairs. */
+  meanJsd: number;
+  maxJsd: { value: number; pair: [string, string] };
+  /** Mean over labels of the entropy of their expert use, and its maximum log2(E). */
+  meanEntropy: number;
+  maxEntropy: number;
+}
+
+/** Specialisation of one MoE layer from its counts per label value (value → counts per expert). */
+export function specialisation(layer: number, counts: Record<string, number[]>): LayerSpecialisation {
+  const labels = Object.keys(counts).sort();
+  const dist = labels.map((l) => normalise(counts[l]!));
+  let sum = 0;
+  let pairs = 0;
+  let max = { value: 0, pair: [labels[0] ?? '', labels[0] ?? ''] as [string, string] };
+  for (let i = 0; i < labels.length; i++) {
+    for (let j = i + 1; j < labels.length; j++) {
+      const d = jsdBits(dist[i]!, dist[j]!);
+      sum += d;
+      pairs++;
+      if (d > max.value) max = { value: d, pair: [labels[i]!, labels[j]!] };
+    }
+  }
+  const E = dist[0]?.length ?? 1;
+  return {
+    layer,
+    meanJsd: pairs ? sum / pairs : 0,
+    maxJsd: max,
+    meanEntropy: dist.length ? dist.reduce((a, p) => a + entropyBits(p), 0) / dist.length : 0,
+    maxEntropy: log2(Math.max(1, E)),
+  };
+}
+
+/** A markdown table of the layers' specialisation. */
+export function specialisationTable(rows: LayerSpecialisation[], label: string): string[] {
+  return [
+    `| MoE layer | mean JS divergence between ${label}s (bits) | most different pair | entropy of expert use per ${label} (bits, of max) |`,
+    '| ---: | ---: | --- | ---: |',
+    ...rows.map((r) => `| ${r.layer} | ${r.meanJsd.toFixed(4)} | ${r.maxJsd.pair.join(' / ')} (${r.maxJsd.value.toFixed(4)}) | ${r.meanEntropy.toFixed(3)} of ${r.maxEntropy.toFixed(3)} |`),
+    '',
+  ];
+}
