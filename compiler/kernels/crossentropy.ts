@@ -11,11 +11,48 @@ export interface CrossEntropyShape {
   N: number;
   /** Logits per row (vocabulary size). */
   V: number;
-  /** Invocations per workgroup (power of two, default 256). */
+  /** Invocations per workgroup (power of two, default 256; 64 with perRow 'invocation'). */
   wg?: number;
+  /**
+   * 'workgroup' (default): one workgroup per row with tree reductions in workgroup memory, for long
+   * rows on real GPUs. 'invocation': one invocation per row looping over it, no workgroup memory or
+   * barriers; rows map to SIMD lanes, which is much faster on llvmpipe for short rows.
+   */
+  perRow?: 'invocation' | 'workgroup';
 }
 
 const u = (x: number) => `${x}u`;
+const MAX_GROUPS = 65535;
+
+/** Workgroups for one invocation per row, spilling into y past 65535 groups; `row` is the row index. */
+export function perRowGrid(rows: number, wg: number): { workgroups: [number, number, number]; row: string } {
+  const groups = Math.ceil(rows / wg);
+  const gx = Math.min(groups, MAX_GROUPS);
+  return { workgroups: [gx, Math.ceil(groups / gx), 1], row: `gid.y * ${u(gx * wg)} + gid.x` };
+}
+
+/**
+ * Per-invocation row max and Σ exp(l - max) of the V logits at `base` (in units of the element
+ * type: vec4 when V % 4 == 0), into rowMax and rowSum. Sequential, so deterministic.
+ */
+function rowStatsSerial(V: number, logits: string): string {
+  const vec = V % 4 === 0;
+  const n = vec ? V / 4 : V;
+  if (!vec) {
+    return `
+  var rowMax = -3.402823e38;
+  for (var i = 0u; i < ${u(n)}; i++) { rowMax = max(rowMax, ${logits}[base + i]); }
+  var rowSum = 0.0;
+  for (var i = 0u; i < ${u(n)}; i++) { rowSum += exp(${logits}[base + i] - rowMax); }`;
+  }
+  return `
+  var m4 = vec4<f32>(-3.402823e38);
+  for (var i = 0u; i < ${u(n)}; i++) { m4 = max(m4, ${logits}[base + i]); }
+  let rowMax = max(max(m4.x, m4.y), max(m4.z, m4.w));
+  var s4 = vec4<f32>(0.0);
+  for (var i = 0u; i < ${u(n)}; i++) { s4 += exp(${logits}[base + i] - rowMax); }
+  let rowSum = (s4.x + s4.y) + (s4.z + s4.w);`;
+}
 
 /** Row max and Σ exp(l - max) of logits row `base`, reduced over the workgroup into rowMax, rowSum. */
 function rowSoftmaxStats(V: number, wg: number, logits: string): string {
@@ -36,6 +73,7 @@ ${reduceBody(wg, ['a'], ['se'], 'sum').replaceAll('a_all', 'rowSum')}`;
  */
 export function crossEntropyForwardKernel(name: string, s: CrossEntropyShape): RowKernel {
   const { N, V } = s;
+  if (s.perRow === 'invocation') return crossEntropyForwardPerInvocation(name, s);
   const wg = s.wg ?? 256;
   checkDims(name, { N, V, wg });
   const wgsl = `
@@ -71,6 +109,7 @@ ${rowSoftmaxStats(V, wg, 'logits')}
  */
 export function crossEntropyMeanKernel(name: string, s: CrossEntropyShape, gradScale = 1): RowKernel {
   const { N } = s;
+  if (s.perRow === 'invocation') return crossEntropyMeanSerial(name, s, gradScale);
   const wg = 256;
   checkDims(name, { N });
   const wgsl = `
@@ -111,6 +150,7 @@ ${reduceBody(wg, ['a', 'b'], ['tot', 'cnt'], 'sum')}
  */
 export function crossEntropyBackwardKernel(name: string, s: CrossEntropyShape, inPlace = true): RowKernel {
   const { N, V } = s;
+  if (s.perRow === 'invocation') return crossEntropyBackwardPerInvocation(name, s, inPlace);
   const wg = s.wg ?? 256;
   checkDims(name, { N, V, wg });
   const dst = inPlace ? 'logits' : 'dlogits';
@@ -143,5 +183,113 @@ ${rowSoftmaxStats(V, wg, 'logits')}
     flops: 6 * N * V,
     bytes: 4 * (3 * N * V + N + 2),
     workgroups: [N, 1, 1],
+  });
+}
+
+// ---- One invocation per row (perRow: 'invocation') ----
+
+function crossEntropyForwardPerInvocation(name: string, s: CrossEntropyShape): RowKernel {
+  const { N, V } = s;
+  const wg = s.wg ?? 64;
+  checkDims(name, { N, V, wg });
+  const vec = V % 4 === 0;
+  const g = perRowGrid(N, wg);
+  const tgt = vec ? `logits[(row * ${u(V)} + tt) / 4u][tt % 4u]` : `logits[base + tt]`;
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> logits: array<${vec ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(1) var<storage, read> targets: array<u32>;
+@group(0) @binding(2) var<storage, read_write> losses: array<f32>;
+@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = ${g.row};
+  if (row >= ${u(N)}) { return; }
+  let t = targets[row];
+  if (t == ${u(IGNORE_INDEX)}) {
+    losses[row] = 0.0;
+    return;
+  }
+  let base = row * ${u(vec ? V / 4 : V)};
+${rowStatsSerial(V, 'logits')}
+  let tt = min(t, ${u(V - 1)});
+  losses[row] = log(rowSum) + rowMax - ${tgt};
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
+    flops: 4 * N * V,
+    bytes: 4 * (2 * N * V + 2 * N),
+    workgroups: g.workgroups,
+  });
+}
+
+/** The mean kernel as one invocation summing the losses in order (no workgroup memory). */
+function crossEntropyMeanSerial(name: string, s: CrossEntropyShape, gradScale: number): RowKernel {
+  const { N } = s;
+  checkDims(name, { N });
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> losses: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<u32>;
+@group(0) @binding(2) var<storage, read_write> meanOut: array<f32>;
+@compute @workgroup_size(1, 1, 1)
+fn main() {
+  var tot = 0.0;
+  var cnt = 0.0;
+  for (var i = 0u; i < ${u(N)}; i++) {
+    if (targets[i] != ${u(IGNORE_INDEX)}) {
+      tot += losses[i];
+      cnt += 1.0;
+    }
+  }
+  let c = max(cnt, 1.0);
+  meanOut[0] = tot / c;
+  meanOut[1] = ${gradScale.toExponential()} / c;
+}
+`;
+  return wgslKernel(name, wgsl, [1, 1, 1], {
+    flops: N,
+    bytes: 4 * (2 * N + 2),
+    workgroups: [1, 1, 1],
+  });
+}
+
+function crossEntropyBackwardPerInvocation(name: string, s: CrossEntropyShape, inPlace: boolean): RowKernel {
+  const { N, V } = s;
+  const wg = s.wg ?? 64;
+  checkDims(name, { N, V, wg });
+  const vec = V % 4 === 0;
+  const n = vec ? V / 4 : V;
+  const T = vec ? 'vec4<f32>' : 'f32';
+  const g = perRowGrid(N, wg);
+  const dst = inPlace ? 'logits' : 'dlogits';
+  const onehot = vec
+    ? 'select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(4u * i) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(t))'
+    : 'select(0.0, 1.0, i == t)';
+  const wgsl = `
+@group(0) @binding(0) var<storage, ${inPlace ? 'read_write' : 'read'}> logits: array<${T}>;
+@group(0) @binding(1) var<storage, read> targets: array<u32>;
+@group(0) @binding(2) var<storage, read> meanOut: array<f32>;
+${inPlace ? '' : `@group(0) @binding(3) var<storage, read_write> dlogits: array<${T}>;`}
+@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = ${g.row};
+  if (row >= ${u(N)}) { return; }
+  let t = targets[row];
+  let base = row * ${u(n)};
+  if (t == ${u(IGNORE_INDEX)}) {
+    for (var i = 0u; i < ${u(n)}; i++) { ${dst}[base + i] = ${T}(0.0); }
+    return;
+  }
+${rowStatsSerial(V, 'logits')}
+  let scale = meanOut[1];
+  let inv = 1.0 / rowSum;
+  for (var i = 0u; i < ${u(n)}; i++) {
+    let p = exp(logits[base + i] - rowMax) * inv;
+    ${dst}[base + i] = (p - ${onehot}) * scale;
+  }
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
+    flops: 6 * N * V,
+    bytes: 4 * (3 * N * V + N + 2),
+    workgroups: g.workgroups,
   });
 }

@@ -77,6 +77,51 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   });
 }
 
+/**
+ * The same dwte += Σ as embeddingBackwardWteKernel, organised by vocabulary row: one invocation per
+ * (vocab row v, chunk of up to `chunk` channels) scans the B·T token ids once and, for each position
+ * holding v, adds that position's dout chunk into dwte[v] in place (vec4 when C % 4 == 0). Each
+ * element is owned by one invocation and summed in position order, so it is deterministic with no
+ * atomics, and the token ids are read V·⌈C/chunk⌉·B·T times instead of V·C·B·T. Lanes of a SIMD
+ * group are neighbouring vocab rows, which share each token load. Bindings as embeddingBackwardWteKernel.
+ */
+export function embeddingBackwardWteRowsKernel(name: string, s: EmbeddingShape, wg = 64, chunk = 256): RowKernel {
+  const { B, T, C, V } = s;
+  check(name, s);
+  checkDims(name, { wg, chunk });
+  const vec = C % 4 === 0;
+  const n = vec ? C / 4 : C; // elements per row
+  const ch = Math.min(n, vec ? Math.max(1, Math.floor(chunk / 4)) : chunk); // elements per chunk
+  const chunks = ceilDiv(n, ch);
+  if (ceilDiv(V, wg) > MAX_GROUPS) throw new Error(`${name}: V=${V} needs more than ${MAX_GROUPS} workgroups in x`);
+  if (chunks > MAX_GROUPS) throw new Error(`${name}: ${chunks} channel chunks exceed ${MAX_GROUPS} workgroups in y`);
+  const TY = vec ? 'vec4<f32>' : 'f32';
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> tokens: array<u32>;
+@group(0) @binding(1) var<storage, read> dout: array<${TY}>;
+@group(0) @binding(2) var<storage, read_write> dwte: array<${TY}>;
+@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let v = gid.x;
+  if (v >= ${u(V)}) { return; }
+  let c0 = gid.y * ${u(ch)};
+  let c1 = min(c0 + ${u(ch)}, ${u(n)});
+  let dst = v * ${u(n)};
+  for (var bt = 0u; bt < ${u(B * T)}; bt++) {
+    if (min(tokens[bt], ${u(V - 1)}) == v) {
+      let src = bt * ${u(n)};
+      for (var c = c0; c < c1; c++) { dwte[dst + c] += dout[src + c]; }
+    }
+  }
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
+    flops: B * T * C,
+    bytes: 4 * (V * chunks * B * T + B * T * C + 2 * V * C),
+    workgroups: [ceilDiv(V, wg), chunks, 1],
+  });
+}
+
 /** dwpe[t, c] += Σ_b dout[b, t, c], one invocation per (position, channel). Bindings: dout (read), dwpe (+=). */
 export function embeddingBackwardWpeKernel(name: string, s: EmbeddingShape, wg = 64): RowKernel {
   const { B, T, C } = s;

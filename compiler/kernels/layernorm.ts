@@ -1,6 +1,7 @@
 import type { PlanKernel } from '../plan/types.js';
 import { ceilDiv, checkDims, reduceBody, reduceDecls } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { perRowGrid } from './crossentropy.js';
 
 export interface RowKernel extends PlanKernel {
   workgroups: [number, number, number];
@@ -13,6 +14,12 @@ export interface LayerNormShape {
   eps?: number;
   /** Invocations per workgroup for the per-row kernels (power of two, default 64). */
   wg?: number;
+  /**
+   * 'workgroup' (default): one workgroup per row with tree reductions in workgroup memory, for long
+   * rows on real GPUs. 'invocation': one invocation per row looping over it, no workgroup memory or
+   * barriers; rows map to SIMD lanes, which is much faster on llvmpipe for short rows.
+   */
+  perRow?: 'invocation' | 'workgroup';
 }
 
 const u = (x: number) => `${x}u`;
@@ -24,6 +31,7 @@ const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
  */
 export function layerNormForwardKernel(name: string, s: LayerNormShape): RowKernel {
   const { rows, C } = s;
+  if (s.perRow === 'invocation') return layerNormForwardPerInvocation(name, s);
   const wg = s.wg ?? 64;
   const eps = s.eps ?? 1e-5;
   checkDims(name, { rows, C, wg });
@@ -78,6 +86,7 @@ ${reduceBody(wg, ['a'], ['sq'], 'sum').replaceAll('a_all', 'sqTot')}
  */
 export function layerNormBackwardKernel(name: string, s: LayerNormShape): RowKernel {
   const { rows, C } = s;
+  if (s.perRow === 'invocation') return layerNormBackwardPerInvocation(name, s);
   const wg = s.wg ?? 64;
   checkDims(name, { rows, C, wg });
   const wgsl = `
@@ -157,5 +166,108 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     flops: 4 * rows * C,
     bytes: 4 * (2 * rows * C + 2 * rows + 4 * C),
     workgroups: [ceilDiv(C, wg), 1, 1],
+  });
+}
+
+// ---- One invocation per row (perRow: 'invocation') ----
+
+/** Element type and horizontal sum for rows of C channels: vec4 when C % 4 == 0. */
+function rowType(C: number): { vec: boolean; n: number; T: string; hsum: (v: string) => string } {
+  const vec = C % 4 === 0;
+  return {
+    vec,
+    n: vec ? C / 4 : C,
+    T: vec ? 'vec4<f32>' : 'f32',
+    hsum: (v) => (vec ? `((${v}.x + ${v}.y) + (${v}.z + ${v}.w))` : v),
+  };
+}
+
+function layerNormForwardPerInvocation(name: string, s: LayerNormShape): RowKernel {
+  const { rows, C } = s;
+  const wg = s.wg ?? 64;
+  const eps = s.eps ?? 1e-5;
+  checkDims(name, { rows, C, wg });
+  const { n, T, hsum } = rowType(C);
+  const g = perRowGrid(rows, wg);
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> x: array<${T}>;
+@group(0) @binding(1) var<storage, read> r: array<${T}>;
+@group(0) @binding(2) var<storage, read> w: array<${T}>;
+@group(0) @binding(3) var<storage, read> b: array<${T}>;
+@group(0) @binding(4) var<storage, read_write> sum: array<${T}>;
+@group(0) @binding(5) var<storage, read_write> out: array<${T}>;
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
+@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = ${g.row};
+  if (row >= ${u(rows)}) { return; }
+  let base = row * ${u(n)};
+  var acc = ${T}(0.0);
+  for (var c = 0u; c < ${u(n)}; c++) {
+    let v = x[base + c] + r[base + c];
+    sum[base + c] = v;
+    acc += v;
+  }
+  let mean = ${hsum('acc')} / ${f(C)};
+  var sq = ${T}(0.0);
+  for (var c = 0u; c < ${u(n)}; c++) {
+    let d = sum[base + c] - mean;
+    sq += d * d;
+  }
+  let rstd = inverseSqrt(${hsum('sq')} / ${f(C)} + ${f(eps)});
+  for (var c = 0u; c < ${u(n)}; c++) {
+    out[base + c] = (sum[base + c] - mean) * rstd * w[c] + b[c];
+  }
+  stats[2u * row] = mean;
+  stats[2u * row + 1u] = rstd;
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
+    flops: 8 * rows * C,
+    bytes: 4 * (4 * rows * C + 2 * C + 2 * rows),
+    workgroups: g.workgroups,
+  });
+}
+
+function layerNormBackwardPerInvocation(name: string, s: LayerNormShape): RowKernel {
+  const { rows, C } = s;
+  const wg = s.wg ?? 64;
+  checkDims(name, { rows, C, wg });
+  const { n, T, hsum } = rowType(C);
+  const g = perRowGrid(rows, wg);
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> dout: array<${T}>;
+@group(0) @binding(1) var<storage, read> sum: array<${T}>;
+@group(0) @binding(2) var<storage, read> stats: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<${T}>;
+@group(0) @binding(4) var<storage, read_write> dres: array<${T}>;
+@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = ${g.row};
+  if (row >= ${u(rows)}) { return; }
+  let base = row * ${u(n)};
+  let mean = stats[2u * row];
+  let rstd = stats[2u * row + 1u];
+  var s1 = ${T}(0.0);
+  var s2 = ${T}(0.0);
+  for (var c = 0u; c < ${u(n)}; c++) {
+    let xhat = (sum[base + c] - mean) * rstd;
+    let dn = dout[base + c] * w[c];
+    s1 += dn;
+    s2 += dn * xhat;
+  }
+  let m1 = ${hsum('s1')} / ${f(C)};
+  let m2 = ${hsum('s2')} / ${f(C)};
+  for (var c = 0u; c < ${u(n)}; c++) {
+    let xhat = (sum[base + c] - mean) * rstd;
+    let dn = dout[base + c] * w[c];
+    dres[base + c] += rstd * (dn - m1 - xhat * m2);
+  }
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], {
+    flops: 12 * rows * C,
+    bytes: 4 * (4 * rows * C + C + 2 * rows),
+    workgroups: g.workgroups,
   });
 }

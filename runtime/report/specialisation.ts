@@ -11,7 +11,7 @@ function normalise(v: number[]): number[] {
 
 /** Shannon entropy in bits. */
 export function entropyBits(p: number[]): number {
-  return -p.reduce((a, x) => a + (x > 0 ? x * log2(x) : 0), 0);
+  return p.reduce((a, x) => a - (x > 0 ? x * log2(x) : 0), 0);
 }
 
 /** Jensen-Shannon divergence in bits (0..1) of two distributions. */

@@ -39,39 +39,44 @@ export class GpuModel {
     if (this.compiled.plan.buffers.some((b) => b.name === 'rng')) this.ex.write('rng', new Uint32Array([seed >>> 0, step >>> 0, train ? 1 : 0, 0]));
   }
 
-  private writeBatch(tokens: Uint32Array, targets: Uint32Array): void {
+  private writeBatch(tokens: Uint32Array, targets: Uint32Array, labels?: Uint32Array): void {
     const n = this.spec.batch * this.spec.context;
     if (tokens.length !== n || targets.length !== n) throw new Error(`batch has ${tokens.length}/${targets.length} tokens/targets; the plan takes ${n}`);
     this.ex.write('tokens', tokens);
     this.ex.write('targets', targets);
+    // Label routers (MoE) read one label id per sequence.
+    if (this.compiled.plan.buffers.some((b) => b.name === 'labels')) {
+      if (labels?.length !== this.spec.batch) throw new Error(`this plan routes by label: the batch needs ${this.spec.batch} labels, got ${labels?.length ?? 0}`);
+      this.ex.write('labels', labels);
+    }
   }
 
   /**
    * One optimiser step (1-based `step` for AdamW's bias correction) over `micro` micro-batches
    * (as many as `accumulate`). The mean training loss lands in 'train_loss' on the GPU.
    */
-  trainStep(step: number, lr: number, seed: number, micro: { tokens: Uint32Array; targets: Uint32Array }[]): void {
+  trainStep(step: number, lr: number, seed: number, micro: { tokens: Uint32Array; targets: Uint32Array; labels?: Uint32Array }[]): void {
     if (micro.length !== this.spec.accumulate) throw new Error(`step needs ${this.spec.accumulate} micro-batches, got ${micro.length}`);
     this.ex.write('adam', adamwUniforms(step, lr, { beta1: this.spec.betas[0], beta2: this.spec.betas[1] }));
     if (micro.length === 1) {
       this.writeRng(seed, step, true);
-      this.writeBatch(micro[0]!.tokens, micro[0]!.targets);
+      this.writeBatch(micro[0]!.tokens, micro[0]!.targets, micro[0]!.labels);
       this.ex.run('train_step');
       return;
     }
     this.ex.run('zero_grads');
     micro.forEach((mb, i) => {
       this.writeRng(seed, step * micro.length + i, true);
-      this.writeBatch(mb.tokens, mb.targets);
+      this.writeBatch(mb.tokens, mb.targets, mb.labels);
       this.ex.run('micro_step');
     });
     this.ex.run('update');
   }
 
   /** Forward and backward of one batch without an update (gradient checks); grads are zeroed first. */
-  gradients(tokens: Uint32Array, targets: Uint32Array, seed = 0, step = 1): void {
+  gradients(tokens: Uint32Array, targets: Uint32Array, seed = 0, step = 1, labels?: Uint32Array): void {
     this.writeRng(seed, step, seed !== 0);
-    this.writeBatch(tokens, targets);
+    this.writeBatch(tokens, targets, labels);
     this.ex.run('zero_grads');
     this.ex.run('micro_step');
   }
@@ -81,11 +86,11 @@ export class GpuModel {
   }
 
   /** Token-weighted validation loss over `batches`, one read-back at the end. */
-  async evalLoss(batches: Iterable<{ tokens: Uint32Array; targets: Uint32Array }>, seed = 0, step = 0): Promise<{ loss: number; tokens: number }> {
+  async evalLoss(batches: Iterable<{ tokens: Uint32Array; targets: Uint32Array; labels?: Uint32Array }>, seed = 0, step = 0): Promise<{ loss: number; tokens: number }> {
     this.ex.write('eval_sum', new Float32Array(2));
     this.writeRng(seed, step, false);
     for (const b of batches) {
-      this.writeBatch(b.tokens, b.targets);
+      this.writeBatch(b.tokens, b.targets, b.labels);
       this.ex.run('eval_step');
     }
     const [sum, count] = await this.ex.read('eval_sum');

@@ -37,7 +37,7 @@ function targetsFor(N: number, V: number, seed: number): Uint32Array {
 
 interface Errors { losses: number; mean: number; scale: number; grad: number; untouched: number }
 
-async function check(s: CrossEntropyShape, inPlace: boolean, gradScale = 1, perturb?: (l: Float32Array) => void): Promise<Errors> {
+async function check(s: CrossEntropyShape, inPlace: boolean, gradScale = 1, perturb?: (l: Float32Array) => void, raw?: Float32Array[]): Promise<Errors> {
   const { N, V } = s;
   // Large logits, so a kernel that skipped the max subtraction would overflow exp.
   const logits = randomArray(N * V, 21, 8).map((v, i) => v + 50 * (Math.floor(i / V) % 2));
@@ -53,6 +53,7 @@ async function check(s: CrossEntropyShape, inPlace: boolean, gradScale = 1, pert
     const meanOut = await ex.read('meanOut');
     ex.run('bwd');
     const grad = await ex.read(inPlace ? 'logits' : 'dlogits');
+    raw?.push(losses, meanOut, grad);
     const f = crossEntropyForwardReference(N, V, logits, targets);
     const scale = gradScale / Math.max(1, f.count);
     const ref = crossEntropyBackwardReference(N, V, logits, targets, scale);
@@ -77,9 +78,17 @@ const shapes: Array<[CrossEntropyShape, boolean, number]> = [
   [{ N: 33, V: 130 }, false, 0.5],
   [{ N: 5, V: 1000, wg: 64 }, true, 1],
   [{ N: 4, V: 50257 }, false, 1], // GPT-2 vocabulary
+  // One invocation per row: rows not a multiple of the workgroup, V odd, tiny, vec4 and not.
+  [{ N: 7, V: 37, perRow: 'invocation' }, true, 1],
+  [{ N: 70, V: 5, perRow: 'invocation' }, false, 0.5],
+  [{ N: 70, V: 5, perRow: 'invocation' }, true, 1],
+  [{ N: 65, V: 300, perRow: 'invocation' }, true, 1],
+  [{ N: 65, V: 300, perRow: 'invocation' }, false, 1],
+  [{ N: 33, V: 2, perRow: 'invocation', wg: 8 }, false, 1],
+  [{ N: 3, V: 4096, perRow: 'invocation' }, true, 2],
 ];
 for (const [s, inPlace, gs] of shapes) {
-  test(`crossentropy N=${s.N} V=${s.V} inPlace=${inPlace} gradScale=${gs}`, async () => {
+  test(`crossentropy N=${s.N} V=${s.V} inPlace=${inPlace} gradScale=${gs}${s.perRow ? ` perRow=${s.perRow}` : ''}`, async () => {
     const e = await check(s, inPlace, gs);
     for (const [k, v] of Object.entries(e)) assert.ok(v <= tol, `${k} error ${v}`);
   });
@@ -108,4 +117,19 @@ test('reference crossentropy: uniform logits give log V, and the gradient sums t
 test('a perturbed logit is caught by the crossentropy check (the test can fail)', async () => {
   const e = await check({ N: 7, V: 37 }, false, 1, (l) => { l[0]! += 3; });
   assert.ok(e.losses > tol && e.grad > tol, JSON.stringify(e));
+});
+
+test('a perturbed logit is caught by the per-invocation crossentropy check', async () => {
+  const e = await check({ N: 65, V: 300, perRow: 'invocation' }, false, 1, (l) => { l[5]! += 40; });
+  assert.ok(e.losses > tol && e.grad > tol, JSON.stringify(e));
+});
+
+test('per-invocation crossentropy is bit-deterministic', async () => {
+  for (const inPlace of [true, false]) {
+    const a: Float32Array[] = [];
+    const b: Float32Array[] = [];
+    await check({ N: 65, V: 300, perRow: 'invocation' }, inPlace, 1, undefined, a);
+    await check({ N: 65, V: 300, perRow: 'invocation' }, inPlace, 1, undefined, b);
+    a.forEach((x, i) => assert.deepEqual(x, b[i]));
+  }
 });

@@ -26,7 +26,7 @@ function plan(s: LayerNormShape) {
 interface Errors { sum: number; out: number; stats: number; dres: number; dw: number; db: number }
 
 /** Runs forward then backward (accumulating into nonzero grads) and returns errors against the reference. */
-async function check(s: LayerNormShape, perturb?: (x: Float32Array) => void): Promise<Errors> {
+async function check(s: LayerNormShape, perturb?: (x: Float32Array) => void, raw?: Float32Array[]): Promise<Errors> {
   const { rows, C } = s;
   // An offset mean and a spread of scales, so the mean subtraction matters.
   const x = randomArray(rows * C, 11, 2).map((v, i) => v + 0.5 + (i % 3));
@@ -51,6 +51,7 @@ async function check(s: LayerNormShape, perturb?: (x: Float32Array) => void): Pr
     ex.write('db', db0);
     ex.run('fwd');
     ex.run('bwd');
+    for (const n of ['sum', 'out', 'stats', 'dres', 'dw', 'db']) raw?.push(await ex.read(n));
     const ref = layerNormForwardReference(rows, C, x, r, w, bb, s.eps);
     const dres = dres0.slice();
     const dw = dw0.slice();
@@ -73,9 +74,15 @@ const shapes: LayerNormShape[] = [
   { rows: 7, C: 37 },
   { rows: 33, C: 130 },
   { rows: 3, C: 5, wg: 32 },
+  // One invocation per row: rows not a multiple of the workgroup, C=1, odd C, vec4 C.
+  { rows: 7, C: 37, perRow: 'invocation' },
+  { rows: 70, C: 1, perRow: 'invocation' },
+  { rows: 65, C: 37, perRow: 'invocation' },
+  { rows: 65, C: 64, perRow: 'invocation' },
+  { rows: 33, C: 300, perRow: 'invocation', wg: 8 },
 ];
 for (const s of shapes) {
-  test(`layernorm forward+backward rows=${s.rows} C=${s.C}`, async () => {
+  test(`layernorm forward+backward rows=${s.rows} C=${s.C}${s.perRow ? ` perRow=${s.perRow}` : ''}`, async () => {
     const e = await check(s);
     for (const [k, v] of Object.entries(e)) assert.ok(v <= tol, `${k} error ${v}`);
   });
@@ -121,4 +128,19 @@ test('reference layernorm backward matches finite differences', () => {
 test('a perturbed input is caught by the layernorm check (the test can fail)', async () => {
   const e = await check({ rows: 7, C: 37 }, (x) => { x[40]! += 0.5; });
   assert.ok(e.out > tol && e.dres > tol && e.dw > tol, JSON.stringify(e));
+});
+
+test('a perturbed input is caught by the per-invocation layernorm check', async () => {
+  const e = await check({ rows: 65, C: 64, perRow: 'invocation' }, (x) => { x[64 * 3 + 5]! += 0.5; });
+  assert.ok(e.out > tol && e.dres > tol && e.dw > tol, JSON.stringify(e));
+});
+
+test('per-invocation layernorm is bit-deterministic', async () => {
+  for (const C of [37, 64]) {
+    const a: Float32Array[] = [];
+    const b: Float32Array[] = [];
+    await check({ rows: 65, C, perRow: 'invocation' }, undefined, a);
+    await check({ rows: 65, C, perRow: 'invocation' }, undefined, b);
+    a.forEach((x, i) => assert.deepEqual(x, b[i]));
+  }
 });
