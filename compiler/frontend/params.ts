@@ -38,10 +38,12 @@ export function countParams(m: Model): ParamCount {
   let total = nonFfnParams(m);
   let active = total;
   const moeLayers = new Set(m.moe?.layers ?? []);
+  // Global scope: one decision shared by every MoE layer, made by the first MoE layer's router.
+  const routing = m.moe?.scope === 'global' ? Math.min(...(m.moe.layers.length ? m.moe.layers : [0])) : -1;
   for (let i = 0; i < m.layers; i++) {
     if (m.moe && moeLayers.has(i)) {
       const moe = m.moe;
-      const r = routerParams(d, moe);
+      const r = moe.scope === 'global' && i !== routing ? 0 : routerParams(d, moe);
       const e = expertParams(d, h, moe);
       const shared = moe.shared * denseFfn(d, h);
       total += r + moe.experts * e + shared;

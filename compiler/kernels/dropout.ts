@@ -25,7 +25,8 @@ export interface DropoutShape {
 const MAX_GROUPS = 65535;
 
 // The same mixer as reference/dropout.ts (mix32); u32 multiplication wraps in WGSL as Math.imul does.
-const mix32 = `
+// Shared by every kernel that draws from the seeded counter-based stream (dropout, random routers).
+export const mix32Wgsl = `
 fn mix32(x0: u32) -> u32 {
   var x = x0;
   x ^= x >> 16u;
@@ -63,7 +64,7 @@ function dropoutKernel(name: string, s: DropoutShape, src: string, dst: string, 
   const wgsl = `
 struct Rng { seed: u32, step: u32, train: u32, pad: u32 }
 ${buffers}
-${mix32}
+${mix32Wgsl}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = (wid.y * ${gx}u + wid.x) * ${wg}u + lid.x;

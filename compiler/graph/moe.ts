@@ -1,0 +1,308 @@
+// Mixture-of-Experts FFN layers in the GPT-2 training graph (issue 5). An MoE layer routes each
+// token (or each sequence) to K of E experts, each with the dense FFN's shape:
+//
+//   [pool] → router logits (x·Wr) [+ noise] → router (top-k, gates) → dispatch (counts, capacity,
+//   prefix sum, permutation) → grouped c_fc + activation → grouped c_proj → combine (gated sum per
+//   token) [+ shared experts]
+//
+// and the backward of each step. Expert weights are stacked per layer (HF-like names, one tensor
+// per kind): h.{l}.mlp.experts.c_fc.weight (E, C, F), .c_fc.bias (E, F), .c_proj.weight (E, F, C),
+// .c_proj.bias (E, C); linear experts have h.{l}.mlp.experts.proj.weight (E, C, C) and .proj.bias
+// (E, C); shared experts are dense GELU MLPs h.{l}.mlp.shared_experts.{i}.c_fc/c_proj. The router
+// is h.{l}.mlp.router.weight (C, E), no bias (as in compiler/frontend/params.ts). Each routing
+// layer writes a small statistics output, h{l}.moe.stats (see STAT in reference/moe.ts), which the
+// host reads only when it wants it.
+//
+// Sequence routing pools the mean of the sequence's hidden states at this layer. With the whole
+// sequence that mean sees later tokens, so an early token's output depends on the future (not
+// causal); `unit sequence(prefix P)` pools the first P tokens only, so the decision depends on
+// tokens < P alone: causal for every token from position P − 1 on.
+//
+// Routers: learned (x·Wr), frozen (the same, never updated: outside AdamW), cosine (X-MoE: cosine
+// of a C→D projection with learned expert embeddings, times a learned inverse temperature), random
+// (K distinct uniform experts per token, hashed from seed and step) and label ((label + k) mod E).
+// Training options: Gaussian noise on the logits (noisy top-k), GShard's sampled second expert.
+//
+// Global scope: the first MoE layer routes and every MoE layer reuses its decision (one router,
+// one set of statistics and auxiliary losses); the gate gradients of all layers flow into it.
+import type { MoeConfig } from '../frontend/types.js';
+import { moeCombineBackwardKernel, moeCombineKernel, type CombineShape } from '../kernels/moe-combine.js';
+import { moeDispatchKernel, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
+import { groupedBiasGradKernel, groupedMatmulKernel, groupedWeightGradKernel } from '../kernels/moe-grouped.js';
+import {
+  type CosineShape, moeAuxLossKernel, moeCosineBackwardEmbKernel, moeCosineBackwardPKernel, moeCosineBackwardScaleKernel, moeCosineForwardKernel, moePoolBackwardKernel,
+  moePoolForwardKernel, moeRouterBackwardKernel, moeRouterForwardKernel, moeRouterNoiseKernel, type PoolShape,
+} from '../kernels/moe-router.js';
+import { registerKernel } from '../lower/kernels.js';
+import type { GroupedMatmulShape, MoeRouterShape } from '../reference/moe.js';
+import { statsLength } from '../reference/moe.js';
+import { type BlockBuilder, denseMlp, type Gpt2Spec, param } from './gpt2.js';
+import type { Graph } from './ir.js';
+
+registerKernel('moe_router_fwd', (n, s: MoeRouterShape) => moeRouterForwardKernel(n, s));
+registerKernel('moe_router_bwd', (n, s: MoeRouterShape & { balance: number; zloss: number }) => moeRouterBackwardKernel(n, s));
+registerKernel('moe_dispatch', (n, s: MoeDispatchShape) => moeDispatchKernel(n, s));
+registerKernel('moe_gmm', (n, s: GroupedMatmulShape) => groupedMatmulKernel(n, s));
+registerKernel('moe_wgrad', (n, s: { k: number; n: number; experts: number; gather?: { top: number }; rows?: number }) => groupedWeightGradKernel(n, s));
+registerKernel('moe_bgrad', (n, cols: number, experts: number) => groupedBiasGradKernel(n, cols, experts));
+registerKernel('moe_combine', (n, s: CombineShape, weighted: boolean) => moeCombineKernel(n, s, weighted));
+registerKernel('moe_combine_bwd', (n, s: CombineShape) => moeCombineBackwardKernel(n, s));
+registerKernel('moe_pool_fwd', (n, s: PoolShape) => moePoolForwardKernel(n, s));
+registerKernel('moe_pool_bwd', (n, s: PoolShape) => moePoolBackwardKernel(n, s));
+registerKernel('moe_router_noise', (n, count: number, noise: number, salt: number) => moeRouterNoiseKernel(n, count, noise, salt));
+registerKernel('moe_cosine_fwd', (n, s: CosineShape) => moeCosineForwardKernel(n, s));
+registerKernel('moe_cosine_dp', (n, s: CosineShape) => moeCosineBackwardPKernel(n, s));
+registerKernel('moe_cosine_demb', (n, s: CosineShape) => moeCosineBackwardEmbKernel(n, s));
+registerKernel('moe_cosine_dscale', (n, s: CosineShape) => moeCosineBackwardScaleKernel(n, s));
+registerKernel('moe_aux_loss', (n, balance: number, zloss: number, scale: number) => moeAuxLossKernel(n, balance, zloss, scale));
+
+/** A setting this lowering does not implement: the MoeConfig field and why. */
+export interface MoeUnsupported {
+  field: keyof MoeConfig;
+  message: string;
+  hint: string;
+}
+
+/** The first MoE setting the lowering cannot build, or null. */
+export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | null {
+  const no = (field: keyof MoeConfig, message: string, hint: string) => ({ field, message, hint });
+  if (moe.noise > 0 && (moe.router === 'random' || moe.router === 'label')) return no('noise', `router noise needs router logits; a ${moe.router} router has none`, 'use noise 0, or a learned or frozen router');
+  if (moe.second === 'sampled' && (moe.router === 'random' || moe.router === 'label')) return no('second', `a sampled second expert needs router scores; a ${moe.router} router has none`, 'use second top');
+  if (moe.dispatch !== 'sparse') return no('dispatch', 'Soft MoE is not lowered yet', 'use dispatch sparse');
+  if (moe.shared > 0 && (moe.expert !== 'mlp' || moe.activation !== 'gelu')) return no('shared', 'shared experts are GELU MLPs; they are lowered only next to GELU MLP experts', 'use shared 0, or expert mlp with activation gelu');
+  if (moe.top > moe.experts) return no('top', `top ${moe.top} is more than the ${moe.experts} experts`, 'pick top <= experts');
+  if (moe.unit === 'sequence' && moe.prefix !== null && moe.prefix > s.context) return no('prefix', `prefix ${moe.prefix} is longer than the context ${s.context}`, 'pick a prefix up to the context length');
+  return null;
+}
+
+/** Separates the noise of a layer's router from a random router's draws. */
+const NOISE_SALT = 0x100;
+
+/** Slots per expert: capacity · N·K / E rounded up (all N·K when dropless). */
+export function expertCapacity(moe: MoeConfig, tokens: number): number {
+  const NK = tokens * moe.top;
+  return moe.dropless ? NK : Math.max(1, Math.min(NK, Math.ceil((moe.capacity * NK) / moe.experts)));
+}
+
+/** Name of layer l's statistics output. */
+export const moeStatsName = (l: number) => `h${l}.moe.stats`;
+
+/**
+ * The FFN of a GPT-2 graph with MoE layers at moe.layers and the dense MLP elsewhere. The balance
+ * and z losses are added to 'train_loss' (not to the validation loss) and their gradients flow
+ * into the router and, through it, into x.
+ */
+export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
+  const bad = unsupportedMoe(moe, s);
+  if (bad) throw new Error(`moe.${bad.field}: ${bad.message}`);
+  const dense = denseMlp(s);
+  const moeLayers = new Set(moe.layers);
+  const T = s.context;
+  const N = s.batch * T;
+  const C = s.width;
+  const F = s.ffn;
+  const E = moe.experts;
+  const K = moe.top;
+  const NK = N * K;
+  const seq = moe.unit === 'sequence';
+  const rep = seq ? T : 1;
+  const R = N / rep;
+  const pool: PoolShape = { tokens: N, seqLen: T, width: C, prefix: Math.min(moe.prefix ?? T, T) };
+  const mode: MoeRouterShape['mode'] = moe.router === 'random' ? 'random' : moe.router === 'label' ? 'label' : 'logits';
+  const logits = mode === 'logits';
+  const cosine = moe.router === 'cosine';
+  const trainRouter = moe.router === 'learned' || cosine;
+  const cosShape: CosineShape = { rows: R, dim: moe.dim, experts: E };
+  const scale = 1 / s.accumulate;
+  const routing: MoeRouterShape = {
+    tokens: N, experts: E, top: K, rep, mode, score: moe.gate === 'sigmoid' ? 'sigmoid' : 'softmax',
+    // top-k then softmax over the kept logits is softmax-topk renormalised.
+    normalize: moe.gate === 'topk-softmax' || moe.normalize,
+    sampled: moe.second === 'sampled',
+    salt: 0x6d6f6500, seqLen: T, // 'moe\0', plus the index of the layer that routes
+  };
+  const combine: CombineShape = { tokens: N, width: C, top: K };
+  const projStd = 0.02 / Math.sqrt(2 * s.layers);
+
+  // Global scope: the first MoE layer routes (its router, its statistics, its aux losses) and every
+  // MoE layer reuses that decision; the gate gradients of all of them flow back into that router.
+  const global = moe.scope === 'global';
+  const first = Math.min(...moe.layers);
+  const owner = (l: number) => (global ? first : l);
+
+  /** Layer l's routing: its own, or with global scope the first MoE layer's. */
+  const routingOf = (g: Graph, l: number) => {
+    const o = owner(l);
+    const t = (name: string, shape: number[], dtype: 'f32' | 'u32' = 'f32') => g.tensor(`h${o}.moe.${name}`, shape, 'activation', { dtype });
+    if (mode === 'label') g.tensor('labels', [s.batch], 'input', { dtype: 'u32' });
+    return {
+      owner: o,
+      router: logits && !cosine ? param(g, `h.${o}.mlp.router.weight`, [C, E], 'normal', { trainable: trainRouter }) : null,
+      // Cosine router: projection C→D, expert embeddings D×E, log inverse temperature (starts at 1: scale e).
+      cos: cosine
+        ? {
+          Wp: param(g, `h.${o}.mlp.router.proj.weight`, [C, moe.dim], 'normal'),
+          emb: param(g, `h.${o}.mlp.router.embedding.weight`, [moe.dim, E], 'normal'),
+          logScale: param(g, `h.${o}.mlp.router.log_scale`, [1], 'ones', { decay: false }),
+          P: t('router.proj', [R, moe.dim]),
+        }
+        : null,
+      pooled: seq ? t('pooled', [R, C]) : null,
+      logits: logits ? t('logits', [R, E]) : null,
+      sel: t('sel', [NK], 'u32'),
+      gate: t('gate', [NK]),
+      offsets: t('offsets', [E + 1], 'u32'),
+      perm: t('perm', [NK], 'u32'),
+      pos: t('pos', [NK], 'u32'),
+      stats: g.tensor(moeStatsName(o), [statsLength(E)], 'output'),
+      route: { ...routing, salt: routing.salt + o },
+    };
+  };
+  const linearExperts = moe.expert === 'linear';
+  const act = moe.activation;
+  const experts = (g: Graph, l: number) => {
+    const p = `h.${l}.mlp.experts`;
+    const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
+    // A linear expert is one C×C map with a bias; an MLP expert the dense FFN's c_fc, activation, c_proj.
+    return {
+      W1: linearExperts ? null : param(g, `${p}.c_fc.weight`, [E, C, F], 'normal'),
+      b1: linearExperts ? null : param(g, `${p}.c_fc.bias`, [E, F], 'zeros', { decay: false }),
+      W2: param(g, linearExperts ? `${p}.proj.weight` : `${p}.c_proj.weight`, [E, linearExperts ? C : F, C], 'normal', { std: projStd }),
+      b2: param(g, linearExperts ? `${p}.proj.bias` : `${p}.c_proj.bias`, [E, C], 'zeros', { decay: false }),
+      H: linearExperts ? null : t('fc', [NK, F]),
+      A: linearExperts ? null : t('act', [NK, F]),
+      Y: t('proj', [NK, C]),
+      dgate: t('dgate', [NK]),
+    };
+  };
+  /** Shared experts (every token, weight 1): dense GELU MLPs named h.{l}.mlp.shared_experts.{i}. */
+  const sharedExperts = (g: Graph, l: number) =>
+    Array.from({ length: moe.shared }, (_, i) => {
+      const p = `h.${l}.mlp.shared_experts.${i}`;
+      return {
+        name: p,
+        W1: param(g, `${p}.c_fc.weight`, [C, F], 'normal'),
+        b1: param(g, `${p}.c_fc.bias`, [F], 'zeros', { decay: false }),
+        W2: param(g, `${p}.c_proj.weight`, [F, C], 'normal', { std: projStd }),
+        b2: param(g, `${p}.c_proj.bias`, [C], 'zeros', { decay: false }),
+        H: g.tensor(`h${l}.moe.shared${i}.fc`, [N, F], 'activation'),
+        A: g.tensor(`h${l}.moe.shared${i}.gelu`, [N, F], 'activation'),
+      };
+    });
+
+  return {
+    forward(g, l, x, out) {
+      if (!moeLayers.has(l)) return dense.forward(g, l, x, out);
+      const r = routingOf(g, l);
+      const L = experts(g, l);
+      if (r.owner === l) {
+        if (r.pooled) g.op('forward', `h${l}.moe.pool`, 'moe_pool_fwd', [pool], [x, r.pooled]);
+        if (r.cos) {
+          g.op('forward', `h${l}.mlp.router.proj`, 'matmul', [{ m: R, n: moe.dim, k: C }], [r.pooled ?? x, r.cos.Wp, r.cos.P]);
+          g.op('forward', `h${l}.mlp.router`, 'moe_cosine_fwd', [cosShape], [r.cos.P, r.cos.emb, r.cos.logScale, r.logits!]);
+        } else if (r.logits) {
+          g.op('forward', `h${l}.mlp.router`, 'matmul', [{ m: R, n: E, k: C }], [r.pooled ?? x, r.router!, r.logits]);
+        }
+        if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, 'moe_router_noise', [R * E, moe.noise, r.route.salt + NOISE_SALT], [r.logits, 'rng']);
+        const input = mode === 'logits' ? r.logits! : mode === 'random' ? 'rng' : 'labels';
+        const sampling = mode === 'logits' && moe.second === 'sampled' && K > 1 ? ['rng'] : [];
+        g.op('forward', `h${l}.moe.route`, 'moe_router_fwd', [r.route], [input, ...sampling, r.sel, r.gate]);
+        const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits, score: routing.score };
+        g.op('forward', `h${l}.moe.dispatch`, 'moe_dispatch', [dispatch], [r.sel, ...(r.logits ? [r.logits] : []), r.offsets, r.perm, r.pos, r.stats]);
+      }
+      if (linearExperts) {
+        g.op('forward', `h${l}.mlp.experts.proj`, 'moe_gmm', [{ rows: NK, n: C, k: C, experts: E, gather: { top: K }, bias: true }], [x, L.W2, L.Y, r.offsets, r.perm, L.b2]);
+      } else {
+        g.op('forward', `h${l}.mlp.experts.c_fc`, 'moe_gmm', [{ rows: NK, n: F, k: C, experts: E, gather: { top: K }, bias: true, activation: act, savePre: true }], [x, L.W1!, L.A!, r.offsets, r.perm, L.b1!, L.H!]);
+        g.op('forward', `h${l}.mlp.experts.c_proj`, 'moe_gmm', [{ rows: NK, n: C, k: F, experts: E, bias: true }], [L.A!, L.W2, L.Y, r.offsets, L.b2]);
+      }
+      g.op('forward', `h${l}.moe.combine`, 'moe_combine', [combine, true], [L.Y, r.gate, r.pos, out]);
+      for (const S of sharedExperts(g, l)) {
+        g.op('forward', `${S.name}.c_fc`, 'matmul', [{ m: N, n: F, k: C, bias: true }], [x, S.W1, S.H, S.b1]);
+        g.op('forward', `${S.name}.gelu`, 'gelu_fwd', [N * F], [S.H, S.A]);
+        g.op('forward', `${S.name}.c_proj`, 'matmul', [{ m: N, n: C, k: F, bias: true, accumulate: true }], [S.A, S.W2, out, S.b2]);
+      }
+    },
+    backward(g, l, x, dout, dx) {
+      if (!moeLayers.has(l)) return dense.backward(g, l, x, dout, dx);
+      const r = routingOf(g, l);
+      const L = experts(g, l);
+      const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
+      const dY = t('dproj', [NK, C]);
+      const dX = t('dx_experts', [NK, C]);
+      g.op('backward', `h${l}.moe.combine.dx`, 'moe_combine_bwd', [combine], [dout, L.Y, r.gate, r.pos, dY, L.dgate]);
+      const proj = linearExperts ? `h${l}.mlp.experts.proj` : `h${l}.mlp.experts.c_proj`;
+      const projIn = linearExperts ? x : L.A!;
+      const gather = linearExperts ? { gather: { top: K } } : {};
+      g.op('backward', `${proj}.dW`, 'moe_wgrad', [{ k: linearExperts ? C : F, n: C, experts: E, rows: NK, ...gather }], [projIn, dY, r.offsets, ...(linearExperts ? [r.perm] : []), `grad.${L.W2}`]);
+      g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E], [dY, r.offsets, `grad.${L.b2}`]);
+      if (linearExperts) {
+        g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: NK, n: C, k: C, experts: E, transB: true }], [dY, L.W2, dX, r.offsets]);
+      } else {
+        const dH = t('dfc', [NK, F]);
+        g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: NK, n: F, k: C, experts: E, transB: true, actGrad: act }], [dY, L.W2, dH, r.offsets, L.H!]);
+        g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, gather: { top: K }, rows: NK }], [x, dH, r.offsets, r.perm, `grad.${L.W1}`]);
+        g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E], [dH, r.offsets, `grad.${L.b1}`]);
+        g.op('backward', `h${l}.mlp.experts.c_fc.dx`, 'moe_gmm', [{ rows: NK, n: C, k: F, experts: E, transB: true }], [dH, L.W1!, dX, r.offsets]);
+      }
+      g.op('backward', `h${l}.moe.unpermute`, 'moe_combine', [combine, false], [dX, r.pos, dx]);
+      // Shared experts add their input gradient onto the routed experts'.
+      for (const [i, S] of sharedExperts(g, l).entries()) {
+        const dA = t(`shared${i}.dgelu`, [N, F]);
+        g.op('backward', `${S.name}.c_proj.dx`, 'matmul', [{ m: N, n: F, k: C, transB: true }], [dout, S.W2, dA]);
+        g.op('backward', `${S.name}.c_proj.dW`, 'matmul', [{ m: F, n: C, k: N, transA: true, accumulate: true }], [S.A, dout, `grad.${S.W2}`]);
+        g.op('backward', `${S.name}.c_proj.db`, 'bias_grad', [N, C], [dout, `grad.${S.b2}`]);
+        g.op('backward', `${S.name}.gelu.dx`, 'gelu_bwd', [N * F], [S.H, dA]);
+        g.op('backward', `${S.name}.c_fc.dx`, 'matmul', [{ m: N, n: C, k: F, transB: true, accumulate: true }], [dA, S.W1, dx]);
+        g.op('backward', `${S.name}.c_fc.dW`, 'matmul', [{ m: C, n: F, k: N, transA: true, accumulate: true }], [x, dA, `grad.${S.W1}`]);
+        g.op('backward', `${S.name}.c_fc.db`, 'bias_grad', [N, F], [dA, `grad.${S.b1}`]);
+      }
+      // The router is differentiated once, at its owner, which the reverse layer order reaches last.
+      if (!r.logits || r.owner !== l) return;
+      // Gate gradients of the later layers sharing this routing (global scope), in layer order.
+      if (global) for (const m of [...moeLayers].filter((m) => m !== l).sort((a, b) => a - b)) {
+        g.op('backward', `h${l}.moe.dgate.add_h${m}`, 'scale_add', [NK, 1], [experts(g, m).dgate, L.dgate]);
+      }
+      // Router: gate, balance and z-loss gradients → logits → Wr (if trained) and x.
+      const dlogits = t('dlogits', [R, E]);
+      const route = { ...r.route, balance: moe.balance * scale, zloss: moe.zloss * scale };
+      g.op('backward', `h${l}.moe.route.dx`, 'moe_router_bwd', [route], [r.logits, r.sel, L.dgate, r.stats, dlogits]);
+      const rin = r.pooled ?? x;
+      // A linear router maps rin (C) to logits (E) by Wr; a cosine router to P (D) by Wp, then cosines.
+      let dOut = dlogits;
+      let W = r.router!;
+      let width = E;
+      if (r.cos) {
+        const dP = t('router.dproj', [R, moe.dim]);
+        const cosIn = [r.cos.P, r.cos.emb, r.cos.logScale, dlogits];
+        g.op('backward', `h${l}.mlp.router.dproj`, 'moe_cosine_dp', [cosShape], [...cosIn, dP]);
+        g.op('backward', `h${l}.mlp.router.embedding.dW`, 'moe_cosine_demb', [cosShape], [...cosIn, `grad.${r.cos.emb}`]);
+        g.op('backward', `h${l}.mlp.router.log_scale.d`, 'moe_cosine_dscale', [cosShape], [...cosIn, `grad.${r.cos.logScale}`]);
+        [dOut, W, width] = [dP, r.cos.Wp, moe.dim];
+      }
+      if (trainRouter) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, 'matmul', [{ m: C, n: width, k: R, transA: true, accumulate: true }], [rin, dOut, `grad.${W}`]);
+      if (r.pooled) {
+        const dpooled = t('dpooled', [R, C]);
+        g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: R, n: C, k: width, transB: true }], [dOut, W, dpooled]);
+        g.op('backward', `h${l}.moe.pool.dx`, 'moe_pool_bwd', [pool], [dpooled, dx]);
+      } else {
+        g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: N, n: C, k: width, transB: true, accumulate: true }], [dOut, W, dx]);
+      }
+      if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, 'moe_aux_loss', [moe.balance, moe.zloss, scale], [r.stats, 'train_loss']);
+    },
+  };
+}
+
+/**
+ * Parameters one token uses, from a laid-out graph: every parameter, with each MoE layer's stacked
+ * expert tensors (leading dimension E) counted for K of their E experts.
+ */
+export function activeParams(g: Graph, moe: MoeConfig | null): number {
+  let n = 0;
+  for (const t of g.tensors.values()) {
+    if (t.kind !== 'param' || t.region !== 'params' || t.name === 'params') continue;
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    n += moe && /^h\.\d+\.mlp\.experts\./.test(t.name) ? (count / moe.experts) * Math.min(moe.top, moe.experts) : count;
+  }
+  return n;
+}
