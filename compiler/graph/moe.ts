@@ -86,6 +86,8 @@ export function expertCapacity(moe: MoeConfig, tokens: number): number {
 
 /** Name of layer l's statistics output. */
 export const moeStatsName = (l: number) => `h${l}.moe.stats`;
+/** Name of layer l's routing decisions: K expert ids per routed row (token, or sequence). */
+export const moeSelName = (l: number) => `h${l}.moe.sel`;
 
 /**
  * The FFN of a GPT-2 graph with MoE layers at moe.layers and the dense MLP elsewhere. The balance
@@ -149,7 +151,8 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         : null,
       pooled: seq ? t('pooled', [R, C]) : null,
       logits: logits ? t('logits', [R, E]) : null,
-      sel: t('sel', [NK], 'u32'),
+      // An output (never aliased), so evaluation can read which experts each token took.
+      sel: g.tensor(moeSelName(o), [NK], 'output', { dtype: 'u32' }),
       gate: t('gate', [NK]),
       offsets: t('offsets', [E + 1], 'u32'),
       perm: t('perm', [NK], 'u32'),

@@ -3,7 +3,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../store/atomic.js';
-import { specialisation, specialisationTable } from './specialisation.js';
+import { specialisation, specialisationTable, topTokensSection } from './specialisation.js';
 import { assignment, assignmentSpec, loadOverTraining, loadSpec, perplexityCurves, perplexitySpec } from './charts.js';
 import { loadRun, type RunData, type TrialData } from './load.js';
 import { writeChart } from './render.js';
@@ -95,6 +95,8 @@ export async function writeReport(dir: string): Promise<Report> {
       md.push(...specialisationTable([...byLayer].sort((x, y) => x[0] - y[0]).map(([layer, counts]) => specialisation(layer, counts)), label));
     }
   }
+
+  md.push(...topTokensSection(byConfig));
 
   md.push('## Expert load over training', '');
   n = 0;

@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 // How much the experts specialise by label: the Jensen-Shannon divergence between the labels'
 // expert-use distributions (0: every label uses the experts alike; 1 bit: disjoint) and the
 // entropy of each label's expert use (log2 E: uniform over experts; 0: one expert).
@@ -64,4 +66,32 @@ export function specialisationTable(rows: LayerSpecialisation[], label: string):
     ...rows.map((r) => `| ${r.layer} | ${r.meanJsd.toFixed(4)} | ${r.maxJsd.pair.join(' / ')} (${r.maxJsd.value.toFixed(4)}) | ${r.meanEntropy.toFixed(3)} of ${r.maxEntropy.toFixed(3)} |`),
     '',
   ];
+}
+
+interface TopTokensFile {
+  step: number;
+  data: string;
+  layers: { layer: number; experts: { expert: number; assignments: number; tokens: { token: number; count: number; text: string }[] }[] }[];
+}
+
+const shown = (t: string) => JSON.stringify(t).slice(1, -1).replace(/\|/g, '\\|').replace(/`/g, "'");
+
+/** "Tokens each expert takes most": per configuration, from its first trial that wrote top-tokens.json. */
+export function topTokensSection(byConfig: Map<string, { dir: string; name: string }[]>): string[] {
+  const md: string[] = [];
+  for (const [config, trials] of byConfig) {
+    const t = trials.find((x) => existsSync(path.join(x.dir, 'top-tokens.json')));
+    if (!t) continue;
+    const f = JSON.parse(readFileSync(path.join(t.dir, 'top-tokens.json'), 'utf8')) as TopTokensFile;
+    md.push(`### ${config} (${t.name}): ${f.data}, step ${f.step}`, '');
+    md.push('| MoE layer | expert | share of assignments | most frequent input tokens (count) |', '| ---: | ---: | ---: | --- |');
+    for (const l of f.layers) {
+      const total = l.experts.reduce((a, e) => a + e.assignments, 0);
+      for (const e of l.experts) {
+        md.push(`| ${l.layer} | ${e.expert} | ${total ? ((100 * e.assignments) / total).toFixed(1) : '0.0'}% | ${e.tokens.map((x) => `\`${shown(x.text)}\` (${x.count})`).join(', ')} |`);
+      }
+    }
+    md.push('');
+  }
+  return md.length ? ['## Tokens each expert takes most', '', ...md] : [];
 }

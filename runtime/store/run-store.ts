@@ -177,6 +177,17 @@ export class TrialStore {
     writeJsonAtomic(path.join(this.dir, 'plan.json'), summary);
   }
 
+  /** A JSON artifact beside the trial's records (e.g. top-tokens.json), replaced atomically. */
+  writeArtifact(name: string, value: unknown): void {
+    this.ensureDir();
+    writeJsonAtomic(path.join(this.dir, name), value);
+  }
+
+  readArtifact(name: string): unknown {
+    const file = path.join(this.dir, name);
+    return existsSync(file) ? readJsonFile(file) : null;
+  }
+
   readPlan(): unknown {
     const file = path.join(this.dir, 'plan.json');
     return existsSync(file) ? readJsonFile<unknown>(file) : null;

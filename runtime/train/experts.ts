@@ -1,4 +1,4 @@
-import { moeStatsName } from '../../compiler/graph/moe.js';
+import { moeSelName, moeStatsName } from '../../compiler/graph/moe.js';
 import { STAT } from '../../compiler/reference/moe.js';
 import { sequentialBatches, type PreparedText } from '../data/index.js';
 import type { GpuModel } from './model.js';
@@ -41,7 +41,53 @@ export async function readMoeStats(model: GpuModel, layers = moeLayers(model)): 
  * the forward pass, and each MoE layer's routed counts are added to that value's row. At most
  * `maxBatches` batches per value. Returns per layer: value → assignments per expert.
  */
-export async function expertAssignment(model: GpuModel, data: PreparedText, split: 'train' | 'valid', label: string, maxBatches: number): Promise<{ layer: number; counts: Record<string, number[]> }[]> {
+export interface TopTokens {
+  /** Per MoE layer that routes (a global-scope model has one), per expert: its most frequent input tokens. */
+  layers: { layer: number; experts: { expert: number; assignments: number; tokens: { token: number; count: number }[] }[] }[];
+}
+
+/** Counts, per routing layer and expert, which input tokens it was given (token routing only). */
+export class TokenTally {
+  private readonly counts = new Map<number, Map<number, number>[]>();
+  constructor(private readonly model: GpuModel) {}
+
+  /** Adds the decisions the last forward pass left in each routing layer's selections. */
+  async add(tokens: Uint32Array, real: number): Promise<void> {
+    const m = this.model.compiled.plan.buffers;
+    const moe = this.model.compiled.spec;
+    for (const l of moeLayers(this.model)) {
+      const name = moeSelName(l);
+      if (!m.some((b) => b.name === name)) continue;
+      const sel = new Uint32Array(await this.model.ex.readBytes(name));
+      const K = sel.length / (moe.batch * moe.context);
+      if (!Number.isInteger(K)) continue; // sequence routing: one decision per sequence, not per token
+      const perExpert = this.counts.get(l) ?? [];
+      for (let n = 0; n < real * moe.context; n++) {
+        for (let k = 0; k < K; k++) {
+          const e = sel[n * K + k]!;
+          const c = (perExpert[e] ??= new Map());
+          c.set(tokens[n]!, (c.get(tokens[n]!) ?? 0) + 1);
+        }
+      }
+      this.counts.set(l, perExpert);
+    }
+  }
+
+  top(n: number): TopTokens {
+    return {
+      layers: [...this.counts].sort((a, b) => a[0] - b[0]).map(([layer, perExpert]) => ({
+        layer,
+        experts: perExpert.map((c, expert) => ({
+          expert,
+          assignments: [...(c?.values() ?? [])].reduce((a, b) => a + b, 0),
+          tokens: [...(c ?? new Map<number, number>())].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, n).map(([token, count]) => ({ token, count })),
+        })),
+      })),
+    };
+  }
+}
+
+export async function expertAssignment(model: GpuModel, data: PreparedText, split: 'train' | 'valid', label: string, maxBatches: number, tally?: TokenTally): Promise<{ layer: number; counts: Record<string, number[]> }[]> {
   const layers = moeLayers(model);
   const space = data.labels.find((l) => l.name === label);
   if (!space || !layers.length) return [];
@@ -67,6 +113,7 @@ export async function expertAssignment(model: GpuModel, data: PreparedText, spli
         targets.set(src.targets, w * T);
       }
       await model.evalLoss([{ tokens, targets, labels: new Uint32Array(B).fill(v) }]);
+      await tally?.add(tokens, Math.min(B, list.length - start));
       const stats = await readMoeStats(model, layers);
       layers.forEach((_, i) => {
         const s = stats.load[i]!;

@@ -3,7 +3,8 @@ import { sequentialBatches, trainBatcher, type BatcherState, type PreparedText, 
 import type { TrialStore } from '../store/run-store.js';
 import type { SweepListener } from './events.js';
 import type { GpuModel } from './model.js';
-import { expertAssignment, moeLayers, readMoeStats } from './experts.js';
+import { tokenizer } from '../data/index.js';
+import { expertAssignment, moeLayers, readMoeStats, TokenTally } from './experts.js';
 import { lrAt } from './schedule.js';
 
 export interface EvalSet {
@@ -130,11 +131,26 @@ export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
     }
     const loss = first?.loss ?? NaN;
     store.appendMetric({ kind: 'eval', step, valid_loss: loss, valid_ppl: Math.exp(loss), final, ...extra });
+    const tally = new TokenTally(model);
+    let tallied: { data: string; tok: 'gpt2' | 'bytes' } | undefined;
     for (const ref of cfg.evaluate.experts) {
       const data = o.expertData?.get(ref.data);
       if (!data) continue;
-      const counts = await expertAssignment(model, data, ref.split, ref.label, cfg.evaluate.batches);
+      // The tokens each expert takes most, from the first `experts` line's data.
+      const t = tallied ? undefined : tally;
+      const counts = await expertAssignment(model, data, ref.split, ref.label, cfg.evaluate.batches, t);
+      if (t) tallied = { data: `${ref.data}.${ref.split}`, tok: data.tokenizer };
       if (counts.length) store.appendExperts({ step, data: `${ref.data}.${ref.split}`, label: ref.label, layers: counts });
+    }
+    if (tallied) {
+      const tok = tokenizer(tallied.tok);
+      const top = tally.top(12);
+      if (top.layers.length) {
+        store.writeArtifact('top-tokens.json', {
+          step, data: tallied.data, tokenizer: tallied.tok,
+          layers: top.layers.map((l) => ({ ...l, experts: l.experts.map((e) => ({ ...e, tokens: e.tokens.map((x) => ({ ...x, text: tok.decode([x.token]) })) })) })),
+        });
+      }
     }
     listener({ type: 'eval', id: trial.id, step, validLoss: loss, validPpl: Math.exp(loss), ...(lastLoad ? { expertLoad: lastLoad } : {}) });
   };
