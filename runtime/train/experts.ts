@@ -87,17 +87,18 @@ export class TokenTally {
   }
 }
 
-export async function expertAssignment(model: GpuModel, data: PreparedText, split: 'train' | 'valid', label: string, maxBatches: number, tally?: TokenTally): Promise<{ layer: number; counts: Record<string, number[]> }[]> {
+export async function expertAssignment(model: GpuModel, data: PreparedText, split: 'train' | 'valid', label: string, maxBatches: number, tally?: TokenTally, routeLabel: string | null = null): Promise<{ layer: number; counts: Record<string, number[]> }[]> {
   const layers = moeLayers(model);
   const space = data.labels.find((l) => l.name === label);
-  if (!space || !layers.length) return [];
+  // A label router needs its own label on every window; data without it cannot be routed.
+  if (!space || !layers.length || (routeLabel && !data.labels.some((l) => l.name === routeLabel))) return [];
   const { batch: B, context: T } = model.spec;
-  const windows = new Map<number, { inputs: Uint32Array; targets: Uint32Array }[]>();
+  const windows = new Map<number, { inputs: Uint32Array; targets: Uint32Array; route: number }[]>();
   for (const b of sequentialBatches(data, split === 'valid' ? data.valid : data.train, T, B)) {
     for (let w = 0; w < b.windows; w++) {
       const v = b.labels[label]![w]!;
       const list = windows.get(v) ?? [];
-      if (list.length < maxBatches * B) list.push({ inputs: b.inputs.slice(w * T, (w + 1) * T), targets: b.targets.slice(w * T, (w + 1) * T) });
+      if (list.length < maxBatches * B) list.push({ inputs: b.inputs.slice(w * T, (w + 1) * T), targets: b.targets.slice(w * T, (w + 1) * T), route: routeLabel ? b.labels[routeLabel]![w]! : 0 });
       windows.set(v, list);
     }
   }
@@ -107,12 +108,14 @@ export async function expertAssignment(model: GpuModel, data: PreparedText, spli
     for (let start = 0; start < list.length; start += B) {
       const tokens = new Uint32Array(B * T);
       const targets = new Uint32Array(B * T);
+      const labels = new Uint32Array(B);
       for (let w = 0; w < B; w++) {
         const src = list[start + w] ?? list[start + (w % Math.min(B, list.length - start))]!;
         tokens.set(src.inputs, w * T);
         targets.set(src.targets, w * T);
+        labels[w] = src.route;
       }
-      await model.evalLoss([{ tokens, targets, labels: new Uint32Array(B).fill(v) }]);
+      await model.evalLoss([{ tokens, targets, labels }]);
       await tally?.add(tokens, Math.min(B, list.length - start));
       const stats = await readMoeStats(model, layers);
       layers.forEach((_, i) => {

@@ -120,9 +120,14 @@ export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
   // Label routers read the label the .moe names; the batch carries one id per window.
   const routeLabel = cfg.model.moe?.router === 'label' ? cfg.model.moe.label : null;
   const runEval = async (final: boolean) => {
-    const extra: Record<string, number> = {};
+    const extra: Record<string, number | string> = {};
     let first: { loss: number } | undefined;
     for (const e of o.evals) {
+      // A label router cannot route data that lacks its label (e.g. language routing on an English-only set).
+      if (routeLabel && !e.data.labels.some((l) => l.name === routeLabel)) {
+        extra[`${e.name}.skipped`] = `no '${routeLabel}' label to route by`;
+        continue;
+      }
       const r = await evaluate(model, e, final ? 0 : cfg.evaluate.batches, routeLabel);
       first ??= r;
       extra[`${e.name}.loss`] = r.loss;
@@ -138,7 +143,8 @@ export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
       if (!data) continue;
       // The tokens each expert takes most, from the first `experts` line's data.
       const t = tallied ? undefined : tally;
-      const counts = await expertAssignment(model, data, ref.split, ref.label, cfg.evaluate.batches, t);
+      const counts = await expertAssignment(model, data, ref.split, ref.label, cfg.evaluate.batches, t, routeLabel);
+      if (!counts.length) continue;
       if (t) tallied = { data: `${ref.data}.${ref.split}`, tok: data.tokenizer };
       if (counts.length) store.appendExperts({ step, data: `${ref.data}.${ref.split}`, label: ref.label, layers: counts });
     }
