@@ -24,6 +24,8 @@ export interface SweepOptions {
   stop: { requested: boolean };
   /** Prepared data sets (see prepareSweepData): prepared before the live view starts drawing. */
   data: SweepData;
+  /** Trials trained at once (their steps interleave on the one GPU queue); default 1. */
+  parallel?: number;
 }
 
 /** Prepares (fetching and tokenising on first use) every data set the trials train or evaluate on. */
@@ -91,13 +93,12 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const data = o.data;
   const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
-  for (const t of o.trials) {
-    if (o.stop.requested) break;
+  const runOne = async (t: Trial) => {
     const ts = store.trial(t.id);
     if (ts.readStatus()?.state === 'done') {
       result.skipped++;
       o.listener({ type: 'trial-end', id: t.id, status: 'skipped', wallSeconds: 0 });
-      continue;
+      return;
     }
     const started = Date.now();
     let model: GpuModel | undefined;
@@ -130,7 +131,14 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
     } finally {
       model?.destroy();
     }
-  }
+  };
+  // A pool of workers over the trial list: each awaits only at its read-backs, which is when the
+  // others enqueue their steps, so small models keep the GPU busy while the host waits.
+  const queue = [...o.trials];
+  const worker = async () => {
+    for (let t = queue.shift(); t && !o.stop.requested; t = queue.shift()) await runOne(t);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, o.parallel ?? 1) }, worker));
   const report = await writeReport(dir);
   result.reportPath = report.files?.markdown ?? path.join(dir, 'report.md');
   o.listener({ type: 'sweep-end', out: dir });

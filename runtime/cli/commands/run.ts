@@ -18,7 +18,7 @@ function matches(pattern: string, t: Trial): boolean {
 export const runCommand: Command = {
   name: 'run',
   summary: 'train every trial of a sweep on the GPU, live, and write the report',
-  usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--resume] [--force] [--adapter NAME]
+  usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--parallel N] [--resume] [--force] [--adapter NAME]
 
 Compiles every trial (all of them, before any training starts), prepares the data, trains the
 trials one after another on the GPU and writes runs/<sweep>/ (configs, metrics, checkpoints) and
@@ -28,6 +28,8 @@ step with a checkpoint; --resume continues from there and skips finished trials.
   --only PATTERN   run only trials whose id or name matches (glob: * and ?)
   --steps N        override train.steps for every trial
   --out DIR        where runs go (default runs)
+  --parallel N     train N trials at once on the GPU (default 1); each needs its plan's peak
+                   memory on the device at the same time (moec compile prints it)
   --resume         continue an existing run directory
   --force          replace an existing run directory
   --adapter NAME   the GPU to use (see moec doctor)`,
@@ -35,7 +37,7 @@ step with a checkpoint; --resume continues from there and skips finished trials.
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true,
       options: {
-        preset: { type: 'string' }, only: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string', default: 'runs' },
+        preset: { type: 'string' }, only: { type: 'string' }, steps: { type: 'string' }, parallel: { type: 'string', default: '1' }, out: { type: 'string', default: 'runs' },
         resume: { type: 'boolean' }, force: { type: 'boolean' }, ...adapterOption,
       },
     });
@@ -58,6 +60,8 @@ step with a checkpoint; --resume continues from there and skips finished trials.
         t.config.train.warmup = Math.min(t.config.train.warmup, Math.max(0, n - 1));
       }
     }
+    const parallel = Number(values.parallel);
+    if (!Number.isInteger(parallel) || parallel < 1) throw new UserError(`--parallel '${values.parallel}' is not a positive whole number`, { where: '--parallel' });
     const gpu = await openGpu(values);
     const stop = { requested: false };
     let view: ReturnType<typeof createSweepView> | undefined;
@@ -76,7 +80,7 @@ step with a checkpoint; --resume continues from there and skips finished trials.
       for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits));
       const data = await prepareSweepData(trials, (msg) => process.stderr.write(`${msg}\n`));
       view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr });
-      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data });
+      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel });
       await view.done();
       view = undefined;
       console.log(`${r.done} done, ${r.failed} failed, ${r.stopped} stopped, ${r.skipped} skipped; report: ${r.reportPath}`);
