@@ -82,3 +82,21 @@ test('a run killed with SIGKILL resumes from its checkpoint with the same losses
   assert.deepEqual([...after.keys()], [...reference.keys()], 'metrics.jsonl must hold each logged step once');
   for (const [step, loss] of reference) assert.equal(after.get(step), loss, `step ${step}`);
 });
+
+test('--parallel 2 trains two trials at once with the same losses as one after the other', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moec-parallel-'));
+  corpus(path.join(dir, 'data'));
+  const file = path.join(dir, 'par.moe');
+  writeFileSync(file, `${pipeline(path.join(dir, 'data')).replace('steps 24', 'steps 8')}\nsweep { seeds 2 }\n`);
+  const env = { ...process.env, MOEC_CACHE: path.join(dir, 'cache'), CI: '1' };
+  const run = (out: string, extra: string[]) => spawnSync(process.execPath, [moec, 'run', file, '--out', out, ...extra], { cwd: dir, env, encoding: 'utf8' });
+  const one = run(path.join(dir, 'one'), []);
+  const two = run(path.join(dir, 'two'), ['--parallel', '2']);
+  assert.equal(one.status, 0, one.stderr);
+  assert.equal(two.status, 0, two.stderr);
+  assert.match(two.stdout, /2 done, 0 failed/);
+  for (const trial of readdirSync(path.join(dir, 'one', 'par')).filter((d) => existsSync(path.join(dir, 'one', 'par', d, 'metrics.jsonl')))) {
+    const losses = (root: string) => readFileSync(path.join(root, 'par', trial, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map((m) => m.loss ?? m.valid_loss);
+    assert.deepEqual(losses(path.join(dir, 'two')), losses(path.join(dir, 'one')), trial);
+  }
+});
