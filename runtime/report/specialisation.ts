@@ -86,6 +86,7 @@ export function topTokensSection(byConfig: Map<string, { dir: string; name: stri
     md.push(`### ${config} (${t.name}): ${f.data}, step ${f.step}`, '');
     md.push('| MoE layer | expert | share of assignments | most frequent input tokens (count) |', '| ---: | ---: | ---: | --- |');
     for (const l of f.layers) {
+      l.experts = l.experts.filter(Boolean); // files from before every expert was listed had holes
       const total = l.experts.reduce((a, e) => a + e.assignments, 0);
       for (const e of l.experts) {
         md.push(`| ${l.layer} | ${e.expert} | ${total ? ((100 * e.assignments) / total).toFixed(1) : '0.0'}% | ${e.tokens.map((x) => `\`${shown(x.text)}\` (${x.count})`).join(', ')} |`);

@@ -45,6 +45,8 @@ export interface SweepResult {
   stopped: number;
   skipped: number;
   reportPath: string | null;
+  /** Why the report could not be written (the trials' records are intact). */
+  reportError?: string;
 }
 
 /** The sweep's directory name: the .moe file's base name, plus the preset when one is applied. */
@@ -139,8 +141,12 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
     for (let t = queue.shift(); t && !o.stop.requested; t = queue.shift()) await runOne(t);
   };
   await Promise.all(Array.from({ length: Math.max(1, o.parallel ?? 1) }, worker));
-  const report = await writeReport(dir);
-  result.reportPath = report.files?.markdown ?? path.join(dir, 'report.md');
+  // The trials' records are on disk whatever happens here: a failing report must not fail the run.
+  try {
+    result.reportPath = (await writeReport(dir)).files.markdown;
+  } catch (e) {
+    result.reportError = `${(e as Error).message}; the runs are intact: retry with 'moec report ${dir}'`;
+  }
   o.listener({ type: 'sweep-end', out: dir });
   return result;
 }

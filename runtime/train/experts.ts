@@ -61,11 +61,13 @@ export class TokenTally {
       const sel = new Uint32Array(await this.model.ex.readBytes(name));
       const K = sel.length / (moe.batch * moe.context);
       if (!Number.isInteger(K)) continue; // sequence routing: one decision per sequence, not per token
-      const perExpert = this.counts.get(l) ?? [];
+      const stats = m.find((b) => b.name === moeStatsName(l))!;
+      const E = (stats.bytes / 4 - STAT.counts) / 2;
+      const perExpert = this.counts.get(l) ?? Array.from({ length: E }, () => new Map<number, number>());
       for (let n = 0; n < real * moe.context; n++) {
         for (let k = 0; k < K; k++) {
           const e = sel[n * K + k]!;
-          const c = (perExpert[e] ??= new Map());
+          const c = (perExpert[e] ??= new Map<number, number>());
           c.set(tokens[n]!, (c.get(tokens[n]!) ?? 0) + 1);
         }
       }
@@ -77,7 +79,7 @@ export class TokenTally {
     return {
       layers: [...this.counts].sort((a, b) => a[0] - b[0]).map(([layer, perExpert]) => ({
         layer,
-        experts: perExpert.map((c, expert) => ({
+        experts: Array.from(perExpert, (c, expert) => ({
           expert,
           assignments: [...(c?.values() ?? [])].reduce((a, b) => a + b, 0),
           tokens: [...(c ?? new Map<number, number>())].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, n).map(([token, count]) => ({ token, count })),

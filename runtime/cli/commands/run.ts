@@ -83,8 +83,9 @@ step with a checkpoint; --resume continues from there and skips finished trials.
       const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel });
       await view.done();
       view = undefined;
-      console.log(`${r.done} done, ${r.failed} failed, ${r.stopped} stopped, ${r.skipped} skipped; report: ${r.reportPath}`);
-      return r.failed > 0 || r.stopped > 0 ? 1 : 0;
+      console.log(`${r.done} done, ${r.failed} failed, ${r.stopped} stopped, ${r.skipped} skipped; report: ${r.reportPath ?? 'not written'}`);
+      if (r.reportError) console.error(`error: the report could not be written: ${r.reportError}`);
+      return r.failed > 0 || r.stopped > 0 || r.reportError ? 1 : 0;
     } finally {
       await view?.done();
       process.off('SIGINT', onSigint);
