@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
+import { moeBlock } from '../../../compiler/graph/moe.js';
+import { compileGpt2 } from '../../../compiler/lower/compile.js';
+import { rng } from '../../../compiler/reference/random.js';
+import { isSkipped, torchCheck, torchPython } from '../../../runtime/bench/torch.js';
+import { readSafetensors, writeSafetensors } from '../../../runtime/store/safetensors.js';
+import { GpuModel } from '../../../runtime/train/model.js';
+import { testGpu } from '../../helpers/gpu.js';
+import { moeConfig } from './moe-helpers.js';
+
+// The MoE model (token routing, learned router, top 2 of 4, renormalised gates, dropless, Switch
+// balance loss) through moec and through PyTorch's index_select/index_add MoE on the same weights:
+// the loss (cross-entropy + λ·balance) and every gradient must agree. moec stacks the experts of a
+// layer in one tensor (E, in, out); PyTorch keeps one tensor per expert. Skipped without torch.
+// Tolerance per tensor: ‖g_moec − g_torch‖ ≤ 1e-4 · ‖g_torch‖ + 1e-7.
+
+const spec: Gpt2Spec = {
+  name: 'crosscheck-moe', layers: 2, width: 32, heads: 4, ffn: 48, vocab: 61, context: 12, dropout: 0,
+  batch: 3, accumulate: 1, betas: [0.9, 0.95], eps: 1e-8, wd: 0, clip: 0,
+};
+const moe = moeConfig({ experts: 4, top: 2, normalize: true, balance: 0.01, zloss: 0, dropless: true, layers: [0, 1] });
+const python = await torchPython();
+
+/** moec name and stacked data → PyTorch's per-expert names. */
+function unstack(name: string, shape: number[], data: Float32Array): [string, { shape: number[]; data: Float32Array }][] {
+  const m = /^h\.(\d+)\.mlp\.experts\.(c_fc|c_proj)\.(weight|bias)$/.exec(name);
+  if (!m) return [[name, { shape, data }]];
+  const [E, ...rest] = shape as [number, ...number[]];
+  const per = rest.reduce((a, b) => a * b, 1);
+  return Array.from({ length: E }, (_, e) => [`h.${m[1]}.mlp.experts.${e}.${m[2]}.${m[3]}`, { shape: rest, data: data.slice(e * per, (e + 1) * per) }]);
+}
+
+test('moec MoE loss and gradients equal PyTorch on the same weights', { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moec-torch-moe-'));
+  const compiled = compileGpt2(spec, moeBlock(spec, moe));
+  const m = await GpuModel.create(await testGpu(), compiled);
+  try {
+    m.initParams(5);
+    const r = rng(9);
+    m.writeParams((await m.readFlat('params')).map((v) => v + 0.05 * (r() - 0.5)));
+    const params = await m.readParams();
+    const weights = path.join(dir, 'weights.safetensors');
+    writeSafetensors(weights, new Map([...params].flatMap(([name, data]) => unstack(name, compiled.graph.get(name).shape, data))));
+    const n = spec.batch * spec.context;
+    const tokens = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
+    const targets = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
+    const tokFile = path.join(dir, 'tokens.bin');
+    writeFileSync(tokFile, Buffer.concat([Buffer.from(tokens.buffer), Buffer.from(targets.buffer)]));
+    const out = path.join(dir, 'torch.safetensors');
+    const res = await torchCheck(weights, tokFile, {
+      model: { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: { experts: moe.experts, top: moe.top, layers: moe.layers, normalize: moe.normalize, balance: moe.balance } },
+      batch: spec.batch, steps: 1, warmup: 0, lr: 1e-3, wd: 0, betas: spec.betas, eps: spec.eps, clip: 0, seed: 1,
+    }, out);
+    assert.ok(!isSkipped(res), isSkipped(res) ? res.skipped : '');
+    const theirs = readSafetensors(out).tensors;
+
+    m.gradients(tokens, targets);
+    const loss = await m.trainLoss();
+    const torchLoss = theirs.get('loss')!.data[0]!;
+    assert.ok(Math.abs(loss - torchLoss) <= 1e-5 * Math.abs(torchLoss), `loss ${loss} vs PyTorch ${torchLoss}`);
+    const bad: string[] = [];
+    for (const [name, g] of await m.readGrads()) {
+      for (const [tname, { data }] of unstack(name, compiled.graph.get(name).shape, g)) {
+        const t = theirs.get(`grad.${tname}`)?.data;
+        assert.ok(t, `PyTorch wrote no grad.${tname}`);
+        let diff = 0;
+        let norm = 0;
+        for (let i = 0; i < data.length; i++) {
+          diff += (data[i]! - t[i]!) ** 2;
+          norm += t[i]! ** 2;
+        }
+        if (!(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm) + 1e-7)) bad.push(`${tname}: relative difference ${(Math.sqrt(diff) / Math.sqrt(norm)).toExponential(2)}`);
+      }
+    }
+    assert.deepEqual(bad, []);
+  } finally {
+    m.destroy();
+  }
+});
