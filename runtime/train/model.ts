@@ -11,7 +11,15 @@ import { initParams, splitParams } from './init.js';
  * unless asked.
  */
 export class GpuModel {
-  private constructor(readonly compiled: CompiledTrial, readonly ex: PlanExecutor) {}
+  // Which optional inputs the plan has, decided once rather than searched for on every step.
+  private readonly hasRng: boolean;
+  private readonly hasLabels: boolean;
+
+  private constructor(readonly compiled: CompiledTrial, readonly ex: PlanExecutor) {
+    const names = new Set(compiled.plan.buffers.map((b) => b.name));
+    this.hasRng = names.has('rng');
+    this.hasLabels = names.has('labels');
+  }
 
   static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan'): Promise<GpuModel> {
     return new GpuModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source));
@@ -36,7 +44,7 @@ export class GpuModel {
 
   /** Dropout masks derive from (seed, step); `train` 0 turns dropout off. */
   private writeRng(seed: number, step: number, train: boolean): void {
-    if (this.compiled.plan.buffers.some((b) => b.name === 'rng')) this.ex.write('rng', new Uint32Array([seed >>> 0, step >>> 0, train ? 1 : 0, 0]));
+    if (this.hasRng) this.ex.write('rng', new Uint32Array([seed >>> 0, step >>> 0, train ? 1 : 0, 0]));
   }
 
   private writeBatch(tokens: Uint32Array, targets: Uint32Array, labels?: Uint32Array): void {
@@ -45,7 +53,7 @@ export class GpuModel {
     this.ex.write('tokens', tokens);
     this.ex.write('targets', targets);
     // Label routers (MoE) read one label id per sequence.
-    if (this.compiled.plan.buffers.some((b) => b.name === 'labels')) {
+    if (this.hasLabels) {
       if (labels?.length !== this.spec.batch) throw new Error(`this plan routes by label: the batch needs ${this.spec.batch} labels, got ${labels?.length ?? 0}`);
       this.ex.write('labels', labels);
     }

@@ -146,7 +146,7 @@ export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
       const counts = await expertAssignment(model, data, ref.split, ref.label, cfg.evaluate.batches, t, routeLabel);
       if (!counts.length) continue;
       if (t) tallied = { data: `${ref.data}.${ref.split}`, tok: data.tokenizer };
-      if (counts.length) store.appendExperts({ step, data: `${ref.data}.${ref.split}`, label: ref.label, layers: counts });
+      store.appendExperts({ step, data: `${ref.data}.${ref.split}`, label: ref.label, layers: counts });
     }
     if (tallied) {
       const tok = tokenizer(tallied.tok);

@@ -12,6 +12,7 @@ import { readSafetensors, writeSafetensors } from '../../../runtime/store/safete
 import { GpuModel } from '../../../runtime/train/model.js';
 import { testGpu } from '../../helpers/gpu.js';
 import { moeConfig } from './moe-helpers.js';
+import { gradientMismatches } from './torch-compare.js';
 
 // The MoE model (token routing, learned router, top 2 of 4, renormalised gates, dropless, Switch
 // balance loss) through moec and through PyTorch's index_select/index_add MoE on the same weights:
@@ -63,20 +64,8 @@ test('moec MoE loss and gradients equal PyTorch on the same weights', { skip: py
     const loss = await m.trainLoss();
     const torchLoss = theirs.get('loss')!.data[0]!;
     assert.ok(Math.abs(loss - torchLoss) <= 1e-5 * Math.abs(torchLoss), `loss ${loss} vs PyTorch ${torchLoss}`);
-    const bad: string[] = [];
-    for (const [name, g] of await m.readGrads()) {
-      for (const [tname, { data }] of unstack(name, compiled.graph.get(name).shape, g)) {
-        const t = theirs.get(`grad.${tname}`)?.data;
-        assert.ok(t, `PyTorch wrote no grad.${tname}`);
-        let diff = 0;
-        let norm = 0;
-        for (let i = 0; i < data.length; i++) {
-          diff += (data[i]! - t[i]!) ** 2;
-          norm += t[i]! ** 2;
-        }
-        if (!(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm) + 1e-7)) bad.push(`${tname}: relative difference ${(Math.sqrt(diff) / Math.sqrt(norm)).toExponential(2)}`);
-      }
-    }
+    const ours = [...(await m.readGrads())].flatMap(([name, g]) => unstack(name, compiled.graph.get(name).shape, g).map(([n, t]) => [n, t.data] as [string, Float32Array]));
+    const bad = gradientMismatches(ours, theirs);
     assert.deepEqual(bad, []);
   } finally {
     m.destroy();

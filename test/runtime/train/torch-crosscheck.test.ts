@@ -10,6 +10,7 @@ import { isSkipped, torchCheck, torchPython } from '../../../runtime/bench/torch
 import { readSafetensors, writeSafetensors } from '../../../runtime/store/safetensors.js';
 import { GpuModel } from '../../../runtime/train/model.js';
 import { testGpu } from '../../helpers/gpu.js';
+import { gradientMismatches } from './torch-compare.js';
 
 // The same weights and tokens through moec (WebGPU) and PyTorch (CPU, float32): the loss and every
 // parameter's gradient must agree. Skipped, with the reason, where PyTorch is not installed (CI).
@@ -52,19 +53,7 @@ test('moec loss and gradients equal PyTorch on the same GPT-2 weights', { skip: 
     const loss = await m.trainLoss();
     const torchLoss = theirs.get('loss')!.data[0]!;
     assert.ok(Math.abs(loss - torchLoss) <= 1e-5 * Math.abs(torchLoss), `loss ${loss} vs PyTorch ${torchLoss}`);
-    const grads = await m.readGrads();
-    const bad: string[] = [];
-    for (const [name, g] of grads) {
-      const t = theirs.get(`grad.${name}`)?.data;
-      assert.ok(t, `PyTorch wrote no grad.${name}`);
-      let diff = 0;
-      let norm = 0;
-      for (let i = 0; i < g.length; i++) {
-        diff += (g[i]! - t[i]!) ** 2;
-        norm += t[i]! ** 2;
-      }
-      if (!(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm) + 1e-7)) bad.push(`${name}: relative difference ${(Math.sqrt(diff) / Math.sqrt(norm)).toExponential(2)}`);
-    }
+    const bad = gradientMismatches(await m.readGrads(), theirs);
     assert.deepEqual(bad, []);
   } finally {
     m.destroy();
