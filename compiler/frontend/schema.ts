@@ -127,7 +127,7 @@ export const moeSchema: JsonSchema = {
   'x-syntax': 'moe { experts 8  top 2 ... }',
   default: null,
   additionalProperties: false,
-  required: ['every', 'experts', 'top', 'unit', 'prefix', 'scope', 'router', 'label', 'dim', 'gate', 'normalize', 'noise', 'capacity', 'dropless', 'balance', 'zloss', 'shared', 'expert', 'activation', 'second', 'dispatch', 'slots', 'layers'],
+  required: ['every', 'experts', 'top', 'unit', 'prefix', 'scope', 'router', 'label', 'dim', 'gate', 'normalize', 'noise', 'noiseDist', 'capacity', 'dropless', 'balance', 'zloss', 'shared', 'expert', 'activation', 'second', 'dispatch', 'slots', 'layers'],
   properties: {
     every: int('Every n-th layer is an MoE layer (layers n, 2n, ...; 1: all layers).', 1, 1),
     experts: int('Number of experts N per MoE layer.', 8, 1, { maximum: 1024 }),
@@ -145,7 +145,8 @@ export const moeSchema: JsonSchema = {
     dim: int('For `router cosine(dim D)`: dimension of the routing projection.', 32, 1),
     gate: enm(['softmax-topk', 'topk-softmax', 'sigmoid'], 'Gate: softmax over all experts then keep the top k; top k logits then softmax over them; or an independent sigmoid per expert.', 'softmax-topk'),
     normalize: bool('Renormalise the kept top-k weights to sum to 1 (for softmax-topk and sigmoid).', false),
-    noise: num('Standard deviation of the noise added to router logits during training (noisy top-k; 0: none).', 0, { minimum: 0 }),
+    noise: num('Scale of the noise added to router logits during training (noisy top-k; 0: none): the standard deviation of Gaussian noise, or the width of uniform noise (see `noise-dist`).', 0, { minimum: 0 }),
+    noiseDist: enm(['gaussian', 'uniform'], 'Distribution of the router noise: Gaussian N(0, noise²), or uniform U(0, noise) per logit (Chen et al. 2022).', 'gaussian'),
     capacity: num('Capacity factor: each expert takes at most capacity x (tokens x k / N) tokens, the rest are dropped (pass through the residual). `capacity dropless` sets `dropless`.', 1.25, {
       exclusiveMinimum: 0, 'x-form': 'capacity', 'x-syntax': 'FACTOR | dropless',
     }),

@@ -60,6 +60,7 @@ export interface MoeConfig {
   gate: 'softmax-topk' | 'topk-softmax' | 'sigmoid';
   normalize: boolean;
   noise: number;
+  noiseDist: 'gaussian' | 'uniform';
   capacity: number;
   dropless: boolean;
   balance: number;

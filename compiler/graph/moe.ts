@@ -68,6 +68,7 @@ export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | nu
   const no = (field: keyof MoeConfig, message: string, hint: string) => ({ field, message, hint });
   if (moe.noise > 0 && (moe.router === 'random' || moe.router === 'label')) return no('noise', `router noise needs router logits; a ${moe.router} router has none`, 'use noise 0, or a learned or frozen router');
   if (moe.second === 'sampled' && (moe.router === 'random' || moe.router === 'label')) return no('second', `a sampled second expert needs router scores; a ${moe.router} router has none`, 'use second top');
+  if (moe.noise > 0 && moe.noiseDist !== 'gaussian') return no('noiseDist', 'uniform router noise is not lowered for transformer MoE layers yet', 'use noise-dist gaussian');
   if (moe.dispatch !== 'sparse') return no('dispatch', 'Soft MoE is not lowered yet', 'use dispatch sparse');
   if (moe.shared > 0 && (moe.expert !== 'mlp' || moe.activation !== 'gelu')) return no('shared', 'shared experts are GELU MLPs; they are lowered only next to GELU MLP experts', 'use shared 0, or expert mlp with activation gelu');
   if (moe.top > moe.experts) return no('top', `top ${moe.top} is more than the ${moe.experts} experts`, 'pick top <= experts');

@@ -14,7 +14,7 @@ import {
 
 const moeConfig: MoeConfig = {
   every: 1, experts: 4, top: 2, unit: 'token', prefix: null, scope: 'layer', router: 'learned', label: null, dim: 32,
-  gate: 'softmax-topk', normalize: true, noise: 0, capacity: 1.25, dropless: true, balance: 0.01, zloss: 0, shared: 0,
+  gate: 'softmax-topk', normalize: true, noise: 0, noiseDist: 'gaussian', capacity: 1.25, dropless: true, balance: 0.01, zloss: 0, shared: 0,
   expert: 'mlp', activation: 'gelu', second: 'top', dispatch: 'sparse', slots: 1, layers: [0, 1],
 };
 const dense: Model = { name: 'tiny', layers: 2, width: 32, heads: 2, ffn: 128, dropout: 0.1, vocab: 64, context: 16, moe: null };

@@ -19,7 +19,7 @@ export const spec: Gpt2Spec = {
 
 export const moeConfig = (o: Partial<MoeConfig> = {}): MoeConfig => ({
   every: 1, experts: 3, top: 2, unit: 'token', prefix: null, scope: 'layer', router: 'learned', label: null, dim: 32,
-  gate: 'softmax-topk', normalize: false, noise: 0, capacity: 1.25, dropless: true, balance: 0.1, zloss: 0.01, shared: 0,
+  gate: 'softmax-topk', normalize: false, noise: 0, noiseDist: 'gaussian', capacity: 1.25, dropless: true, balance: 0.1, zloss: 0.01, shared: 0,
   expert: 'mlp', activation: 'gelu', second: 'top', dispatch: 'sparse', slots: 1, layers: [0, 1], ...o,
 });
 
