@@ -32,7 +32,24 @@ function nonFfnParams(m: Model): number {
   return m.vocab * d + m.context * d + m.layers * perLayer + 2 * d;
 }
 
-export function countParams(m: Model): ParamCount {
+/**
+ * The patch model of the cluster task (Chen et al. 2022): M experts of J filters over D-dimensional
+ * patches, and a D×M router when there is more than one expert.
+ */
+function patchParams(m: Model, dim: number): ParamCount {
+  const experts = m.moe?.experts ?? 1;
+  const router = experts > 1 ? dim * experts : 0;
+  return { total: router + experts * m.ffn * dim, active: router + m.ffn * dim };
+}
+
+/** The filters of a single-expert patch model whose parameter count is closest to `target`. */
+export function singleFiltersFor(dim: number, target: number): number {
+  return Math.max(1, Math.round(target / dim));
+}
+
+/** Total and active parameters; `patchDim` set: the patch model of the cluster task. */
+export function countParams(m: Model, patchDim?: number): ParamCount {
+  if (patchDim !== undefined) return patchParams(m, patchDim);
   const d = m.width;
   const h = m.ffn;
   let total = nonFfnParams(m);

@@ -497,6 +497,12 @@ export function resolveView(scope: Scope, view: View, preset: string | null, ctx
   const model = resolveObject(view.model.get(modelName), modelSchema, '/model', ctx) as unknown as Model & { ffn: number | Marker | undefined };
   model.name = modelName;
   const trainData = data[train.data];
+  if (trainData?.source.kind === 'clusters') {
+    // The patch model (Chen et al. 2022) has no width: ffn is its filters per expert, as a number.
+    if (model.ffn === undefined) ctx.error(`the patch model of the cluster task needs 'ffn', its filters per expert`, ctx.spanOf('/model'), 'write e.g. ffn 16 in the model block');
+    else if (typeof model.ffn === 'object') ctx.error(`for the patch model of the cluster task 'ffn' is the number of filters per expert, not a multiple of the width`, ctx.spanOf('/model/ffn'), 'write a number, e.g. ffn 16');
+    if (typeof model.ffn !== 'number') model.ffn = 1;
+  }
   if (model.ffn === undefined) model.ffn = 4 * model.width;
   else if (typeof model.ffn === 'object' && model.ffn !== null) model.ffn = Math.max(1, Math.round((model.ffn[MULT] ?? 4) * model.width));
   model.vocab = trainData?.vocab ?? 0;

@@ -7,12 +7,18 @@ import { valueText } from '../../grammar/ast.js';
 import { didYouMean, error, warning, type Diagnostic } from '../../grammar/diagnostics.js';
 import type { Span } from '../../grammar/span.js';
 import type { Def, Scope } from './load.js';
-import { countParams, denseFfnFor } from './params.js';
+import { countParams, denseFfnFor, singleFiltersFor } from './params.js';
 import { applyOverrides, checkPath, Ctx, resolveView, type Override } from './resolve.js';
 import { propName } from './schema.js';
 import { getPath, type Entry } from './tree.js';
 import type { Pipeline, SweepSpec, Trial, TrialConfig } from './types.js';
 import { validatePipeline } from './validate.js';
+
+/** The patch dimension when the trial trains on the synthetic cluster task (the patch model). */
+function patchDim(p: Pipeline): number | undefined {
+  const d = p.data[p.train.data];
+  return d?.source.kind === 'clusters' ? d.synthetic.dim : undefined;
+}
 
 interface Param { path: string[]; values: Value[]; keySpan: Span }
 interface Dim { kind: 'product' | 'zip'; params: Param[]; when: { path: string[]; op: '==' | '!='; value: Value } | null }
@@ -241,7 +247,7 @@ export function expand(scope: Scope, baseOverrides: Override[], base: Pipeline, 
     const config: TrialConfig = { ...p, sweep: null };
     const params: Record<string, string> = {};
     for (const o of t.overrides) params[o.path.join('.')] = valueText(o.args[0]![0]!);
-    add({ id: trialId(config), name, params, seed: p.train.seed, baseline: null, matches: null, params_count: countParams(p.model), config }, sweep?.dims[0]?.params[0]?.keySpan);
+    add({ id: trialId(config), name, params, seed: p.train.seed, baseline: null, matches: null, params_count: countParams(p.model, patchDim(p)), config }, sweep?.dims[0]?.params[0]?.keySpan);
   }
   if (sweep?.baselines.length) {
     for (const moeTrial of trials.slice()) {
@@ -249,8 +255,10 @@ export function expand(scope: Scope, baseOverrides: Override[], base: Pipeline, 
       if (!m.moe) continue;
       for (const kind of sweep.baselines) {
         const target = kind === 'total' ? moeTrial.params_count.total : moeTrial.params_count.active;
-        const dense = { ...m, moe: null, ffn: 1 };
-        dense.ffn = denseFfnFor(dense, target);
+        // The cluster task's baseline is the paper's single model: one expert, filters matched.
+        const pd = patchDim(moeTrial.config);
+        const dense = pd === undefined ? { ...m, moe: null, ffn: 1 } : { ...m, moe: { ...m.moe, experts: 1, top: 1 }, ffn: singleFiltersFor(pd, target) };
+        if (pd === undefined) dense.ffn = denseFfnFor(dense, target);
         const config: TrialConfig = { ...moeTrial.config, model: dense };
         const seedPart = seeds.length ? `,seed=${moeTrial.seed}` : '';
         let name = `dense=same-${kind},ffn=${dense.ffn}${seedPart}`;
@@ -258,7 +266,7 @@ export function expand(scope: Scope, baseOverrides: Override[], base: Pipeline, 
         if (!byId.has(id) && trials.some((x) => x.name === name)) name = `dense=same-${kind},ffn=${dense.ffn},for=${moeTrial.name}`;
         add({
           id, name, params: { ...moeTrial.params, baseline: `same ${kind}` },
-          seed: moeTrial.seed, baseline: kind, matches: moeTrial.name, params_count: countParams(dense), config,
+          seed: moeTrial.seed, baseline: kind, matches: moeTrial.name, params_count: countParams(dense, pd), config,
         }, undefined);
       }
     }

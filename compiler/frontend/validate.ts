@@ -105,6 +105,15 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
     if (isInt(moe.shared) && isInt(moe.experts) && moe.shared >= 1 && moe.dispatch === 'soft') {
       ctx.error(`shared experts do not combine with soft dispatch`, ctx.spanOf('/model/moe/shared'));
     }
+    if (moe.dispatch === 'soft') {
+      // Soft MoE mixes every token of a sequence into each slot: a language model's token t then
+      // sees tokens after t through its FFN, and its perplexity is not a causal-LM number.
+      ctx.diagnostics.push(warning(
+        `Soft MoE is not causal: each token's output mixes slots computed from all tokens of its sequence, later tokens included, so its validation perplexity is not a valid causal language-model number`,
+        ctx.spanOf('/model/moe/dispatch'),
+        'compare it with causal (sparse or dense) models only with this caveat; top, capacity and balance do not apply to dispatch soft and are ignored',
+      ));
+    }
   }
   const t = p.train;
   if (isInt(t.warmup) && isInt(t.steps) && t.warmup > t.steps) {
@@ -138,8 +147,16 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
     }
   }
   const td = p.data[t.data];
-  if (td && td.source.kind === 'clusters' && m.moe && m.moe.unit === 'sequence' && m.moe.prefix !== null && m.moe.prefix > td.synthetic.patches) {
-    ctx.error(`routing prefix (${m.moe.prefix}) is longer than the patches per sample (${td.synthetic.patches})`, ctx.spanOf('/model/moe/prefix'));
+  if (td && td.source.kind === 'clusters') {
+    // The cluster task trains the patch model of Chen et al. 2022, not a transformer: settings of
+    // the transformer or of token routing would be silently meaningless there, so they are refused.
+    const hint = 'the patch model takes ffn (filters per expert) and moe { experts, top 1, router learned|frozen, noise, noise-dist, balance, zloss, expert, activation }';
+    for (const k of ['layers', 'width', 'heads', 'dropout']) {
+      if (ctx.spans.has(`/model/${k}`)) ctx.error(`'${keyName(k)}' does not apply to the patch model of the cluster task (Chen et al. 2022)`, ctx.spanOf(`/model/${k}`), hint);
+    }
+    for (const k of ['every', 'unit', 'prefix', 'scope', 'capacity', 'second', 'dispatch', 'slots', 'dim', 'label', 'shared']) {
+      if (ctx.spans.has(`/model/moe/${k}`)) ctx.error(`'${keyName(k)}' does not apply to the patch model of the cluster task (Chen et al. 2022): it routes each whole sample to one expert`, ctx.spanOf(`/model/moe/${k}`), hint);
+    }
   }
 }
 

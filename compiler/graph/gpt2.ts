@@ -21,6 +21,8 @@ export interface Gpt2Spec {
   wd: number;
   /** Global gradient-norm clip; 0 = off. */
   clip: number;
+  /** Default adamw; sgd: plain SGD with decoupled weight decay (betas and eps unused). */
+  optimizer?: 'adamw' | 'sgd';
 }
 
 /** Per-block hooks: an MoE layer replaces `mlp` in its blocks (issue 5); dense GPT-2 uses the default. */

@@ -21,7 +21,12 @@
 // Routers: learned (x·Wr), frozen (the same, never updated: outside AdamW), cosine (X-MoE: cosine
 // of a C→D projection with learned expert embeddings, times a learned inverse temperature), random
 // (K distinct uniform experts per token, hashed from seed and step) and label ((label + k) mod E).
-// Training options: Gaussian noise on the logits (noisy top-k), GShard's sampled second expert.
+// Training options: Gaussian or uniform U(0, noise) noise on the logits (noisy top-k), GShard's
+// sampled second expert.
+//
+// Soft MoE (`dispatch soft`, Puigcerver et al. 2023) is its own block (softMoeBlock): no router,
+// top-k or dispatch; a learned Φ mixes each sequence's tokens into E·S slots the same stacked
+// experts process, and mixes the slots back per token. It is not causal (see softMoeBlock).
 //
 // Global scope: the first MoE layer routes and every MoE layer reuses its decision (one router,
 // one set of statistics and auxiliary losses); the gate gradients of all layers flow into it.
@@ -33,9 +38,13 @@ import {
   type CosineShape, moeAuxLossKernel, moeCosineBackwardEmbKernel, moeCosineBackwardPKernel, moeCosineBackwardScaleKernel, moeCosineForwardKernel, moePoolBackwardKernel,
   moePoolForwardKernel, moeRouterBackwardKernel, moeRouterForwardKernel, moeRouterNoiseKernel, type PoolShape,
 } from '../kernels/moe-router.js';
+import {
+  moeSoftCombineBackwardKernel, moeSoftCombineKernel, moeSoftDispatchBackwardKernel, moeSoftDispatchKernel, moeSoftStatsKernel, moeSoftWeightsKernel, type SoftShape,
+} from '../kernels/moe-soft.js';
 import { registerKernel } from '../lower/kernels.js';
 import type { GroupedMatmulShape, MoeRouterShape } from '../reference/moe.js';
 import { statsLength } from '../reference/moe.js';
+import { softDims } from '../reference/moe-soft.js';
 import { type BlockBuilder, denseMlp, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
 
@@ -49,11 +58,17 @@ registerKernel('moe_combine', (n, s: CombineShape, weighted: boolean) => moeComb
 registerKernel('moe_combine_bwd', (n, s: CombineShape) => moeCombineBackwardKernel(n, s));
 registerKernel('moe_pool_fwd', (n, s: PoolShape) => moePoolForwardKernel(n, s));
 registerKernel('moe_pool_bwd', (n, s: PoolShape) => moePoolBackwardKernel(n, s));
-registerKernel('moe_router_noise', (n, count: number, noise: number, salt: number) => moeRouterNoiseKernel(n, count, noise, salt));
+registerKernel('moe_router_noise', (n, count: number, noise: number, salt: number, dist: 'gaussian' | 'uniform') => moeRouterNoiseKernel(n, count, noise, salt, dist));
 registerKernel('moe_cosine_fwd', (n, s: CosineShape) => moeCosineForwardKernel(n, s));
 registerKernel('moe_cosine_dp', (n, s: CosineShape) => moeCosineBackwardPKernel(n, s));
 registerKernel('moe_cosine_demb', (n, s: CosineShape) => moeCosineBackwardEmbKernel(n, s));
 registerKernel('moe_cosine_dscale', (n, s: CosineShape) => moeCosineBackwardScaleKernel(n, s));
+registerKernel('moe_soft_weights', (n, s: SoftShape) => moeSoftWeightsKernel(n, s));
+registerKernel('moe_soft_dispatch', (n, s: SoftShape) => moeSoftDispatchKernel(n, s));
+registerKernel('moe_soft_combine', (n, s: SoftShape) => moeSoftCombineKernel(n, s));
+registerKernel('moe_soft_stats', (n, s: SoftShape) => moeSoftStatsKernel(n, s));
+registerKernel('moe_soft_combine_bwd', (n, s: SoftShape) => moeSoftCombineBackwardKernel(n, s));
+registerKernel('moe_soft_dispatch_bwd', (n, s: SoftShape) => moeSoftDispatchBackwardKernel(n, s));
 registerKernel('moe_aux_loss', (n, balance: number, zloss: number, scale: number) => moeAuxLossKernel(n, balance, zloss, scale));
 
 /** A setting this lowering does not implement: the MoeConfig field and why. */
@@ -68,8 +83,22 @@ export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | nu
   const no = (field: keyof MoeConfig, message: string, hint: string) => ({ field, message, hint });
   if (moe.noise > 0 && (moe.router === 'random' || moe.router === 'label')) return no('noise', `router noise needs router logits; a ${moe.router} router has none`, 'use noise 0, or a learned or frozen router');
   if (moe.second === 'sampled' && (moe.router === 'random' || moe.router === 'label')) return no('second', `a sampled second expert needs router scores; a ${moe.router} router has none`, 'use second top');
-  if (moe.noise > 0 && moe.noiseDist !== 'gaussian') return no('noiseDist', 'uniform router noise is not lowered for transformer MoE layers yet', 'use noise-dist gaussian');
-  if (moe.dispatch !== 'sparse') return no('dispatch', 'Soft MoE is not lowered yet', 'use dispatch sparse');
+  if (moe.dispatch === 'soft') {
+    // Soft MoE has one learned Φ per layer and no top-k, gates, capacity or auxiliary losses.
+    // Settings that would change a sparse layer are refused rather than ignored; top, capacity,
+    // dropless and balance (whose defaults are not 'off') are ignored, as `moec check` warns.
+    const soft = 'Soft MoE (dispatch soft)';
+    if (moe.router !== 'learned') return no('router', `${soft} learns its dispatch/combine logits Φ; a ${moe.router} router does not apply`, 'use router learned, or dispatch sparse');
+    if (moe.unit !== 'token') return no('unit', `${soft} mixes the tokens of each sequence into slots; unit ${moe.unit} does not apply`, 'use unit token, or dispatch sparse');
+    if (moe.scope !== 'layer') return no('scope', `${soft} has its own Φ in every MoE layer; scope ${moe.scope} is not lowered for it`, 'use scope layer');
+    if (moe.shared > 0) return no('shared', `shared experts are not lowered next to ${soft}`, 'use shared 0');
+    if (moe.noise > 0) return no('noise', `${soft} has no router logits to add noise to`, 'use noise 0');
+    if (moe.second !== 'top') return no('second', `${soft} has no second expert to sample`, 'use second top');
+    if (moe.zloss > 0) return no('zloss', `${soft} has no router z-loss`, 'use zloss 0');
+    if (moe.gate !== 'softmax-topk') return no('gate', `${soft} weighs slots by softmaxes of its own; gate ${moe.gate} does not apply`, 'leave gate out');
+    if (moe.normalize) return no('normalize', `${soft} has no top-k weights to renormalise`, 'leave normalize out');
+    return null;
+  }
   if (moe.shared > 0 && (moe.expert !== 'mlp' || moe.activation !== 'gelu')) return no('shared', 'shared experts are GELU MLPs; they are lowered only next to GELU MLP experts', 'use shared 0, or expert mlp with activation gelu');
   if (moe.top > moe.experts) return no('top', `top ${moe.top} is more than the ${moe.experts} experts`, 'pick top <= experts');
   if (moe.unit === 'sequence' && moe.prefix !== null && moe.prefix > s.context) return no('prefix', `prefix ${moe.prefix} is longer than the context ${s.context}`, 'pick a prefix up to the context length');
@@ -99,6 +128,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
   const bad = unsupportedMoe(moe, s);
   if (bad) throw new Error(`moe.${bad.field}: ${bad.message}`);
   const dense = denseMlp(s);
+  if (moe.dispatch === 'soft') return softMoeBlock(s, moe, dense);
   const moeLayers = new Set(moe.layers);
   const T = s.context;
   const N = s.batch * T;
@@ -207,7 +237,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         } else if (r.logits) {
           g.op('forward', `h${l}.mlp.router`, 'matmul', [{ m: R, n: E, k: C }], [r.pooled ?? x, r.router!, r.logits]);
         }
-        if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, 'moe_router_noise', [R * E, moe.noise, r.route.salt + NOISE_SALT], [r.logits, 'rng']);
+        if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, 'moe_router_noise', [R * E, moe.noise, r.route.salt + NOISE_SALT, moe.noiseDist], [r.logits, 'rng']);
         const input = mode === 'logits' ? r.logits! : mode === 'random' ? 'rng' : 'labels';
         const sampling = mode === 'logits' && moe.second === 'sampled' && K > 1 ? ['rng'] : [];
         g.op('forward', `h${l}.moe.route`, 'moe_router_fwd', [r.route], [input, ...sampling, r.sel, r.gate]);
@@ -298,6 +328,90 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
 }
 
 /**
+ * Soft MoE FFN layers (Puigcerver et al. 2023), per sequence of T tokens (notation in
+ * reference/moe-soft.ts): logits L = x·Φ (Φ = h.{l}.mlp.soft.phi, C × E·S), dispatch weights D
+ * (softmax over the sequence's tokens), slot inputs X̃ = Dᵀ·x, the same stacked experts as the
+ * sparse layers over the E·S slots of every sequence (grouped matmuls, slot rows expert-contiguous),
+ * combine weights W (softmax over slots), output W·Ỹ. Every expert sees every sequence's slots.
+ * Not causal: a token's output mixes slots computed from every token of its sequence, later ones
+ * included (`moec check` warns). The statistics output keeps the sparse layout (softStatsReference).
+ */
+function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): BlockBuilder {
+  const moeLayers = new Set(moe.layers);
+  const shape: SoftShape = { seqs: s.batch, seqLen: s.context, width: s.width, experts: moe.experts, slots: moe.slots };
+  const { M, N, rows: R } = softDims(shape);
+  const C = s.width;
+  const F = s.ffn;
+  const E = moe.experts;
+  const linearExperts = moe.expert === 'linear';
+  const act = moe.activation;
+  const projStd = 0.02 / Math.sqrt(2 * s.layers);
+  const layer = (g: Graph, l: number) => {
+    const p = `h.${l}.mlp.experts`;
+    const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
+    return {
+      // Φ: GPT-2's normal(0.02) init, weight-decayed like a router.
+      phi: param(g, `h.${l}.mlp.soft.phi`, [C, M], 'normal'),
+      W1: linearExperts ? null : param(g, `${p}.c_fc.weight`, [E, C, F], 'normal'),
+      b1: linearExperts ? null : param(g, `${p}.c_fc.bias`, [E, F], 'zeros', { decay: false }),
+      W2: param(g, linearExperts ? `${p}.proj.weight` : `${p}.c_proj.weight`, [E, linearExperts ? C : F, C], 'normal', { std: projStd }),
+      b2: param(g, linearExperts ? `${p}.proj.bias` : `${p}.c_proj.bias`, [E, C], 'zeros', { decay: false }),
+      logits: t('soft.logits', [N, M]),
+      D: t('soft.dispatch', [N, M]),
+      W: t('soft.combine', [N, M]),
+      offsets: g.tensor(`h${l}.moe.offsets`, [E + 1], 'activation', { dtype: 'u32' }),
+      Xs: t('soft.slots', [R, C]),
+      H: linearExperts ? null : t('fc', [R, F]),
+      A: linearExperts ? null : t('act', [R, F]),
+      Y: t('proj', [R, C]),
+      stats: g.tensor(moeStatsName(l), [statsLength(E)], 'output'),
+    };
+  };
+  return {
+    forward(g, l, x, out) {
+      if (!moeLayers.has(l)) return dense.forward(g, l, x, out);
+      const L = layer(g, l);
+      g.op('forward', `h${l}.mlp.soft.logits`, 'matmul', [{ m: N, n: M, k: C }], [x, L.phi, L.logits]);
+      g.op('forward', `h${l}.moe.soft.weights`, 'moe_soft_weights', [shape], [L.logits, L.D, L.W, L.offsets]);
+      g.op('forward', `h${l}.moe.soft.dispatch`, 'moe_soft_dispatch', [shape], [x, L.D, L.Xs]);
+      if (linearExperts) {
+        g.op('forward', `h${l}.mlp.experts.proj`, 'moe_gmm', [{ rows: R, n: C, k: C, experts: E, bias: true }], [L.Xs, L.W2, L.Y, L.offsets, L.b2]);
+      } else {
+        g.op('forward', `h${l}.mlp.experts.c_fc`, 'moe_gmm', [{ rows: R, n: F, k: C, experts: E, bias: true, activation: act, savePre: true }], [L.Xs, L.W1!, L.A!, L.offsets, L.b1!, L.H!]);
+        g.op('forward', `h${l}.mlp.experts.c_proj`, 'moe_gmm', [{ rows: R, n: C, k: F, experts: E, bias: true }], [L.A!, L.W2, L.Y, L.offsets, L.b2]);
+      }
+      g.op('forward', `h${l}.moe.soft.combine`, 'moe_soft_combine', [shape], [L.Y, L.W, out]);
+      g.op('forward', `h${l}.moe.soft.stats`, 'moe_soft_stats', [shape], [L.W, L.stats]);
+    },
+    backward(g, l, x, dout, dx) {
+      if (!moeLayers.has(l)) return dense.backward(g, l, x, dout, dx);
+      const L = layer(g, l);
+      const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
+      const dY = t('dproj', [R, C]);
+      const dXs = t('soft.dslots', [R, C]);
+      const dlogits = t('soft.dlogits', [N, M]);
+      // dlogits: the combine softmax's part (written), then the dispatch softmax's (added).
+      g.op('backward', `h${l}.moe.soft.combine.dx`, 'moe_soft_combine_bwd', [shape], [dout, L.Y, L.W, dY, dlogits]);
+      const proj = linearExperts ? `h${l}.mlp.experts.proj` : `h${l}.mlp.experts.c_proj`;
+      g.op('backward', `${proj}.dW`, 'moe_wgrad', [{ k: linearExperts ? C : F, n: C, experts: E, rows: R }], [linearExperts ? L.Xs : L.A!, dY, L.offsets, `grad.${L.W2}`]);
+      g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E], [dY, L.offsets, `grad.${L.b2}`]);
+      if (linearExperts) {
+        g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: C, k: C, experts: E, transB: true }], [dY, L.W2, dXs, L.offsets]);
+      } else {
+        const dH = t('dfc', [R, F]);
+        g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: F, k: C, experts: E, transB: true, actGrad: act }], [dY, L.W2, dH, L.offsets, L.H!]);
+        g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, rows: R }], [L.Xs, dH, L.offsets, `grad.${L.W1}`]);
+        g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E], [dH, L.offsets, `grad.${L.b1}`]);
+        g.op('backward', `h${l}.mlp.experts.c_fc.dx`, 'moe_gmm', [{ rows: R, n: C, k: F, experts: E, transB: true }], [dH, L.W1!, dXs, L.offsets]);
+      }
+      g.op('backward', `h${l}.moe.soft.dispatch.dx`, 'moe_soft_dispatch_bwd', [shape], [x, L.D, dXs, dx, dlogits]);
+      g.op('backward', `h${l}.mlp.soft.phi.dW`, 'matmul', [{ m: C, n: M, k: N, transA: true, accumulate: true }], [x, dlogits, `grad.${L.phi}`]);
+      g.op('backward', `h${l}.mlp.soft.logits.dx`, 'matmul', [{ m: N, n: C, k: M, transB: true, accumulate: true }], [dlogits, L.phi, dx]);
+    },
+  };
+}
+
+/**
  * Parameters one token uses, from a laid-out graph: every parameter, with each MoE layer's stacked
  * expert tensors (leading dimension E) counted for K of their E experts.
  */
@@ -306,7 +420,8 @@ export function activeParams(g: Graph, moe: MoeConfig | null): number {
   for (const t of g.tensors.values()) {
     if (t.kind !== 'param' || t.region !== 'params' || t.name === 'params') continue;
     const count = t.shape.reduce((a, b) => a * b, 1);
-    n += moe && /^h\.\d+\.mlp\.experts\./.test(t.name) ? (count / moe.experts) * Math.min(moe.top, moe.experts) : count;
+    // Soft MoE: every token's output draws on every expert.
+    n += moe && moe.dispatch !== 'soft' && /^h\.\d+\.mlp\.experts\./.test(t.name) ? (count / moe.experts) * Math.min(moe.top, moe.experts) : count;
   }
   return n;
 }

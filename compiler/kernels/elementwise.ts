@@ -9,13 +9,13 @@ const MAX_GROUPS = 65535;
 const u = (x: number) => `${x}u`;
 
 /** A 1-D grid over `count` elements that spills into y past 65535 workgroups; `idx` is the element. */
-function grid(count: number, wg: number): { workgroups: [number, number, number]; idx: string } {
+export function grid(count: number, wg: number): { workgroups: [number, number, number]; idx: string } {
   const groups = ceilDiv(count, wg);
   const gx = Math.min(groups, MAX_GROUPS);
   return { workgroups: [gx, ceilDiv(groups, gx), 1], idx: `(wid.y * ${u(gx)} + wid.x) * ${u(wg)} + lid.x` };
 }
 
-const entry = (wg: number) => `@compute @workgroup_size(${wg}, 1, 1)
+export const entry = (wg: number) => `@compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`;
 
 /** x[i] = value for i < count. Bindings: x (write). Zeroes gradients at the start of a step. */

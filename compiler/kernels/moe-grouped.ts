@@ -25,7 +25,7 @@ const arr = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
 const vec4Of = (xs: string[]) => `vec4<f32>(${xs.join(', ')})`;
 
 // Expert activations and their derivatives (cubic: x³, the experts of Chen et al. 2022).
-const actWgsl = `
+export const actWgsl = `
 fn act_gelu(x: f32) -> f32 {
   let c = 0.7978845608028654 * (x + 0.044715 * x * x * x);
   return 0.5 * x * (1.0 + tanh(clamp(c, -15.0, 15.0)));

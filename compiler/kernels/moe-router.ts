@@ -251,15 +251,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 /**
- * Noisy top-k: while training (rng.train != 0) adds noise·z to every router logit in place, z a
- * standard normal from Box-Muller on two hashed uniforms per logit (the dropout hash of
- * (rng.seed, rng.step, salt, index)). The gates, statistics and backward then all see the noisy
- * logits, and d(noisy)/d(logits) = 1, so the backward needs nothing else. One invocation per
- * logit, so a routing row shared by many tokens is perturbed once.
+ * Noisy top-k: while training (rng.train != 0) adds noise to every router logit in place. Gaussian:
+ * noise·z, z a standard normal from Box-Muller on two hashed uniforms per logit (the dropout hash of
+ * (rng.seed, rng.step, salt, index)); uniform: noise·u, u in [0, 1) from the first of those two
+ * hashes (the same hash inputs), so U(0, noise). The gates, statistics and backward then all see
+ * the noisy logits, and d(noisy)/d(logits) = 1, so the backward needs nothing else. One invocation
+ * per logit, so a routing row shared by many tokens is perturbed once.
  * Bindings: logits (read_write, R×E), rng (uniform).
  */
-export function moeRouterNoiseKernel(name: string, count: number, noise: number, salt: number, wg = 64): RowKernel {
+export function moeRouterNoiseKernel(name: string, count: number, noise: number, salt: number, dist: 'gaussian' | 'uniform' = 'gaussian', wg = 64): RowKernel {
   checkDims(name, { count, wg });
+  const draw = dist === 'uniform'
+    ? `// A 24-bit uniform in [0, 1).
+  let u1 = f32(h1 >> 8u) / 16777216.0;
+  logits[i] += ${f(noise)} * u1;`
+    : `let h2 = mix32(mix32((2u * i + 1u) ^ key) + key);
+  // 24-bit uniforms; u1 in (0, 1] keeps the log finite.
+  let u1 = (f32(h1 >> 8u) + 1.0) / 16777216.0;
+  let u2 = f32(h2 >> 8u) / 16777216.0;
+  logits[i] += ${f(noise)} * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);`;
   const wgsl = `
 struct Rng { seed: u32, step: u32, train: u32, pad: u32 }
 @group(0) @binding(0) var<storage, read_write> logits: array<f32>;
@@ -271,14 +281,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= ${u(count)} || rng.train == 0u) { return; }
   let key = mix32(mix32(rng.seed ^ ${u(mix32Host(salt >>> 0))}) ^ rng.step);
   let h1 = mix32(mix32((2u * i) ^ key) + key);
-  let h2 = mix32(mix32((2u * i + 1u) ^ key) + key);
-  // 24-bit uniforms; u1 in (0, 1] keeps the log finite.
-  let u1 = (f32(h1 >> 8u) + 1.0) / 16777216.0;
-  let u2 = f32(h2 >> 8u) / 16777216.0;
-  logits[i] += ${f(noise)} * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+  ${draw}
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 40 * count, bytes: 8 * count, workgroups: [ceilDiv(count, wg), 1, 1] });
+  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: (dist === 'uniform' ? 12 : 40) * count, bytes: 8 * count, workgroups: [ceilDiv(count, wg), 1, 1] });
 }
 
 export interface CosineShape {

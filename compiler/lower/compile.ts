@@ -1,13 +1,18 @@
 import type { TrialConfig } from '../frontend/types.js';
 import { type BlockBuilder, buildGpt2Graph, type Gpt2Spec } from '../graph/gpt2.js';
 import { moeBlock, unsupportedMoe } from '../graph/moe.js';
+import { buildPatchGraph, type PatchGraphSpec } from '../graph/patches.js';
+import { PATCH_INIT_STD, unsupportedPatch } from './patch-settings.js';
 import { type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
 import { layoutParams, type ParamLayout } from '../graph/layout.js';
 import type { RowKernel } from '../kernels/layernorm.js';
 import { PlanBuilder } from '../plan/builder.js';
 import type { Plan, PlanBuffer } from '../plan/types.js';
 import { gradNormKernels } from '../kernels/gradnorm.js';
-import { KernelCache } from './kernels.js';
+import { KernelCache, registerKernel } from './kernels.js';
+import { sgdKernel } from '../kernels/sgd.js';
+
+registerKernel('sgd', (n, offset: number, count: number, wd: number, clip: number) => sgdKernel(n, offset, count, wd, clip));
 import { lifetimes, type MemoryPlan, planMemory } from './memory.js';
 
 export interface CompiledTrial {
@@ -15,7 +20,10 @@ export interface CompiledTrial {
   graph: Graph;
   layout: ParamLayout;
   memory: MemoryPlan;
+  /** For the patch model: batch = samples, context = patches, width = patch dimension, ffn = filters. */
   spec: Gpt2Spec;
+  /** Set when the trial is the patch model of the synthetic cluster task (not a language model). */
+  patch?: PatchGraphSpec;
 }
 
 /** The programs a training plan holds, as sequences of graph phases. */
@@ -35,7 +43,8 @@ export function gpt2SpecOf(c: TrialConfig, name = 'trial'): Gpt2Spec {
   const t = c.train;
   return {
     name, layers: m.layers, width: m.width, heads: m.heads, ffn: m.ffn, vocab: m.vocab, context: m.context, dropout: m.dropout,
-    batch: t.batch, accumulate: t.accumulate, betas: t.betas, eps: t.eps, wd: t.optimizer === 'adamw' ? t.wd : 0, clip: t.clip,
+    batch: t.batch, accumulate: t.accumulate, betas: t.betas, eps: t.eps, wd: t.optimizer === 'adam' ? 0 : t.wd, clip: t.clip,
+    optimizer: t.optimizer === 'sgd' ? 'sgd' : 'adamw',
   };
 }
 
@@ -43,13 +52,16 @@ const roleOf: Record<Tensor['kind'], PlanBuffer['role']> = {
   param: 'param', grad: 'grad', optimizer: 'optimizer', activation: 'activation', input: 'input', uniform: 'uniform', output: 'output',
 };
 
-/** Adds the whole-region views, the zeroing ops and the AdamW update to a graph whose parameters are laid out. */
+/** Adds the whole-region views, the zeroing ops and the AdamW (or SGD) update to a graph whose parameters are laid out. */
 function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout): void {
   const total = layout.total;
+  const sgd = s.optimizer === 'sgd';
   g.tensor('params', [total], 'param', { region: 'params', offset: 0 });
   g.tensor('grads', [total], 'grad', { region: 'grads', offset: 0 });
-  g.tensor('adam.m', [total], 'optimizer');
-  g.tensor('adam.v', [total], 'optimizer');
+  if (!sgd) {
+    g.tensor('adam.m', [total], 'optimizer');
+    g.tensor('adam.v', [total], 'optimizer');
+  }
   g.op('zero', 'grads.zero', 'fill', [total], ['grads']);
   g.op('zero', 'train_loss.zero', 'fill', [1], ['train_loss']);
   if (s.clip > 0) {
@@ -59,6 +71,10 @@ function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout): void {
     g.op('update', 'grad_norm', 'gradnorm_total', [total], [partials, 'grad_norm']);
   }
   for (const r of layout.ranges) {
+    if (sgd) {
+      g.op('update', r.decay ? 'sgd.decay' : 'sgd.nodecay', 'sgd', [r.offset, r.count, r.decay ? s.wd : 0, s.clip], ['params', 'grads', 'adam', ...(s.clip > 0 ? ['grad_norm'] : [])]);
+      continue;
+    }
     const cfg = { beta1: s.betas[0], beta2: s.betas[1], eps: s.eps, weightDecay: r.decay ? s.wd : 0 };
     const name = r.decay ? 'adamw.decay' : 'adamw.nodecay';
     if (s.clip > 0) g.op('update', name, 'adamw_clip', [r.offset, r.count, cfg, s.clip], ['params', 'grads', 'adam.m', 'adam.v', 'adam', 'grad_norm']);
@@ -118,7 +134,7 @@ export class CompileError extends Error {
 
 /** Compiles one trial's configuration; refuses settings the lowering does not implement yet. */
 export function compileTrial(c: TrialConfig, name = 'trial'): CompiledTrial {
-  if (c.train.optimizer === 'sgd') throw new CompileError("optimizer 'sgd' is not implemented", '/train/optimizer', "use 'adamw' (or 'adam': AdamW without weight decay)");
+  if (c.data[c.train.data]?.source.kind === 'clusters') return compilePatchTrial(c, name);
   if (c.train.precision !== 'f32') throw new CompileError(`precision '${c.train.precision}' is not implemented; plans are f32`, '/train/precision', 'use precision f32');
   if (c.model.width % c.model.heads !== 0) throw new CompileError(`width ${c.model.width} is not divisible by heads ${c.model.heads}`, '/model/heads', 'pick heads that divide the width');
   const spec = gpt2SpecOf(c, name);
@@ -138,4 +154,26 @@ function gridChecked(compile: () => CompiledTrial): CompiledTrial {
     if (m) throw new CompileError(`a kernel of this model needs more than ${m[1]} workgroups in one dimension (${(e as Error).message})`, '/train/batch', 'lower train.batch or the context (use `accumulate` to keep the effective batch)');
     throw e;
   }
+}
+
+/** Compiles the patch model of Chen et al. 2022 for a trial that trains on the synthetic cluster task. */
+function compilePatchTrial(c: TrialConfig, name: string): CompiledTrial {
+  const ds = c.data[c.train.data]!;
+  const spec0 = gpt2SpecOf(c, name);
+  const bad = unsupportedPatch(c);
+  if (bad) throw new CompileError(bad.message, bad.ptr, bad.hint);
+  const m = c.model.moe!;
+  const syn = ds.synthetic;
+  const patch: PatchGraphSpec = {
+    name, batch: c.train.batch, patches: syn.patches, dim: syn.dim, experts: m.experts, filters: c.model.ffn,
+    act: m.expert === 'linear' ? 'linear' : m.activation, routed: m.experts > 1,
+    noise: m.noise, noiseDist: m.noiseDist, salt: 0x7a7c, balance: m.balance, zloss: m.zloss,
+    clusters: syn.clusters, trainRouter: m.router !== 'frozen', initStd: PATCH_INIT_STD,
+  };
+  const spec: Gpt2Spec = { ...spec0, layers: 1, width: syn.dim, heads: 1, ffn: c.model.ffn, vocab: 0, context: syn.patches, dropout: 0 };
+  const graph = buildPatchGraph(patch);
+  const layout = layoutParams(graph);
+  addOptimizer(graph, spec, layout);
+  const { plan, memory } = lowerGraph(graph);
+  return { plan, graph, layout, memory, spec, patch };
 }

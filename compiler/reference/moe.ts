@@ -202,8 +202,8 @@ export function geluGrad(x: number): number {
   return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
 }
 
-const activate = (a: ExpertActivation, x: number) => (a === 'gelu' ? gelu(x) : a === 'relu' ? Math.max(x, 0) : x * x * x);
-const activationGrad = (a: ExpertActivation, x: number) => (a === 'gelu' ? geluGrad(x) : a === 'relu' ? (x > 0 ? 1 : 0) : 3 * x * x);
+export const activate = (a: ExpertActivation, x: number) => (a === 'gelu' ? gelu(x) : a === 'relu' ? Math.max(x, 0) : x * x * x);
+export const activationGrad = (a: ExpertActivation, x: number) => (a === 'gelu' ? geluGrad(x) : a === 'relu' ? (x > 0 ? 1 : 0) : 3 * x * x);
 
 const expertOf = (offsets: Uint32Array, s: number) => {
   let e = 0;
@@ -327,11 +327,15 @@ export function poolReference(N: number, T: number, C: number, prefix: number, x
   return out;
 }
 
-/** Noisy top-k's in-place logit noise (moeRouterNoiseKernel), while training. */
-export function routerNoiseReference(logits: Float32Array, noise: number, salt: number, seed: number, step: number, train: boolean): Float32Array {
+/**
+ * Noisy top-k's in-place logit noise (moeRouterNoiseKernel), while training: Gaussian noise·z, or
+ * uniform U(0, noise) from the first of the Gaussian's two hashes.
+ */
+export function routerNoiseReference(logits: Float32Array, noise: number, salt: number, seed: number, step: number, train: boolean, dist: 'gaussian' | 'uniform' = 'gaussian'): Float32Array {
   if (!train) return logits.slice();
   const key = dropoutKey(seed, step, salt);
   return logits.map((l, i) => {
+    if (dist === 'uniform') return l + noise * ((dropoutHash(key, 2 * i) >>> 8) / 16777216);
     const u1 = ((dropoutHash(key, 2 * i) >>> 8) + 1) / 16777216;
     const u2 = (dropoutHash(key, 2 * i + 1) >>> 8) / 16777216;
     return l + noise * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);

@@ -3,13 +3,15 @@ import type { DataSet, LoadResult, Trial } from '../../compiler/frontend/index.j
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import { summarize } from '../../compiler/lower/summary.js';
 import { UserError } from '../../grammar/user-error.js';
-import { prepareDataset, type PreparedText } from '../data/index.js';
+import { prepareDataset, type PreparedClusters, type PreparedData, type PreparedText } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
-import { RunStore } from '../store/run-store.js';
+import { RunStore, type TrialStore } from '../store/run-store.js';
 import type { SweepListener, TrialInfo } from '../train/events.js';
-import { GpuModel } from '../train/model.js';
-import { trainTrial, type EvalSet } from '../train/trainer.js';
+import { GpuModel, type PlanModel } from '../train/model.js';
+import { PatchModel } from '../train/patch-model.js';
+import { trainPatchTrial, type PatchEvalSet } from '../train/patch-trainer.js';
+import { trainTrial, type EvalSet, type TrainOutcome } from '../train/trainer.js';
 
 export interface SweepOptions {
   file: string;
@@ -33,8 +35,8 @@ export async function prepareSweepData(trials: Trial[], log: (msg: string) => vo
   const data = new SweepData(log);
   for (const t of trials) {
     const c = t.config;
-    await data.get(c.data[c.train.data]!);
-    for (const ref of [...c.evaluate.perplexity, ...c.evaluate.experts]) await data.get(c.data[ref.data]!);
+    await data.any(c.data[c.train.data]!);
+    for (const ref of [...c.evaluate.perplexity, ...c.evaluate.experts]) await data.any(c.data[ref.data]!);
   }
   return data;
 }
@@ -62,20 +64,30 @@ function trialInfo(t: Trial): TrialInfo {
 
 /** Prepares each data set once per sweep (the cache makes later sweeps fast). */
 export class SweepData {
-  private readonly ready = new Map<string, Promise<PreparedText>>();
+  private readonly ready = new Map<string, Promise<PreparedData>>();
   constructor(private readonly log: (msg: string) => void) {}
 
-  get(ds: DataSet): Promise<PreparedText> {
+  any(ds: DataSet): Promise<PreparedData> {
     const key = JSON.stringify(ds);
     let p = this.ready.get(key);
     if (!p) {
-      p = prepareDataset(ds, { log: this.log }).then((d) => {
-        if (d.kind !== 'text') throw new UserError(`data '${ds.name}' is the synthetic cluster task, which the language-model trainer cannot train on`, { hint: 'use a text source for a GPT-style model' });
-        return d;
-      });
+      p = prepareDataset(ds, { log: this.log });
       this.ready.set(key, p);
     }
     return p;
+  }
+
+  /** A text data set; the cluster task's data is refused where a language model needs text. */
+  async get(ds: DataSet): Promise<PreparedText> {
+    const d = await this.any(ds);
+    if (d.kind !== 'text') throw new UserError(`data '${ds.name}' is the synthetic cluster task, which a language model cannot train or be evaluated on`, { hint: 'use a text source for a GPT-style model' });
+    return d;
+  }
+
+  async clusters(ds: DataSet): Promise<PreparedClusters> {
+    const d = await this.any(ds);
+    if (d.kind !== 'clusters') throw new UserError(`data '${ds.name}' is text, which the patch model of the cluster task cannot train or be evaluated on`, { hint: 'use source clusters' });
+    return d;
   }
 }
 
@@ -95,6 +107,30 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const data = o.data;
   const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
+  const runLanguageModel = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
+    const cfg = t.config;
+    const train = await data.get(cfg.data[cfg.train.data]!);
+    const evals: EvalSet[] = [];
+    for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await data.get(cfg.data[ref.data]!), split: ref.split });
+    const expertData = new Map<string, PreparedText>();
+    for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await data.get(cfg.data[ref.data]!));
+    const model = await GpuModel.create(o.gpu, compiled, `trial ${t.id}`);
+    hold(model);
+    store.setTrialStatus(t.id, 'running');
+    return trainTrial({ model, trial: t, data: train, evals, expertData, store: ts, listener: o.listener, adapter, stop: o.stop });
+  };
+  const runPatch = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
+    const cfg = t.config;
+    const train = await data.clusters(cfg.data[cfg.train.data]!);
+    const evals: PatchEvalSet[] = [];
+    for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await data.clusters(cfg.data[ref.data]!), split: ref.split });
+    const expertData = new Map<string, PreparedClusters>();
+    for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await data.clusters(cfg.data[ref.data]!));
+    const model = await PatchModel.create(o.gpu, compiled, `trial ${t.id}`);
+    hold(model);
+    store.setTrialStatus(t.id, 'running');
+    return trainPatchTrial({ model, trial: t, data: train, evals, expertData, store: ts, listener: o.listener, adapter, stop: o.stop });
+  };
   const runOne = async (t: Trial) => {
     const ts = store.trial(t.id);
     if (ts.readStatus()?.state === 'done') {
@@ -103,20 +139,13 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
       return;
     }
     const started = Date.now();
-    let model: GpuModel | undefined;
+    let model: PlanModel | undefined;
     try {
       const cfg = t.config;
       const compiled = o.compiled.get(t.id)!;
       ts.writeConfig({ id: t.id, name: t.name, params: t.params, seed: t.seed, baseline: t.baseline, matches: t.matches ?? null, params_count: t.params_count, config: cfg });
       ts.writePlan(summarize(compiled));
-      const train = await data.get(cfg.data[cfg.train.data]!);
-      const evals: EvalSet[] = [];
-      for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await data.get(cfg.data[ref.data]!), split: ref.split });
-      const expertData = new Map<string, PreparedText>();
-      for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await data.get(cfg.data[ref.data]!));
-      model = await GpuModel.create(o.gpu, compiled, `trial ${t.id}`);
-      store.setTrialStatus(t.id, 'running');
-      const r = await trainTrial({ model, trial: t, data: train, evals, expertData, store: ts, listener: o.listener, adapter, stop: o.stop });
+      const r = compiled.patch ? await runPatch(t, compiled, ts, (m) => { model = m; }) : await runLanguageModel(t, compiled, ts, (m) => { model = m; });
       store.setTrialStatus(t.id, r.status);
       if (r.status === 'done') result.done++;
       else result.stopped++;

@@ -33,6 +33,8 @@ export type SweepEvent =
       step: number;
       validLoss: number;
       validPpl: number;
+      /** Test accuracy, for tasks that classify (the cluster task). */
+      validAcc?: number;
       /** Fraction of routed tokens per expert, per MoE layer (layers × experts); absent for dense. */
       expertLoad?: number[][];
     }

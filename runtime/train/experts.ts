@@ -1,10 +1,10 @@
 import { moeSelName, moeStatsName } from '../../compiler/graph/moe.js';
 import { STAT } from '../../compiler/reference/moe.js';
 import { sequentialBatches, type PreparedText } from '../data/index.js';
-import type { GpuModel } from './model.js';
+import type { GpuModel, PlanModel } from './model.js';
 
 /** The MoE layers of a compiled model, in order. */
-export function moeLayers(model: GpuModel): number[] {
+export function moeLayers(model: PlanModel): number[] {
   const names = new Set(model.compiled.plan.buffers.map((b) => b.name));
   return Array.from({ length: model.spec.layers }, (_, l) => l).filter((l) => names.has(moeStatsName(l)));
 }
@@ -19,7 +19,7 @@ export interface MoeStepStats {
 }
 
 /** Reads the statistics the last forward pass left in each MoE layer's output (one read per layer). */
-export async function readMoeStats(model: GpuModel, layers = moeLayers(model)): Promise<MoeStepStats> {
+export async function readMoeStats(model: PlanModel, layers = moeLayers(model)): Promise<MoeStepStats> {
   const out: MoeStepStats = { load: [], balance: [], z: [], dropped: [], entropy: [] };
   for (const l of layers) {
     const s = await model.ex.read(moeStatsName(l));

@@ -5,28 +5,19 @@ import { PlanExecutor } from '../executor/executor.js';
 import { initParams, splitParams } from './init.js';
 
 /**
- * One trial's model on the GPU: its compiled plan, executor and step counters. Each optimiser
- * step is one submit (or zero_grads + micro_step × accumulate + update with accumulation); only
- * the two 16-byte uniform blocks and the batch are written per step, and nothing is read back
- * unless asked.
+ * A compiled trial on the GPU: its executor and the parameter, gradient and optimiser-state
+ * buffers every model kind shares (checkpoints, gradient checks and initialisation go through it).
  */
-export class GpuModel {
-  // Which optional inputs the plan has, decided once rather than searched for on every step.
-  private readonly hasRng: boolean;
-  private readonly hasLabels: boolean;
-
-  private constructor(readonly compiled: CompiledTrial, readonly ex: PlanExecutor) {
-    const names = new Set(compiled.plan.buffers.map((b) => b.name));
-    this.hasRng = names.has('rng');
-    this.hasLabels = names.has('labels');
-  }
-
-  static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan'): Promise<GpuModel> {
-    return new GpuModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source));
-  }
+export class PlanModel {
+  protected constructor(readonly compiled: CompiledTrial, readonly ex: PlanExecutor) {}
 
   get spec() {
     return this.compiled.spec;
+  }
+
+  /** Whether the optimiser keeps AdamW moments (SGD has none). */
+  get hasMoments(): boolean {
+    return this.compiled.plan.buffers.some((b) => b.name === 'adam.m');
   }
 
   initParams(seed: number): void {
@@ -40,6 +31,56 @@ export class GpuModel {
   writeOptimizerState(m: Float32Array, v: Float32Array): void {
     this.ex.write('adam.m', m);
     this.ex.write('adam.v', v);
+  }
+
+  protected writeLr(step: number, lr: number): void {
+    this.ex.write('adam', adamwUniforms(step, lr, { beta1: this.spec.betas[0], beta2: this.spec.betas[1] }));
+  }
+
+  async trainLoss(): Promise<number> {
+    return (await this.ex.read('train_loss'))[0]!;
+  }
+
+  async readParams(): Promise<Map<string, Float32Array>> {
+    return splitParams(this.compiled.graph, this.compiled.layout, await this.ex.read('params'));
+  }
+
+  /** Gradients by parameter name (frozen parameters have none). */
+  async readGrads(): Promise<Map<string, Float32Array>> {
+    const all = splitParams(this.compiled.graph, this.compiled.layout, await this.ex.read('grads'));
+    for (const name of [...all.keys()]) if (this.compiled.graph.get(name).trainable === false) all.delete(name);
+    return all;
+  }
+
+  async readFlat(name: 'params' | 'grads' | 'adam.m' | 'adam.v'): Promise<Float32Array> {
+    return this.ex.read(name);
+  }
+
+  destroy(): void {
+    this.ex.destroy();
+  }
+}
+
+/**
+ * One trial's language model on the GPU: its compiled plan, executor and step counters. Each optimiser
+ * step is one submit (or zero_grads + micro_step × accumulate + update with accumulation); only
+ * the two 16-byte uniform blocks and the batch are written per step, and nothing is read back
+ * unless asked.
+ */
+export class GpuModel extends PlanModel {
+  // Which optional inputs the plan has, decided once rather than searched for on every step.
+  private readonly hasRng: boolean;
+  private readonly hasLabels: boolean;
+
+  private constructor(compiled: CompiledTrial, ex: PlanExecutor) {
+    super(compiled, ex);
+    const names = new Set(compiled.plan.buffers.map((b) => b.name));
+    this.hasRng = names.has('rng');
+    this.hasLabels = names.has('labels');
+  }
+
+  static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan'): Promise<GpuModel> {
+    return new GpuModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source));
   }
 
   /** Dropout masks derive from (seed, step); `train` 0 turns dropout off. */
@@ -65,7 +106,7 @@ export class GpuModel {
    */
   trainStep(step: number, lr: number, seed: number, micro: { tokens: Uint32Array; targets: Uint32Array; labels?: Uint32Array }[]): void {
     if (micro.length !== this.spec.accumulate) throw new Error(`step needs ${this.spec.accumulate} micro-batches, got ${micro.length}`);
-    this.ex.write('adam', adamwUniforms(step, lr, { beta1: this.spec.betas[0], beta2: this.spec.betas[1] }));
+    this.writeLr(step, lr);
     if (micro.length === 1) {
       this.writeRng(seed, step, true);
       this.writeBatch(micro[0]!.tokens, micro[0]!.targets, micro[0]!.labels);
@@ -89,10 +130,6 @@ export class GpuModel {
     this.ex.run('micro_step');
   }
 
-  async trainLoss(): Promise<number> {
-    return (await this.ex.read('train_loss'))[0]!;
-  }
-
   /** Token-weighted validation loss over `batches`, one read-back at the end. */
   async evalLoss(batches: Iterable<{ tokens: Uint32Array; targets: Uint32Array; labels?: Uint32Array }>, seed = 0, step = 0): Promise<{ loss: number; tokens: number }> {
     this.ex.write('eval_sum', new Float32Array(2));
@@ -103,24 +140,5 @@ export class GpuModel {
     }
     const [sum, count] = await this.ex.read('eval_sum');
     return { loss: sum! / Math.max(1, count!), tokens: count! };
-  }
-
-  async readParams(): Promise<Map<string, Float32Array>> {
-    return splitParams(this.compiled.graph, this.compiled.layout, await this.ex.read('params'));
-  }
-
-  /** Gradients by parameter name (frozen parameters have none). */
-  async readGrads(): Promise<Map<string, Float32Array>> {
-    const all = splitParams(this.compiled.graph, this.compiled.layout, await this.ex.read('grads'));
-    for (const name of [...all.keys()]) if (this.compiled.graph.get(name).trainable === false) all.delete(name);
-    return all;
-  }
-
-  async readFlat(name: 'params' | 'grads' | 'adam.m' | 'adam.v'): Promise<Float32Array> {
-    return this.ex.read(name);
-  }
-
-  destroy(): void {
-    this.ex.destroy();
   }
 }

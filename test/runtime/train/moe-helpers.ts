@@ -59,7 +59,8 @@ export async function gradCheck(moe: MoeConfig, seed = 0, accumulate = 1): Promi
       m.ex.run('eval_step');
       const out: number[] = [];
       // sel lives until the router backward, which only a logits router has.
-      const names = moe.router === 'random' || moe.router === 'label' ? ['pos'] : ['sel', 'pos'];
+      // Soft MoE routes nothing: its softmaxes are smooth, no perturbation changes a decision.
+      const names = moe.dispatch === 'soft' ? [] : moe.router === 'random' || moe.router === 'label' ? ['pos'] : ['sel', 'pos'];
       const routers = moe.scope === 'global' ? [Math.min(...moe.layers)] : moe.layers;
       for (const l of routers) for (const t of names) out.push(...new Uint32Array(await m.ex.readBytes(`h${l}.moe.${t}`)));
       return out.join();
@@ -119,5 +120,9 @@ export const variants: [string, Partial<MoeConfig>, number?, number?][] = [
   ['global scope (layer 0 routes both layers), token, learned, balance + z-loss', { scope: 'global' }],
   ['global scope, sequence (prefix 3), cosine router, accumulate 2 (aux losses scaled too)', { scope: 'global', unit: 'sequence', prefix: 3, router: 'cosine', dim: 4 }, 0, 2],
   ['sequence, label router, top 2', { router: 'label', label: 'genre', top: 2, unit: 'sequence', balance: 0, zloss: 0 }],
+  ['token, learned, uniform router noise U(0, 0.8) (training)', { noise: 0.8, noiseDist: 'uniform' }, 4321],
+  ['Soft MoE, 3 experts x 1 slot, GELU MLP experts', { dispatch: 'soft', slots: 1, zloss: 0 }],
+  ['Soft MoE, 3 experts x 2 slots, GELU MLP experts', { dispatch: 'soft', slots: 2, zloss: 0 }],
+  ['Soft MoE, 2 experts x 2 slots, linear experts, MoE in layer 1 only, accumulate 2', { dispatch: 'soft', experts: 2, slots: 2, zloss: 0, expert: 'linear', layers: [1] }, 0, 2],
 ];
 

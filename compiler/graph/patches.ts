@@ -1,0 +1,66 @@
+// The tensor graph of the patch model of Chen et al. 2022, the model of the synthetic cluster task
+// (math: compiler/reference/clusters.ts; kernels: compiler/kernels/patch-model.ts). Parameters are
+// named like the transformer's MoE layer so checkpoints read alike:
+//   h.0.mlp.router.weight          D×M (θ; learned: starts at zero as in the paper; frozen: random, never trained)
+//   h.0.mlp.experts.c_fc.weight    M×J×D (the filters w_{m,j})
+import { statsLength } from '../reference/moe.js';
+import { type PatchModelShape, patchStateWidth } from '../reference/clusters.js';
+import { registerKernel } from '../lower/kernels.js';
+import { patchEvalKernel, patchForwardKernel, patchLossKernel, patchRouterGradKernel, patchWeightGradKernel } from '../kernels/patch-model.js';
+import { Graph } from './ir.js';
+import { param } from './gpt2.js';
+import { moeStatsName } from './moe.js';
+
+registerKernel('patch_fwd', (n, s: PatchModelShape) => patchForwardKernel(n, s));
+registerKernel('patch_loss', (n, s: PatchModelShape) => patchLossKernel(n, s));
+registerKernel('patch_dw', (n, s: PatchModelShape) => patchWeightGradKernel(n, s));
+registerKernel('patch_dtheta', (n, s: PatchModelShape) => patchRouterGradKernel(n, s));
+registerKernel('patch_eval', (n, s: PatchModelShape) => patchEvalKernel(n, s));
+
+export interface PatchGraphSpec extends PatchModelShape {
+  name: string;
+  /** The router trains (false: frozen). */
+  trainRouter: boolean;
+  /** Standard deviation of the filters' initialisation. */
+  initStd: number;
+}
+
+export const PATCH_ROUTER = 'h.0.mlp.router.weight';
+export const PATCH_EXPERTS = 'h.0.mlp.experts.c_fc.weight';
+/** Layer index of the model's one routing layer in statistics and checkpoints. */
+export const PATCH_LAYER = 0;
+
+/** Forward, loss, backward and evaluation of one batch; the optimiser is added by the caller. */
+export function buildPatchGraph(s: PatchGraphSpec): Graph {
+  const { batch: B, patches: P, dim: D, experts: M, filters: J } = s;
+  const g = new Graph(s.name);
+  const shape: PatchModelShape = {
+    batch: B, patches: P, dim: D, experts: M, filters: J, act: s.act, routed: s.routed, noise: s.noise, noiseDist: s.noiseDist,
+    salt: s.salt, balance: s.balance, zloss: s.zloss, clusters: s.clusters,
+  };
+  g.tensor('x', [B, P, D], 'input');
+  g.tensor('y', [B], 'input');
+  g.tensor('cluster', [B], 'input', { dtype: 'u32' });
+  g.tensor('adam', [4], 'uniform');
+  g.tensor('train_loss', [1], 'output');
+  g.tensor('eval_sum', [3 + s.clusters * M], 'output');
+  g.tensor('grad_norm', [2], 'output');
+  const noisy = s.routed && s.noise > 0;
+  if (noisy) g.tensor('rng', [4], 'uniform', { dtype: 'u32' });
+  const W = param(g, PATCH_EXPERTS, [M, J, D], 'normal', { std: s.initStd, decay: true });
+  const theta = s.routed ? param(g, PATCH_ROUTER, [D, M], s.trainRouter ? 'zeros' : 'normal', { std: 1 / Math.sqrt(D), decay: true, trainable: s.trainRouter }) : null;
+  const state = g.tensor('patch.state', [B, patchStateWidth(s)], 'activation');
+  const pre = g.tensor('patch.pre', [B, P, J], 'activation');
+  g.op('forward', 'patch.forward', 'patch_fwd', [shape], ['x', W, 'y', state, pre, ...(theta ? [theta] : []), ...(noisy ? ['rng'] : [])]);
+  if (theta) {
+    const stats = g.tensor(moeStatsName(PATCH_LAYER), [statsLength(M)], 'output');
+    const dh = g.tensor('patch.dlogits', [B, M], 'activation');
+    g.op('backward', 'patch.loss', 'patch_loss', [shape], [state, 'y', 'train_loss', stats, dh]);
+    if (s.trainRouter) g.op('backward', 'patch.router.dw', 'patch_dtheta', [shape], ['x', dh, `grad.${theta}`]);
+  } else {
+    g.op('backward', 'patch.loss', 'patch_loss', [shape], [state, 'y', 'train_loss']);
+  }
+  g.op('backward', 'patch.experts.dw', 'patch_dw', [shape], ['x', pre, state, 'y', `grad.${W}`]);
+  g.op('eval', 'patch.eval', 'patch_eval', [shape], [state, 'y', 'cluster', 'eval_sum']);
+  return g;
+}

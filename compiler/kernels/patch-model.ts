@@ -1,0 +1,290 @@
+// Kernels of the patch model of Chen et al. 2022 (the synthetic cluster task); the math and its
+// CPU reference are in compiler/reference/clusters.ts. The model is tiny (a few thousand weights)
+// and routes whole samples, so each kernel is one pass with one invocation per sample or per
+// weight: no gathered copies, and per-sample results packed into one `state` row
+// [sel, gate, f, out, loss, lse, probs(M)] so that no kernel needs more than 7 bindings.
+import { mix32 as mix32Host } from '../reference/dropout.js';
+import { STAT, statsLength } from '../reference/moe.js';
+import { type PatchModelShape, PATCH_STATE, patchStateWidth } from '../reference/clusters.js';
+import { mix32Wgsl } from './dropout.js';
+import { entry, grid } from './elementwise.js';
+import type { RowKernel } from './layernorm.js';
+import { actWgsl } from './moe-grouped.js';
+import { checkDims } from './reduce.js';
+import { wgslKernel } from './wgsl-kernel.js';
+
+export { type PatchModelShape } from '../reference/clusters.js';
+
+const u = (x: number) => `${x}u`;
+const f = (x: number) => x.toExponential();
+
+const helpers = `${actWgsl}
+fn act_linear(x: f32) -> f32 { return x; }
+fn grad_linear(x: f32) -> f32 { return 1.0; }
+// 1 / (1 + e^-z) without overflowing e^-z.
+fn sigm(z: f32) -> f32 {
+  if (z >= 0.0) { return 1.0 / (1.0 + exp(-z)); }
+  let e = exp(z);
+  return e / (1.0 + e);
+}`;
+
+function check(name: string, s: PatchModelShape): void {
+  checkDims(name, { batch: s.batch, patches: s.patches, dim: s.dim, experts: s.experts, filters: s.filters, clusters: s.clusters });
+  if (!s.routed && s.experts !== 1) throw new Error(`${name}: a model without a router has one expert, not ${s.experts}`);
+}
+
+/**
+ * Forward pass, one invocation per sample: router logits from the patch sum, noisy argmax while
+ * training, softmax gate, the chosen expert's filters on every patch (pre-activations kept for the
+ * backward), output and logistic loss. Bindings: x, W, y (read), state, pre (write), then theta
+ * (read) when routed and rng (uniform) when noisy.
+ */
+export function patchForwardKernel(name: string, s: PatchModelShape, wg = 64): RowKernel {
+  check(name, s);
+  const { batch: B, patches: P, dim: D, experts: M, filters: J } = s;
+  const S = patchStateWidth(s);
+  const noisy = s.routed && s.noise > 0;
+  const g = grid(B, wg);
+  const noise = s.noiseDist === 'uniform'
+    ? `${f(s.noise)} * (f32(h1 >> 8u) / 16777216.0)`
+    : `${f(s.noise)} * sqrt(-2.0 * log((f32(h1 >> 8u) + 1.0) / 16777216.0)) * cos(6.283185307179586 * f32(h2 >> 8u) / 16777216.0)`;
+  const route = s.routed ? `
+  var h: array<f32, ${M}>;
+  for (var d = 0u; d < ${u(D)}; d++) {
+    var xs = 0.0;
+    for (var p = 0u; p < ${u(P)}; p++) { xs += x[xo + p * ${u(D)} + d]; }
+    for (var m = 0u; m < ${u(M)}; m++) { h[m] += xs * theta[d * ${u(M)} + m]; }
+  }
+  var mx = h[0];
+  for (var m = 1u; m < ${u(M)}; m++) { mx = max(mx, h[m]); }
+  var sum = 0.0;
+  for (var m = 0u; m < ${u(M)}; m++) { sum += exp(h[m] - mx); }
+  lse = mx + log(sum);${noisy ? `
+  let key = mix32(mix32(rng.seed ^ ${u(mix32Host(s.salt >>> 0))}) ^ rng.step);` : ''}
+  var best = -3.0e38;
+  for (var m = 0u; m < ${u(M)}; m++) {
+    var v = h[m];${noisy ? `
+    if (rng.train != 0u) {
+      let i = b * ${u(M)} + m;
+      let h1 = mix32(mix32((2u * i) ^ key) + key);
+      let h2 = mix32(mix32((2u * i + 1u) ^ key) + key);
+      v += ${noise};
+    }` : ''}
+    if (v > best) { best = v; sel = m; }
+    state[so + ${u(PATCH_STATE.probs)} + m] = exp(h[m] - mx) / sum;
+  }
+  gate = exp(h[sel] - mx) / sum;` : `
+  state[so + ${u(PATCH_STATE.probs)}] = 1.0;`;
+  const wgsl = `
+${noisy ? 'struct Rng { seed: u32, step: u32, train: u32, pad: u32 }\n' : ''}@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> W: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> state: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pre: array<f32>;${s.routed ? '\n@group(0) @binding(5) var<storage, read> theta: array<f32>;' : ''}${noisy ? '\n@group(0) @binding(6) var<uniform> rng: Rng;' : ''}
+${helpers}
+${noisy ? mix32Wgsl : ''}
+${entry(wg)}
+  let b = ${g.idx};
+  if (b >= ${u(B)}) { return; }
+  let xo = b * ${u(P * D)};
+  let so = b * ${u(S)};
+  var sel = 0u;
+  var gate = 1.0;
+  var lse = 0.0;${route}
+  var fsum = 0.0;
+  let wo = sel * ${u(J * D)};
+  for (var p = 0u; p < ${u(P)}; p++) {
+    for (var j = 0u; j < ${u(J)}; j++) {
+      var a = 0.0;
+      for (var d = 0u; d < ${u(D)}; d++) { a += W[wo + j * ${u(D)} + d] * x[xo + p * ${u(D)} + d]; }
+      pre[(b * ${u(P)} + p) * ${u(J)} + j] = a;
+      fsum += act_${s.act}(a);
+    }
+  }
+  let out = gate * fsum;
+  let z = -y[b] * out;
+  state[so + ${u(PATCH_STATE.sel)}] = f32(sel);
+  state[so + ${u(PATCH_STATE.gate)}] = gate;
+  state[so + ${u(PATCH_STATE.f)}] = fsum;
+  state[so + ${u(PATCH_STATE.out)}] = out;
+  state[so + ${u(PATCH_STATE.loss)}] = max(z, 0.0) + log(1.0 + exp(-abs(z)));
+  state[so + ${u(PATCH_STATE.lse)}] = lse;
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: B * (2 * P * D * J + (s.routed ? P * D + 2 * D * M : 0)), bytes: 4 * (B * P * D + M * J * D + B * P * J + B * S), workgroups: g.workgroups });
+}
+
+/**
+ * The batch's loss and router statistics, in one invocation (B × M work, small): writes
+ * train_loss = mean logistic loss + λ_b·balance + λ_z·z, and when routed the STAT block and
+ * d(train_loss)/d(logits) (B×M) for the router's backward. Bindings: state, y (read),
+ * train_loss (write), then stats, dh (write) when routed.
+ */
+export function patchLossKernel(name: string, s: PatchModelShape): RowKernel {
+  check(name, s);
+  const { batch: B, experts: M } = s;
+  const S = patchStateWidth(s);
+  const at = (b: string, k: number) => `state[${b} * ${u(S)} + ${u(k)}]`;
+  const routed = `
+  var counts: array<f32, ${M}>;
+  var P: array<f32, ${M}>;
+  var z = 0.0;
+  var ent = 0.0;
+  for (var b = 0u; b < ${u(B)}; b++) {
+    counts[u32(${at('b', PATCH_STATE.sel)})] += 1.0;
+    let l = ${at('b', PATCH_STATE.lse)};
+    z += l * l;
+    for (var m = 0u; m < ${u(M)}; m++) {
+      let p = state[b * ${u(S)} + ${u(PATCH_STATE.probs)} + m];
+      P[m] += p;
+      if (p > 0.0) { ent -= p * log(p); }
+    }
+  }
+  var bal = 0.0;
+  for (var m = 0u; m < ${u(M)}; m++) {
+    P[m] = P[m] / ${f(B)};
+    stats[${u(STAT.counts)} + m] = counts[m];
+    stats[${u(STAT.counts + M)} + m] = P[m];
+    bal += counts[m] / ${f(B)} * P[m];
+  }
+  bal *= ${f(M)};
+  z /= ${f(B)};
+  stats[${u(STAT.balance)}] = bal;
+  stats[${u(STAT.z)}] = z;
+  stats[${u(STAT.dropped)}] = 0.0;
+  stats[${u(STAT.entropy)}] = ent / ${f(B)};
+  train_loss[0] = task + ${f(s.balance)} * bal + ${f(s.zloss)} * z;
+  for (var b = 0u; b < ${u(B)}; b++) {
+    let yb = y[b];
+    let dF = -yb * sigm(-yb * ${at('b', PATCH_STATE.out)}) / ${f(B)};
+    let sel = u32(${at('b', PATCH_STATE.sel)});
+    let through = dF * ${at('b', PATCH_STATE.f)} * ${at('b', PATCH_STATE.gate)};
+    let l = ${at('b', PATCH_STATE.lse)};
+    var fp = 0.0;
+    for (var m = 0u; m < ${u(M)}; m++) { fp += counts[m] / ${f(B)} * state[b * ${u(S)} + ${u(PATCH_STATE.probs)} + m]; }
+    for (var m = 0u; m < ${u(M)}; m++) {
+      let p = state[b * ${u(S)} + ${u(PATCH_STATE.probs)} + m];
+      var gm = through * (select(0.0, 1.0, m == sel) - p);
+      gm += ${f((s.balance * M) / B)} * p * (counts[m] / ${f(B)} - fp);
+      gm += ${f((2 * s.zloss) / B)} * l * p;
+      dh[b * ${u(M)} + m] = gm;
+    }
+  }`;
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> state: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> train_loss: array<f32>;${s.routed ? `
+@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dh: array<f32>;` : ''}
+${helpers}
+@compute @workgroup_size(1, 1, 1)
+fn main() {
+  var task = 0.0;
+  for (var b = 0u; b < ${u(B)}; b++) { task += ${at('b', PATCH_STATE.loss)}; }
+  task /= ${f(B)};${s.routed ? routed : '\n  train_loss[0] = task;'}
+}
+`;
+  return wgslKernel(name, wgsl, [1, 1, 1], { flops: 10 * B * M * M, bytes: 4 * B * (S + M), workgroups: [1, 1, 1] });
+}
+
+/**
+ * Expert weight gradients, one invocation per weight (m, j, d):
+ * dW[m,j,d] += Σ_{b: sel_b = m} dF_b · g_b · Σ_p σ'(pre[b,p,j]) · x[b,p,d].
+ * Bindings: x, pre, state, y (read), dW (read_write).
+ */
+export function patchWeightGradKernel(name: string, s: PatchModelShape, wg = 64): RowKernel {
+  check(name, s);
+  const { batch: B, patches: P, dim: D, experts: M, filters: J } = s;
+  const S = patchStateWidth(s);
+  const count = M * J * D;
+  const g = grid(count, wg);
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> pre: array<f32>;
+@group(0) @binding(2) var<storage, read> state: array<f32>;
+@group(0) @binding(3) var<storage, read> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dW: array<f32>;
+${helpers}
+${entry(wg)}
+  let i = ${g.idx};
+  if (i >= ${u(count)}) { return; }
+  let d = i % ${u(D)};
+  let j = (i / ${u(D)}) % ${u(J)};
+  let m = i / ${u(J * D)};
+  var acc = 0.0;
+  for (var b = 0u; b < ${u(B)}; b++) {
+    let so = b * ${u(S)};
+    if (u32(state[so + ${u(PATCH_STATE.sel)}]) != m) { continue; }
+    let yb = y[b];
+    let dF = -yb * sigm(-yb * state[so + ${u(PATCH_STATE.out)}]) / ${f(B)} * state[so + ${u(PATCH_STATE.gate)}];
+    var t = 0.0;
+    for (var p = 0u; p < ${u(P)}; p++) {
+      t += grad_${s.act}(pre[(b * ${u(P)} + p) * ${u(J)} + j]) * x[(b * ${u(P)} + p) * ${u(D)} + d];
+    }
+    acc += dF * t;
+  }
+  dW[i] += acc;
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: count * B * P * 3, bytes: 4 * (B * P * (D + J) + count), workgroups: g.workgroups });
+}
+
+/** Router gradients, one invocation per (d, m): dθ[d,m] += Σ_b dh[b,m] · Σ_p x[b,p,d]. Bindings: x, dh (read), dtheta. */
+export function patchRouterGradKernel(name: string, s: PatchModelShape, wg = 64): RowKernel {
+  check(name, s);
+  const { batch: B, patches: P, dim: D, experts: M } = s;
+  const count = D * M;
+  const g = grid(count, wg);
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> dh: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dtheta: array<f32>;
+${entry(wg)}
+  let i = ${g.idx};
+  if (i >= ${u(count)}) { return; }
+  let d = i / ${u(M)};
+  let m = i % ${u(M)};
+  var acc = 0.0;
+  for (var b = 0u; b < ${u(B)}; b++) {
+    var xs = 0.0;
+    for (var p = 0u; p < ${u(P)}; p++) { xs += x[(b * ${u(P)} + p) * ${u(D)} + d]; }
+    acc += dh[b * ${u(M)} + m] * xs;
+  }
+  dtheta[i] += acc;
+}
+`;
+  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: count * B * (P + 2), bytes: 4 * (B * P * D + B * M + count), workgroups: g.workgroups });
+}
+
+/**
+ * Adds one evaluation batch into acc = [Σ loss, samples, correct, clusters × experts dispatch
+ * counts]; samples with y = 0 are padding and skipped. One invocation. Bindings: state, y,
+ * cluster (read), acc (read_write).
+ */
+export function patchEvalKernel(name: string, s: PatchModelShape): RowKernel {
+  check(name, s);
+  const { batch: B, experts: M } = s;
+  const S = patchStateWidth(s);
+  const wgsl = `
+@group(0) @binding(0) var<storage, read> state: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> cluster: array<u32>;
+@group(0) @binding(3) var<storage, read_write> acc: array<f32>;
+@compute @workgroup_size(1, 1, 1)
+fn main() {
+  for (var b = 0u; b < ${u(B)}; b++) {
+    let yb = y[b];
+    if (yb == 0.0) { continue; }
+    let so = b * ${u(S)};
+    acc[0] += state[so + ${u(PATCH_STATE.loss)}];
+    acc[1] += 1.0;
+    if (yb * state[so + ${u(PATCH_STATE.out)}] > 0.0) { acc[2] += 1.0; }
+    let k = min(cluster[b], ${u(s.clusters - 1)});
+    acc[3u + k * ${u(M)} + u32(state[so + ${u(PATCH_STATE.sel)}])] += 1.0;
+  }
+}
+`;
+  return wgslKernel(name, wgsl, [1, 1, 1], { flops: 5 * B, bytes: 4 * B * (S + 2), workgroups: [1, 1, 1] });
+}
+
+export const patchStatsLength = (s: PatchModelShape) => statsLength(s.experts);

@@ -1,0 +1,103 @@
+import type { CompiledTrial } from '../../compiler/lower/compile.js';
+import type { PatchGraphSpec } from '../../compiler/graph/patches.js';
+import type { ClusterBatch, ClusterSplit } from '../data/index.js';
+import type { Gpu } from '../gpu/device.js';
+import { PlanExecutor } from '../executor/executor.js';
+import { PlanModel } from './model.js';
+
+export interface PatchEval {
+  loss: number;
+  /** Fraction of samples whose sign of F(x) is their label. */
+  accuracy: number;
+  samples: number;
+  /** clusters × experts: samples of each cluster dispatched to each expert. */
+  dispatch: number[][];
+}
+
+/**
+ * The patch model of the cluster task (Chen et al. 2022) on the GPU: one submit per step, the
+ * batch (x, y, cluster ids) and two 16-byte uniforms written per step; evaluation accumulates loss,
+ * accuracy and the cluster × expert dispatch table on the GPU and reads it back once.
+ */
+export class PatchModel extends PlanModel {
+  private readonly noisy: boolean;
+
+  private constructor(compiled: CompiledTrial, ex: PlanExecutor) {
+    super(compiled, ex);
+    this.noisy = compiled.plan.buffers.some((b) => b.name === 'rng');
+  }
+
+  static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan'): Promise<PatchModel> {
+    if (!compiled.patch) throw new Error(`${source}: not a patch-model plan`);
+    return new PatchModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source));
+  }
+
+  get shape(): PatchGraphSpec {
+    return this.compiled.patch!;
+  }
+
+  private write(b: ClusterBatch, seed: number, step: number, train: boolean): void {
+    const { batch: B, patches: P, dim: D } = this.shape;
+    if (b.x.length !== B * P * D || b.y.length !== B) throw new Error(`batch has ${b.y.length} samples of ${b.x.length / Math.max(1, b.y.length)} floats; the plan takes ${B} of ${P * D}`);
+    this.ex.write('x', b.x);
+    this.ex.write('y', Float32Array.from(b.y));
+    this.ex.write('cluster', b.cluster);
+    if (this.noisy) this.ex.write('rng', new Uint32Array([seed >>> 0, step >>> 0, train ? 1 : 0, 0]));
+  }
+
+  /** One optimiser step (1-based); router noise derives from (seed, step). */
+  trainStep(step: number, lr: number, seed: number, b: ClusterBatch): void {
+    this.writeLr(step, lr);
+    this.write(b, seed, step, true);
+    this.ex.run('train_step');
+  }
+
+  /** Forward and backward without an update (gradient checks); `train` turns the router noise on. */
+  gradients(b: ClusterBatch, seed = 0, step = 1, train = false): void {
+    this.write(b, seed, step, train);
+    this.ex.run('zero_grads');
+    this.ex.run('micro_step');
+  }
+
+  /** Loss, accuracy and dispatch over a whole split (no noise); the last batch is padded with y = 0. */
+  async evaluate(split: ClusterSplit, maxBatches = 0): Promise<PatchEval> {
+    const { batch: B, patches: P, dim: D, experts: M, clusters: K } = this.shape;
+    const s = P * D;
+    this.ex.write('eval_sum', new Float32Array(3 + K * M));
+    const batches = Math.ceil(split.n / B);
+    for (let i = 0; i < batches && (maxBatches === 0 || i < maxBatches); i++) {
+      const n = Math.min(B, split.n - i * B);
+      const b: ClusterBatch = { x: new Float32Array(B * s), y: new Int8Array(B), cluster: new Uint32Array(B) };
+      b.x.set(split.x.subarray(i * B * s, (i * B + n) * s));
+      b.y.set(split.y.subarray(i * B, i * B + n));
+      b.cluster.set(split.cluster.subarray(i * B, i * B + n));
+      this.write(b, 0, 0, false);
+      this.ex.run('eval_step');
+    }
+    const acc = await this.ex.read('eval_sum');
+    const samples = acc[1]!;
+    return {
+      loss: acc[0]! / Math.max(1, samples), accuracy: acc[2]! / Math.max(1, samples), samples,
+      dispatch: Array.from({ length: K }, (_, k) => Array.from(acc.subarray(3 + k * M, 3 + (k + 1) * M))),
+    };
+  }
+}
+
+/**
+ * Dispatch entropy (Chen et al. 2022): for each cluster, the entropy (nats) of which experts its
+ * samples went to, averaged over clusters weighted by their samples. 0 when every cluster goes to a
+ * single expert; ln M when each is spread evenly over all M.
+ */
+export function dispatchEntropy(dispatch: number[][]): number {
+  let total = 0;
+  let acc = 0;
+  for (const row of dispatch) {
+    const n = row.reduce((a, b) => a + b, 0);
+    if (n === 0) continue;
+    let h = 0;
+    for (const c of row) if (c > 0) h -= (c / n) * Math.log(c / n);
+    acc += n * h;
+    total += n;
+  }
+  return total > 0 ? acc / total : 0;
+}

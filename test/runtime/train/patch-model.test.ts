@@ -1,0 +1,154 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadPipeline } from '../../../compiler/frontend/index.js';
+import type { Trial } from '../../../compiler/frontend/types.js';
+import { PATCH_EXPERTS, PATCH_ROUTER } from '../../../compiler/graph/patches.js';
+import { CompileError, compileTrial } from '../../../compiler/lower/compile.js';
+import { prepareClusters } from '../../../runtime/data/clusters.js';
+import { ClusterBatcher } from '../../../runtime/data/index.js';
+import { dispatchEntropy, PatchModel } from '../../../runtime/train/patch-model.js';
+import { testGpu } from '../../helpers/gpu.js';
+
+// The patch model of the cluster task (Chen et al. 2022), whole: compiled from .moe text, run on
+// the GPU, against finite differences, and trained.
+
+const source = (model: string, extra = '') => `
+data blobs {
+  source clusters
+  valid 25%
+  synthetic { clusters 3; patches 3; dim 8; noise 0.1; feature [0.5, 2]; distractor [0.5, 2]; samples 1200 }
+}
+model p {
+${model}
+}
+train { steps 200; batch 16; optimizer sgd; lr 0.2; schedule constant; wd 0; clip 0 }
+evaluate { every 50; experts blobs.valid by cluster }
+${extra}`;
+
+function load(model: string, extra = ''): { trials: Trial[]; diagnostics: string[] } {
+  const r = loadPipeline('mem.moe', { readFile: () => source(model, extra) });
+  return { trials: r.trials, diagnostics: r.diagnostics.map((d) => `${d.span ? `${d.span.line}:${d.span.col} ` : ''}${d.message}`) };
+}
+
+const moeModel = (o: string) => `  ffn 5\n  moe { experts 3; top 1; balance 0.1; zloss 0.01; activation cubic; ${o.includes('expert ') ? o : `expert mlp; ${o}`} }`;
+
+test('the patch model compiles with the parameter count the front end reports', () => {
+  for (const [model, total, active] of [[moeModel(''), 3 * 5 * 8 + 8 * 3, 5 * 8 + 8 * 3], ['  ffn 7\n  moe { experts 1; top 1 }', 7 * 8, 7 * 8]] as const) {
+    const { trials, diagnostics } = load(model);
+    assert.deepEqual(diagnostics, []);
+    const t = trials[0]!;
+    assert.deepEqual(t.params_count, { total, active });
+    const c = compileTrial(t.config, t.id);
+    assert.ok(c.patch);
+    assert.equal(c.layout.count, total);
+  }
+});
+
+test('settings that do not apply to the patch model are refused at their line', () => {
+  const heads = load(`  heads 2\n${moeModel('')}`).diagnostics;
+  assert.ok(heads.some((d) => /^8:\d+ 'heads' does not apply to the patch model/.test(d)), heads.join('\n'));
+  const unit = load(moeModel('unit sequence')).diagnostics;
+  assert.ok(unit.some((d) => /'unit' does not apply to the patch model/.test(d)), unit.join('\n'));
+  const mult = load('  ffn 2x\n  moe { experts 2; top 1 }').diagnostics;
+  assert.ok(mult.some((d) => /^8:\d+ .*'ffn' is the number of filters per expert/.test(d)), mult.join('\n'));
+  const none = load('  moe { experts 2; top 1 }').diagnostics;
+  assert.ok(none.some((d) => /needs 'ffn'/.test(d)), none.join('\n'));
+  for (const [model, ptr] of [
+    ['  ffn 4\n  moe { experts 3; top 2 }', '/model/moe/top'],
+    ['  ffn 4\n  moe { experts 3; top 1; router random }', '/model/moe/router'],
+    ['  ffn 4\n  moe { experts 3; top 1; gate sigmoid }', '/model/moe/gate'],
+    ['  ffn 4', '/model'],
+  ] as const) {
+    const { trials, diagnostics } = load(model);
+    assert.deepEqual(diagnostics, []);
+    assert.throws(() => compileTrial(trials[0]!.config), (e: unknown) => e instanceof CompileError && e.ptr === ptr, model);
+  }
+});
+
+async function modelFor(moe: string) {
+  const t = load(moeModel(moe)).trials[0]!;
+  const c = compileTrial(t.config, t.id);
+  const m = await PatchModel.create(await testGpu(), c);
+  const ds = t.config.data['blobs']!;
+  const data = prepareClusters(ds, 3);
+  return { t, c, m, data };
+}
+
+// f32 on the GPU, h = 1e-2 on each weight (all of them: the model is small); tolerance
+// |fd − g| ≤ 0.03·|g| + 1e-4. A perturbation that flips a sample's chosen expert makes the loss
+// jump, so those elements are skipped (counted, and at most a few).
+for (const moe of ['noise 0', 'noise 0.8; noise-dist uniform', 'noise 0.5; noise-dist gaussian', 'expert linear; noise 0']) {
+  test(`patch model gradients equal finite differences of its loss: ${moe}`, async () => {
+    const { m, data, c } = await modelFor(moe);
+    try {
+      m.initParams(5);
+      const flat = await m.readFlat('params');
+      const routerAt = c.layout.offsets.get(PATCH_ROUTER)!;
+      for (let i = 0; i < 24; i++) flat[routerAt + i] = 0.3 * Math.sin(i + 1); // a router away from its zero start
+      m.writeParams(flat);
+      const b = new ClusterBatcher(data.train, 3, 8, 16, 1).at(0);
+      const train = moe.includes('noise 0.') ? true : false;
+      m.gradients(b, 7, 2, train);
+      const grads = await m.readFlat('grads');
+      const sel = async () => Array.from((await m.ex.read('patch.state')).filter((_, i) => i % 9 === 0)).join();
+      const sel0 = await sel();
+      const lossAt = async (p: Float32Array) => {
+        m.writeParams(p);
+        m.gradients(b, 7, 2, train);
+        return { loss: await m.trainLoss(), sel: await sel() };
+      };
+      let checked = 0;
+      let flipped = 0;
+      for (const [name, offset] of c.layout.offsets) {
+        const n = c.graph.get(name).shape.reduce((a, x) => a * x, 1);
+        for (let i = 0; i < n; i++) {
+          const h = 1e-2;
+          const p = flat.slice();
+          p[offset + i]! += h;
+          const plus = await lossAt(p);
+          p[offset + i]! -= 2 * h;
+          const minus = await lossAt(p);
+          if (plus.sel !== sel0 || minus.sel !== sel0) { flipped++; continue; }
+          const fd = (plus.loss - minus.loss) / (2 * h);
+          const g = grads[offset + i]!;
+          assert.ok(Math.abs(fd - g) <= 0.03 * Math.abs(g) + 1e-4, `${name}[${i}]: fd ${fd} vs ${g}`);
+          checked++;
+        }
+      }
+      assert.ok(checked >= 140 && flipped <= 10, `checked ${checked}, skipped ${flipped} for flipped choices`);
+    } finally {
+      m.destroy();
+    }
+  });
+}
+
+test('training the patch model: loss falls, accuracy rises, a frozen router does not move', async () => {
+  for (const router of ['learned', 'frozen']) {
+    const { t, m, data, c } = await modelFor(`router ${router}; noise 0.5; noise-dist uniform; expert linear`);
+    try {
+      m.initParams(t.seed);
+      const before = await m.readParams();
+      const first = await m.evaluate(data.valid);
+      const batcher = new ClusterBatcher(data.train, 3, 8, 16, t.seed);
+      for (let step = 1; step <= 300; step++) m.trainStep(step, 0.2, t.seed, batcher.next());
+      const after = await m.readParams();
+      const last = await m.evaluate(data.valid);
+      assert.ok(last.loss < first.loss - 0.1, `${router}: valid loss ${first.loss} -> ${last.loss}`);
+      assert.ok(last.accuracy > 0.75, `${router}: accuracy ${last.accuracy}`);
+      assert.equal(last.samples, data.valid.n);
+      assert.equal(last.dispatch.flat().reduce((a, b) => a + b, 0), data.valid.n);
+      assert.notDeepEqual(after.get(PATCH_EXPERTS), before.get(PATCH_EXPERTS));
+      if (router === 'frozen') assert.deepEqual(after.get(PATCH_ROUTER), before.get(PATCH_ROUTER), 'a frozen router is never updated');
+      else assert.notDeepEqual(after.get(PATCH_ROUTER), before.get(PATCH_ROUTER));
+      assert.ok(c.patch);
+    } finally {
+      m.destroy();
+    }
+  }
+});
+
+test('dispatch entropy: 0 when each cluster uses one expert, ln M when spread evenly', () => {
+  assert.equal(dispatchEntropy([[5, 0], [0, 7]]), 0);
+  assert.ok(Math.abs(dispatchEntropy([[3, 3, 3], [1, 1, 1]]) - Math.log(3)) < 1e-12);
+  assert.ok(Math.abs(dispatchEntropy([[4, 0], [2, 2]]) - (4 * Math.log(2)) / 8) < 1e-12, 'weighted by samples');
+});
