@@ -189,7 +189,7 @@ export const trainSchema: JsonSchema = {
   type: 'object',
   description: 'How to train: `train { ... }`.',
   additionalProperties: false,
-  required: ['data', 'model', 'steps', 'batch', 'accumulate', 'optimizer', 'lr', 'betas', 'eps', 'wd', 'schedule', 'warmup', 'minLr', 'clip', 'seed', 'precision'],
+  required: ['data', 'model', 'steps', 'batch', 'accumulate', 'optimizer', 'lr', 'betas', 'eps', 'wd', 'schedule', 'warmup', 'minLr', 'clip', 'seed', 'precision', 'sample', 'balanceBy'],
   properties: {
     data: { type: 'string', 'x-form': 'ref', description: 'The data set to train on.', 'x-syntax': 'DATA', 'x-default-text': 'the first data set defined' },
     model: { type: 'string', 'x-form': 'ref', description: 'The model to train.', 'x-syntax': 'MODEL', 'x-default-text': 'the only model defined' },
@@ -207,6 +207,10 @@ export const trainSchema: JsonSchema = {
     clip: num('Global gradient-norm clipping threshold (0: off).', 1, { minimum: 0 }),
     seed: int('Random seed (initialisation, data order, router noise).', 1, 0),
     precision: enm(['f32', 'f16'], 'Precision of activations and matmuls (f16 needs the shader-f16 feature).', 'f32'),
+    sample: enm(['uniform', 'balanced'], 'How training windows are drawn: uniformly over the training tokens, or `balanced(LABEL)`: each window first draws a value of LABEL uniformly (e.g. each language equally often, whatever its size), then a position within that value\'s documents.', 'uniform', {
+      'x-form': 'call', 'x-call': { positional: { balanced: 'balanceBy' }, keys: { balanced: ['balanceBy'] } }, 'x-syntax': 'uniform | balanced(LABEL)',
+    }),
+    balanceBy: { type: ['string', 'null'], description: 'For `sample balanced(LABEL)`: the label whose values are drawn equally often. The training data must carry it.', default: null },
   },
 };
 

@@ -108,6 +108,9 @@ export interface Train {
   clip: number;
   seed: number;
   precision: 'f32' | 'f16';
+  sample: 'uniform' | 'balanced';
+  /** Label for sample 'balanced'. */
+  balanceBy: string | null;
 }
 
 export interface EvalRef {

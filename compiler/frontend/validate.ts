@@ -147,6 +147,13 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
     }
   }
   const td = p.data[t.data];
+  if (t.sample === 'balanced') {
+    if (t.balanceBy === null) ctx.error(`balanced sampling needs the label to balance`, ctx.spanOf('/train/sample'), `write: sample balanced(${td?.labels[0] ?? 'language'})`);
+    else if (td && !td.labels.includes(t.balanceBy)) {
+      ctx.error(`sample balanced(${t.balanceBy}) needs a label the training data '${td.name}' has${didYouMean(t.balanceBy, td.labels)}`, ctx.spanOf('/train/balanceBy'),
+        td.labels.length ? `'${td.name}' carries: ${td.labels.join(', ')}` : `'${td.name}' (source ${td.source.kind}) carries no labels`);
+    } else if (td?.source.kind === 'clusters') ctx.error(`balanced sampling applies to text data; the cluster task draws samples uniformly`, ctx.spanOf('/train/sample'));
+  } else if (t.balanceBy !== null) ctx.error(`'balance-by' applies only to 'sample balanced(...)'`, ctx.spanOf('/train/balanceBy'));
   if (td && td.source.kind === 'clusters') {
     // The cluster task trains the patch model of Chen et al. 2022, not a transformer: settings of
     // the transformer or of token routing would be silently meaningless there, so they are refused.

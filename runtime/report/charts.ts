@@ -10,14 +10,14 @@ import { configName, stat } from './summary.js';
 export interface CurvePoint { config: string; step: number; mean: number; lo: number; hi: number; seeds: number }
 
 /** Per configuration and eval step: mean validation perplexity over the seeds that reached that step, ± one std. */
-export function perplexityCurves(trials: TrialData[]): CurvePoint[] {
+export function perplexityCurves(trials: TrialData[], field = 'valid_ppl'): CurvePoint[] {
   const byKey = new Map<string, { config: string; step: number; v: number[] }>();
   for (const t of trials) {
     for (const e of t.evals) {
       const config = configName(t.name);
       const key = `${config}\u0000${e.step}`;
       const g = byKey.get(key) ?? { config, step: e.step, v: [] };
-      g.v.push(e.valid_ppl);
+      g.v.push(e[field] as number);
       byKey.set(key, g);
     }
   }
@@ -30,19 +30,22 @@ export function perplexityCurves(trials: TrialData[]): CurvePoint[] {
   }).sort((a, b) => (a.config < b.config ? -1 : a.config > b.config ? 1 : a.step - b.step));
 }
 
-export function perplexitySpec(points: CurvePoint[], configs: string[]): TopLevelSpec {
+/** `accuracy`: the cluster task's test accuracy on a linear axis instead of perplexity on a log one. */
+export function perplexitySpec(points: CurvePoint[], configs: string[], accuracy = false): TopLevelSpec {
   const x = { field: 'step', type: 'quantitative' as const, title: 'optimizer step' };
   const color = { field: 'config', type: 'nominal' as const, title: 'configuration', sort: configs };
-  const y = { type: 'quantitative' as const, scale: { type: 'log' as const }, title: 'validation perplexity (log)' };
+  const y = accuracy
+    ? { type: 'quantitative' as const, scale: { zero: false }, title: 'test accuracy' }
+    : { type: 'quantitative' as const, scale: { type: 'log' as const }, title: 'validation perplexity (log)' };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Validation perplexity over training', subtitle: ['line: mean over the seeds that reached each step', 'band: ±1 std over seeds (none where only one seed reported)'] },
+    title: { text: accuracy ? 'Test accuracy over training' : 'Validation perplexity over training', subtitle: ['line: mean over the seeds that reached each step', 'band: ±1 std over seeds (none where only one seed reported)'] },
     width: 560,
     height: 320,
     data: { values: points },
     layer: [
       { transform: [{ filter: 'datum.seeds > 1' }], mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color: { ...color, legend: null } } },
-      { mark: { type: 'line', point: true }, encoding: { x, y: { ...y, field: 'mean' }, color, tooltip: [{ field: 'seeds' }] } },
+      { mark: { type: 'line', point: true }, encoding: { x, y: { ...y, field: 'mean' }, color: { ...color, legend: { labelLimit: 420 } }, tooltip: [{ field: 'seeds' }] } },
     ],
     // One legend, from the lines: the band's pale swatches would hide the colours.
     resolve: { legend: { color: 'independent' } },

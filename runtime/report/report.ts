@@ -8,7 +8,7 @@ import { assignment, assignmentSpec, loadOverTraining, loadSpec, perplexityCurve
 import { loadRun, type RunData, type TrialData } from './load.js';
 import { writeChart } from './render.js';
 import { configName, groupRows, sweptPaths, trialRow, type GroupRow, type TrialRow } from './summary.js';
-import { duration, groupCsv, groupTableMd, trialCsv, trialTableMd } from './tables.js';
+import { classifies, duration, groupCsv, groupTableMd, trialCsv, trialTableMd } from './tables.js';
 
 export interface ReportFiles {
   markdown: string;
@@ -49,7 +49,8 @@ export async function writeReport(dir: string): Promise<Report> {
   md.push(`Sweep \`${i.file}\`${i.preset ? ` (preset \`${i.preset}\`)` : ''} on ${i.adapter}; run started ${i.created}, last written ${i.updated}.`, '');
   md.push(`${trials.length} trials in ${groups.length} configuration${groups.length === 1 ? '' : 's'}, ${seedCounts.join(' or ')} seed${seedCounts.length === 1 && seedCounts[0] === 1 ? '' : 's'} each: ${done} done, ${failed.length} failed, ${unfinished.length} not finished.`, '');
 
-  md.push('## Validation perplexity', '');
+  const cls = classifies(trials);
+  md.push(cls ? '## Test accuracy and dispatch entropy' : '## Validation perplexity', '');
   md.push(groupTableMd(groups, paths, averages.length === 1 ? averages[0]! : NaN).replace('mean of last NaN', 'mean of last M'), '');
   md.push(`Mean ± sample standard deviation over the seeds that finished; \`(n=1)\`: a single finished seed, no spread to show. Failed and unfinished trials are counted under "seeds done" and left out of the statistics. Total and active parameter counts are per model.`, '');
 
@@ -68,9 +69,9 @@ export async function writeReport(dir: string): Promise<Report> {
     md.push(`![${alt}](${rel(f.png)})`, '', `[SVG](${rel(f.svg)})`, '');
   };
 
-  const points = perplexityCurves(run.trials);
-  md.push('## Perplexity over training', '');
-  if (points.length) await figure(perplexitySpec(points, groups.map((g) => g.config)), 'perplexity', 'validation perplexity vs step');
+  const points = perplexityCurves(run.trials, cls ? 'valid_acc' : 'valid_ppl');
+  md.push(cls ? '## Test accuracy over training' : '## Perplexity over training', '');
+  if (points.length) await figure(perplexitySpec(points, groups.map((g) => g.config), cls), cls ? 'accuracy' : 'perplexity', cls ? 'test accuracy vs step' : 'validation perplexity vs step');
   else md.push('No evaluation has been logged yet.', '');
 
   const byConfig = new Map<string, TrialData[]>();

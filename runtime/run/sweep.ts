@@ -59,7 +59,11 @@ export function sweepName(file: string, preset: string | null): string {
 
 function trialInfo(t: Trial): TrialInfo {
   const moe = t.config.model.moe;
-  return { id: t.id, name: t.name, steps: t.config.train.steps, params: t.params_count, moeLayers: moe ? moe.layers.length : 0, experts: moe ? moe.experts : 0 };
+  const classification = t.config.data[t.config.train.data]?.source.kind === 'clusters';
+  return {
+    id: t.id, name: t.name, steps: t.config.train.steps, params: t.params_count, moeLayers: moe ? (classification ? 1 : moe.layers.length) : 0, experts: moe ? moe.experts : 0,
+    task: classification ? 'classification' : 'language-model',
+  };
 }
 
 /** Prepares each data set once per sweep (the cache makes later sweeps fast). */

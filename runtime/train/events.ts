@@ -10,6 +10,8 @@ export interface TrialInfo {
   /** Number of MoE layers and experts per layer (0 for a dense model), for the load heat map. */
   moeLayers: number;
   experts: number;
+  /** 'classification' (the cluster task): evaluations report accuracy, and a training perplexity means nothing. */
+  task?: 'language-model' | 'classification';
 }
 
 export type TrialStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'stopped';

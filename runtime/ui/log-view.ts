@@ -53,13 +53,16 @@ export function createLogView(opts: LogViewOptions): SweepView {
         line(
           t,
           'step',
-          `${progress(t)} loss ${formatFixed(e.loss, 4)} ppl ${formatFixed(perplexity(e.loss), 2)} tok/s ${formatCount(e.tokensPerSec)} eta ${formatDuration(eta)}`,
+          t.info.task === 'classification'
+            ? `${progress(t)} loss ${formatFixed(e.loss, 4)} samples/s ${formatCount(e.tokensPerSec)} eta ${formatDuration(eta)}`
+            : `${progress(t)} loss ${formatFixed(e.loss, 4)} ppl ${formatFixed(perplexity(e.loss), 2)} tok/s ${formatCount(e.tokensPerSec)} eta ${formatDuration(eta)}`,
         );
         break;
       }
       case 'eval': {
         const t = model.get(e.id);
-        line(t, 'eval', `${e.step}/${t.info.steps} valid loss ${formatFixed(e.validLoss, 4)} ppl ${formatFixed(e.validPpl, 2)}`);
+        const score = e.validAcc !== undefined ? `acc ${formatFixed(e.validAcc, 3)}` : `ppl ${formatFixed(e.validPpl, 2)}`;
+        line(t, 'eval', `${e.step}/${t.info.steps} valid loss ${formatFixed(e.validLoss, 4)} ${score}`);
         break;
       }
       case 'checkpoint':
@@ -74,7 +77,7 @@ export function createLogView(opts: LogViewOptions): SweepView {
           line(t, 'failed', `${progress(t)} ${wall}: ${first}`);
           if (more.length > 0 && opts.stderr) opts.stderr.write(`${prefix(t)} ${t.info.id} error:\n${message}\n`);
         } else if (e.status === 'done') {
-          line(t, 'done', `${progress(t)} valid ppl ${formatFixed(t.validPpl, 2)} ${wall}`);
+          line(t, 'done', `${progress(t)} ${t.validAcc !== undefined ? `valid acc ${formatFixed(t.validAcc, 3)}` : `valid ppl ${formatFixed(t.validPpl, 2)}`} ${wall}`);
         } else if (e.status === 'skipped') {
           write(`${prefix(t)} skipped ${t.info.id}${e.error ? `: ${e.error.split('\n')[0]}` : ''}`);
         } else {

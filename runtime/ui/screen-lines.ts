@@ -98,7 +98,7 @@ function columns(model: SweepModel, width: number): Columns {
   return { name, bar, steps };
 }
 
-function tableHeader(cols: Columns, width: number): Line {
+function tableHeader(cols: Columns, width: number, accuracy: boolean): Line {
   const text =
     ' '.repeat(FIXED.status) +
     fit('trial', cols.name) +
@@ -106,7 +106,7 @@ function tableHeader(cols: Columns, width: number): Line {
     (cols.bar > 0 ? fit('progress', cols.bar) + ' ' : '') +
     fit('step', cols.steps) +
     'loss'.padStart(FIXED.loss) +
-    'val ppl'.padStart(FIXED.ppl) +
+    (accuracy ? 'val acc' : 'val ppl').padStart(FIXED.ppl) +
     'tok/s'.padStart(FIXED.tps) +
     'ETA'.padStart(FIXED.eta);
   return [{ text: truncate(text, width), color: 'gray' }];
@@ -121,7 +121,7 @@ function trialRow(t: TrialState, cols: Columns, width: number): Line {
   const rest =
     fit(`${t.step}/${t.info.steps}`, cols.steps) +
     formatFixed(t.loss, 4).padStart(FIXED.loss) +
-    formatFixed(t.validPpl, 2).padStart(FIXED.ppl) +
+    (t.validAcc !== undefined ? `${formatFixed(100 * t.validAcc, 1)}%` : formatFixed(t.validPpl, 2)).padStart(FIXED.ppl) +
     formatCount(t.tokensPerSec).padStart(FIXED.tps) +
     formatDuration(eta).padStart(FIXED.eta);
   const line: Line = [symbol, { text: name }];
@@ -169,7 +169,7 @@ export function finishedLine(t: TrialState, total: number, width: number, layout
     detail =
       progress.padEnd(2 * String(t.info.steps).length + 1) +
       (f.has('loss') ? `  loss ${formatFixed(t.loss, 4)}` : '') +
-      (f.has('ppl') ? `  val ppl ${formatFixed(t.validPpl, 2).padStart(7)}` : '') +
+      (f.has('ppl') ? (t.validAcc !== undefined ? `  val acc ${formatFixed(t.validAcc, 3).padStart(7)}` : `  val ppl ${formatFixed(t.validPpl, 2).padStart(7)}`) : '') +
       (f.has('tps') ? `  ${formatCount(t.tokensPerSec).padStart(6)} tok/s` : '') +
       (f.has('wall') ? `  ${wall}` : '');
   } else if (t.status === 'failed') {
@@ -233,7 +233,7 @@ export function liveLines(model: SweepModel, opts: ScreenOptions): Line[] {
   const cols = columns(model, width);
   const running = model.trials.filter((t) => t.status === 'running');
   const pending = model.trials.filter((t) => t.status === 'pending');
-  const table: Line[] = [tableHeader(cols, width)];
+  const table: Line[] = [tableHeader(cols, width, model.trials.some((t) => t.validAcc !== undefined))];
   for (const t of running) table.push(trialRow(t, cols, width));
   const shownPending = pending.slice(0, opts.nextPending ?? 3);
   for (const t of shownPending) table.push(trialRow(t, cols, width));

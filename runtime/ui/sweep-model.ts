@@ -21,6 +21,8 @@ export interface TrialState {
   elapsed: number;
   validLoss?: number;
   validPpl?: number;
+  /** Test accuracy, for a classification task (the cluster task) instead of a perplexity. */
+  validAcc?: number;
   evalStep?: number;
   expertLoad?: number[][];
   /** Training loss history, thinned by halving whenever it reaches LOSS_HISTORY points. */
@@ -100,6 +102,7 @@ export class SweepModel {
         const t = this.get(e.id);
         t.validLoss = e.validLoss;
         t.validPpl = e.validPpl;
+        if (e.validAcc !== undefined) t.validAcc = e.validAcc;
         t.evalStep = e.step;
         if (e.expertLoad) t.expertLoad = e.expertLoad;
         break;

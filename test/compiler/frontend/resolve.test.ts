@@ -111,3 +111,16 @@ test('never throws: empty, binary and huge inputs', () => {
     assert.ok(r.diagnostics.length > 0);
   }
 });
+
+test('sample balanced(LABEL): resolved, and a label the data lacks or a missing label is refused at its line', () => {
+  const ok = load(base.replace('  min-lr 10%\n', '  min-lr 10%\n  sample balanced(language)\n'));
+  assert.ok(ok.ok, ok.diagnostics.map(shortForm).join('\n'));
+  assert.equal(ok.pipeline!.train.sample, 'balanced');
+  assert.equal(ok.pipeline!.train.balanceBy, 'language');
+  assert.equal(load(base).pipeline!.train.sample, 'uniform');
+  const wrong = load(base.replace('  min-lr 10%\n', '  min-lr 10%\n  sample balanced(langauge)\n'));
+  assert.ok(!wrong.ok);
+  assert.match(wrong.diagnostics.map(shortForm).join('\n'), /^23:\d+ sample balanced\(langauge\) needs a label the training data 'wiki' has.*did you mean 'language'/);
+  const bare = load(base.replace('  min-lr 10%\n', '  min-lr 10%\n  sample balanced\n'));
+  assert.match(bare.diagnostics.map(shortForm).join('\n'), /balanced sampling needs the label to balance/);
+});

@@ -178,3 +178,22 @@ test("Soft MoE references: the backward matches finite differences of the forwar
   // The slot layout: each expert's slots of every sequence are one span of rows.
   assert.deepEqual(Array.from({ length: M }, (_, j) => slotRow(s, 1, j)), [2, 3, 6, 7, 10, 11]);
 });
+
+test('Soft MoE kernels wrap a grid past 65535 workgroups into y (dispatch, 75000 one-invocation workgroups)', async () => {
+  const s: SoftShape = { seqs: 1, seqLen: 3, width: 300, experts: 125, slots: 2 };
+  const { M, N, rows: R } = softDims(s);
+  const k = moeSoftDispatchKernel('dispatch', s, 1);
+  assert.deepEqual(k.workgroups, [37500, 2, 1]);
+  const b = new PlanBuilder('wrap');
+  b.buffer('x', N * s.width); b.buffer('D', N * M); b.buffer('Xs', R * s.width);
+  b.dispatch('run', k, ['x', 'D', 'Xs']);
+  const x = randomArray(N * s.width, 1), D = randomArray(N * M, 2);
+  const ex = await PlanExecutor.create(await testGpu(), b.build());
+  try {
+    ex.write('x', x); ex.write('D', D);
+    ex.run('run');
+    close('dispatch on a wrapped grid', await ex.read('Xs'), softDispatchReference(s, x, D));
+  } finally {
+    ex.destroy();
+  }
+});

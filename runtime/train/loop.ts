@@ -1,0 +1,103 @@
+import type { Trial } from '../../compiler/frontend/types.js';
+import type { TrialStore } from '../store/run-store.js';
+import { checkpointTensors, restoreTensors } from './checkpoint.js';
+import type { SweepListener } from './events.js';
+import { moeLayers, readMoeStats } from './experts.js';
+import type { PlanModel } from './model.js';
+import { lrAt } from './schedule.js';
+
+export type TrainOutcome = { status: 'done' | 'stopped'; step: number; wallSeconds: number };
+
+/** What every trainer passes in: the model, the trial, where its records go, and the stop flag. */
+export interface TrialRun {
+  trial: Trial;
+  store: TrialStore;
+  listener: SweepListener;
+  adapter: string;
+  /** Set by Ctrl-C: finish the step, checkpoint, return 'stopped'. */
+  stop: { requested: boolean };
+  /** Read the training loss back every this many steps (each read is a GPU sync). */
+  logEvery?: number;
+}
+
+/** The task-specific parts of training: the batches, one step, and the evaluation. */
+export interface TaskHooks {
+  model: PlanModel;
+  /** Tokens (or samples) per optimiser step, for the throughput figure. */
+  unitsPerStep: number;
+  batcher: { state(): unknown; restore(state: never): void };
+  /** Queues one optimiser step (1-based `step`) on the GPU; reads nothing back. */
+  step(step: number, lr: number): void;
+  /** Evaluates, writes the eval metric and expert records, and emits the eval event. */
+  evaluate(step: number, final: boolean, lastLoad: number[][] | undefined): Promise<void>;
+}
+
+/**
+ * The training loop every task shares: resumes from the latest checkpoint (else initialises from
+ * the trial's seed), runs the steps on its schedule, reads the loss (and MoE statistics) back only
+ * every `logEvery` steps so the GPU runs ahead of the host, evaluates every `evaluate.every`
+ * steps with a checkpoint after each, and once more at the end.
+ */
+export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainOutcome> {
+  const { trial, store, listener } = o;
+  const { model } = h;
+  const cfg = trial.config;
+  const steps = cfg.train.steps;
+  const seed = trial.seed;
+  const started = Date.now();
+  let step = 0;
+  const ck = store.resume();
+  if (ck) {
+    restoreTensors(model, ck.tensors, ck.path);
+    const st = ck.state as { step: number; batcher: never };
+    h.batcher.restore(st.batcher);
+    step = st.step;
+  } else {
+    model.initParams(seed);
+  }
+  listener({ type: 'trial-start', id: trial.id, ...(ck ? { resumedFrom: step } : {}) });
+  const logEvery = o.logEvery ?? Math.max(1, Math.min(10, Math.floor(cfg.evaluate.every / 2)));
+  let lastLog = { step, time: performance.now() };
+  let perSec = 0;
+  const status = (state: 'running' | 'done' | 'stopped') =>
+    store.writeStatus({ state, step, steps, started: new Date(started).toISOString(), ...(state === 'running' ? {} : { finished: new Date().toISOString() }), wall_s: (Date.now() - started) / 1000, tokens_per_s: perSec, adapter: o.adapter });
+  const save = async () => {
+    const ref = store.saveCheckpoint(step, await checkpointTensors(model), { step, batcher: h.batcher.state(), seed } as Record<string, unknown>);
+    listener({ type: 'checkpoint', id: trial.id, step, path: ref.path });
+  };
+  const layers = moeLayers(model);
+  let lastLoad: number[][] | undefined;
+  status('running');
+  while (step < steps && !o.stop.requested) {
+    const lr = lrAt(step, cfg.train);
+    step++;
+    h.step(step, lr);
+    const evalDue = step % cfg.evaluate.every === 0 || step === steps;
+    if (step % logEvery === 0 || evalDue || step === 1) {
+      const loss = await model.trainLoss();
+      const now = performance.now();
+      perSec = ((step - lastLog.step) * h.unitsPerStep) / ((now - lastLog.time) / 1000);
+      lastLog = { step, time: now };
+      if (!Number.isFinite(loss)) throw new Error(`training loss is ${loss} at step ${step}: the run diverged (lower train.lr, or set train.clip)`);
+      const moe: Record<string, unknown> = {};
+      if (layers.length) {
+        const st = await readMoeStats(model, layers);
+        lastLoad = st.load;
+        Object.assign(moe, { moe_load: st.load, moe_balance: st.balance, moe_z: st.z, moe_dropped: st.dropped, moe_entropy: st.entropy });
+      }
+      store.appendMetric({ kind: 'train', step, loss, lr, tokens_per_s: perSec, time_s: (Date.now() - started) / 1000, ...moe });
+      listener({ type: 'step', id: trial.id, step, loss, lr, tokensPerSec: perSec, elapsed: (Date.now() - started) / 1000 });
+    }
+    if (evalDue && step < steps) {
+      await h.evaluate(step, false, lastLoad);
+      await save();
+      status('running');
+      lastLog = { step, time: performance.now() }; // throughput measures training only
+    }
+  }
+  if (step >= steps) await h.evaluate(step, true, lastLoad);
+  await save();
+  const outcome = step >= steps ? 'done' : 'stopped';
+  status(outcome);
+  return { status: outcome, step, wallSeconds: (Date.now() - started) / 1000 };
+}
