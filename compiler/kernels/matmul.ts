@@ -16,7 +16,7 @@ export interface MatmulTiling {
    * 'rows': a workgroup owns tm whole rows (the row index comes from workgroup_id only, so A's loads
    * are uniform across the workgroup) and its wgX lanes run along the columns, tn each; wgY must be 1.
    */
-  layout?: 'tile' | 'rows' | 'lanes';
+  layout?: 'tile' | 'rows' | 'lanes' | 'subgroup';
   /** Experimental: fully unroll the k loop. */
   unrollK?: boolean;
 }
@@ -44,6 +44,7 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   const act = s.activation ?? 'none';
   if (tiling.layout === 'rows') return matmulRowsKernel(name, s, tiling);
   if (tiling.layout === 'lanes') return matmulLanesKernel(name, s, tiling);
+  if (tiling.layout === 'subgroup') return matmulSubgroupKernel(name, s, tiling);
   const { tm: TM, tn: TN } = tiling;
   if (TN % 4 !== 0 || TM % 4 !== 0) throw new Error(`matmul tiling ${TM}x${TN}: tm and tn must be multiples of 4`);
   for (const [d, v] of Object.entries({ M, N, K, batch })) {
@@ -385,5 +386,115 @@ function matmulLanesKernel(name: string, s: MatmulShape, tiling: MatmulTiling): 
     flops: 2 * M * N * K * batch,
     bytes: 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + M * N) + (s.broadcastB ? 4 * K * N : 0),
     workgroups: [ceilDiv(N, WG * TN), ceilDiv(M, TM), batch],
+  });
+}
+
+/**
+ * The 'subgroup' layout (needs the 'subgroups' feature and a subgroup of at least 8 invocations):
+ * like 'rows', a workgroup of wgX lanes owns tm rows (tm a multiple of 8) and lanes run along the
+ * columns, tn each; the A values of the tm rows are loaded once per 8 lanes (lane s loads rows
+ * 8h + s) and shared with subgroupBroadcast, so each lane issues tm/8 A loads per k instead of tm.
+ */
+function matmulSubgroupKernel(name: string, s: MatmulShape, tiling: MatmulTiling): MatmulKernel {
+  const { m: M, n: N, k: K } = s;
+  const batch = s.batch ?? 1;
+  const act = s.activation ?? 'none';
+  const { tm: TM, tn: TN, wgX: WG } = tiling;
+  if (tiling.wgY !== 1 || TM % 8 !== 0 || WG < 8 || ![1, 2, 4, 8].includes(TN)) throw new Error(`matmul 'subgroup' tiling ${TM}x${TN}: tm a multiple of 8, tn 1, 2, 4 or 8, wgX >= 8, wgY 1`);
+  for (const [d, v] of Object.entries({ M, N, K, batch })) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`matmul ${name}: ${d}=${v} must be a positive integer`);
+  }
+  const KU = K % 4 === 0 ? 4 : 1;
+  const aVec = !s.transA && KU === 4;
+  const bVec = s.transB ? KU === 4 : N % 4 === 0 && TN % 4 === 0;
+  const cVec = N % 4 === 0 && TN % 4 === 0;
+  const u = (x: number) => `${x}u`;
+  const arr = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
+  const L: string[] = [];
+  L.push(`enable subgroups;`);
+  L.push(`@group(0) @binding(0) var<storage, read> A: ${arr(aVec)};`);
+  L.push(`@group(0) @binding(1) var<storage, read> B: ${arr(bVec)};`);
+  L.push(`@group(0) @binding(2) var<storage, read_write> C: ${arr(cVec)};`);
+  if (s.bias) L.push(`@group(0) @binding(3) var<storage, read> bias: ${arr(cVec)};`);
+  if (act !== 'none') L.push(activationWgsl);
+  L.push(`@compute @workgroup_size(${WG}, 1, 1)`);
+  L.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sid: vec3<u32>) {`.replace('sid: vec3<u32>', 'sid: u32'));
+  L.push(`  let row0 = wid.y * ${u(TM)};`);
+  L.push(`  let col0 = (wid.x * ${u(WG)} + lid.x) * ${u(TN)};`);
+  L.push(`  let aBase = wid.z * ${u(M * K)};`);
+  L.push(`  let bBase = ${s.broadcastB ? '0u' : `wid.z * ${u(K * N)}`};`);
+  L.push(`  let s8 = sid % 8u;`);
+  for (let h = 0; h < TM / 8; h++) L.push(`  let ra${h} = min(row0 + ${u(8 * h)} + s8, ${u(M - 1)});`);
+  for (let j = 0; j < TN; j++) L.push(`  let c${j} = min(col0 + ${u(j)}, ${u(N - 1)});`);
+  if (cVec) for (let g = 0; g < TN / 4; g++) L.push(`  let cg${g} = min(col0 + ${u(4 * g)}, ${u(N - 4)});`);
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  var acc${i}_${j} = 0.0;`);
+  L.push(`  for (var k = 0u; k < ${u(K)}; k += ${u(KU)}) {`);
+  let aVal: (i: number, kk: number) => string;
+  if (!s.transA) {
+    for (let h = 0; h < TM / 8; h++) L.push(aVec ? `    let al${h} = A[(aBase + ra${h} * ${u(K)} + k) / 4u];` : `    let al${h} = A[aBase + ra${h} * ${u(K)} + k];`);
+    for (let i = 0; i < TM; i++) L.push(`    let a${i} = subgroupBroadcast(al${i >> 3}, ${u(i % 8)});`);
+    aVal = (i, kk) => (aVec ? `a${i}[${kk}]` : `a${i}`);
+  } else {
+    for (let kk = 0; kk < KU; kk++) {
+      for (let h = 0; h < TM / 8; h++) L.push(`    let al${kk}_${h} = A[aBase + (k + ${u(kk)}) * ${u(M)} + ra${h}];`);
+      for (let i = 0; i < TM; i++) L.push(`    let a${kk}_${i} = subgroupBroadcast(al${kk}_${i >> 3}, ${u(i % 8)});`);
+    }
+    aVal = (i, kk) => `a${kk}_${i}`;
+  }
+  let bVal: (kk: number, j: number) => string;
+  if (!s.transB && bVec) {
+    for (let kk = 0; kk < KU; kk++) for (let g = 0; g < TN / 4; g++) L.push(`    let b${kk}_${g} = B[(bBase + (k + ${u(kk)}) * ${u(N)} + cg${g}) / 4u];`);
+    bVal = (kk, j) => `b${kk}_${Math.floor(j / 4)}[${j % 4}]`;
+  } else if (!s.transB) {
+    for (let kk = 0; kk < KU; kk++) for (let j = 0; j < TN; j++) L.push(`    let b${kk}_${j} = B[bBase + (k + ${u(kk)}) * ${u(N)} + c${j}];`);
+    bVal = (kk, j) => `b${kk}_${j}`;
+  } else if (bVec) {
+    for (let j = 0; j < TN; j++) L.push(`    let b${j} = B[(bBase + c${j} * ${u(K)} + k) / 4u];`);
+    bVal = (kk, j) => `b${j}[${kk}]`;
+  } else {
+    for (let j = 0; j < TN; j++) L.push(`    let b${j} = B[bBase + c${j} * ${u(K)} + k];`);
+    bVal = (_kk, j) => `b${j}`;
+  }
+  for (let kk = 0; kk < KU; kk++) {
+    for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`    acc${i}_${j} = fma(${aVal(i, kk)}, ${bVal(kk, j)}, acc${i}_${j});`);
+  }
+  L.push(`  }`);
+  if (s.bias) {
+    if (cVec) for (let g = 0; g < TN / 4; g++) L.push(`  let bias${g} = bias[cg${g} / 4u];`);
+    else for (let j = 0; j < TN; j++) L.push(`  let bias${j} = bias[c${j}];`);
+  }
+  const cBase = `wid.z * ${u(M * N)}`;
+  for (let i = 0; i < TM; i++) {
+    L.push((Math.ceil(M / TM) - 1) * TM + i >= M ? `  if (row0 + ${u(i)} < ${u(M)}) {` : `  {`);
+    L.push(`    let cRow = ${cBase} + (row0 + ${u(i)}) * ${u(N)};`);
+    if (cVec) {
+      for (let g = 0; g < TN / 4; g++) {
+        L.push(`    if (col0 + ${u(4 * g)} < ${u(N)}) {`);
+        L.push(`      var v = vec4<f32>(${[0, 1, 2, 3].map((t) => `acc${i}_${4 * g + t}`).join(', ')});`);
+        if (s.bias) L.push(`      v += bias${g};`);
+        if (act !== 'none') L.push(`      v = vec4<f32>(${[0, 1, 2, 3].map((t) => activationExpr(act, `v[${t}]`)).join(', ')});`);
+        const idx = `(cRow + col0 + ${u(4 * g)}) / 4u`;
+        L.push(s.accumulate ? `      C[${idx}] += v;` : `      C[${idx}] = v;`);
+        L.push(`    }`);
+      }
+    } else {
+      for (let j = 0; j < TN; j++) {
+        const c = `col0 + ${u(j)}`;
+        L.push(`    if (${c} < ${u(N)}) {`);
+        L.push(`      var v = acc${i}_${j};`);
+        if (s.bias) L.push(`      v += bias${j};`);
+        if (act !== 'none') L.push(`      v = ${activationExpr(act, 'v')};`);
+        L.push(s.accumulate ? `      C[cRow + ${c}] += v;` : `      C[cRow + ${c}] = v;`);
+        L.push(`    }`);
+      }
+    }
+    L.push(`  }`);
+  }
+  L.push(`}`);
+  return wgslKernel(name, L.join('\n'), [WG, 1, 1], {
+    flops: 2 * M * N * K * batch,
+    bytes: 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + M * N) + (s.broadcastB ? 4 * K * N : 0),
+    workgroups: [ceilDiv(ceilDiv(N, TN), WG), ceilDiv(M, TM), batch],
+    features: ['subgroups'],
   });
 }

@@ -46,26 +46,26 @@ function trainLosses(runDir: string): Map<number, number> {
   return new Map(lines.filter((m) => m.kind === 'train').map((m) => [m.step, m.loss]));
 }
 
-test('a run killed with SIGKILL resumes from its checkpoint with the same losses as an uninterrupted run', async () => {
+/** Runs `text` uninterrupted, then again killed with SIGKILL once the checkpoint at `killStep` exists, then --resume. */
+async function killAndResume(name: string, text: (dir: string) => string, killStep: number): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-resume-'));
   corpus(path.join(dir, 'data'));
-  const file = path.join(dir, 'resume.moe');
-  writeFileSync(file, pipeline(path.join(dir, 'data')));
+  const file = path.join(dir, `${name}.moe`);
+  writeFileSync(file, text(path.join(dir, 'data')));
   const env = { ...process.env, MOEC_CACHE: path.join(dir, 'cache'), CI: '1' };
   const run = (out: string, extra: string[] = []) => spawnSync(process.execPath, [moec, 'run', file, '--out', out, ...extra], { cwd: dir, env, encoding: 'utf8' });
 
   const full = run(path.join(dir, 'a'));
   assert.equal(full.status, 0, full.stderr);
   assert.match(full.stdout, /1 done, 0 failed/);
-  const reference = trainLosses(path.join(dir, 'a', 'resume'));
+  const reference = trainLosses(path.join(dir, 'a', name));
 
-  // Second run: kill -9 as soon as the checkpoint at step 12 exists.
   const out = path.join(dir, 'b');
   const child = spawn(process.execPath, [moec, 'run', file, '--out', out], { cwd: dir, env, stdio: 'ignore' });
   const killed = await new Promise<boolean>((resolve) => {
     const poll = setInterval(() => {
-      const runDir = path.join(out, 'resume');
-      const trial = existsSync(runDir) ? readdirSync(runDir).find((d) => existsSync(path.join(runDir, d, 'checkpoints', 'step-12.safetensors'))) : undefined;
+      const runDir = path.join(out, name);
+      const trial = existsSync(runDir) ? readdirSync(runDir).find((d) => existsSync(path.join(runDir, d, 'checkpoints', `step-${killStep}.safetensors`))) : undefined;
       if (trial) {
         clearInterval(poll);
         child.kill('SIGKILL');
@@ -78,9 +78,26 @@ test('a run killed with SIGKILL resumes from its checkpoint with the same losses
   await new Promise((r) => child.on('exit', r));
   const resumed = run(out, ['--resume']);
   assert.equal(resumed.status, 0, resumed.stderr);
-  const after = trainLosses(path.join(out, 'resume'));
+  const after = trainLosses(path.join(out, name));
   assert.deepEqual([...after.keys()], [...reference.keys()], 'metrics.jsonl must hold each logged step once');
   for (const [step, loss] of reference) assert.equal(after.get(step), loss, `step ${step}`);
+}
+
+test('a run killed with SIGKILL resumes from its checkpoint with the same losses as an uninterrupted run', async () => {
+  await killAndResume('resume', pipeline, 12);
+});
+
+test('the cluster task (patch model, SGD, router noise) killed with SIGKILL resumes with the same losses', async () => {
+  await killAndResume('clusters', () => `
+data blobs {
+  source clusters
+  valid 20%
+  synthetic { clusters 3; patches 3; dim 10; noise 0.1; feature [0.5, 2]; distractor [0.5, 2]; samples 2000 }
+}
+model p { ffn 6; moe { experts 3; top 1; noise 1; noise-dist uniform; balance 0.01; expert mlp; activation cubic } }
+train { steps 1500; batch 16; optimizer sgd; lr 0.1; schedule cosine; seed 3 }
+evaluate { every 500; batches 4; experts blobs.valid by cluster }
+`, 500);
 });
 
 test('--parallel 2 trains two trials at once with the same losses as one after the other', () => {
