@@ -60,7 +60,8 @@ export function countParams(m: Model, patchDim?: number): ParamCount {
   for (let i = 0; i < m.layers; i++) {
     if (m.moe && moeLayers.has(i)) {
       const moe = m.moe;
-      const r = moe.scope === 'global' && i !== routing ? 0 : routerParams(d, moe);
+      // Soft MoE has no router: its dispatch and combine weights come from Φ (counted below).
+      const r = moe.dispatch === 'soft' || (moe.scope === 'global' && i !== routing) ? 0 : routerParams(d, moe);
       const e = expertParams(d, h, moe);
       const shared = moe.shared * denseFfn(d, h);
       total += r + moe.experts * e + shared;

@@ -49,6 +49,10 @@ export async function writeReport(dir: string): Promise<Report> {
   md.push(`Sweep \`${i.file}\`${i.preset ? ` (preset \`${i.preset}\`)` : ''} on ${i.adapter}; run started ${i.created}, last written ${i.updated}.`, '');
   md.push(`${trials.length} trials in ${groups.length} configuration${groups.length === 1 ? '' : 's'}, ${seedCounts.join(' or ')} seed${seedCounts.length === 1 && seedCounts[0] === 1 ? '' : 's'} each: ${done} done, ${failed.length} failed, ${unfinished.length} not finished.`, '');
 
+  const soft = run.trials.filter((t) => t.record?.config.model.moe?.dispatch === 'soft').map((t) => t.name);
+  if (soft.length) {
+    md.push(`**Soft MoE is not causal:** each token's output mixes slots computed from every token of its sequence, later ones included, so the validation perplexity of ${soft.length === run.trials.length ? 'these trials' : `${soft.join(', ')}`} is not a valid causal language-model number.`, '');
+  }
   const cls = classifies(trials);
   md.push(cls ? '## Test accuracy and dispatch entropy' : '## Validation perplexity', '');
   md.push(groupTableMd(groups, paths, averages.length === 1 ? averages[0]! : NaN).replace('mean of last NaN', 'mean of last M'), '');

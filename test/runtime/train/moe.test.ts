@@ -49,7 +49,7 @@ test("Soft MoE's parameter count: Φ (C × E·S) per MoE layer in place of a rou
   }
 });
 
-test("Soft MoE's parameter count equals the front end's", { todo: 'compiler/frontend/params.ts also counts a router (C × E) per soft layer, which Soft MoE does not have' }, () => {
+test("Soft MoE's parameter count equals the front end's", () => {
   for (const [, o] of variants) {
     const moe = moeConfig(o);
     if (moe.dispatch !== 'soft') continue;
