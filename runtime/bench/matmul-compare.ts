@@ -26,11 +26,10 @@ shapes.push(['sq1024', { m: 1024, n: 1024, k: 1024 }]);
 export const candidates: Record<string, MatmulTiling> = {
   old: defaultTiling,
   r8x4w16: { tm: 8, tn: 4, wgX: 16, wgY: 1, layout: 'rows' },
-  t8x16: { tm: 8, tn: 16, wgX: 8, wgY: 8 },
-  t16x8: { tm: 16, tn: 8, wgX: 8, wgY: 8 },
-  t16x16: { tm: 16, tn: 16, wgX: 8, wgY: 8 },
-  t12x12: { tm: 12, tn: 12, wgX: 8, wgY: 8 },
-  t8x8w8: { tm: 8, tn: 8, wgX: 8, wgY: 1 },
+  sg8x4: { tm: 8, tn: 4, wgX: 8, wgY: 1, layout: 'subgroup' },
+  sg16x4: { tm: 16, tn: 4, wgX: 8, wgY: 1, layout: 'subgroup' },
+  sg16x2: { tm: 16, tn: 2, wgX: 8, wgY: 1, layout: 'subgroup' },
+  sg32x1: { tm: 32, tn: 1, wgX: 8, wgY: 1, layout: 'subgroup' },
 };
 
 async function main() {
