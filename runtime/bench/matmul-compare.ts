@@ -25,11 +25,12 @@ shapes.push(['sq1024', { m: 1024, n: 1024, k: 1024 }]);
 
 export const candidates: Record<string, MatmulTiling> = {
   old: defaultTiling,
-  r8x4w16: { tm: 8, tn: 4, wgX: 16, wgY: 1, layout: 'rows' },
-  sg8x4: { tm: 8, tn: 4, wgX: 8, wgY: 1, layout: 'subgroup' },
   sg16x4: { tm: 16, tn: 4, wgX: 8, wgY: 1, layout: 'subgroup' },
   sg16x2: { tm: 16, tn: 2, wgX: 8, wgY: 1, layout: 'subgroup' },
-  sg32x1: { tm: 32, tn: 1, wgX: 8, wgY: 1, layout: 'subgroup' },
+  sg16x8: { tm: 16, tn: 8, wgX: 8, wgY: 1, layout: 'subgroup' },
+  sg24x4: { tm: 24, tn: 4, wgX: 8, wgY: 1, layout: 'subgroup' },
+  sg32x2: { tm: 32, tn: 2, wgX: 8, wgY: 1, layout: 'subgroup' },
+  sg8x8: { tm: 8, tn: 8, wgX: 8, wgY: 1, layout: 'subgroup' },
 };
 
 async function main() {

@@ -3,7 +3,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../store/atomic.js';
-import { specialisation, specialisationTable, topTokensSection } from './specialisation.js';
+import { perSeedJsd, specialisation, specialisationTable, topTokensSection } from './specialisation.js';
 import { assignment, assignmentSpec, loadOverTraining, loadSpec, perplexityCurves, perplexitySpec } from './charts.js';
 import { loadRun, type RunData, type TrialData } from './load.js';
 import { writeChart } from './render.js';
@@ -89,7 +89,8 @@ export async function writeReport(dir: string): Promise<Report> {
     for (const { data, label } of pairs) {
       // Finished trials only, when there are any: a failed seed's last evaluation is from an earlier step.
       const done = ts.filter((t) => t.state === 'done');
-      const a = assignment(done.some((t) => t.experts.length) ? done : ts, data, label);
+      const used = done.some((t) => t.experts.length) ? done : ts;
+      const a = assignment(used, data, label);
       if (!a.cells.length) continue;
       const at = a.steps.length === 1 ? `step ${a.steps[0]}` : `steps ${a.steps.join(', ')}`;
       md.push(`### ${config}: ${data} by ${label}`, '');
@@ -97,7 +98,7 @@ export async function writeReport(dir: string): Promise<Report> {
       await figure(assignmentSpec(a.cells, `${config}: ${data} by ${label}`, sub), `experts-${n}-${slug(config)}-${slug(data)}-${slug(label)}`, `expert assignment for ${config}`);
       const byLayer = new Map<number, Record<string, number[]>>();
       for (const c of a.cells) ((byLayer.get(c.layer) ?? byLayer.set(c.layer, {}).get(c.layer)!)[c.value] ??= [])[c.expert] = c.tokens;
-      md.push(...specialisationTable([...byLayer].sort((x, y) => x[0] - y[0]).map(([layer, counts]) => specialisation(layer, counts)), label));
+      md.push(...specialisationTable([...byLayer].sort((x, y) => x[0] - y[0]).map(([layer, counts]) => specialisation(layer, counts)), label, perSeedJsd(used, data, label)));
     }
   }
 

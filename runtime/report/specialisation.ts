@@ -58,14 +58,35 @@ export function specialisation(layer: number, counts: Record<string, number[]>):
   };
 }
 
-/** A markdown table of the layers' specialisation. */
-export function specialisationTable(rows: LayerSpecialisation[], label: string): string[] {
+/**
+ * A markdown table of the layers' specialisation, from the counts summed over seeds, and beside it
+ * the mean JS divergence computed per seed (`perSeed`: layer → one value per seed). Expert indices
+ * are arbitrary in each seed, so summing can blur a specialisation that every seed has with a
+ * different expert; the per-seed figure does not.
+ */
+export function specialisationTable(rows: LayerSpecialisation[], label: string, perSeed: Map<number, number[]> = new Map()): string[] {
+  const cell = (v: number[] | undefined) => {
+    if (!v?.length) return '—';
+    const m = v.reduce((a, b) => a + b, 0) / v.length;
+    const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1)) : null;
+    return sd === null ? `${m.toFixed(4)} (n=1)` : `${m.toFixed(4)} ± ${sd.toFixed(4)} (n=${v.length})`;
+  };
   return [
-    `| MoE layer | mean JS divergence between ${label}s (bits) | most different pair | entropy of expert use per ${label} (bits, of max) |`,
-    '| ---: | ---: | --- | ---: |',
-    ...rows.map((r) => `| ${r.layer} | ${r.meanJsd.toFixed(4)} | ${r.maxJsd.pair.join(' / ')} (${r.maxJsd.value.toFixed(4)}) | ${r.meanEntropy.toFixed(3)} of ${r.maxEntropy.toFixed(3)} |`),
+    `| MoE layer | mean JS divergence between ${label}s (bits) | most different pair | entropy of expert use per ${label} (bits, of max) | mean JS divergence per seed, then averaged |`,
+    '| ---: | ---: | --- | ---: | ---: |',
+    ...rows.map((r) => `| ${r.layer} | ${r.meanJsd.toFixed(4)} | ${r.maxJsd.pair.join(' / ')} (${r.maxJsd.value.toFixed(4)}) | ${r.meanEntropy.toFixed(3)} of ${r.maxEntropy.toFixed(3)} | ${cell(perSeed.get(r.layer))} |`),
     '',
   ];
+}
+
+/** Each trial's own mean JS divergence per layer, from its last record on (data, label). */
+export function perSeedJsd(trials: { experts: { data: string; label: string; layers: { layer: number; counts: Record<string, number[]> }[] }[] }[], data: string, label: string): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  for (const t of trials) {
+    const last = t.experts.filter((r) => r.data === data && r.label === label).at(-1);
+    for (const l of last?.layers ?? []) out.set(l.layer, [...(out.get(l.layer) ?? []), specialisation(l.layer, l.counts).meanJsd]);
+  }
+  return out;
 }
 
 interface TopTokensFile {
