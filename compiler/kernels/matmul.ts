@@ -12,14 +12,20 @@ export interface MatmulTiling {
   wgX: number;
   wgY: number;
   /**
-   * 'tile' (default): each invocation owns a tm×tn block anywhere in C.
-   * 'rows': a workgroup owns tm whole rows (the row index comes from workgroup_id only, so A's loads
-   * are uniform across the workgroup) and its wgX lanes run along the columns, tn each; wgY must be 1.
+   * 'tile' (default): each invocation owns a tm×tn block of C, anywhere.
+   * 'subgroup': a workgroup of wgX invocations (wgY = 1) owns tm rows of C and its invocations run
+   * along the columns, tn each; the A values are loaded once per 8 invocations and shared with
+   * subgroupBroadcast. Needs the 'subgroups' feature with subgroups of at least 8 invocations.
    */
-  layout?: 'tile' | 'rows' | 'lanes' | 'subgroup';
-  /** Experimental: fully unroll the k loop. */
-  unrollK?: boolean;
+  layout?: 'tile' | 'subgroup';
 }
+
+/**
+ * The subgroup tiling, for adapters that have 'subgroups' with a minimum subgroup size of 8 (lavapipe
+ * on AVX2: exactly 8). 16 rows × 4 columns per invocation was the best of 8×4, 8×8, 16×2, 16×4,
+ * 16×8, 24×4 and 32×2 on the shapes of docs/PERFORMANCE.md (runtime/bench/matmul-compare.ts).
+ */
+export const subgroupTiling: MatmulTiling = { tm: 16, tn: 4, wgX: 8, wgY: 1, layout: 'subgroup' };
 
 // Measured on lavapipe (npm run bench): 8×8 outputs per invocation, no workgroup memory,
 // is the fastest of the tilings tried; llvmpipe runs invocations as SIMD lanes, so register
@@ -42,8 +48,6 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   const { m: M, n: N, k: K } = s;
   const batch = s.batch ?? 1;
   const act = s.activation ?? 'none';
-  if (tiling.layout === 'rows') return matmulRowsKernel(name, s, tiling);
-  if (tiling.layout === 'lanes') return matmulLanesKernel(name, s, tiling);
   if (tiling.layout === 'subgroup') return matmulSubgroupKernel(name, s, tiling);
   const { tm: TM, tn: TN } = tiling;
   if (TN % 4 !== 0 || TM % 4 !== 0) throw new Error(`matmul tiling ${TM}x${TN}: tm and tn must be multiples of 4`);
@@ -162,230 +166,6 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
     flops: 2 * M * N * K * batch,
     bytes: 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + M * N) + (s.broadcastB ? 4 * K * N : 0),
     workgroups: [ceilDiv(ceilDiv(N, TN), tiling.wgX), ceilDiv(ceilDiv(M, TM), tiling.wgY), batch],
-  });
-}
-
-/**
- * The 'rows' layout. llvmpipe runs a workgroup's invocations as SIMD lanes and turns a per-lane load
- * into a gather, but a load whose address NIR's divergence analysis finds uniform (here: derived
- * only from workgroup_id and constants) into one scalar load and a broadcast. So a workgroup owns
- * tm rows of C (uniform A loads) and its lanes own tn adjacent columns each (the B loads are the only
- * gathers). No early return: out-of-range columns are clamped and their stores skipped, so control
- * flow stays uniform.
- */
-function matmulRowsKernel(name: string, s: MatmulShape, tiling: MatmulTiling): MatmulKernel {
-  const { m: M, n: N, k: K } = s;
-  const batch = s.batch ?? 1;
-  const act = s.activation ?? 'none';
-  const { tm: TM, tn: TN, wgX: WG } = tiling;
-  if (tiling.wgY !== 1) throw new Error(`matmul 'rows' tiling: wgY must be 1`);
-  if (![1, 2, 4, 8].includes(TN) || TM < 1 || !Number.isInteger(TM)) throw new Error(`matmul 'rows' tiling ${TM}x${TN}: tn must be 1, 2, 4 or 8`);
-  for (const [d, v] of Object.entries({ M, N, K, batch })) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`matmul ${name}: ${d}=${v} must be a positive integer`);
-  }
-  const KU = K % 4 === 0 ? 4 : 1;
-  const aVec = s.transA ? M % 4 === 0 && TM % 4 === 0 : KU === 4;
-  const bVec = s.transB ? KU === 4 : N % 4 === 0 && TN % 4 === 0;
-  const cVec = N % 4 === 0 && TN % 4 === 0;
-  const u = (x: number) => `${x}u`;
-  const arr = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
-  const L: string[] = [];
-  L.push(`@group(0) @binding(0) var<storage, read> A: ${arr(aVec)};`);
-  L.push(`@group(0) @binding(1) var<storage, read> B: ${arr(bVec)};`);
-  L.push(`@group(0) @binding(2) var<storage, read_write> C: ${arr(cVec)};`);
-  if (s.bias) L.push(`@group(0) @binding(3) var<storage, read> bias: ${arr(cVec)};`);
-  if (act !== 'none') L.push(activationWgsl);
-  L.push(`@compute @workgroup_size(${WG}, 1, 1)`);
-  L.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
-  L.push(`  let row0 = wid.y * ${u(TM)};`);
-  L.push(`  let col0 = (wid.x * ${u(WG)} + lid.x) * ${u(TN)};`);
-  L.push(`  let aBase = wid.z * ${u(M * K)};`);
-  L.push(`  let bBase = ${s.broadcastB ? '0u' : `wid.z * ${u(K * N)}`};`);
-  for (let i = 0; i < TM; i++) L.push(`  let r${i} = min(row0 + ${u(i)}, ${u(M - 1)});`);
-  for (let j = 0; j < TN; j++) L.push(`  let c${j} = min(col0 + ${u(j)}, ${u(N - 1)});`);
-  if (s.transA && aVec) for (let h = 0; h < TM / 4; h++) L.push(`  let rg${h} = min(row0 + ${u(4 * h)}, ${u(M - 4)});`);
-  if (cVec) for (let g = 0; g < TN / 4; g++) L.push(`  let cg${g} = min(col0 + ${u(4 * g)}, ${u(N - 4)});`);
-  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  var acc${i}_${j} = 0.0;`);
-  const loopStart = L.length;
-  // aVal(i, kk): op(A)[row i][k+kk] (uniform); bVal(kk, j): op(B)[k+kk][col j] (per lane).
-  let aVal: (i: number, kk: number) => string;
-  if (!s.transA) {
-    for (let i = 0; i < TM; i++) L.push(aVec ? `    let a${i} = A[(aBase + r${i} * ${u(K)} + k) / 4u];` : `    let a${i} = A[aBase + r${i} * ${u(K)} + k];`);
-    aVal = (i, kk) => (aVec ? `a${i}[${kk}]` : `a${i}`);
-  } else if (aVec) {
-    for (let kk = 0; kk < KU; kk++) for (let h = 0; h < TM / 4; h++) L.push(`    let a${kk}_${h} = A[(aBase + (k + ${u(kk)}) * ${u(M)} + rg${h}) / 4u];`);
-    aVal = (i, kk) => `a${kk}_${Math.floor(i / 4)}[${i % 4}]`;
-  } else {
-    for (let kk = 0; kk < KU; kk++) for (let i = 0; i < TM; i++) L.push(`    let a${kk}_${i} = A[aBase + (k + ${u(kk)}) * ${u(M)} + r${i}];`);
-    aVal = (i, kk) => `a${kk}_${i}`;
-  }
-  let bVal: (kk: number, j: number) => string;
-  if (!s.transB && bVec) {
-    for (let kk = 0; kk < KU; kk++) for (let g = 0; g < TN / 4; g++) L.push(`    let b${kk}_${g} = B[(bBase + (k + ${u(kk)}) * ${u(N)} + cg${g}) / 4u];`);
-    bVal = (kk, j) => `b${kk}_${Math.floor(j / 4)}[${j % 4}]`;
-  } else if (!s.transB) {
-    for (let kk = 0; kk < KU; kk++) for (let j = 0; j < TN; j++) L.push(`    let b${kk}_${j} = B[bBase + (k + ${u(kk)}) * ${u(N)} + c${j}];`);
-    bVal = (kk, j) => `b${kk}_${j}`;
-  } else if (bVec) {
-    for (let j = 0; j < TN; j++) L.push(`    let b${j} = B[(bBase + c${j} * ${u(K)} + k) / 4u];`);
-    bVal = (kk, j) => `b${j}[${kk}]`;
-  } else {
-    for (let j = 0; j < TN; j++) L.push(`    let b${j} = B[bBase + c${j} * ${u(K)} + k];`);
-    bVal = (_kk, j) => `b${j}`;
-  }
-  for (let kk = 0; kk < KU; kk++) {
-    for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`    acc${i}_${j} = fma(${aVal(i, kk)}, ${bVal(kk, j)}, acc${i}_${j});`);
-  }
-  const body = L.splice(loopStart);
-  if (tiling.unrollK) {
-    for (let k = 0; k < K; k += KU) {
-      L.push(`  {`, `    let k = ${u(k)};`, ...body, `  }`);
-    }
-  } else {
-    L.push(`  for (var k = 0u; k < ${u(K)}; k += ${u(KU)}) {`, ...body, `  }`);
-  }
-  // Epilogue: rows are uniform (skipped past M), columns per lane (skipped past N).
-  if (s.bias) {
-    if (cVec) for (let g = 0; g < TN / 4; g++) L.push(`  let bias${g} = bias[cg${g} / 4u];`);
-    else for (let j = 0; j < TN; j++) L.push(`  let bias${j} = bias[c${j}];`);
-  }
-  const cBase = `wid.z * ${u(M * N)}`;
-  for (let i = 0; i < TM; i++) {
-    if ((Math.ceil(M / TM) - 1) * TM + i >= M) L.push(`  if (row0 + ${u(i)} < ${u(M)}) {`);
-    else L.push(`  {`);
-    L.push(`    let cRow = ${cBase} + (row0 + ${u(i)}) * ${u(N)};`);
-    if (cVec) {
-      for (let g = 0; g < TN / 4; g++) {
-        L.push(`    if (col0 + ${u(4 * g)} < ${u(N)}) {`);
-        L.push(`      var v = vec4<f32>(${[0, 1, 2, 3].map((t) => `acc${i}_${4 * g + t}`).join(', ')});`);
-        if (s.bias) L.push(`      v += bias${g};`);
-        if (act !== 'none') L.push(`      v = vec4<f32>(${[0, 1, 2, 3].map((t) => activationExpr(act, `v[${t}]`)).join(', ')});`);
-        const idx = `(cRow + col0 + ${u(4 * g)}) / 4u`;
-        L.push(s.accumulate ? `      C[${idx}] += v;` : `      C[${idx}] = v;`);
-        L.push(`    }`);
-      }
-    } else {
-      for (let j = 0; j < TN; j++) {
-        const c = `col0 + ${u(j)}`;
-        L.push(`    if (${c} < ${u(N)}) {`);
-        L.push(`      var v = acc${i}_${j};`);
-        if (s.bias) L.push(`      v += bias${j};`);
-        if (act !== 'none') L.push(`      v = ${activationExpr(act, 'v')};`);
-        L.push(s.accumulate ? `      C[cRow + ${c}] += v;` : `      C[cRow + ${c}] = v;`);
-        L.push(`    }`);
-      }
-    }
-    L.push(`  }`);
-  }
-  L.push(`}`);
-  return wgslKernel(name, L.join('\n'), [WG, 1, 1], {
-    flops: 2 * M * N * K * batch,
-    bytes: 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + M * N) + (s.broadcastB ? 4 * K * N : 0),
-    workgroups: [ceilDiv(ceilDiv(N, TN), WG), ceilDiv(M, TM), batch],
-  });
-}
-
-/**
- * The 'lanes' layout: no per-lane loads in the k loop at all. A workgroup of wgX lanes owns tm rows
- * and wgX·tn columns of C; lane l owns columns col0 + j·wgX + l (j < tn). Every load address is
- * derived from workgroup_id and constants only (uniform: one scalar load and a broadcast on
- * llvmpipe); each lane then picks its own B value out of the wgX uniform ones with a chain of
- * selects on local_invocation_id (vector blends), which costs far less than llvmpipe's per-lane
- * load loop. Meant for wgX equal to the adapter's SIMD width (8 on AVX2 llvmpipe).
- */
-function matmulLanesKernel(name: string, s: MatmulShape, tiling: MatmulTiling): MatmulKernel {
-  const { m: M, n: N, k: K } = s;
-  const batch = s.batch ?? 1;
-  const act = s.activation ?? 'none';
-  const { tm: TM, tn: TN, wgX: WG } = tiling;
-  if (tiling.wgY !== 1) throw new Error(`matmul 'lanes' tiling: wgY must be 1`);
-  if (!(TM >= 1 && TN >= 1 && WG >= 1) || ![TM, TN, WG].every(Number.isInteger)) throw new Error(`matmul 'lanes' tiling ${TM}x${TN}x${WG}: positive integers`);
-  for (const [d, v] of Object.entries({ M, N, K, batch })) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`matmul ${name}: ${d}=${v} must be a positive integer`);
-  }
-  const KU = K % 4 === 0 ? 4 : 1;
-  const aVec = s.transA ? M % 4 === 0 && TM % 4 === 0 : KU === 4;
-  const bVec = s.transB ? KU === 4 : N % 4 === 0 && WG % 4 === 0;
-  const u = (x: number) => `${x}u`;
-  const arr = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
-  const L: string[] = [];
-  L.push(`@group(0) @binding(0) var<storage, read> A: ${arr(aVec)};`);
-  L.push(`@group(0) @binding(1) var<storage, read> B: ${arr(bVec)};`);
-  L.push(`@group(0) @binding(2) var<storage, read_write> C: array<f32>;`);
-  if (s.bias) L.push(`@group(0) @binding(3) var<storage, read> bias: array<f32>;`);
-  if (act !== 'none') L.push(activationWgsl);
-  L.push(`@compute @workgroup_size(${WG}, 1, 1)`);
-  L.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
-  L.push(`  let row0 = wid.y * ${u(TM)};`);
-  L.push(`  let col0 = wid.x * ${u(WG * TN)};`);
-  L.push(`  let aBase = wid.z * ${u(M * K)};`);
-  L.push(`  let bBase = ${s.broadcastB ? '0u' : `wid.z * ${u(K * N)}`};`);
-  for (let i = 0; i < TM; i++) L.push(`  let r${i} = min(row0 + ${u(i)}, ${u(M - 1)});`);
-  if (s.transA && aVec) for (let h = 0; h < TM / 4; h++) L.push(`  let rg${h} = min(row0 + ${u(4 * h)}, ${u(M - 4)});`);
-  // Uniform column indices: c{j}_{t} is column col0 + j·WG + t (clamped), lane t's j-th column.
-  if (s.transB || !bVec) for (let j = 0; j < TN; j++) for (let t = 0; t < WG; t++) L.push(`  let c${j}_${t} = min(col0 + ${u(j * WG + t)}, ${u(N - 1)});`);
-  else for (let j = 0; j < TN; j++) for (let q = 0; q < WG / 4; q++) L.push(`  let cg${j}_${q} = min(col0 + ${u(j * WG + 4 * q)}, ${u(N - 4)});`);
-  for (let t = 1; t < WG; t++) L.push(`  let e${t} = lid.x == ${u(t)};`);
-  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`  var acc${i}_${j} = 0.0;`);
-  L.push(`  for (var k = 0u; k < ${u(K)}; k += ${u(KU)}) {`);
-  let aVal: (i: number, kk: number) => string;
-  if (!s.transA) {
-    for (let i = 0; i < TM; i++) L.push(aVec ? `    let a${i} = A[(aBase + r${i} * ${u(K)} + k) / 4u];` : `    let a${i} = A[aBase + r${i} * ${u(K)} + k];`);
-    aVal = (i, kk) => (aVec ? `a${i}[${kk}]` : `a${i}`);
-  } else if (aVec) {
-    for (let kk = 0; kk < KU; kk++) for (let h = 0; h < TM / 4; h++) L.push(`    let a${kk}_${h} = A[(aBase + (k + ${u(kk)}) * ${u(M)} + rg${h}) / 4u];`);
-    aVal = (i, kk) => `a${kk}_${Math.floor(i / 4)}[${i % 4}]`;
-  } else {
-    for (let kk = 0; kk < KU; kk++) for (let i = 0; i < TM; i++) L.push(`    let a${kk}_${i} = A[aBase + (k + ${u(kk)}) * ${u(M)} + r${i}];`);
-    aVal = (i, kk) => `a${kk}_${i}`;
-  }
-  // bu(kk, j, t): uniform op(B)[k+kk][col0 + j·WG + t].
-  let bu: (kk: number, j: number, t: number) => string;
-  if (!s.transB && bVec) {
-    for (let kk = 0; kk < KU; kk++) for (let j = 0; j < TN; j++) for (let q = 0; q < WG / 4; q++) L.push(`    let b${kk}_${j}_${q} = B[(bBase + (k + ${u(kk)}) * ${u(N)} + cg${j}_${q}) / 4u];`);
-    bu = (kk, j, t) => `b${kk}_${j}_${Math.floor(t / 4)}[${t % 4}]`;
-  } else if (!s.transB) {
-    for (let kk = 0; kk < KU; kk++) for (let j = 0; j < TN; j++) for (let t = 0; t < WG; t++) L.push(`    let b${kk}_${j}_${t} = B[bBase + (k + ${u(kk)}) * ${u(N)} + c${j}_${t}];`);
-    bu = (kk, j, t) => `b${kk}_${j}_${t}`;
-  } else if (bVec) {
-    for (let j = 0; j < TN; j++) for (let t = 0; t < WG; t++) L.push(`    let b${j}_${t} = B[(bBase + c${j}_${t} * ${u(K)} + k) / 4u];`);
-    bu = (kk, j, t) => `b${j}_${t}[${kk}]`;
-  } else {
-    for (let j = 0; j < TN; j++) for (let t = 0; t < WG; t++) L.push(`    let b${j}_${t} = B[bBase + c${j}_${t} * ${u(K)} + k];`);
-    bu = (_kk, j, t) => `b${j}_${t}`;
-  }
-  for (let kk = 0; kk < KU; kk++) {
-    for (let j = 0; j < TN; j++) {
-      let e = bu(kk, j, 0);
-      for (let t = 1; t < WG; t++) e = `select(${e}, ${bu(kk, j, t)}, e${t})`;
-      L.push(`    let bl${kk}_${j} = ${e};`);
-    }
-    for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`    acc${i}_${j} = fma(${aVal(i, kk)}, bl${kk}_${j}, acc${i}_${j});`);
-  }
-  L.push(`  }`);
-  for (let j = 0; j < TN; j++) {
-    L.push(`  let lc${j} = col0 + ${u(j * WG)} + lid.x;`);
-    if (s.bias) L.push(`  let bias${j} = bias[min(lc${j}, ${u(N - 1)})];`);
-  }
-  const cBase = `wid.z * ${u(M * N)}`;
-  for (let i = 0; i < TM; i++) {
-    L.push((Math.ceil(M / TM) - 1) * TM + i >= M ? `  if (row0 + ${u(i)} < ${u(M)}) {` : `  {`);
-    L.push(`    let cRow = ${cBase} + (row0 + ${u(i)}) * ${u(N)};`);
-    for (let j = 0; j < TN; j++) {
-      L.push(`    if (lc${j} < ${u(N)}) {`);
-      L.push(`      var v = acc${i}_${j};`);
-      if (s.bias) L.push(`      v += bias${j};`);
-      if (act !== 'none') L.push(`      v = ${activationExpr(act, 'v')};`);
-      L.push(s.accumulate ? `      C[cRow + lc${j}] += v;` : `      C[cRow + lc${j}] = v;`);
-      L.push(`    }`);
-    }
-    L.push(`  }`);
-  }
-  L.push(`}`);
-  return wgslKernel(name, L.join('\n'), [WG, 1, 1], {
-    flops: 2 * M * N * K * batch,
-    bytes: 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + M * N) + (s.broadcastB ? 4 * K * N : 0),
-    workgroups: [ceilDiv(N, WG * TN), ceilDiv(M, TM), batch],
   });
 }
 
