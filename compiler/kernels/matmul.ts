@@ -170,17 +170,24 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
 }
 
 /**
- * The 'subgroup' layout (needs the 'subgroups' feature and a subgroup of at least 8 invocations):
- * like 'rows', a workgroup of wgX lanes owns tm rows (tm a multiple of 8) and lanes run along the
- * columns, tn each; the A values of the tm rows are loaded once per 8 lanes (lane s loads rows
- * 8h + s) and shared with subgroupBroadcast, so each lane issues tm/8 A loads per k instead of tm.
+ * The 'subgroup' layout. On llvmpipe (lavapipe, Mesa 25.0) every storage-buffer load whose address
+ * is not a compile-time constant is emitted as a loop over the SIMD lanes (extract the lane's
+ * offset, bounds-check, branch, load, insert), some 6-8 instructions per lane per float, even when
+ * the address is the same in every lane; the FMAs are cheap beside it. So the kernel minimises
+ * loads per FMA: a workgroup owns tm rows (tm a multiple of 8) and its invocations run along the
+ * columns, tn each; invocation s of each 8 loads A's rows 8h + s and subgroupBroadcast (one extract
+ * and broadcast on llvmpipe) hands each value to all 8, so an invocation issues tm/8 + tn loads per
+ * k for tm·tn FMAs (the 8×8 tile: tm + tn). Needs the 'subgroups' feature with subgroups of at
+ * least 8 invocations (lane s must share a subgroup with lanes 0-7).
  */
 function matmulSubgroupKernel(name: string, s: MatmulShape, tiling: MatmulTiling): MatmulKernel {
   const { m: M, n: N, k: K } = s;
   const batch = s.batch ?? 1;
   const act = s.activation ?? 'none';
   const { tm: TM, tn: TN, wgX: WG } = tiling;
-  if (tiling.wgY !== 1 || TM % 8 !== 0 || WG < 8 || ![1, 2, 4, 8].includes(TN)) throw new Error(`matmul 'subgroup' tiling ${TM}x${TN}: tm a multiple of 8, tn 1, 2, 4 or 8, wgX >= 8, wgY 1`);
+  if (tiling.wgY !== 1 || TM % 8 !== 0 || WG % 8 !== 0 || ![1, 2, 4, 8].includes(TN)) {
+    throw new Error(`matmul 'subgroup' tiling ${TM}x${TN} (${WG}x${tiling.wgY}): tm and wgX must be multiples of 8, tn 1, 2, 4 or 8, wgY 1`);
+  }
   for (const [d, v] of Object.entries({ M, N, K, batch })) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`matmul ${name}: ${d}=${v} must be a positive integer`);
   }
@@ -198,12 +205,12 @@ function matmulSubgroupKernel(name: string, s: MatmulShape, tiling: MatmulTiling
   if (s.bias) L.push(`@group(0) @binding(3) var<storage, read> bias: ${arr(cVec)};`);
   if (act !== 'none') L.push(activationWgsl);
   L.push(`@compute @workgroup_size(${WG}, 1, 1)`);
-  L.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sid: vec3<u32>) {`.replace('sid: vec3<u32>', 'sid: u32'));
+  L.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {`);
   L.push(`  let row0 = wid.y * ${u(TM)};`);
   L.push(`  let col0 = (wid.x * ${u(WG)} + lid.x) * ${u(TN)};`);
   L.push(`  let aBase = wid.z * ${u(M * K)};`);
   L.push(`  let bBase = ${s.broadcastB ? '0u' : `wid.z * ${u(K * N)}`};`);
-  L.push(`  let s8 = sid % 8u;`);
+  L.push(`  let s8 = sid % 8u; // this invocation loads rows 8h + s8 for the 8 lanes it shares a subgroup with`);
   for (let h = 0; h < TM / 8; h++) L.push(`  let ra${h} = min(row0 + ${u(8 * h)} + s8, ${u(M - 1)});`);
   for (let j = 0; j < TN; j++) L.push(`  let c${j} = min(col0 + ${u(j)}, ${u(N - 1)});`);
   if (cVec) for (let g = 0; g < TN / 4; g++) L.push(`  let cg${g} = min(col0 + ${u(4 * g)}, ${u(N - 4)});`);

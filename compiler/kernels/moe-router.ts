@@ -261,30 +261,42 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  */
 export function moeRouterNoiseKernel(name: string, count: number, noise: number, salt: number, dist: 'gaussian' | 'uniform' = 'gaussian', wg = 64): RowKernel {
   checkDims(name, { count, wg });
-  const draw = dist === 'uniform'
-    ? `// A 24-bit uniform in [0, 1).
-  let u1 = f32(h1 >> 8u) / 16777216.0;
-  logits[i] += ${f(noise)} * u1;`
-    : `let h2 = mix32(mix32((2u * i + 1u) ^ key) + key);
-  // 24-bit uniforms; u1 in (0, 1] keeps the log finite.
-  let u1 = (f32(h1 >> 8u) + 1.0) / 16777216.0;
-  let u2 = f32(h2 >> 8u) / 16777216.0;
-  logits[i] += ${f(noise)} * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);`;
   const wgsl = `
 struct Rng { seed: u32, step: u32, train: u32, pad: u32 }
 @group(0) @binding(0) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(1) var<uniform> rng: Rng;
-${mix32Wgsl}
+${routerNoiseWgsl(dist, noise)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
   if (i >= ${u(count)} || rng.train == 0u) { return; }
-  let key = mix32(mix32(rng.seed ^ ${u(mix32Host(salt >>> 0))}) ^ rng.step);
-  let h1 = mix32(mix32((2u * i) ^ key) + key);
-  ${draw}
+  logits[i] += router_noise(i, ${noiseKeyWgsl(salt)});
 }
 `;
   return wgslKernel(name, wgsl, [wg, 1, 1], { flops: (dist === 'uniform' ? 12 : 40) * count, bytes: 8 * count, workgroups: [ceilDiv(count, wg), 1, 1] });
+}
+
+/** The noise stream's key for one step, from the `rng` uniform block and a salt baked in. */
+export const noiseKeyWgsl = (salt: number) => `mix32(mix32(rng.seed ^ ${u(mix32Host(salt >>> 0))}) ^ rng.step)`;
+
+/**
+ * WGSL `router_noise(i, key)`: the noise added to logit i (see moeRouterNoiseKernel), with mix32.
+ * Shared by every kernel that perturbs router logits, so their draws agree with routerNoiseReference.
+ */
+export function routerNoiseWgsl(dist: 'gaussian' | 'uniform', noise: number): string {
+  const draw = dist === 'uniform'
+    ? `// A 24-bit uniform in [0, 1).
+  return ${f(noise)} * (f32(h1 >> 8u) / 16777216.0);`
+    : `let h2 = mix32(mix32((2u * i + 1u) ^ key) + key);
+  // 24-bit uniforms; u1 in (0, 1] keeps the log finite.
+  let u1 = (f32(h1 >> 8u) + 1.0) / 16777216.0;
+  let u2 = f32(h2 >> 8u) / 16777216.0;
+  return ${f(noise)} * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);`;
+  return `${mix32Wgsl}
+fn router_noise(i: u32, key: u32) -> f32 {
+  let h1 = mix32(mix32((2u * i) ^ key) + key);
+  ${draw}
+}`;
 }
 
 export interface CosineShape {

@@ -3,10 +3,9 @@
 // and routes whole samples, so each kernel is one pass with one invocation per sample or per
 // weight: no gathered copies, and per-sample results packed into one `state` row
 // [sel, gate, f, out, loss, lse, probs(M)] so that no kernel needs more than 7 bindings.
-import { mix32 as mix32Host } from '../reference/dropout.js';
 import { STAT, statsLength } from '../reference/moe.js';
 import { type PatchModelShape, PATCH_STATE, patchStateWidth } from '../reference/clusters.js';
-import { mix32Wgsl } from './dropout.js';
+import { noiseKeyWgsl, routerNoiseWgsl } from './moe-router.js';
 import { entry, grid } from './elementwise.js';
 import type { RowKernel } from './layernorm.js';
 import { actWgsl } from './moe-grouped.js';
@@ -45,9 +44,6 @@ export function patchForwardKernel(name: string, s: PatchModelShape, wg = 64): R
   const S = patchStateWidth(s);
   const noisy = s.routed && s.noise > 0;
   const g = grid(B, wg);
-  const noise = s.noiseDist === 'uniform'
-    ? `${f(s.noise)} * (f32(h1 >> 8u) / 16777216.0)`
-    : `${f(s.noise)} * sqrt(-2.0 * log((f32(h1 >> 8u) + 1.0) / 16777216.0)) * cos(6.283185307179586 * f32(h2 >> 8u) / 16777216.0)`;
   const route = s.routed ? `
   var h: array<f32, ${M}>;
   for (var d = 0u; d < ${u(D)}; d++) {
@@ -60,16 +56,11 @@ export function patchForwardKernel(name: string, s: PatchModelShape, wg = 64): R
   var sum = 0.0;
   for (var m = 0u; m < ${u(M)}; m++) { sum += exp(h[m] - mx); }
   lse = mx + log(sum);${noisy ? `
-  let key = mix32(mix32(rng.seed ^ ${u(mix32Host(s.salt >>> 0))}) ^ rng.step);` : ''}
+  let key = ${noiseKeyWgsl(s.salt)};` : ''}
   var best = -3.0e38;
   for (var m = 0u; m < ${u(M)}; m++) {
     var v = h[m];${noisy ? `
-    if (rng.train != 0u) {
-      let i = b * ${u(M)} + m;
-      let h1 = mix32(mix32((2u * i) ^ key) + key);
-      let h2 = mix32(mix32((2u * i + 1u) ^ key) + key);
-      v += ${noise};
-    }` : ''}
+    if (rng.train != 0u) { v += router_noise(b * ${u(M)} + m, key); }` : ''}
     if (v > best) { best = v; sel = m; }
     state[so + ${u(PATCH_STATE.probs)} + m] = exp(h[m] - mx) / sum;
   }
@@ -82,7 +73,7 @@ ${noisy ? 'struct Rng { seed: u32, step: u32, train: u32, pad: u32 }\n' : ''}@gr
 @group(0) @binding(3) var<storage, read_write> state: array<f32>;
 @group(0) @binding(4) var<storage, read_write> pre: array<f32>;${s.routed ? '\n@group(0) @binding(5) var<storage, read> theta: array<f32>;' : ''}${noisy ? '\n@group(0) @binding(6) var<uniform> rng: Rng;' : ''}
 ${helpers}
-${noisy ? mix32Wgsl : ''}
+${noisy ? routerNoiseWgsl(s.noiseDist, s.noise) : ''}
 ${entry(wg)}
   let b = ${g.idx};
   if (b >= ${u(B)}) { return; }

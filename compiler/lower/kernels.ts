@@ -6,7 +6,7 @@ import { crossEntropyBackwardKernel, crossEntropyForwardKernel, crossEntropyMean
 import { biasGradKernel, evalSumKernel, fillKernel, geluBackwardKernel, geluForwardKernel, scaleAddKernel } from '../kernels/elementwise.js';
 import { embeddingBackwardWpeKernel, embeddingBackwardWteRowsKernel, embeddingForwardKernel, type EmbeddingShape } from '../kernels/embedding.js';
 import { layerNormBackwardKernel, layerNormForwardKernel, layerNormParamGradKernel, type LayerNormShape, type RowKernel } from '../kernels/layernorm.js';
-import { matmulKernel, type MatmulShape } from '../kernels/matmul.js';
+import { defaultTiling, matmulKernel, subgroupTiling, type MatmulShape, type MatmulTiling } from '../kernels/matmul.js';
 import type { KernelRef } from '../graph/ir.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -21,10 +21,41 @@ function rowForm<S extends { perRow?: 'invocation' | 'workgroup' }>(s: S, rowLen
 }
 type Generator = (name: string, ...args: any[]) => RowKernel;
 
+/** What lowering may assume about the adapter a plan is for (nothing, by default: plans are portable). */
+export interface LoweringOptions {
+  /**
+   * Use the subgroup matmul: the adapter has the 'subgroups' feature with subgroups of at least 8
+   * invocations (see `subgroupMatmulSuits`). Plans lowered with it need 'subgroups'.
+   */
+  subgroupMatmul?: boolean;
+}
+
+/**
+ * Matmul tiling. Measured on lavapipe (2 cores, AVX2; runtime/bench/matmul-compare.ts, the table in
+ * docs/PERFORMANCE.md): the subgroup tiling (16×4 outputs per invocation, A shared by
+ * subgroupBroadcast) ran at 1.5-3× the 8×8 tile at every shape of the quickstart and 'small' models
+ * and at 512³ / 1024³ (e.g. quickstart proj fwd 1024×64×256: 6.8 -> 19 GFLOP/s), forward and both
+ * backward forms alike, so one tiling serves them all. Without subgroups the 8×8 tile stays: a
+ * workgroup-uniform row layout, wider tiles (8×16, 16×8, 16×16, 12×12) and k-unrolling were no
+ * faster there (llvmpipe's per-lane load loop is the cost, and only sharing loads cuts it).
+ */
+export function matmulTiling(_s: MatmulShape, opts: LoweringOptions = {}): MatmulTiling {
+  return opts.subgroupMatmul ? subgroupTiling : defaultTiling;
+}
+
+/**
+ * Whether an adapter suits the subgroup matmul: it has 'subgroups' with subgroups of at least 8, and
+ * it is a software adapter (measured faster only on lavapipe; on a GPU a workgroup of 8 invocations
+ * would leave most of a 32-wide warp idle).
+ */
+export function subgroupMatmulSuits(features: ReadonlySet<string>, subgroupMinSize: number | undefined, software: boolean): boolean {
+  return software && features.has('subgroups') && (subgroupMinSize ?? 0) >= 8;
+}
+
 // Every op kind the graph may use, and the kernel generator that lowers it. Arguments are plain
 // JSON, so identical ops (the same shape in every layer) share one kernel and one pipeline.
 const generators: Record<string, Generator> = {
-  matmul: (n, s: MatmulShape) => matmulKernel(n, s),
+  matmul: (n, s: MatmulShape) => matmulKernel(n, s, matmulTiling(s)),
   ln_fwd: (n, s: LayerNormShape) => layerNormForwardKernel(n, rowForm(s, s.C)),
   ln_bwd: (n, s: LayerNormShape) => layerNormBackwardKernel(n, rowForm(s, s.C)),
   ln_dwb: (n, s: LayerNormShape, wg: number, dbOffset: number) => layerNormParamGradKernel(n, s, wg, dbOffset),
@@ -60,11 +91,14 @@ export class KernelCache {
   private readonly byKey = new Map<string, RowKernel>();
   private readonly perKind = new Map<string, number>();
 
+  constructor(private readonly opts: LoweringOptions = {}) {}
+
   get(ref: KernelRef): RowKernel {
     const key = `${ref.kind}:${JSON.stringify(ref.args)}`;
     let k = this.byKey.get(key);
     if (!k) {
-      const gen = generators[ref.kind];
+      const gen: Generator | undefined =
+        ref.kind === 'matmul' && this.opts.subgroupMatmul ? (n, s: MatmulShape) => matmulKernel(n, s, matmulTiling(s, this.opts)) : generators[ref.kind];
       if (!gen) throw new Error(`lowering: no kernel for op kind '${ref.kind}'`);
       const i = this.perKind.get(ref.kind) ?? 0;
       this.perKind.set(ref.kind, i + 1);

@@ -11,8 +11,8 @@
 // A single model (no router) has M = 1 and g = 1. Auxiliary losses on the router: Switch load
 // balancing λ_b · M · Σ_m frac_m · P_m and the z-loss λ_z · mean (logsumexp h)². Everything here is
 // what the kernels in compiler/kernels/clusters.ts compute, in f64.
-import { dropoutHash, dropoutKey } from './dropout.js';
-import { activate, activationGrad, STAT, statsLength } from './moe.js';
+import { dropoutKey } from './dropout.js';
+import { activate, activationGrad, routerNoiseAt, STAT, statsLength } from './moe.js';
 
 export type PatchActivation = 'linear' | 'gelu' | 'relu' | 'cubic';
 
@@ -45,12 +45,7 @@ export const sigmaGrad = (a: PatchActivation, x: number) => (a === 'linear' ? 1 
 
 /** Router noise r for sample b, expert m: the hash stream of the transformer router's noise. */
 export function patchNoise(s: PatchModelShape, seed: number, step: number, b: number, m: number): number {
-  const key = dropoutKey(seed, step, s.salt);
-  const i = b * s.experts + m;
-  if (s.noiseDist === 'uniform') return s.noise * ((dropoutHash(key, 2 * i) >>> 8) / 16777216);
-  const u1 = ((dropoutHash(key, 2 * i) >>> 8) + 1) / 16777216;
-  const u2 = (dropoutHash(key, 2 * i + 1) >>> 8) / 16777216;
-  return s.noise * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  return routerNoiseAt(dropoutKey(seed, step, s.salt), b * s.experts + m, s.noise, s.noiseDist);
 }
 
 /** log(1 + e^z) without overflow. */

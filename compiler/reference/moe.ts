@@ -334,12 +334,15 @@ export function poolReference(N: number, T: number, C: number, prefix: number, x
 export function routerNoiseReference(logits: Float32Array, noise: number, salt: number, seed: number, step: number, train: boolean, dist: 'gaussian' | 'uniform' = 'gaussian'): Float32Array {
   if (!train) return logits.slice();
   const key = dropoutKey(seed, step, salt);
-  return logits.map((l, i) => {
-    if (dist === 'uniform') return l + noise * ((dropoutHash(key, 2 * i) >>> 8) / 16777216);
-    const u1 = ((dropoutHash(key, 2 * i) >>> 8) + 1) / 16777216;
-    const u2 = (dropoutHash(key, 2 * i + 1) >>> 8) / 16777216;
-    return l + noise * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-  });
+  return logits.map((l, i) => l + routerNoiseAt(key, i, noise, dist));
+}
+
+/** The noise on logit i of the stream `key` (dropoutKey(seed, step, salt)). */
+export function routerNoiseAt(key: number, i: number, noise: number, dist: 'gaussian' | 'uniform'): number {
+  if (dist === 'uniform') return noise * ((dropoutHash(key, 2 * i) >>> 8) / 16777216);
+  const u1 = ((dropoutHash(key, 2 * i) >>> 8) + 1) / 16777216;
+  const u2 = (dropoutHash(key, 2 * i + 1) >>> 8) / 16777216;
+  return noise * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
 }
 
 /** Cosine router logits: cos(P_r, emb_e) · exp(logScale); P is R×D, emb D×E. */

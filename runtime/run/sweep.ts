@@ -10,8 +10,8 @@ import { RunStore, type TrialStore } from '../store/run-store.js';
 import type { SweepListener, TrialInfo } from '../train/events.js';
 import { GpuModel, type PlanModel } from '../train/model.js';
 import { PatchModel } from '../train/patch-model.js';
-import { trainPatchTrial, type PatchEvalSet } from '../train/patch-trainer.js';
-import { trainTrial, type EvalSet, type TrainOutcome } from '../train/trainer.js';
+import { trainPatchTrial } from '../train/patch-trainer.js';
+import { trainTrial, type TrainOutcome } from '../train/trainer.js';
 
 export interface SweepOptions {
   file: string;
@@ -111,29 +111,27 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const data = o.data;
   const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
+  // The data a trial trains and evaluates on, prepared by `get` (text or the cluster task).
+  const trialData = async <D>(cfg: Trial['config'], get: (ds: DataSet) => Promise<D>) => {
+    const evals: { name: string; data: D; split: 'train' | 'valid' }[] = [];
+    for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await get(cfg.data[ref.data]!), split: ref.split });
+    const expertData = new Map<string, D>();
+    for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await get(cfg.data[ref.data]!));
+    return { data: await get(cfg.data[cfg.train.data]!), evals, expertData };
+  };
   const runLanguageModel = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
-    const cfg = t.config;
-    const train = await data.get(cfg.data[cfg.train.data]!);
-    const evals: EvalSet[] = [];
-    for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await data.get(cfg.data[ref.data]!), split: ref.split });
-    const expertData = new Map<string, PreparedText>();
-    for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await data.get(cfg.data[ref.data]!));
+    const d = await trialData(t.config, (ds) => data.get(ds));
     const model = await GpuModel.create(o.gpu, compiled, `trial ${t.id}`);
     hold(model);
     store.setTrialStatus(t.id, 'running');
-    return trainTrial({ model, trial: t, data: train, evals, expertData, store: ts, listener: o.listener, adapter, stop: o.stop });
+    return trainTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
   };
   const runPatch = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
-    const cfg = t.config;
-    const train = await data.clusters(cfg.data[cfg.train.data]!);
-    const evals: PatchEvalSet[] = [];
-    for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await data.clusters(cfg.data[ref.data]!), split: ref.split });
-    const expertData = new Map<string, PreparedClusters>();
-    for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await data.clusters(cfg.data[ref.data]!));
+    const d = await trialData(t.config, (ds) => data.clusters(ds));
     const model = await PatchModel.create(o.gpu, compiled, `trial ${t.id}`);
     hold(model);
     store.setTrialStatus(t.id, 'running');
-    return trainPatchTrial({ model, trial: t, data: train, evals, expertData, store: ts, listener: o.listener, adapter, stop: o.stop });
+    return trainPatchTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
   };
   const runOne = async (t: Trial) => {
     const ts = store.trial(t.id);

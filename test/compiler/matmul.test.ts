@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MatmulShape } from '../../compiler/kernels/matmul.js';
-import { matmulKernel } from '../../compiler/kernels/matmul.js';
+import { defaultTiling, matmulKernel, subgroupTiling } from '../../compiler/kernels/matmul.js';
+import { KernelCache, matmulTiling, subgroupMatmulSuits } from '../../compiler/lower/kernels.js';
 import { matmulReference } from '../../compiler/reference/matmul.js';
 import { checkMatmul } from '../../runtime/bench/matmul.js';
 import { testGpu } from '../helpers/gpu.js';
@@ -84,4 +85,78 @@ test('a broken kernel is caught by the check (the test can fail)', async () => {
 test('the kernel generator rejects impossible shapes', () => {
   assert.throws(() => matmulKernel('mm', { m: 0, n: 4, k: 4 }), /M=0/);
   assert.throws(() => matmulKernel('mm', { m: 4, n: 4, k: 4 }, { tm: 3, tn: 4, wgX: 8, wgY: 8 }), /multiples of 4/);
+});
+
+// The subgroup layout (compiler/kernels/matmul.ts): every flag combination on odd shapes (clamped
+// rows and columns, scalar loads) and on multiple-of-4 shapes (vec4 loads), for the chosen tiling and
+// the other tn widths. Skipped where the adapter lacks subgroups of at least 8.
+const subgroupSkip = async () => {
+  const gpu = await testGpu();
+  const min = (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize ?? 0;
+  return gpu.features.has('subgroups') && min >= 8 ? false : 'the adapter lacks subgroups of at least 8';
+};
+const subgroupFlags: Array<Partial<MatmulShape>> = [
+  {},
+  { bias: true, activation: 'gelu' },
+  { bias: true, activation: 'relu', accumulate: true },
+  { accumulate: true },
+  { batch: 3 },
+  { batch: 2, broadcastB: true, accumulate: true },
+];
+for (const [m, n, k] of [
+  [37, 29, 13],
+  [40, 36, 16],
+  [5, 3, 1],
+] as Array<[number, number, number]>) {
+  for (const transA of [false, true]) {
+    for (const transB of [false, true]) {
+      test(`subgroup matmul ${m}x${n}x${k} transA=${transA} transB=${transB}, every epilogue`, { skip: await subgroupSkip() }, async () => {
+        const gpu = await testGpu();
+        for (const f of subgroupFlags) {
+          const s: MatmulShape = { m, n, k, transA, transB, ...f };
+          const err = await checkMatmul(gpu, s, subgroupTiling);
+          assert.ok(err <= tol, `${JSON.stringify(s)}: error ${err}`);
+        }
+      });
+    }
+  }
+}
+
+test('subgroup matmul: other tn widths and workgroup sizes', { skip: await subgroupSkip() }, async () => {
+  const gpu = await testGpu();
+  for (const tiling of [
+    { tm: 8, tn: 1, wgX: 8, wgY: 1 },
+    { tm: 8, tn: 2, wgX: 16, wgY: 1 },
+    { tm: 24, tn: 8, wgX: 8, wgY: 1 },
+  ]) {
+    for (const s of [
+      { m: 37, n: 45, k: 29, transB: true, bias: true },
+      { m: 44, n: 40, k: 12, transA: true, accumulate: true },
+      { m: 19, n: 64, k: 36, batch: 2, activation: 'gelu' as const },
+    ]) {
+      const err = await checkMatmul(gpu, s, { ...tiling, layout: 'subgroup' });
+      assert.ok(err <= tol, `${JSON.stringify({ s, tiling })}: error ${err}`);
+    }
+  }
+});
+
+test('the subgroup kernel declares the feature it needs, and bad tilings are rejected', () => {
+  const k = matmulKernel('mm', { m: 16, n: 16, k: 16 }, subgroupTiling);
+  assert.deepEqual(k.features, ['subgroups']);
+  assert.match(k.wgsl, /enable subgroups;/);
+  assert.match(k.wgsl, /subgroupBroadcast\(/);
+  assert.equal(matmulKernel('mm', { m: 16, n: 16, k: 16 }).features, undefined);
+  assert.throws(() => matmulKernel('mm', { m: 4, n: 4, k: 4 }, { ...subgroupTiling, tm: 12 }), /multiples of 8/);
+});
+
+test('lowering picks the subgroup tiling only when asked to', () => {
+  assert.deepEqual(matmulTiling({ m: 1024, n: 64, k: 256 }), defaultTiling);
+  assert.deepEqual(matmulTiling({ m: 1024, n: 64, k: 256 }, { subgroupMatmul: true }), subgroupTiling);
+  const mm = { kind: 'matmul', args: [{ m: 8, n: 8, k: 8 }] };
+  assert.equal(new KernelCache().get(mm).features, undefined);
+  assert.deepEqual(new KernelCache({ subgroupMatmul: true }).get(mm).features, ['subgroups']);
+  assert.equal(subgroupMatmulSuits(new Set(['subgroups']), 8, true), true);
+  assert.equal(subgroupMatmulSuits(new Set(['subgroups']), 4, true), false);
+  assert.equal(subgroupMatmulSuits(new Set(['subgroups']), 32, false), false);
+  assert.equal(subgroupMatmulSuits(new Set(), 8, true), false);
 });

@@ -205,29 +205,6 @@ test('sequence pooling (prefix) forward and backward match the reference', async
   }
 });
 
-test('router noise: seeded Gaussian noise on the logits while training, none in evaluation', async () => {
-  const b = new PlanBuilder('noise');
-  b.buffer('logits', 23); b.buffer('rng', 4, 'uniform');
-  b.dispatch('run', moeRouterNoiseKernel('noise', 23, 0.7, 9), ['logits', 'rng']);
-  const l = randomArray(23, 4);
-  const ex = await PlanExecutor.create(await testGpu(), b.build());
-  try {
-    const noisy = async (train: boolean, seed = 5) => {
-      ex.write('logits', l);
-      ex.write('rng', dropoutUniforms(seed, 2, train));
-      ex.run('run');
-      return ex.read('logits');
-    };
-    const got = await noisy(true);
-    close('noise', got, routerNoiseReference(l, 0.7, 9, 5, 2, true), 1e-4);
-    assert.ok(got.some((v, i) => Math.abs(v - l[i]!) > 0.1), 'the noise is visible');
-    assert.notDeepEqual(await noisy(true, 6), got);
-    assert.deepEqual(await noisy(false), l);
-  } finally {
-    ex.destroy();
-  }
-});
-
 test('cosine router logits match the reference (the backward: moe-gradcheck-routers.test.ts)', async () => {
   const s = { rows: 13, dim: 5, experts: 3 };
   const b = new PlanBuilder('cosine');
@@ -246,34 +223,39 @@ test('cosine router logits match the reference (the backward: moe-gradcheck-rout
   }
 });
 
-test('router noise: seeded uniform U(0, noise) on the logits while training, none in evaluation', async () => {
-  const b = new PlanBuilder('noise');
-  b.buffer('logits', 23); b.buffer('rng', 4, 'uniform');
-  b.dispatch('run', moeRouterNoiseKernel('noise', 23, 0.7, 9, 'uniform'), ['logits', 'rng']);
-  const l = randomArray(23, 4);
-  const ex = await PlanExecutor.create(await testGpu(), b.build());
-  try {
-    const noisy = async (train: boolean, seed = 5) => {
-      ex.write('logits', l);
-      ex.write('rng', dropoutUniforms(seed, 2, train));
-      ex.run('run');
-      return ex.read('logits');
-    };
-    const got = await noisy(true);
-    close('uniform noise', got, routerNoiseReference(l, 0.7, 9, 5, 2, true, 'uniform'), 1e-5);
-    // The noise itself, against the reference's, in [0, 0.7).
-    const want = routerNoiseReference(new Float32Array(23), 0.7, 9, 5, 2, true, 'uniform');
-    for (let i = 0; i < 23; i++) {
-      assert.ok(want[i]! >= 0 && want[i]! < 0.7, `reference noise ${want[i]} in [0, 0.7)`);
-      const d = got[i]! - l[i]!;
-      assert.ok(d >= -1e-6 && d < 0.7 + 1e-6, `noise ${d} in [0, 0.7)`);
-      assert.ok(Math.abs(d - want[i]!) <= 1e-5, `noise ${i}: ${d} vs ${want[i]}`);
+for (const dist of ['gaussian', 'uniform'] as const) {
+  test(`router noise: seeded ${dist} noise on the logits while training, none in evaluation`, async () => {
+    const b = new PlanBuilder('noise');
+    b.buffer('logits', 23); b.buffer('rng', 4, 'uniform');
+    b.dispatch('run', moeRouterNoiseKernel('noise', 23, 0.7, 9, dist), ['logits', 'rng']);
+    const l = randomArray(23, 4);
+    const ex = await PlanExecutor.create(await testGpu(), b.build());
+    try {
+      const noisy = async (train: boolean, seed = 5) => {
+        ex.write('logits', l);
+        ex.write('rng', dropoutUniforms(seed, 2, train));
+        ex.run('run');
+        return ex.read('logits');
+      };
+      const got = await noisy(true);
+      close(`${dist} noise`, got, routerNoiseReference(l, 0.7, 9, 5, 2, true, dist), dist === 'uniform' ? 1e-5 : 1e-4);
+      assert.ok(got.some((v, i) => Math.abs(v - l[i]!) > 0.1), 'the noise is visible');
+      if (dist === 'uniform') {
+        // The noise itself, against the reference's, in [0, 0.7).
+        const want = routerNoiseReference(new Float32Array(23), 0.7, 9, 5, 2, true, 'uniform');
+        for (let i = 0; i < 23; i++) {
+          assert.ok(want[i]! >= 0 && want[i]! < 0.7, `reference noise ${want[i]} in [0, 0.7)`);
+          const d = got[i]! - l[i]!;
+          assert.ok(d >= -1e-6 && d < 0.7 + 1e-6, `noise ${d} in [0, 0.7)`);
+          assert.ok(Math.abs(d - want[i]!) <= 1e-5, `noise ${i}: ${d} vs ${want[i]}`);
+        }
+        assert.ok(Math.max(...want) - Math.min(...want) > 0.3, 'the draws spread over the range');
+        assert.notDeepEqual(got, routerNoiseReference(l, 0.7, 9, 5, 2, true, 'gaussian'), 'not the Gaussian draw');
+      }
+      assert.notDeepEqual(await noisy(true, 6), got);
+      assert.deepEqual(await noisy(false), l);
+    } finally {
+      ex.destroy();
     }
-    assert.ok(Math.max(...want) - Math.min(...want) > 0.3, 'the draws spread over the range');
-    assert.notDeepEqual(got, routerNoiseReference(l, 0.7, 9, 5, 2, true, 'gaussian'), 'not the Gaussian draw');
-    assert.notDeepEqual(await noisy(true, 6), got);
-    assert.deepEqual(await noisy(false), l);
-  } finally {
-    ex.destroy();
-  }
-});
+  });
+}
