@@ -20,6 +20,10 @@ export interface TrainBench {
   profile?: { kind: string; ms: number; share: number; dispatches: number }[];
   /** Plan's peak memory estimate, bytes. */
   peakBytes: number;
+  /** Device memory the executor allocated for the plan (and its read-back staging), bytes. */
+  allocatedBytes: number;
+  /** Growth of the process's resident memory from before the model was built to after the timed steps (a software adapter keeps device memory there), bytes. */
+  rssGrowthBytes: number;
   lossFirst: number;
   lossLast: number;
 }
@@ -50,6 +54,7 @@ function randomBatch(s: Gpt2Spec, seed: number) {
 export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3, compile: (s: Gpt2Spec) => CompiledTrial = compileGpt2): Promise<TrainBench> {
   const compiled: CompiledTrial = compile(spec);
   const summary = summarize(compiled);
+  const rss0 = process.memoryUsage().rss;
   const m = await GpuModel.create(gpu, compiled, `bench ${spec.name}`);
   try {
     m.initParams(1);
@@ -72,6 +77,8 @@ export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3, co
     run(n);
     const lossLast = await m.trainLoss(); // the read waits for every step
     const secs = (performance.now() - t0) / 1000;
+    const rssGrowthBytes = process.memoryUsage().rss - rss0;
+    const alloc = m.ex.allocatedBytes();
     const prof = await m.ex.profile('train_step', 2);
     let profile: TrainBench['profile'];
     if (prof) {
@@ -93,6 +100,8 @@ export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3, co
       flopsPerStep: summary.flopsPerStep,
       ...(profile ? { profile } : {}),
       peakBytes: summary.peakBytes,
+      allocatedBytes: alloc.plan + alloc.staging,
+      rssGrowthBytes,
       lossFirst,
       lossLast,
     };

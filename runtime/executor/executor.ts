@@ -247,6 +247,16 @@ export class PlanExecutor {
     return [...totals.values()].sort((a, b) => b.ms - a.ms);
   }
 
+  /**
+   * Bytes of device memory this executor holds now: the plan's buffers and regions as allocated
+   * (rounded up to 16 bytes) plus the read-back staging buffers made so far. What the plan's
+   * peakBytes estimate should be checked against.
+   */
+  allocatedBytes(): { plan: number; staging: number } {
+    const sum = (bs: Iterable<GPUBuffer>) => [...bs].reduce((a, b) => a + b.size, 0);
+    return { plan: sum(this.allocations), staging: sum(this.staging.values()) };
+  }
+
   destroy(): void {
     for (const b of this.allocations) b.destroy();
     for (const b of this.staging.values()) b.destroy();

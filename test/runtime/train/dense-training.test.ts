@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileGpt2 } from '../../../compiler/lower/compile.js';
+import { summarize } from '../../../compiler/lower/summary.js';
 import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
 import { GpuModel } from '../../../runtime/train/model.js';
 import { adamwUniforms } from '../../../compiler/kernels/adamw.js';
@@ -82,6 +83,42 @@ test('the update clips by the global gradient norm: grad_norm is the norm of the
     const vv = new Float32Array(ref.length);
     for (const r of c.layout.ranges) adamwReference(ref, clipped, mm, vv, 1, 1e-2, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: r.decay ? s.wd : 0 }, r.offset, r.count);
     assert.ok(maxRelError(await m.readFlat('params'), ref) < 1e-5);
+  } finally {
+    m.destroy();
+  }
+});
+
+test('optimizer sgd: one step is p − lr·(g + wd·p) on decayed tensors and p − lr·g on the rest', async () => {
+  const s: Gpt2Spec = { ...spec, optimizer: 'sgd', wd: 0.1 };
+  const c = compileGpt2(s);
+  assert.ok(!c.plan.buffers.some((b) => b.name === 'adam.m'), 'SGD keeps no moments');
+  const m = await GpuModel.create(await testGpu(), c);
+  try {
+    m.initParams(3);
+    const before = await m.readFlat('params');
+    const b = pattern(s);
+    m.gradients(b.tokens, b.targets);
+    const g = await m.readFlat('grads');
+    m.trainStep(1, 0.05, 0, [b]);
+    const after = await m.readFlat('params');
+    const want = before.slice();
+    for (const r of c.layout.ranges) for (let i = r.offset; i < r.offset + r.count; i++) want[i] = before[i]! - 0.05 * (g[i]! + (r.decay ? 0.1 : 0) * before[i]!);
+    assert.ok(maxRelError(after, want) < 1e-5, `max rel error ${maxRelError(after, want)}`);
+  } finally {
+    m.destroy();
+  }
+});
+
+test("the executor allocates what the plan's peak-memory estimate says, to 16-byte rounding", async () => {
+  const c = compileGpt2(spec);
+  const m = await GpuModel.create(await testGpu(), c);
+  try {
+    const peak = summarize(c).peakBytes;
+    const { plan, staging } = m.ex.allocatedBytes();
+    assert.ok(plan >= peak && plan - peak < 16 * c.plan.buffers.length, `allocated ${plan}, plan estimate ${peak}`);
+    assert.equal(staging, 0, 'nothing read back yet');
+    await m.trainLoss();
+    assert.equal(m.ex.allocatedBytes().staging, 4, 'one staging buffer, for the 4-byte loss');
   } finally {
     m.destroy();
   }
