@@ -1,6 +1,7 @@
 // `npm run bench`: every figure in one run on one adapter, so ratios compare like with like.
 import { parseArgs } from 'node:util';
-import { defaultTiling, type MatmulShape, type MatmulTiling } from '../../compiler/kernels/matmul.js';
+import { defaultTiling, subgroupTiling, type MatmulShape, type MatmulTiling } from '../../compiler/kernels/matmul.js';
+import { subgroupMatmulSuits } from '../../compiler/lower/kernels.js';
 import { Gpu } from '../gpu/device.js';
 import { measureMatmul } from './matmul.js';
 import { benchExpand } from './expand.js';
@@ -65,12 +66,16 @@ async function main(): Promise<void> {
     if (want('moe')) await moeBench(gpu);
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
-    console.log('| shape | default GFLOP/s | ms/call | plain GFLOP/s | default / plain |');
-    console.log('|---|---:|---:|---:|---:|');
+    // The subgroup tiling (16×4 per invocation, A shared by subgroupBroadcast) where the adapter suits it.
+    const sg = subgroupMatmulSuits(gpu.features, (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize, gpu.info.software);
+    console.log(`| shape | default GFLOP/s | ms/call | plain GFLOP/s | default / plain |${sg ? ' subgroup GFLOP/s | subgroup / default |' : ''}`);
+    console.log(`|---|---:|---:|---:|---:|${sg ? '---:|---:|' : ''}`);
     for (const row of matmulRows(!!values.quick)) {
       const fast = await measureMatmul(gpu, row.shape, defaultTiling);
       const plain = await measureMatmul(gpu, row.shape, plainTiling);
-      console.log(`| ${row.name} | ${fast.gflops.toFixed(2)} | ${fast.msPerCall.toFixed(2)} | ${plain.gflops.toFixed(2)} | ${(fast.gflops / plain.gflops).toFixed(2)}× |`);
+      const sub = sg ? await measureMatmul(gpu, row.shape, subgroupTiling) : undefined;
+      const sgCols = sub ? ` ${sub.gflops.toFixed(2)} | ${(sub.gflops / fast.gflops).toFixed(2)}× |` : '';
+      console.log(`| ${row.name} | ${fast.gflops.toFixed(2)} | ${fast.msPerCall.toFixed(2)} | ${plain.gflops.toFixed(2)} | ${(fast.gflops / plain.gflops).toFixed(2)}× |${sgCols}`);
     }
     {
       const r = await benchExpand();

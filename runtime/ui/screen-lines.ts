@@ -98,7 +98,8 @@ function columns(model: SweepModel, width: number): Columns {
   return { name, bar, steps };
 }
 
-function tableHeader(cols: Columns, width: number, accuracy: boolean): Line {
+/** The cluster task classifies samples: accuracy instead of perplexity, samples/s instead of tokens/s. */
+function tableHeader(cols: Columns, width: number, classification: boolean): Line {
   const text =
     ' '.repeat(FIXED.status) +
     fit('trial', cols.name) +
@@ -106,8 +107,8 @@ function tableHeader(cols: Columns, width: number, accuracy: boolean): Line {
     (cols.bar > 0 ? fit('progress', cols.bar) + ' ' : '') +
     fit('step', cols.steps) +
     'loss'.padStart(FIXED.loss) +
-    (accuracy ? 'val acc' : 'val ppl').padStart(FIXED.ppl) +
-    'tok/s'.padStart(FIXED.tps) +
+    (classification ? 'val acc' : 'val ppl').padStart(FIXED.ppl) +
+    (classification ? 'smp/s' : 'tok/s').padStart(FIXED.tps) +
     'ETA'.padStart(FIXED.eta);
   return [{ text: truncate(text, width), color: 'gray' }];
 }
@@ -170,7 +171,7 @@ export function finishedLine(t: TrialState, total: number, width: number, layout
       progress.padEnd(2 * String(t.info.steps).length + 1) +
       (f.has('loss') ? `  loss ${formatFixed(t.loss, 4)}` : '') +
       (f.has('ppl') ? (t.validAcc !== undefined ? `  val acc ${formatFixed(t.validAcc, 3).padStart(7)}` : `  val ppl ${formatFixed(t.validPpl, 2).padStart(7)}`) : '') +
-      (f.has('tps') ? `  ${formatCount(t.tokensPerSec).padStart(6)} tok/s` : '') +
+      (f.has('tps') ? `  ${formatCount(t.tokensPerSec).padStart(6)} ${t.info.task === 'classification' ? 'smp/s' : 'tok/s'}` : '') +
       (f.has('wall') ? `  ${wall}` : '');
   } else if (t.status === 'failed') {
     detail = `failed at ${progress}, ${wall}: ${(t.error ?? 'no error message').split('\n')[0]}`;
@@ -233,7 +234,7 @@ export function liveLines(model: SweepModel, opts: ScreenOptions): Line[] {
   const cols = columns(model, width);
   const running = model.trials.filter((t) => t.status === 'running');
   const pending = model.trials.filter((t) => t.status === 'pending');
-  const table: Line[] = [tableHeader(cols, width, model.trials.some((t) => t.validAcc !== undefined))];
+  const table: Line[] = [tableHeader(cols, width, model.trials.some((t) => t.info.task === 'classification'))];
   for (const t of running) table.push(trialRow(t, cols, width));
   const shownPending = pending.slice(0, opts.nextPending ?? 3);
   for (const t of shownPending) table.push(trialRow(t, cols, width));
