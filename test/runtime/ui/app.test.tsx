@@ -167,3 +167,20 @@ test('runner messages print above the live region, in order with finished trials
   assert.equal(lines[1], '» Ctrl-C: stopping after the next checkpoint');
   assert.ok(lines[2]!.startsWith('moec  sweep ablation'));
 });
+
+test('the cluster task shows test accuracy and samples/s where a language model shows perplexity and tokens/s', async () => {
+  let clock = 0;
+  const model = new SweepModel(() => clock);
+  const ui = render(<SweepApp model={model} throttleMs={0} tickMs={0} columns={120} rows={30} />);
+  model.apply(sweepStart([{ ...trial('c1', 'experts=4,expert=mlp,noise=1', 2000), task: 'classification' }]));
+  model.apply({ type: 'trial-start', id: 'c1' });
+  model.apply(step('c1', 1000, 0.2, 100));
+  model.apply({ type: 'eval', id: 'c1', step: 1000, validLoss: 0.1, validPpl: Math.exp(0.1), validAcc: 0.9875 });
+  await settle();
+  const live = frameLines(ui.lastFrame());
+  assert.ok(live.some((l) => /val acc +smp\/s/.test(l)), live.join('\n'));
+  assert.ok(live.some((l) => /98\.8%/.test(l)), live.join('\n'));
+  model.apply({ type: 'trial-end', id: 'c1', status: 'done', wallSeconds: 8 });
+  await settle();
+  assert.match(frameLines(ui.lastFrame())[0]!, /val acc +0\.988 .*smp\/s/);
+});
