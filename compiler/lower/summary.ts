@@ -10,6 +10,8 @@ export interface PlanSummary {
   /** FLOPs of one train_step dispatch list (each micro-batch counts once per accumulation step). */
   flopsPerStep: number;
   tokensPerStep: number;
+  /** What a "token" is: a text token, or a sample of the cluster task (its routed unit). */
+  unit: 'token' | 'sample';
   /** Bytes per buffer role after memory planning (regions counted once). */
   bytesByRole: Record<string, number>;
   activations: { naiveBytes: number; plannedBytes: number; regions: number };
@@ -49,7 +51,9 @@ export function summarize(c: CompiledTrial): PlanSummary {
     kernels: plan.kernels.length,
     dispatches: Object.fromEntries(Object.entries(plan.programs).map(([k, v]) => [k, v.length])),
     flopsPerStep: step.reduce((a, d) => a + (kernels.get(d.kernel)!.flops ?? 0), 0),
-    tokensPerStep: c.spec.batch * c.spec.context * c.spec.accumulate,
+    // The patch model's unit is the sample (routed whole), not the patch.
+    tokensPerStep: c.patch ? c.spec.batch * c.spec.accumulate : c.spec.batch * c.spec.context * c.spec.accumulate,
+    unit: c.patch ? 'sample' : 'token',
     bytesByRole,
     activations: { naiveBytes: c.memory.naiveBytes, plannedBytes: c.memory.plannedBytes, regions: c.memory.regions.length },
     peakBytes: allocs.reduce((a, b) => a + b.bytes, 0),

@@ -94,7 +94,7 @@ export async function writeReport(dir: string): Promise<Report> {
       if (!a.cells.length) continue;
       const at = a.steps.length === 1 ? `step ${a.steps[0]}` : `steps ${a.steps.join(', ')}`;
       md.push(`### ${config}: ${data} by ${label}`, '');
-      const sub = [`tokens routed to each expert per ${label} (rows sum to 1)`, `last evaluation (${at}), summed over ${a.seeds} seed${a.seeds === 1 ? '' : 's'}`];
+      const sub = [`${cls ? 'samples' : 'tokens'} routed to each expert per ${label} (rows sum to 1)`, `last evaluation (${at}), summed over ${a.seeds} seed${a.seeds === 1 ? '' : 's'}`];
       await figure(assignmentSpec(a.cells, `${config}: ${data} by ${label}`, sub), `experts-${n}-${slug(config)}-${slug(data)}-${slug(label)}`, `expert assignment for ${config}`);
       const byLayer = new Map<number, Record<string, number[]>>();
       for (const c of a.cells) ((byLayer.get(c.layer) ?? byLayer.set(c.layer, {}).get(c.layer)!)[c.value] ??= [])[c.expert] = c.tokens;

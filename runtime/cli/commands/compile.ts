@@ -51,7 +51,7 @@ export function formatSummary(t: Trial, s: PlanSummary): string {
     `  parameters        ${human(s.params)} (front end counted ${human(t.params_count.total)} total, ${human(t.params_count.active)} active)`,
     `  kernels           ${s.kernels} distinct`,
     `  dispatches        ${Object.entries(s.dispatches).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-    `  FLOPs per step    ${human(s.flopsPerStep, 'FLOP')} (${human(s.flopsPerStep / s.tokensPerStep, 'FLOP')} per token, ${s.tokensPerStep} tokens)`,
+    `  FLOPs per step    ${human(s.flopsPerStep, 'FLOP')} (${human(s.flopsPerStep / s.tokensPerStep, 'FLOP')} per ${s.unit}, ${s.tokensPerStep} ${s.unit}s)`,
     `  memory            ${Object.entries(s.bytesByRole).map(([k, v]) => `${k} ${bytes(v)}`).join(', ')}`,
     `  activations       ${bytes(s.activations.plannedBytes)} in ${s.activations.regions} reused regions (${bytes(s.activations.naiveBytes)} without reuse)`,
     `  peak memory       ${bytes(s.peakBytes)} (everything is allocated up front)`,
