@@ -23,6 +23,18 @@ export interface Gpt2Spec {
   clip: number;
   /** Default adamw; sgd: plain SGD with decoupled weight decay (betas and eps unused). */
   optimizer?: 'adamw' | 'sgd';
+  /**
+   * f16: every matmul reads its operands as f16 (weights from an f16 copy refreshed after each
+   * update, activations and gradients rounded at load) and accumulates in f32; everything else,
+   * the master weights and the optimiser stay f32. Default f32.
+   */
+  precision?: 'f32' | 'f16';
+}
+
+
+/** The f16 copy of a weight (region params16; offsets set by layoutShadows). */
+export function shadowOf(g: Graph, W: string): string {
+  return g.tensor(`${W}.f16`, g.get(W).shape, 'shadow', { dtype: 'f16', region: 'params16' });
 }
 
 /** Per-block hooks: an MoE layer replaces `mlp` in its blocks (issue 5); dense GPT-2 uses the default. */
@@ -55,21 +67,25 @@ function layerNormParams(g: Graph, prefix: string, C: number): { w: string; b: s
   return { w, b, dwb };
 }
 
-/** A linear layer y = x·W + b in HF GPT-2's Conv1D layout (W is in×out), forward and backward. */
-export function linear(g: Graph, name: string, rows: number, inF: number, outF: number, std_ = std) {
+/**
+ * A linear layer y = x·W + b in HF GPT-2's Conv1D layout (W is in×out), forward and backward.
+ * With `f16`, the matmuls read W from its f16 copy and round x, dy to f16 (see Gpt2Spec.precision).
+ */
+export function linear(g: Graph, name: string, rows: number, inF: number, outF: number, std_ = std, f16 = false) {
   const W = param(g, `${name}.weight`, [inF, outF], 'normal', { std: std_ });
   const b = param(g, `${name}.bias`, [outF], 'zeros', { decay: false });
-  const mm = (s: MatmulShape) => s;
+  const Wm = f16 ? shadowOf(g, W) : W;
+  const mm = (s: MatmulShape, weight: boolean): MatmulShape => (f16 ? { ...s, f16: { a: 'round', b: weight ? 'stored' : 'round' } } : s);
   return {
     W,
     b,
     forward(x: string, y: string, activation: 'none' | 'gelu' = 'none') {
-      g.op('forward', name, 'matmul', [mm({ m: rows, n: outF, k: inF, bias: true, activation })], [x, W, y, b]);
+      g.op('forward', name, 'matmul', [mm({ m: rows, n: outF, k: inF, bias: true, activation }, true)], [x, Wm, y, b]);
     },
     /** dx = dy·Wᵀ (overwritten; skipped when dx is null), dW += xᵀ·dy, db += Σ dy. */
     backward(x: string, dy: string, dx: string | null) {
-      if (dx) g.op('backward', `${name}.dx`, 'matmul', [mm({ m: rows, n: inF, k: outF, transB: true })], [dy, W, dx]);
-      g.op('backward', `${name}.dW`, 'matmul', [mm({ m: inF, n: outF, k: rows, transA: true, accumulate: true })], [x, dy, `grad.${W}`]);
+      if (dx) g.op('backward', `${name}.dx`, 'matmul', [mm({ m: rows, n: inF, k: outF, transB: true }, true)], [dy, Wm, dx]);
+      g.op('backward', `${name}.dW`, 'matmul', [mm({ m: inF, n: outF, k: rows, transA: true, accumulate: true }, false)], [x, dy, `grad.${W}`]);
       g.op('backward', `${name}.db`, 'bias_grad', [rows, outF], [dy, `grad.${b}`]);
     },
   };
@@ -82,8 +98,8 @@ export function denseMlp(s: Gpt2Spec): BlockBuilder {
   const F = s.ffn;
   const projStd = std / Math.sqrt(2 * s.layers);
   const layer = (g: Graph, l: number) => ({
-    fc: linear(g, `h.${l}.mlp.c_fc`, N, C, F),
-    proj: linear(g, `h.${l}.mlp.c_proj`, N, F, C, projStd),
+    fc: linear(g, `h.${l}.mlp.c_fc`, N, C, F, std, s.precision === 'f16'),
+    proj: linear(g, `h.${l}.mlp.c_proj`, N, F, C, projStd, s.precision === 'f16'),
     h: g.tensor(`h${l}.mlp.h`, [N, F], 'activation'),
     a: g.tensor(`h${l}.mlp.gelu`, [N, F], 'activation'),
   });
@@ -118,6 +134,8 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   const hd = C / H;
   const drop = s.dropout > 0;
   const NC = [N, C];
+  const f16 = s.precision === 'f16';
+  const head = (o: MatmulShape, weight: boolean): MatmulShape => (f16 ? { ...o, f16: { a: 'round', b: weight ? 'stored' : 'round' } } : o);
 
   // Inputs, uniforms and host-visible outputs.
   g.tensor('tokens', [N], 'input', { dtype: 'u32' });
@@ -164,8 +182,8 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
       n: g.tensor(`h${l}.ln_2`, NC, 'activation'),
       st2: g.tensor(`h${l}.ln_2.stats`, [2 * N], 'activation'),
       m: g.tensor(`h${l}.mlp`, NC, 'activation'),
-      cAttn: linear(g, `h.${l}.attn.c_attn`, N, C, 3 * C),
-      cProj: linear(g, `h.${l}.attn.c_proj`, N, C, C, std / Math.sqrt(2 * Lc)),
+      cAttn: linear(g, `h.${l}.attn.c_attn`, N, C, 3 * C, std, f16),
+      cProj: linear(g, `h.${l}.attn.c_proj`, N, C, C, std / Math.sqrt(2 * Lc), f16),
     };
     blocks.push(t);
     g.op('forward', `h${l}.ln_1`, 'ln_fwd', [{ rows: N, C }], [resid, branch, ln1.w, ln1.b, t.s1, t.a, t.st1]);
@@ -185,7 +203,8 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   const stf = g.tensor('ln_f.stats', [2 * N], 'activation');
   g.op('forward', 'ln_f', 'ln_fwd', [{ rows: N, C }], [resid, branch, lnf.w, lnf.b, sf, nf, stf]);
   const logits = g.tensor('logits', [N, V], 'activation');
-  g.op('forward', 'lm_head', 'matmul', [{ m: N, n: V, k: C, transB: true }], [nf, wte, logits]);
+  const wteM = f16 ? shadowOf(g, wte) : wte;
+  g.op('forward', 'lm_head', 'matmul', [head({ m: N, n: V, k: C, transB: true }, true)], [nf, wteM, logits]);
   const losses = g.tensor('losses', [N], 'activation');
   g.op('forward', 'loss', 'ce_fwd', [{ N, V }], [logits, 'targets', losses]);
   g.op('forward', 'loss.mean', 'ce_mean', [{ N, V }, 1 / s.accumulate], [losses, 'targets', 'loss']);
@@ -196,8 +215,8 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   g.op('backward', 'dresid.zero', 'fill', [N * C], [dresid]);
   g.op('backward', 'loss.dlogits', 'ce_bwd', [{ N, V }], [logits, 'targets', 'loss']);
   const dnf = g.tensor('d.ln_f', NC, 'activation');
-  g.op('backward', 'lm_head.dx', 'matmul', [{ m: N, n: C, k: V }], [logits, wte, dnf]);
-  g.op('backward', 'lm_head.dW', 'matmul', [{ m: V, n: C, k: N, transA: true, accumulate: true }], [logits, nf, `grad.${wte}`]);
+  g.op('backward', 'lm_head.dx', 'matmul', [head({ m: N, n: C, k: V }, true)], [logits, wteM, dnf]);
+  g.op('backward', 'lm_head.dW', 'matmul', [head({ m: V, n: C, k: N, transA: true, accumulate: true }, false)], [logits, nf, `grad.${wte}`]);
   g.op('backward', 'ln_f.dx', 'ln_bwd', [{ rows: N, C }], [dnf, sf, stf, lnf.w, dresid]);
   g.op('backward', 'ln_f.dwb', 'ln_dwb', [{ rows: N, C }, 64, alignFloats(C)], [dnf, sf, stf, lnf.dwb]);
   for (let l = Lc - 1; l >= 0; l--) {

@@ -14,7 +14,9 @@ export type TensorKind =
   /** Small per-step blocks the host writes (AdamW scalars, dropout seed). */
   | 'uniform'
   /** Results the host reads back (loss, statistics); never aliased. */
-  | 'output';
+  | 'output'
+  /** A copy of parameters in another precision (f16 matmul weights), refreshed after each update. */
+  | 'shadow';
 
 export type Init =
   | { kind: 'normal'; std: number }
@@ -24,7 +26,7 @@ export type Init =
 export interface Tensor {
   name: string;
   shape: number[];
-  dtype: 'f32' | 'u32';
+  dtype: 'f32' | 'u32' | 'f16';
   kind: TensorKind;
   /** Parameters: how they start, and whether AdamW decays them. */
   init?: Init;
@@ -44,7 +46,7 @@ export interface KernelRef {
   args: unknown[];
 }
 
-export type Phase = 'zero' | 'forward' | 'loss' | 'backward' | 'update' | 'eval';
+export type Phase = 'zero' | 'forward' | 'loss' | 'backward' | 'update' | 'eval' | 'shadow';
 
 export interface Op {
   /** Unique, readable: shown in profiles and errors (e.g. `h1.mlp.c_fc`). */
@@ -56,6 +58,9 @@ export interface Op {
 }
 
 export const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Bytes per element of a tensor's dtype. */
+export const elementBytes = (dtype: Tensor['dtype']) => (dtype === 'f16' ? 2 : 4);
 
 export class Graph {
   readonly tensors = new Map<string, Tensor>();

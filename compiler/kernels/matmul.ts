@@ -2,6 +2,7 @@ import type { PlanKernel } from '../plan/types.js';
 import type { MatmulShape } from '../reference/matmul.js';
 import { activationExpr, activationWgsl } from './activation.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { withF16Operands } from './matmul-f16.js';
 
 export type { MatmulShape } from '../reference/matmul.js';
 
@@ -27,9 +28,10 @@ export interface MatmulTiling {
  */
 export const subgroupTiling: MatmulTiling = { tm: 16, tn: 4, wgX: 8, wgY: 1, layout: 'subgroup' };
 
-// Measured on lavapipe (npm run bench): 8×8 outputs per invocation, no workgroup memory,
-// is the fastest of the tilings tried; llvmpipe runs invocations as SIMD lanes, so register
-// blocking (fewer loads per FMA) matters and shared memory plus barriers does not pay.
+// Measured on lavapipe (npm run bench): 8×8 outputs per invocation, no workgroup memory, is the
+// fastest portable tiling tried; llvmpipe runs invocations as SIMD lanes and every load is a loop
+// over the lanes, so register blocking (fewer loads per FMA) matters and shared memory plus
+// barriers does not pay. Where subgroups of 8 exist, `subgroupTiling` is about 2× faster still.
 export const defaultTiling: MatmulTiling = { tm: 8, tn: 8, wgX: 8, wgY: 8 };
 
 export interface MatmulKernel extends PlanKernel {
@@ -45,6 +47,7 @@ const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
  * contiguous dimension is a multiple of 4 are read as vec4.
  */
 export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling = defaultTiling): MatmulKernel {
+  if (s.f16) return withF16Operands(matmulKernel(name, { ...s, f16: undefined }, tiling), s.f16);
   const { m: M, n: N, k: K } = s;
   const batch = s.batch ?? 1;
   const act = s.activation ?? 'none';

@@ -3,16 +3,18 @@ import { type BlockBuilder, buildGpt2Graph, type Gpt2Spec } from '../graph/gpt2.
 import { moeBlock, unsupportedMoe } from '../graph/moe.js';
 import { buildPatchGraph, type PatchGraphSpec } from '../graph/patches.js';
 import { PATCH_INIT_STD, unsupportedPatch } from './patch-settings.js';
-import { type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
+import { elementBytes, type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
 import { layoutParams, type ParamLayout } from '../graph/layout.js';
 import type { RowKernel } from '../kernels/layernorm.js';
 import { PlanBuilder } from '../plan/builder.js';
 import type { Plan, PlanBuffer } from '../plan/types.js';
 import { gradNormKernels } from '../kernels/gradnorm.js';
-import { KernelCache, registerKernel } from './kernels.js';
+import { KernelCache, type LoweringOptions, registerKernel } from './kernels.js';
 import { sgdKernel } from '../kernels/sgd.js';
+import { type CastSegment, castF16Kernel } from '../kernels/cast.js';
 
 registerKernel('sgd', (n, offset: number, count: number, wd: number, clip: number) => sgdKernel(n, offset, count, wd, clip));
+registerKernel('cast_f16', (n, segments: CastSegment[]) => castF16Kernel(n, segments));
 import { lifetimes, type MemoryPlan, planMemory } from './memory.js';
 
 export interface CompiledTrial {
@@ -36,6 +38,8 @@ export const programPhases = {
   update: ['update'],
   /** Forward and loss on a validation batch, adding {Σ loss, tokens} into eval_sum. */
   eval_step: ['forward', 'eval'],
+  /** Rewrites the f16 weight copies from the parameters (after the host writes them). */
+  refresh_shadows: ['shadow'],
 } as const;
 
 export function gpt2SpecOf(c: TrialConfig, name = 'trial'): Gpt2Spec {
@@ -44,12 +48,12 @@ export function gpt2SpecOf(c: TrialConfig, name = 'trial'): Gpt2Spec {
   return {
     name, layers: m.layers, width: m.width, heads: m.heads, ffn: m.ffn, vocab: m.vocab, context: m.context, dropout: m.dropout,
     batch: t.batch, accumulate: t.accumulate, betas: t.betas, eps: t.eps, wd: t.optimizer === 'adam' ? 0 : t.wd, clip: t.clip,
-    optimizer: t.optimizer === 'sgd' ? 'sgd' : 'adamw',
+    optimizer: t.optimizer === 'sgd' ? 'sgd' : 'adamw', precision: t.precision,
   };
 }
 
 const roleOf: Record<Tensor['kind'], PlanBuffer['role']> = {
-  param: 'param', grad: 'grad', optimizer: 'optimizer', activation: 'activation', input: 'input', uniform: 'uniform', output: 'output',
+  param: 'param', grad: 'grad', optimizer: 'optimizer', activation: 'activation', input: 'input', uniform: 'uniform', output: 'output', shadow: 'param',
 };
 
 /** Adds the whole-region views, the zeroing ops and the AdamW (or SGD) update to a graph whose parameters are laid out. */
@@ -82,9 +86,32 @@ function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout): void {
   }
 }
 
+/**
+ * Lays out the f16 weight copies ('shadow' tensors) in their own region, each on a 256-byte
+ * boundary (128 halfs) so its binding offset is legal, and adds the cast that refreshes them: after
+ * the optimiser in every step, and alone in the refresh_shadows program (run after the host writes
+ * the parameters).
+ */
+function addShadowRefresh(g: Graph, layout: ParamLayout): void {
+  const shadows = [...g.tensors.values()].filter((t) => t.kind === 'shadow');
+  if (!shadows.length) return;
+  const segments: CastSegment[] = [];
+  let at = 0;
+  for (const t of shadows) {
+    const src = layout.offsets.get(t.name.replace(/\.f16$/, ''));
+    if (src === undefined) throw new Error(`graph: f16 copy '${t.name}' has no parameter`);
+    t.offset = at;
+    segments.push({ src, dst: at, count: numel(t.shape) });
+    at += Math.ceil(numel(t.shape) / 128) * 128;
+  }
+  g.tensor('params16', [at], 'shadow', { dtype: 'f16', region: 'params16', offset: 0 });
+  g.op('update', 'params16.refresh', 'cast_f16', [segments], ['params', 'params16']);
+  g.op('shadow', 'params16.init', 'cast_f16', [segments], ['params', 'params16']);
+}
+
 /** Lowers a graph to a Plan: kernels (shared between identical ops), buffers placed by the memory planner, programs. */
-export function lowerGraph(g: Graph): { plan: Plan; memory: MemoryPlan } {
-  const cache = new KernelCache();
+export function lowerGraph(g: Graph, opts: LoweringOptions = {}): { plan: Plan; memory: MemoryPlan } {
+  const cache = new KernelCache(opts);
   const kernelOf = new Map<Op, RowKernel>();
   for (const op of g.ops) kernelOf.set(op, cache.get(op.kernel));
 
@@ -99,12 +126,13 @@ export function lowerGraph(g: Graph): { plan: Plan; memory: MemoryPlan } {
   const buffers: PlanBuffer[] = [];
   for (const t of g.tensors.values()) {
     if (!used.has(t.name)) continue;
-    const bytes = 4 * (t.span ?? numel(t.shape));
+    // Storage bindings are sized in multiples of 4 bytes (an odd number of f16 elements rounds up).
+    const bytes = Math.ceil((elementBytes(t.dtype) * (t.span ?? numel(t.shape))) / 4) * 4;
     const buf: PlanBuffer = { name: t.name, bytes, role: roleOf[t.kind] };
     const region = t.kind === 'activation' ? memory.regionOf.get(t.name) : t.region;
     if (region !== undefined) {
       buf.region = region;
-      buf.offset = t.kind === 'activation' ? 0 : 4 * t.offset!;
+      buf.offset = t.kind === 'activation' ? 0 : elementBytes(t.dtype) * t.offset!;
     }
     buffers.push(buf);
   }
@@ -116,12 +144,17 @@ export function lowerGraph(g: Graph): { plan: Plan; memory: MemoryPlan } {
   return { plan, memory };
 }
 
-/** Compiles a GPT-2 training step (forward, loss, backward, AdamW) into a Plan; `ffn` swaps in MoE layers. */
-export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder): CompiledTrial {
+/**
+ * Compiles a GPT-2 training step (forward, loss, backward, AdamW) into a Plan; `ffn` swaps in MoE
+ * layers. `opts` lets the lowering use what the adapter that will run the plan has (default: nothing,
+ * a portable plan).
+ */
+export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringOptions = {}): CompiledTrial {
   const graph = buildGpt2Graph(spec, ffn);
   const layout = layoutParams(graph);
   addOptimizer(graph, spec, layout);
-  const { plan, memory } = lowerGraph(graph);
+  addShadowRefresh(graph, layout);
+  const { plan, memory } = lowerGraph(graph, opts);
   return { plan, graph, layout, memory, spec };
 }
 
@@ -133,16 +166,16 @@ export class CompileError extends Error {
 }
 
 /** Compiles one trial's configuration; refuses settings the lowering does not implement yet. */
-export function compileTrial(c: TrialConfig, name = 'trial'): CompiledTrial {
+export function compileTrial(c: TrialConfig, name = 'trial', opts: LoweringOptions = {}): CompiledTrial {
   if (c.data[c.train.data]?.source.kind === 'clusters') return compilePatchTrial(c, name);
-  if (c.train.precision !== 'f32') throw new CompileError(`precision '${c.train.precision}' is not implemented; plans are f32`, '/train/precision', 'use precision f32');
+  if (c.train.precision === 'f16' && c.model.moe) throw new CompileError("precision f16 is lowered for dense models only: the MoE layers' grouped expert matmuls are f32", '/train/precision', 'use precision f32 for MoE models');
   if (c.model.width % c.model.heads !== 0) throw new CompileError(`width ${c.model.width} is not divisible by heads ${c.model.heads}`, '/model/heads', 'pick heads that divide the width');
   const spec = gpt2SpecOf(c, name);
   const moe = c.model.moe;
-  if (!moe) return gridChecked(() => compileGpt2(spec));
+  if (!moe) return gridChecked(() => compileGpt2(spec, undefined, opts));
   const bad = unsupportedMoe(moe, spec);
   if (bad) throw new CompileError(bad.message, `/model/moe/${bad.field}`, bad.hint);
-  return gridChecked(() => compileGpt2(spec, moeBlock(spec, moe)));
+  return gridChecked(() => compileGpt2(spec, moeBlock(spec, moe), opts));
 }
 
 /** Kernel generators refuse grids past WebGPU's 65535 workgroups per dimension: a batch too large. */

@@ -33,11 +33,12 @@ export interface LoweringOptions {
 /**
  * Matmul tiling. Measured on lavapipe (2 cores, AVX2; runtime/bench/matmul-compare.ts, the table in
  * docs/PERFORMANCE.md): the subgroup tiling (16×4 outputs per invocation, A shared by
- * subgroupBroadcast) ran at 1.5-3× the 8×8 tile at every shape of the quickstart and 'small' models
- * and at 512³ / 1024³ (e.g. quickstart proj fwd 1024×64×256: 6.8 -> 19 GFLOP/s), forward and both
- * backward forms alike, so one tiling serves them all. Without subgroups the 8×8 tile stays: a
- * workgroup-uniform row layout, wider tiles (8×16, 16×8, 16×16, 12×12) and k-unrolling were no
- * faster there (llvmpipe's per-lane load loop is the cost, and only sharing loads cuts it).
+ * subgroupBroadcast) ran at 1.5-3.7× the 8×8 tile at every matmul of the quickstart and 'small'
+ * models and at 512³ / 1024³ (quickstart: 3.0-7.5 -> 7.8-13.1 GFLOP/s; 512³: 7.8 -> 16.8), forward,
+ * dx (transB) and dW (transA) alike, so one tiling serves them all; the training step ran 1.5×
+ * (quickstart) and 1.7× (small) faster. Without subgroups the 8×8 tile stays: a workgroup-uniform
+ * row layout, wider tiles and k-unrolling gave no consistent gain (llvmpipe's per-lane load loop is
+ * the cost, and only sharing loads across lanes cuts it).
  */
 export function matmulTiling(_s: MatmulShape, opts: LoweringOptions = {}): MatmulTiling {
   return opts.subgroupMatmul ? subgroupTiling : defaultTiling;

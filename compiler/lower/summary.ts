@@ -67,6 +67,8 @@ export interface DeviceLimits {
   maxStorageBufferBindingSize: number;
   /** Device memory, where known (WebGPU does not say; a flag or the adapter's vendor tables may). */
   memoryBytes?: number;
+  /** The adapter's WebGPU features, where an adapter is at hand (kernels may need e.g. 'shader-f16'). */
+  features?: ReadonlySet<string>;
 }
 
 /** WebGPU's guaranteed minimums, used when no adapter is at hand. */
@@ -98,6 +100,10 @@ export function limitProblems(c: CompiledTrial, limits: DeviceLimits): LimitProb
     if (b.bytes > limits.maxStorageBufferBindingSize) {
       problems.push({ bytes: b.bytes, message: `buffer '${b.name}' needs ${mib(b.bytes)}, over the device's maxStorageBufferBindingSize of ${mib(limits.maxStorageBufferBindingSize)}`, ptr: blame(b.role), hint: advice(b.role) });
     }
+  }
+  if (limits.features) {
+    const missing = [...new Set(c.plan.kernels.flatMap((k) => k.features ?? []))].filter((f) => !limits.features!.has(f));
+    for (const f of missing) problems.push({ bytes: Infinity, message: `the plan needs the WebGPU feature '${f}', which this adapter lacks`, ptr: '/train/precision', hint: f === 'shader-f16' ? 'use precision f32 on this adapter' : 'use an adapter that has it' });
   }
   const peak = allocations(c.plan).reduce((a, b) => a + b.bytes, 0);
   if (limits.memoryBytes !== undefined && peak > limits.memoryBytes) {

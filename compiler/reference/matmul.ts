@@ -18,6 +18,15 @@ export interface MatmulShape {
   activation?: Activation;
   /** C += result instead of C = result (gradient accumulation). */
   accumulate?: boolean;
+  /** Read the operands in f16 (train.precision f16): see compiler/kernels/matmul-f16.ts. */
+  f16?: MatmulF16;
+}
+
+/** How a matmul reads an operand in f16: 'stored' from an f16 buffer, 'round' from f32 rounded at load. */
+export type F16Operand = 'stored' | 'round';
+export interface MatmulF16 {
+  a: F16Operand;
+  b: F16Operand;
 }
 
 /**

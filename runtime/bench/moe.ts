@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline, type TrialConfig } from '../../compiler/frontend/index.js';
 import { compileTrial, gpt2SpecOf } from '../../compiler/lower/compile.js';
+import { loweringFor } from '../gpu/lowering.js';
 import type { Gpu } from '../gpu/device.js';
 import { isSkipped, torchBench, torchConfig } from './torch.js';
 import { benchTraining } from './train.js';
@@ -37,7 +38,7 @@ export async function moeBench(gpu: Gpu): Promise<void> {
   const ms: number[] = [];
   const notes: string[] = [];
   for (const [name, cfg] of rows) {
-    const r = await benchTraining(gpu, gpt2SpecOf(cfg, name), 3, () => compileTrial(cfg, name));
+    const r = await benchTraining(gpu, gpt2SpecOf(cfg, name), 3, () => compileTrial(cfg, name, loweringFor(gpu)));
     ms.push(r.msPerStep);
     const t = await torchBench(torchConfig(cfg.model, cfg.train, { steps: Math.max(3, Math.ceil(3000 / Math.max(1, r.msPerStep))), warmup: 2 }));
     const torchCols = isSkipped(t) ? '— | — | —' : `${t.tokens_per_s.toFixed(0)} | ${t.ms_per_step.toFixed(1)} | ${(r.tokensPerSec / t.tokens_per_s).toFixed(2)}×`;

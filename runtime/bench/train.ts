@@ -5,6 +5,7 @@ import { compileGpt2, type CompiledTrial } from '../../compiler/lower/compile.js
 import { summarize } from '../../compiler/lower/summary.js';
 import type { Gpu } from '../gpu/device.js';
 import { GpuModel } from '../train/model.js';
+import { loweringFor } from '../gpu/lowering.js';
 
 export interface BenchModel {
   name: string;
@@ -39,6 +40,8 @@ export function benchModels(full: boolean): BenchModel[] {
     benchSpec({ layers: 2, width: 64, heads: 4, ffn: 256, vocab: 256, context: 64, batch: 16 }, 'quickstart-dense (L2 C64 T64 B16, bytes)'),
     benchSpec({ layers: 4, width: 256, heads: 4, ffn: 1024, vocab: 256, context: 128, batch: 8 }, 'small (L4 C256 T128 B8, bytes)'),
   ];
+  // The quickstart model again with f16 matmul operands, where the adapter can (train.precision f16).
+  out.push({ ...out[0]!, name: 'quickstart-dense f16 (matmul operands f16)', spec: { ...out[0]!.spec, name: 'quickstart-dense f16', precision: 'f16' } });
   if (full) out.push(benchSpec({ layers: 12, width: 768, heads: 12, ffn: 3072, vocab: 50257, context: 256, batch: 4 }, 'gpt2-small shape (L12 C768 T256 B4, V50257)'));
   return out;
 }
@@ -51,7 +54,7 @@ function randomBatch(s: Gpt2Spec, seed: number) {
 }
 
 /** Trains `spec` on random tokens: warm-up steps, then timed steps until `minSeconds` have passed. */
-export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3, compile: (s: Gpt2Spec) => CompiledTrial = compileGpt2): Promise<TrainBench> {
+export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3, compile: (s: Gpt2Spec) => CompiledTrial = (s) => compileGpt2(s, undefined, loweringFor(gpu))): Promise<TrainBench> {
   const compiled: CompiledTrial = compile(spec);
   const summary = summarize(compiled);
   const rss0 = process.memoryUsage().rss;

@@ -21,11 +21,13 @@ export class PlanModel {
   }
 
   initParams(seed: number): void {
-    this.ex.write('params', initParams(this.compiled.graph, this.compiled.layout, seed));
+    this.writeParams(initParams(this.compiled.graph, this.compiled.layout, seed));
   }
 
+  /** Writes the parameters, and refreshes their f16 copies when the plan has them (precision f16). */
   writeParams(flat: Float32Array): void {
     this.ex.write('params', flat);
+    if (this.compiled.plan.programs['refresh_shadows']) this.ex.run('refresh_shadows');
   }
 
   writeOptimizerState(m: Float32Array, v: Float32Array): void {

@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { loadPipeline, type LoadResult, type Trial } from '../../../compiler/frontend/index.js';
 import { CompileError, compileTrial, type CompiledTrial } from '../../../compiler/lower/compile.js';
+import type { LoweringOptions } from '../../../compiler/lower/kernels.js';
+import { loweringFor } from '../../gpu/lowering.js';
 import { defaultLimits, type DeviceLimits, limitProblems, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
 import { error, renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { UserError } from '../../../grammar/user-error.js';
@@ -27,14 +29,14 @@ export function selectTrials(r: LoadResult, sel: string | undefined, file: strin
 }
 
 /** Compiles a trial, turning a refusal into a diagnostic that points at the .moe setting. */
-export function compileOrExplain(r: LoadResult, t: Trial, limits: DeviceLimits): CompiledTrial {
+export function compileOrExplain(r: LoadResult, t: Trial, limits: DeviceLimits, lowering: LoweringOptions = {}): CompiledTrial {
   const fail = (message: string, ptr: string, hint: string): never => {
     const d = error(`trial ${t.id} (${t.name}): ${message}`, r.spanOf(ptr), hint);
     throw new UserError(renderDiagnostic(d, (f) => r.sources.get(f), Boolean(process.stderr.isTTY)), { preformatted: true });
   };
   let c: CompiledTrial;
   try {
-    c = compileTrial(t.config, t.id);
+    c = compileTrial(t.config, t.id, lowering);
   } catch (e) {
     if (e instanceof CompileError) return fail(e.message, e.ptr, e.hint);
     throw e;
@@ -88,13 +90,15 @@ limits (the adapter's, or WebGPU's guaranteed minimums with --no-device).
     const trials = selectTrials(r, values.trial, file);
     if (emit !== 'summary' && trials.length !== 1) throw new UserError(`--emit ${emit} prints one trial; ${file} has ${trials.length}`, { hint: 'pick one with --trial ID (see moec expand)' });
     let limits = defaultLimits;
+    let lowering: LoweringOptions = {};
     if (!values['no-device']) {
       const gpu = await openGpu(values);
-      limits = { maxBufferSize: gpu.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize };
+      limits = { maxBufferSize: gpu.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize, features: gpu.features };
+      lowering = loweringFor(gpu);
       gpu.destroy();
     }
     for (const t of trials) {
-      const c = compileOrExplain(r, t, limits);
+      const c = compileOrExplain(r, t, limits, lowering);
       if (emit === 'plan') console.log(JSON.stringify(c.plan, null, 2));
       else if (emit === 'wgsl') for (const k of c.plan.kernels) console.log(`// ---- kernel ${k.name} (workgroup ${k.workgroupSize.join('x')})\n${k.wgsl.trim()}\n`);
       else console.log(formatSummary(t, summarize(c)));

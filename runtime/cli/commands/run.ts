@@ -8,6 +8,7 @@ import { createSweepView, wantsLiveView } from '../../ui/sweep-view.js';
 import { adapterOption, openGpu } from '../adapter-flag.js';
 import type { Command } from '../command.js';
 import { compileOrExplain } from './compile.js';
+import { loweringFor } from '../../gpu/lowering.js';
 
 /** Shell-style glob (* and ?) against a trial's id or name. */
 function matches(pattern: string, t: Trial): boolean {
@@ -75,9 +76,10 @@ step with a checkpoint; --resume continues from there and skips finished trials.
     process.on('SIGINT', onSigint);
     try {
       // Every trial compiles (and fits the device) before any of them trains.
-      const limits = { maxBufferSize: gpu.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize };
+      const limits = { maxBufferSize: gpu.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize, features: gpu.features };
       const compiled = new Map<string, CompiledTrial>();
-      for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits));
+      const lowering = loweringFor(gpu);
+      for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits, lowering));
       const data = await prepareSweepData(trials, (msg) => process.stderr.write(`${msg}\n`));
       view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr });
       const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel });

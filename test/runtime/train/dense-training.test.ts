@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileGpt2 } from '../../../compiler/lower/compile.js';
-import { summarize } from '../../../compiler/lower/summary.js';
+import { defaultLimits, limitProblems, summarize } from '../../../compiler/lower/summary.js';
 import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
 import { GpuModel } from '../../../runtime/train/model.js';
 import { adamwUniforms } from '../../../compiler/kernels/adamw.js';
@@ -122,4 +122,44 @@ test("the executor allocates what the plan's peak-memory estimate says, to 16-by
   } finally {
     m.destroy();
   }
+});
+
+test('precision f16: loss and gradients within f16 rounding of the f32 model, and it learns the pattern', async () => {
+  const s16: Gpt2Spec = { ...spec, precision: 'f16' };
+  const c16 = compileGpt2(s16);
+  assert.ok(c16.plan.kernels.some((k) => k.features?.includes('shader-f16')), 'f16 weights are stored as f16');
+  assert.ok(c16.plan.buffers.some((b) => b.name === 'h.0.mlp.c_fc.weight.f16' && b.region === 'params16'));
+  const m32 = await GpuModel.create(await testGpu(), compileGpt2(spec));
+  const m16 = await GpuModel.create(await testGpu(), c16);
+  try {
+    const b = pattern(spec);
+    m32.initParams(5);
+    m16.initParams(5);
+    m32.gradients(b.tokens, b.targets);
+    m16.gradients(b.tokens, b.targets);
+    const [l32, l16] = [await m32.trainLoss(), await m16.trainLoss()];
+    assert.ok(Math.abs(l16 - l32) / l32 < 1e-2 && l16 !== l32, `loss f32 ${l32}, f16 ${l16}`);
+    const [g32, g16] = [await m32.readGrads(), await m16.readGrads()];
+    for (const [name, g] of g32) {
+      const h = g16.get(name)!;
+      let d = 0;
+      let n = 0;
+      for (let i = 0; i < g.length; i++) { d += (g[i]! - h[i]!) ** 2; n += g[i]! ** 2; }
+      assert.ok(Math.sqrt(d) <= 5e-2 * Math.sqrt(n) + 1e-7, `${name}: ‖Δg‖/‖g‖ = ${Math.sqrt(d / n)}`);
+    }
+  } finally {
+    m32.destroy();
+    m16.destroy();
+  }
+  const losses = await train(s16, 150, 3e-3);
+  assert.ok(losses.at(-1)! < 0.02, `f16 final loss ${losses.at(-1)} (history ${losses.map((l) => l.toFixed(4)).join(' ')})`);
+});
+
+test('precision f16 is refused where it cannot run: an adapter without shader-f16, and MoE layers', () => {
+  const c16 = compileGpt2({ ...spec, precision: 'f16' });
+  const p = limitProblems(c16, { ...defaultLimits, features: new Set(['timestamp-query']) });
+  assert.equal(p[0]?.ptr, '/train/precision');
+  assert.match(p[0]!.message, /needs the WebGPU feature 'shader-f16', which this adapter lacks/);
+  assert.deepEqual(limitProblems(c16, { ...defaultLimits, features: new Set(['shader-f16']) }), []);
+  assert.deepEqual(limitProblems(compileGpt2(spec), { ...defaultLimits, features: new Set() }), [], 'f32 plans need no feature');
 });

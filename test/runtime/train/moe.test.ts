@@ -150,6 +150,9 @@ test('compileTrial refuses MoE settings it does not lower, naming the setting', 
     Object.assign(config.model.moe!, o);
     assert.throws(() => compileTrial(config), (e: unknown) => e instanceof CompileError && e.ptr === `/model/moe/${field}`, JSON.stringify(o));
   }
+  const f16 = structuredClone(base);
+  f16.train.precision = 'f16';
+  assert.throws(() => compileTrial(f16), (e: unknown) => e instanceof CompileError && e.ptr === '/train/precision', 'f16 with MoE layers');
 });
 
 test('compileTrial lowers Soft MoE (dispatch soft, slots 2) and writes its statistics in the sparse layout', async () => {
