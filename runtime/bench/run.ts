@@ -38,8 +38,8 @@ const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 /** Training throughput of whole models, moec against the same model in PyTorch, in this run. */
 async function trainSection(gpu: Gpu, full: boolean): Promise<void> {
   console.log('\n## training step (random tokens; dense GPT-2; AdamW, clip 1, f32 unless named)\n');
-  console.log('| model | moec tokens/s | moec ms/step | moec GFLOP/s | PyTorch tokens/s | PyTorch ms/step | moec / PyTorch | peak memory (plan) | allocated (executor) | resident growth |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| model | moec tokens/s | moec ms/step | moec GFLOP/s | PyTorch tokens/s | PyTorch ms/step | moec / PyTorch | peak memory (plan) | allocated (executor) |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   const profiles: string[] = [];
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   for (const { name, spec } of benchModels(full)) {
@@ -54,7 +54,7 @@ async function trainSection(gpu: Gpu, full: boolean): Promise<void> {
     });
     const torchCols = isSkipped(t) ? `— | — | — ` : `${t.tokens_per_s.toFixed(0)} | ${t.ms_per_step.toFixed(1)} | ${(r.tokensPerSec / t.tokens_per_s).toFixed(2)}×`;
     // PyTorch runs the f32 model for the f16 row too (its CPU path has no f16 matmul to speak of).
-    console.log(`| ${name} | ${r.tokensPerSec.toFixed(0)} | ${r.msPerStep.toFixed(1)} | ${r.gflops.toFixed(2)} | ${torchCols} | ${mib(r.peakBytes)} | ${mib(r.allocatedBytes)} | ${mib(r.rssGrowthBytes)} |`);
+    console.log(`| ${name} | ${r.tokensPerSec.toFixed(0)} | ${r.msPerStep.toFixed(1)} | ${r.gflops.toFixed(2)} | ${torchCols} | ${mib(r.peakBytes)} | ${mib(r.allocatedBytes)} |`);
     if (isSkipped(t)) profiles.push(`PyTorch skipped for ${name}: ${t.skipped}`);
     else profiles.push(`PyTorch for ${name}: torch ${t.torch}, ${t.threads} threads, BLAS: ${t.blas}`);
     if (r.profile) profiles.push(`where ${name}'s step goes (GPU time per kernel kind): ${r.profile.slice(0, 8).map((p) => `${p.kind} ${pct(p.share)}`).join(', ')}`);

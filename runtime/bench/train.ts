@@ -23,8 +23,6 @@ export interface TrainBench {
   peakBytes: number;
   /** Device memory the executor allocated for the plan (and its read-back staging), bytes. */
   allocatedBytes: number;
-  /** Growth of the process's resident memory from before the model was built to after the timed steps (a software adapter keeps device memory there), bytes. */
-  rssGrowthBytes: number;
   lossFirst: number;
   lossLast: number;
 }
@@ -57,7 +55,6 @@ function randomBatch(s: Gpt2Spec, seed: number) {
 export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3, compile: (s: Gpt2Spec) => CompiledTrial = (s) => compileGpt2(s, undefined, loweringFor(gpu))): Promise<TrainBench> {
   const compiled: CompiledTrial = compile(spec);
   const summary = summarize(compiled);
-  const rss0 = process.memoryUsage().rss;
   const m = await GpuModel.create(gpu, compiled, `bench ${spec.name}`);
   try {
     m.initParams(1);
@@ -80,7 +77,6 @@ export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3, co
     run(n);
     const lossLast = await m.trainLoss(); // the read waits for every step
     const secs = (performance.now() - t0) / 1000;
-    const rssGrowthBytes = process.memoryUsage().rss - rss0;
     const alloc = m.ex.allocatedBytes();
     const prof = await m.ex.profile('train_step', 2);
     let profile: TrainBench['profile'];
@@ -104,7 +100,6 @@ export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3, co
       ...(profile ? { profile } : {}),
       peakBytes: summary.peakBytes,
       allocatedBytes: alloc.plan + alloc.staging,
-      rssGrowthBytes,
       lossFirst,
       lossLast,
     };
