@@ -26,6 +26,8 @@ export interface CompiledTrial {
   spec: Gpt2Spec;
   /** Set when the trial is the patch model of the synthetic cluster task (not a language model). */
   patch?: PatchGraphSpec;
+  /** What the lowering was told about the adapter (empty: a portable plan). */
+  lowering?: LoweringOptions;
 }
 
 /** The programs a training plan holds, as sequences of graph phases. */
@@ -155,7 +157,7 @@ export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringOp
   addOptimizer(graph, spec, layout);
   addShadowRefresh(graph, layout);
   const { plan, memory } = lowerGraph(graph, opts);
-  return { plan, graph, layout, memory, spec };
+  return { plan, graph, layout, memory, spec, lowering: opts };
 }
 
 /** A trial the compiler cannot lower, with the setting to change. */

@@ -19,6 +19,8 @@ export interface PlanSummary {
   peakBytes: number;
   largestBuffer: { name: string; bytes: number };
   largestBinding: { name: string; bytes: number };
+  /** Adapter-specific kernels the plan was lowered with (e.g. subgroupMatmul); none: portable. */
+  lowering: string[];
 }
 
 /** Bytes each distinct allocation takes: a region once at its furthest extent, other buffers alone. */
@@ -59,6 +61,7 @@ export function summarize(c: CompiledTrial): PlanSummary {
     peakBytes: allocs.reduce((a, b) => a + b.bytes, 0),
     largestBuffer: { name: largest.name, bytes: largest.bytes },
     largestBinding: { name: binding.name, bytes: binding.bytes },
+    lowering: Object.entries(c.lowering ?? {}).filter(([, v]) => v).map(([k]) => k),
   };
 }
 

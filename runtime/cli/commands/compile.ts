@@ -58,6 +58,7 @@ export function formatSummary(t: Trial, s: PlanSummary): string {
     `  activations       ${bytes(s.activations.plannedBytes)} in ${s.activations.regions} reused regions (${bytes(s.activations.naiveBytes)} without reuse)`,
     `  peak memory       ${bytes(s.peakBytes)} (everything is allocated up front)`,
     `  largest buffer    ${s.largestBinding.name} ${bytes(s.largestBinding.bytes)}`,
+    `  lowering          ${s.lowering.length ? `${s.lowering.join(', ')} (for this adapter)` : 'portable'}`,
   ];
   return L.join('\n');
 }
@@ -65,7 +66,7 @@ export function formatSummary(t: Trial, s: PlanSummary): string {
 export const compileCommand: Command = {
   name: 'compile',
   summary: 'compile trials to GPU plans: a summary, the plan JSON, or the WGSL',
-  usage: `usage: moec compile FILE [--trial ID|N] [--preset NAME] [--emit summary|plan|wgsl] [--adapter NAME] [--no-device]
+  usage: `usage: moec compile FILE [--trial ID|N] [--preset NAME] [--emit summary|plan|wgsl] [--adapter NAME] [--no-device] [--portable]
 
 Lowers each trial (or the one --trial names) to its Plan: kernels, dispatches per program, buffer
 sizes, parameter count, FLOPs per step and peak memory. Buffers are checked against the GPU's
@@ -74,11 +75,12 @@ limits (the adapter's, or WebGPU's guaranteed minimums with --no-device).
   --emit KIND    summary (default), plan (JSON) or wgsl (every kernel's source); plan and wgsl need one trial
   --preset NAME  apply 'preset NAME { ... }' first
   --adapter NAME check against this adapter's limits
-  --no-device    do not open a GPU; check against WebGPU's default limits`,
+  --no-device    do not open a GPU; check against WebGPU's default limits (implies --portable)
+  --portable     lower without adapter-specific kernels (as moec run --portable does)`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true,
-      options: { trial: { type: 'string' }, preset: { type: 'string' }, emit: { type: 'string', default: 'summary' }, 'no-device': { type: 'boolean' }, ...adapterOption },
+      options: { trial: { type: 'string' }, preset: { type: 'string' }, emit: { type: 'string', default: 'summary' }, 'no-device': { type: 'boolean' }, portable: { type: 'boolean' }, ...adapterOption },
     });
     if (positionals.length !== 1) { console.error(this.usage); return 1; }
     const emit = values.emit as Emit;
@@ -94,7 +96,7 @@ limits (the adapter's, or WebGPU's guaranteed minimums with --no-device).
     if (!values['no-device']) {
       const gpu = await openGpu(values);
       limits = { maxBufferSize: gpu.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize, features: gpu.features };
-      lowering = loweringFor(gpu);
+      if (!values.portable) lowering = loweringFor(gpu);
       gpu.destroy();
     }
     for (const t of trials) {

@@ -19,7 +19,7 @@ function matches(pattern: string, t: Trial): boolean {
 export const runCommand: Command = {
   name: 'run',
   summary: 'train every trial of a sweep on the GPU, live, and write the report',
-  usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--parallel N] [--resume] [--force] [--adapter NAME]
+  usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--parallel N] [--resume] [--force] [--portable] [--adapter NAME]
 
 Compiles every trial (all of them, before any training starts), prepares the data, trains the
 trials one after another on the GPU and writes runs/<sweep>/ (configs, metrics, checkpoints) and
@@ -33,13 +33,15 @@ step with a checkpoint; --resume continues from there and skips finished trials.
                    memory on the device at the same time (moec compile prints it)
   --resume         continue an existing run directory
   --force          replace an existing run directory
+  --portable       compile plans that use nothing adapter-specific (on lavapipe: the 8×8 matmul
+                   instead of the faster subgroup one); the losses then match runs made that way
   --adapter NAME   the GPU to use (see moec doctor)`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true,
       options: {
         preset: { type: 'string' }, only: { type: 'string' }, steps: { type: 'string' }, parallel: { type: 'string', default: '1' }, out: { type: 'string', default: 'runs' },
-        resume: { type: 'boolean' }, force: { type: 'boolean' }, ...adapterOption,
+        resume: { type: 'boolean' }, force: { type: 'boolean' }, portable: { type: 'boolean' }, ...adapterOption,
       },
     });
     if (positionals.length !== 1) { console.error(this.usage); return 1; }
@@ -78,7 +80,7 @@ step with a checkpoint; --resume continues from there and skips finished trials.
       // Every trial compiles (and fits the device) before any of them trains.
       const limits = { maxBufferSize: gpu.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize, features: gpu.features };
       const compiled = new Map<string, CompiledTrial>();
-      const lowering = loweringFor(gpu);
+      const lowering = values.portable ? {} : loweringFor(gpu);
       for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits, lowering));
       const data = await prepareSweepData(trials, (msg) => process.stderr.write(`${msg}\n`));
       view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr });
