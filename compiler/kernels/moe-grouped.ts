@@ -140,6 +140,108 @@ ${L.join('\n')}
 }
 
 /**
+ * groupedMatmulKernel's subgroup form, for adapters where the dense subgroup matmul was measured
+ * faster (kernels/matmul.ts, matmulSubgroupKernel; lowering option subgroupMatmul): a workgroup of
+ * 8 invocations owns 16 slots of one expert and runs along the columns, 4 per invocation; invocation
+ * s8 loads the A rows of slots s8 and 8 + s8 (gathered through perm) and subgroupBroadcast hands
+ * them to all 8. No invocation returns before the loop (the broadcasts need all 8); columns past n
+ * are clamped for loads and skipped for stores. Same bindings and results as groupedMatmulKernel.
+ */
+export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape): RowKernel {
+  const { rows, n: Nd, k: Kd, experts: E } = g;
+  checkDims(name, { rows, n: Nd, k: Kd, experts: E });
+  const SM = 16;
+  const SN = 4;
+  const SW = 8;
+  const act = g.activation ?? 'none';
+  const tilesY = ceilDiv(rows, SM) + E;
+  if (tilesY > MAX_GROUPS) throw new Error(`${name}: ${tilesY} row tiles exceed ${MAX_GROUPS} workgroups`);
+  const KU = Kd % 4 === 0 ? 4 : 1;
+  const aVec = KU === 4;
+  const bVec = g.transB ? KU === 4 : Nd % 4 === 0;
+  const decls = [`var<storage, read> A: ${arr(aVec)};`, `var<storage, read> B: ${arr(bVec)};`, 'var<storage, read_write> C: array<f32>;', 'var<storage, read> offsets: array<u32>;'];
+  if (g.gather) decls.push('var<storage, read> perm: array<u32>;');
+  if (g.bias) decls.push('var<storage, read> bias: array<f32>;');
+  if (g.actGrad) decls.push('var<storage, read> H: array<f32>;');
+  if (g.savePre) decls.push('var<storage, read_write> pre: array<f32>;');
+  const L: string[] = [];
+  for (let h = 0; h < 2; h++) {
+    L.push(`  let sl${h} = min(row0 + ${u(8 * h)} + s8, hi - 1u);`);
+    L.push(`  let ar${h} = ${g.gather ? `(perm[sl${h}] / ${u(g.gather.top)})` : `sl${h}`} * ${u(Kd)};`);
+  }
+  for (let j = 0; j < SN; j++) L.push(`  let c${j} = min(col0 + ${u(j)}, ${u(Nd - 1)});`);
+  if (!g.transB && bVec) L.push(`  let cg0 = min(col0, ${u(Nd - 4)});`);
+  for (let i = 0; i < SM; i++) L.push(`  var acc${i} = vec4<f32>(0.0);`);
+  L.push(`  for (var k = 0u; k < ${u(Kd)}; k += ${u(KU)}) {`);
+  for (let h = 0; h < 2; h++) L.push(aVec ? `    let al${h} = A[(ar${h} + k) / 4u];` : `    let al${h} = A[ar${h} + k];`);
+  for (let i = 0; i < SM; i++) L.push(`    let a${i} = subgroupBroadcast(al${i >> 3}, ${u(i % 8)});`);
+  const aVal = (i: number, kk: number) => (aVec ? `a${i}[${kk}]` : `a${i}`);
+  let bv: (kk: number) => string;
+  if (!g.transB && bVec) {
+    for (let kk = 0; kk < KU; kk++) L.push(`    let b${kk} = B[(bBase + (k + ${u(kk)}) * ${u(Nd)} + cg0) / 4u];`);
+    bv = (kk) => `b${kk}`;
+  } else if (!g.transB) {
+    bv = (kk) => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + (k + ${u(kk)}) * ${u(Nd)} + c${t}]`));
+  } else if (bVec) {
+    for (let j = 0; j < SN; j++) L.push(`    let b${j} = B[(bBase + c${j} * ${u(Kd)} + k) / 4u];`);
+    bv = (kk) => vec4Of([0, 1, 2, 3].map((t) => `b${t}[${kk}]`));
+  } else {
+    bv = () => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + c${t} * ${u(Kd)} + k]`));
+  }
+  for (let kk = 0; kk < KU; kk++) {
+    L.push(`    let bv${kk} = ${bv(kk)};`);
+    for (let i = 0; i < SM; i++) L.push(`    acc${i} = fma(vec4<f32>(${aVal(i, kk)}), bv${kk}, acc${i});`);
+  }
+  L.push(`  }`);
+  for (let i = 0; i < SM; i++) {
+    L.push(`  if (row0 + ${u(i)} < hi) {`);
+    for (let j = 0; j < SN; j++) {
+      L.push(`    if (col0 + ${u(j)} < ${u(Nd)}) {`);
+      L.push(`      let o = (row0 + ${u(i)}) * ${u(Nd)} + col0 + ${u(j)};`);
+      L.push(`      var v = acc${i}[${j}];`);
+      if (g.bias) L.push(`      v += bias[e * ${u(Nd)} + col0 + ${u(j)}];`);
+      if (g.savePre) L.push(`      pre[o] = v;`);
+      if (act !== 'none') L.push(`      v = act_${act}(v);`);
+      if (g.actGrad) L.push(`      v *= grad_${g.actGrad}(H[o]);`);
+      L.push(`      C[o] = v;`);
+      L.push(`    }`);
+    }
+    L.push(`  }`);
+  }
+  const wgsl = `enable subgroups;
+${declare(decls)}
+${act !== 'none' || g.actGrad ? actWgsl : ''}
+@compute @workgroup_size(${SW}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {
+  // This workgroup's expert and its 16-slot tile inside that expert (uniform over the workgroup).
+  var tile = wid.y;
+  var e = ${u(E)};
+  for (var x = 0u; x < ${u(E)}; x++) {
+    let tiles = (offsets[x + 1u] - offsets[x] + ${u(SM - 1)}) / ${u(SM)};
+    if (tile < tiles) { e = x; break; }
+    tile -= tiles;
+  }
+  if (e == ${u(E)}) { return; }
+  let hi = offsets[e + 1u];
+  let row0 = offsets[e] + tile * ${u(SM)};
+  if (row0 >= hi) { return; }
+  let col0 = (wid.x * ${u(SW)} + lid.x) * ${u(SN)};
+  let bBase = e * ${u(Kd * Nd)};
+  let s8 = sid % 8u;
+${L.join('\n')}
+}
+`;
+  return {
+    ...wgslKernel(name, wgsl, [SW, 1, 1], {
+      flops: 2 * rows * Nd * Kd,
+      bytes: 4 * (rows * (Kd + Nd * (1 + (g.savePre ? 1 : 0) + (g.actGrad ? 1 : 0))) + E * Kd * Nd),
+      workgroups: [ceilDiv(ceilDiv(Nd, SN), SW), tilesY, 1] as [number, number, number],
+    }),
+    features: ['subgroups'],
+  };
+}
+
+/**
  * Expert weight gradients in one dispatch: dW[e] += Σ_{slots s of e} A[row(s)]ᵀ · D[s] (dW[e] is
  * k×n), one workgroup per (n tile, k tile, expert), each summing its expert's slots in order, so
  * the result is deterministic. Bindings: A, D, offsets (read), [perm (read)], dW (read_write).

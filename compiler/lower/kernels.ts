@@ -83,8 +83,15 @@ const generators: Record<string, Generator> = {
   dropout_bwd: (n, count: number, p: number, salt: number) => dropoutBackwardKernel(n, { count, p, salt }, false),
 };
 
-export function registerKernel(kind: string, gen: Generator): void {
+// Forms used instead where the lowering may use subgroups (LoweringOptions.subgroupMatmul).
+const subgroupGenerators: Record<string, Generator> = {
+  matmul: (n, s: MatmulShape) => matmulKernel(n, s, matmulTiling(s, { subgroupMatmul: true })),
+};
+
+/** Adds an op kind; `subgroupGen`, if given, lowers it where subgroup matmuls are allowed. */
+export function registerKernel(kind: string, gen: Generator, subgroupGen?: Generator): void {
   generators[kind] = gen;
+  if (subgroupGen) subgroupGenerators[kind] = subgroupGen;
 }
 
 /** Lowers op kernels, sharing one generated kernel between ops with the same kind and arguments. */
@@ -98,8 +105,7 @@ export class KernelCache {
     const key = `${ref.kind}:${JSON.stringify(ref.args)}`;
     let k = this.byKey.get(key);
     if (!k) {
-      const gen: Generator | undefined =
-        ref.kind === 'matmul' && this.opts.subgroupMatmul ? (n, s: MatmulShape) => matmulKernel(n, s, matmulTiling(s, this.opts)) : generators[ref.kind];
+      const gen: Generator | undefined = (this.opts.subgroupMatmul ? subgroupGenerators[ref.kind] : undefined) ?? generators[ref.kind];
       if (!gen) throw new Error(`lowering: no kernel for op kind '${ref.kind}'`);
       const i = this.perKind.get(ref.kind) ?? 0;
       this.perKind.set(ref.kind, i + 1);
