@@ -41,6 +41,32 @@ fn grad_gelu(x: f32) -> f32 {
   return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dc;
 }`;
 
+/** The bindings of both grouped matmul forms, in binding order. */
+function groupedDecls(g: GroupedMatmulShape, aVec: boolean, bVec: boolean): string[] {
+  const decls = [`var<storage, read> A: ${arr(aVec)};`, `var<storage, read> B: ${arr(bVec)};`, 'var<storage, read_write> C: array<f32>;', 'var<storage, read> offsets: array<u32>;'];
+  if (g.gather) decls.push('var<storage, read> perm: array<u32>;');
+  if (g.bias) decls.push('var<storage, read> bias: array<f32>;');
+  if (g.actGrad) decls.push('var<storage, read> H: array<f32>;');
+  if (g.savePre) decls.push('var<storage, read_write> pre: array<f32>;');
+  return decls;
+}
+
+/** WGSL storing output column col0 + j of slot `slot` from `acc`: bias, saved pre-activation, activation, fused act'. */
+function groupedStore(g: GroupedMatmulShape, slot: string, j: number, acc: string): string[] {
+  const act = g.activation ?? 'none';
+  return [
+    `    if (col0 + ${u(j)} < ${u(g.n)}) {`,
+    `      let o = ${slot} * ${u(g.n)} + col0 + ${u(j)};`,
+    `      var v = ${acc};`,
+    ...(g.bias ? [`      v += bias[e * ${u(g.n)} + col0 + ${u(j)}];`] : []),
+    ...(g.savePre ? ['      pre[o] = v;'] : []),
+    ...(act !== 'none' ? [`      v = act_${act}(v);`] : []),
+    ...(g.actGrad ? [`      v *= grad_${g.actGrad}(H[o]);`] : []),
+    '      C[o] = v;',
+    '    }',
+  ];
+}
+
 /**
  * Grouped expert matmul over all experts in one dispatch: for every slot s (a row of the
  * expert-contiguous order, expert e owning slots offsets[e] .. offsets[e+1]),
@@ -62,11 +88,7 @@ export function groupedMatmulKernel(name: string, g: GroupedMatmulShape): RowKer
   const KU = Kd % 4 === 0 ? 4 : 1; // k values per loop iteration
   const aVec = KU === 4;
   const bVec = g.transB ? KU === 4 : Nd % 4 === 0;
-  const decls = [`var<storage, read> A: ${arr(aVec)};`, `var<storage, read> B: ${arr(bVec)};`, 'var<storage, read_write> C: array<f32>;', 'var<storage, read> offsets: array<u32>;'];
-  if (g.gather) decls.push('var<storage, read> perm: array<u32>;');
-  if (g.bias) decls.push('var<storage, read> bias: array<f32>;');
-  if (g.actGrad) decls.push('var<storage, read> H: array<f32>;');
-  if (g.savePre) decls.push('var<storage, read_write> pre: array<f32>;');
+  const decls = groupedDecls(g, aVec, bVec);
   const L: string[] = [];
   for (let i = 0; i < TM; i++) {
     L.push(`  let s${i} = min(row0 + ${u(i)}, hi - 1u);`);
@@ -98,15 +120,7 @@ export function groupedMatmulKernel(name: string, g: GroupedMatmulShape): RowKer
   for (let i = 0; i < TM; i++) {
     L.push(`  if (row0 + ${u(i)} < hi) {`);
     for (let j = 0; j < TN; j++) {
-      L.push(`    if (col0 + ${u(j)} < ${u(Nd)}) {`);
-      L.push(`      let o = s${i} * ${u(Nd)} + col0 + ${u(j)};`);
-      L.push(`      var v = acc${i}_${Math.floor(j / 4)}[${j % 4}];`);
-      if (g.bias) L.push(`      v += bias[e * ${u(Nd)} + col0 + ${u(j)}];`);
-      if (g.savePre) L.push(`      pre[o] = v;`);
-      if (act !== 'none') L.push(`      v = act_${act}(v);`);
-      if (g.actGrad) L.push(`      v *= grad_${g.actGrad}(H[o]);`);
-      L.push(`      C[o] = v;`);
-      L.push(`    }`);
+      L.push(...groupedStore(g, `s${i}`, j, `acc${i}_${Math.floor(j / 4)}[${j % 4}]`));
     }
     L.push(`  }`);
   }
@@ -159,11 +173,7 @@ export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape)
   const KU = Kd % 4 === 0 ? 4 : 1;
   const aVec = KU === 4;
   const bVec = g.transB ? KU === 4 : Nd % 4 === 0;
-  const decls = [`var<storage, read> A: ${arr(aVec)};`, `var<storage, read> B: ${arr(bVec)};`, 'var<storage, read_write> C: array<f32>;', 'var<storage, read> offsets: array<u32>;'];
-  if (g.gather) decls.push('var<storage, read> perm: array<u32>;');
-  if (g.bias) decls.push('var<storage, read> bias: array<f32>;');
-  if (g.actGrad) decls.push('var<storage, read> H: array<f32>;');
-  if (g.savePre) decls.push('var<storage, read_write> pre: array<f32>;');
+  const decls = groupedDecls(g, aVec, bVec);
   const L: string[] = [];
   for (let h = 0; h < 2; h++) {
     L.push(`  let sl${h} = min(row0 + ${u(8 * h)} + s8, hi - 1u);`);
@@ -196,15 +206,7 @@ export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape)
   for (let i = 0; i < SM; i++) {
     L.push(`  if (row0 + ${u(i)} < hi) {`);
     for (let j = 0; j < SN; j++) {
-      L.push(`    if (col0 + ${u(j)} < ${u(Nd)}) {`);
-      L.push(`      let o = (row0 + ${u(i)}) * ${u(Nd)} + col0 + ${u(j)};`);
-      L.push(`      var v = acc${i}[${j}];`);
-      if (g.bias) L.push(`      v += bias[e * ${u(Nd)} + col0 + ${u(j)}];`);
-      if (g.savePre) L.push(`      pre[o] = v;`);
-      if (act !== 'none') L.push(`      v = act_${act}(v);`);
-      if (g.actGrad) L.push(`      v *= grad_${g.actGrad}(H[o]);`);
-      L.push(`      C[o] = v;`);
-      L.push(`    }`);
+      L.push(...groupedStore(g, `(row0 + ${u(i)})`, j, `acc${i}[${j}]`));
     }
     L.push(`  }`);
   }

@@ -104,13 +104,16 @@ export function limitProblems(c: CompiledTrial, limits: DeviceLimits): LimitProb
       problems.push({ bytes: b.bytes, message: `buffer '${b.name}' needs ${mib(b.bytes)}, over the device's maxStorageBufferBindingSize of ${mib(limits.maxStorageBufferBindingSize)}`, ptr: blame(b.role), hint: advice(b.role) });
     }
   }
-  if (limits.features) {
-    const missing = [...new Set(c.plan.kernels.flatMap((k) => k.features ?? []))].filter((f) => !limits.features!.has(f));
-    for (const f of missing) problems.push({ bytes: Infinity, message: `the plan needs the WebGPU feature '${f}', which this adapter lacks`, ptr: '/train/precision', hint: f === 'shader-f16' ? 'use precision f32 on this adapter' : 'use an adapter that has it' });
-  }
   const peak = allocations(c.plan).reduce((a, b) => a + b.bytes, 0);
   if (limits.memoryBytes !== undefined && peak > limits.memoryBytes) {
     problems.push({ bytes: peak, message: `the plan needs ${mib(peak)} of device memory; the device has ${mib(limits.memoryBytes)}`, ptr: '/train/batch', hint: advice('activation') });
   }
-  return problems.sort((a, b) => b.bytes - a.bytes);
+  // A missing feature comes first: no amount of memory makes the plan run.
+  const needed = [...new Set(c.plan.kernels.flatMap((k) => k.features ?? []))];
+  const missing = limits.features ? needed.filter((f) => !limits.features!.has(f)) : [];
+  const featureProblems = missing.map((f) => ({
+    bytes: 0, message: `the plan needs the WebGPU feature '${f}', which this adapter lacks`, ptr: '/train/precision',
+    hint: f === 'shader-f16' ? 'use precision f32 on this adapter' : 'use an adapter that has it',
+  }));
+  return [...featureProblems, ...problems.sort((a, b) => b.bytes - a.bytes)];
 }

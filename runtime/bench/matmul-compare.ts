@@ -2,6 +2,7 @@
 // 'small' bench models, forward and both backward forms) and 512³ / 1024³. Tilings alternate per
 // shape and each keeps its best of `rounds` measurements, so machine noise hits both alike.
 //   node .build-perf/runtime/bench/matmul-compare.js [rounds=3] [shape filter] [tiling,tiling,...]
+import { runBench } from './entry.js';
 import type { MatmulShape, MatmulTiling } from '../../compiler/kernels/matmul.js';
 import { defaultTiling, subgroupTiling } from '../../compiler/kernels/matmul.js';
 import { Gpu } from '../gpu/device.js';
@@ -76,10 +77,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -1,8 +1,9 @@
 // A whole training step with the 8×8-tile matmul against the subgroup matmul, in one process,
-// alternating, best of `rounds` (the default lowering stays portable; this swaps the generator).
+// alternating, best of `rounds` (the same model lowered portably and with subgroupMatmul).
 //   node .build-perf/runtime/bench/matmul-step.js [rounds=2] [model indices=0,1]
-import { defaultTiling, matmulKernel, subgroupTiling, type MatmulShape, type MatmulTiling } from '../../compiler/kernels/matmul.js';
-import { registerKernel } from '../../compiler/lower/kernels.js';
+import { runBench } from './entry.js';
+import { compileGpt2 } from '../../compiler/lower/compile.js';
+import type { LoweringOptions } from '../../compiler/lower/kernels.js';
 import { Gpu } from '../gpu/device.js';
 import { benchModels, benchTraining } from './train.js';
 
@@ -10,9 +11,9 @@ async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 2);
   const which = (process.argv[3] ?? '0,1').split(',').map(Number);
   const gpu = await Gpu.open();
-  const tilings: Array<[string, MatmulTiling]> = [
-    ['8×8 tile', defaultTiling],
-    ['subgroup', subgroupTiling],
+  const tilings: Array<[string, LoweringOptions]> = [
+    ['8×8 tile', {}],
+    ['subgroup', { subgroupMatmul: true }],
   ];
   try {
     for (const i of which) {
@@ -20,9 +21,8 @@ async function main(): Promise<void> {
       const best = tilings.map(() => Infinity);
       const profiles: string[] = [];
       for (let r = 0; r < rounds; r++) {
-        for (const [t, [label, tiling]] of tilings.entries()) {
-          registerKernel('matmul', (n: string, s: MatmulShape) => matmulKernel(n, s, tiling));
-          const res = await benchTraining(gpu, spec, 2);
+        for (const [t, [label, lowering]] of tilings.entries()) {
+          const res = await benchTraining(gpu, spec, 2, (s) => compileGpt2(s, undefined, lowering));
           best[t] = Math.min(best[t]!, res.msPerStep);
           profiles[t] = `${label}: ${(res.profile ?? []).slice(0, 4).map((p) => `${p.kind} ${(100 * p.share).toFixed(0)}%`).join(', ')}`;
         }
@@ -31,15 +31,8 @@ async function main(): Promise<void> {
       for (const p of profiles) console.log(`  ${p}`);
     }
   } finally {
-    registerKernel('matmul', (n: string, s: MatmulShape) => matmulKernel(n, s, defaultTiling));
     gpu.destroy();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runBench(main);

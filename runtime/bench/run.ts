@@ -1,4 +1,5 @@
 // `npm run bench`: every figure in one run on one adapter, so ratios compare like with like.
+import { runBench } from './entry.js';
 import { parseArgs } from 'node:util';
 import { defaultTiling, subgroupTiling, type MatmulShape, type MatmulTiling } from '../../compiler/kernels/matmul.js';
 import { subgroupMatmulSuits } from '../../compiler/lower/kernels.js';
@@ -92,10 +93,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err?.format?.() ?? err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -36,12 +36,13 @@ export class PatchModel extends PlanModel {
     return this.compiled.patch!;
   }
 
+  /** The batch's samples and labels; cluster ids only for evaluation (no training kernel reads them). */
   private write(b: ClusterBatch, seed: number, step: number, train: boolean): void {
     const { batch: B, patches: P, dim: D } = this.shape;
     if (b.x.length !== B * P * D || b.y.length !== B) throw new Error(`batch has ${b.y.length} samples of ${b.x.length / Math.max(1, b.y.length)} floats; the plan takes ${B} of ${P * D}`);
     this.ex.write('x', b.x);
     this.ex.write('y', Float32Array.from(b.y));
-    this.ex.write('cluster', b.cluster);
+    if (!train) this.ex.write('cluster', b.cluster);
     if (this.noisy) this.ex.write('rng', new Uint32Array([seed >>> 0, step >>> 0, train ? 1 : 0, 0]));
   }
 
