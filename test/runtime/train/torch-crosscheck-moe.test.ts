@@ -1,18 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
 import { moeBlock } from '../../../compiler/graph/moe.js';
 import { compileGpt2 } from '../../../compiler/lower/compile.js';
 import { rng } from '../../../compiler/reference/random.js';
-import { isSkipped, torchCheck, torchPython } from '../../../runtime/bench/torch.js';
-import { readSafetensors, writeSafetensors } from '../../../runtime/store/safetensors.js';
+import { torchPython } from '../../../runtime/bench/torch.js';
 import { GpuModel } from '../../../runtime/train/model.js';
 import { testGpu } from '../../helpers/gpu.js';
 import { moeConfig } from './moe-helpers.js';
-import { gradientMismatches } from './torch-compare.js';
+import { assertLossMatches, gradientMismatches, torchGradients } from './torch-compare.js';
 
 // The MoE model (token routing, learned router, top 2 of 4, renormalised gates, dropless, Switch
 // balance loss) through moec and through PyTorch's index_select/index_add MoE on the same weights:
@@ -45,25 +44,14 @@ test('moec MoE loss and gradients equal PyTorch on the same weights', { skip: py
     const r = rng(9);
     m.writeParams((await m.readFlat('params')).map((v) => v + 0.05 * (r() - 0.5)));
     const params = await m.readParams();
-    const weights = path.join(dir, 'weights.safetensors');
-    writeSafetensors(weights, new Map([...params].flatMap(([name, data]) => unstack(name, compiled.graph.get(name).shape, data))));
     const n = spec.batch * spec.context;
     const tokens = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
     const targets = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
-    const tokFile = path.join(dir, 'tokens.bin');
-    writeFileSync(tokFile, Buffer.concat([Buffer.from(tokens.buffer), Buffer.from(targets.buffer)]));
-    const out = path.join(dir, 'torch.safetensors');
-    const res = await torchCheck(weights, tokFile, {
-      model: { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: { experts: moe.experts, top: moe.top, layers: moe.layers, normalize: moe.normalize, balance: moe.balance } },
-      batch: spec.batch, steps: 1, warmup: 0, lr: 1e-3, wd: 0, betas: spec.betas, eps: spec.eps, clip: 0, seed: 1,
-    }, out);
-    assert.ok(!isSkipped(res), isSkipped(res) ? res.skipped : '');
-    const theirs = readSafetensors(out).tensors;
+    const theirs = await torchGradients(dir, new Map([...params].flatMap(([name, data]) => unstack(name, compiled.graph.get(name).shape, data))), tokens, targets, spec,
+      { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: { experts: moe.experts, top: moe.top, layers: moe.layers, normalize: moe.normalize, balance: moe.balance } });
 
     m.gradients(tokens, targets);
-    const loss = await m.trainLoss();
-    const torchLoss = theirs.get('loss')!.data[0]!;
-    assert.ok(Math.abs(loss - torchLoss) <= 1e-5 * Math.abs(torchLoss), `loss ${loss} vs PyTorch ${torchLoss}`);
+    assertLossMatches(await m.trainLoss(), theirs);
     const ours = [...(await m.readGrads())].flatMap(([name, g]) => unstack(name, compiled.graph.get(name).shape, g).map(([n, t]) => [n, t.data] as [string, Float32Array]));
     const bad = gradientMismatches(ours, theirs);
     assert.deepEqual(bad, []);

@@ -1,16 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
 import { compileGpt2 } from '../../../compiler/lower/compile.js';
 import { rng } from '../../../compiler/reference/random.js';
-import { isSkipped, torchCheck, torchPython } from '../../../runtime/bench/torch.js';
-import { readSafetensors, writeSafetensors } from '../../../runtime/store/safetensors.js';
+import { torchPython } from '../../../runtime/bench/torch.js';
 import { GpuModel } from '../../../runtime/train/model.js';
 import { testGpu } from '../../helpers/gpu.js';
-import { gradientMismatches } from './torch-compare.js';
+import { assertLossMatches, gradientMismatches, torchGradients } from './torch-compare.js';
 
 // The same weights and tokens through moec (WebGPU) and PyTorch (CPU, float32): the loss and every
 // parameter's gradient must agree. Skipped, with the reason, where PyTorch is not installed (CI).
@@ -33,26 +32,15 @@ test('moec loss and gradients equal PyTorch on the same GPT-2 weights', { skip: 
     const r = rng(3);
     m.writeParams((await m.readFlat('params')).map((v) => v + 0.05 * (r() - 0.5)));
     const params = await m.readParams();
-    const weights = path.join(dir, 'weights.safetensors');
-    writeSafetensors(weights, new Map([...params].map(([name, data]) => [name, { shape: compiled.graph.get(name).shape, data }])));
     const n = spec.batch * spec.context;
     const tokens = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
     const targets = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
     targets[5] = 0xffffffff;
-    const tokFile = path.join(dir, 'tokens.bin');
-    writeFileSync(tokFile, Buffer.concat([Buffer.from(tokens.buffer), Buffer.from(targets.buffer)]));
-    const out = path.join(dir, 'torch.safetensors');
-    const res = await torchCheck(weights, tokFile, {
-      model: { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: null },
-      batch: spec.batch, steps: 1, warmup: 0, lr: 1e-3, wd: 0, betas: spec.betas, eps: spec.eps, clip: 0, seed: 1,
-    }, out);
-    assert.ok(!isSkipped(res), isSkipped(res) ? res.skipped : '');
-    const theirs = readSafetensors(out).tensors;
+    const theirs = await torchGradients(dir, new Map([...params].map(([name, data]) => [name, { shape: compiled.graph.get(name).shape, data }])), tokens, targets, spec,
+      { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: null });
 
     m.gradients(tokens, targets);
-    const loss = await m.trainLoss();
-    const torchLoss = theirs.get('loss')!.data[0]!;
-    assert.ok(Math.abs(loss - torchLoss) <= 1e-5 * Math.abs(torchLoss), `loss ${loss} vs PyTorch ${torchLoss}`);
+    assertLossMatches(await m.trainLoss(), theirs);
     const bad = gradientMismatches(await m.readGrads(), theirs);
     assert.deepEqual(bad, []);
   } finally {
