@@ -30,6 +30,11 @@ export interface LoweringOptions {
   subgroupMatmul?: boolean;
 }
 
+/** The lowering options that are on, by name (empty: a portable plan). */
+export function loweringNames(opts: LoweringOptions | undefined): string[] {
+  return Object.entries(opts ?? {}).filter(([, v]) => v).map(([k]) => k);
+}
+
 /**
  * Matmul tiling. Measured on lavapipe (2 cores, AVX2; runtime/bench/matmul-compare.ts, the table in
  * docs/PERFORMANCE.md): the subgroup tiling (16×4 outputs per invocation, A shared by

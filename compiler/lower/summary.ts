@@ -1,5 +1,6 @@
 import type { Plan, PlanBuffer } from '../plan/types.js';
 import type { CompiledTrial } from './compile.js';
+import { loweringNames } from './kernels.js';
 
 export interface PlanSummary {
   name: string;
@@ -61,7 +62,7 @@ export function summarize(c: CompiledTrial): PlanSummary {
     peakBytes: allocs.reduce((a, b) => a + b.bytes, 0),
     largestBuffer: { name: largest.name, bytes: largest.bytes },
     largestBinding: { name: binding.name, bytes: binding.bytes },
-    lowering: Object.entries(c.lowering ?? {}).filter(([, v]) => v).map(([k]) => k),
+    lowering: loweringNames(c.lowering),
   };
 }
 

@@ -1,7 +1,7 @@
 // Read a whole run directory into memory for reports, `moec ls` and `moec show`.
 import type { TrialStatus } from '../train/events.js';
 import { RunStore } from '../store/run-store.js';
-import type { CheckpointRef, EvalMetric, ExpertRecord, Metric, StatusRecord, SweepIndex, TrialRecord } from '../store/types.js';
+import type { CheckpointRef, EvalMetric, ExpertRecord, Metric, ResumeRecord, StatusRecord, SweepIndex, TrialRecord } from '../store/types.js';
 
 export interface TrialData {
   id: string;
@@ -14,6 +14,8 @@ export interface TrialData {
   evals: EvalMetric[];
   experts: ExpertRecord[];
   checkpoints: CheckpointRef[];
+  /** Resumes that ran on other kernels (adapter or lowering) than their checkpoint. */
+  resumes: ResumeRecord[];
   dir: string;
 }
 
@@ -32,7 +34,7 @@ export function loadRun(dir: string): RunData {
     return {
       id: t.id, name: t.name, state: status?.state ?? t.status, record: ts.readConfig(), status, metrics,
       evals: metrics.filter((m): m is EvalMetric => m.kind === 'eval'),
-      experts: ts.readExperts(), checkpoints: ts.checkpoints(), dir: ts.dir,
+      experts: ts.readExperts(), checkpoints: ts.checkpoints(), resumes: ts.readResumes(), dir: ts.dir,
     };
   });
   return { dir, index: store.index, trials };

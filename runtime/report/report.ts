@@ -53,6 +53,10 @@ export async function writeReport(dir: string): Promise<Report> {
   if (soft.length) {
     md.push(`**Soft MoE is not causal:** each token's output mixes slots computed from every token of its sequence, later ones included, so the validation perplexity of ${soft.length === run.trials.length ? 'these trials' : `${soft.join(', ')}`} is not a valid causal language-model number.`, '');
   }
+  const moved = run.trials.filter((t) => t.resumes.length);
+  if (moved.length) {
+    md.push(`**Resumed on other kernels:** ${moved.map((t) => `${t.name} (at step ${t.resumes.map((r) => `${r.step}: ${r.lowering} on ${r.adapter}`).join(', ')})`).join('; ')}. Their curves join runs of different kernels, so they will not equal an uninterrupted run's bit for bit.`, '');
+  }
   const cls = classifies(trials);
   md.push(cls ? '## Test accuracy and dispatch entropy' : '## Validation perplexity', '');
   md.push(groupTableMd(groups, paths, averages.length === 1 ? averages[0]! : NaN).replace('mean of last NaN', 'mean of last M'), '');

@@ -14,7 +14,7 @@ import type { TrialStatus } from '../train/events.js';
 import { writeJsonAtomic } from './atomic.js';
 import { JsonlLog } from './jsonl.js';
 import { readSafetensors, writeSafetensors, type LoadedTensor, type TensorData } from './safetensors.js';
-import type { CheckpointRef, CheckpointState, ExpertRecord, Metric, StatusRecord, SweepIndex, SweepInfo, TrialRecord } from './types.js';
+import type { CheckpointRef, CheckpointState, ExpertRecord, Metric, ResumeRecord, StatusRecord, SweepIndex, SweepInfo, TrialRecord } from './types.js';
 
 export * from './types.js';
 
@@ -139,10 +139,12 @@ export interface LoadedCheckpoint {
 export class TrialStore {
   private readonly metrics: JsonlLog<Metric>;
   private readonly experts: JsonlLog<ExpertRecord>;
+  private readonly resumes: JsonlLog<ResumeRecord>;
 
   constructor(private readonly store: RunStore, readonly dir: string, readonly id: string, private readonly keep: number) {
     this.metrics = new JsonlLog(path.join(dir, 'metrics.jsonl'));
     this.experts = new JsonlLog(path.join(dir, 'experts.jsonl'));
+    this.resumes = new JsonlLog(path.join(dir, 'resumes.jsonl'));
   }
 
   get checkpointDir(): string {
@@ -209,6 +211,16 @@ export class TrialStore {
 
   readExperts(): ExpertRecord[] {
     return this.experts.read();
+  }
+
+  /** A resume that ran on other kernels than the checkpoint it continued (resumes.jsonl). */
+  appendResume(r: ResumeRecord): void {
+    this.ensureDir();
+    this.resumes.append(r);
+  }
+
+  readResumes(): ResumeRecord[] {
+    return this.resumes.read();
   }
 
   /** Write status.json and mirror the state into the sweep index. */
@@ -284,6 +296,7 @@ export class TrialStore {
     const upTo = ck?.step ?? 0;
     this.metrics.retain((m) => m.step <= upTo);
     this.experts.retain((r) => r.step <= upTo);
+    this.resumes.retain((r) => r.step <= upTo);
     return ck;
   }
 }

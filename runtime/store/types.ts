@@ -79,6 +79,14 @@ export interface StatusRecord {
   adapter: string;
 }
 
+/** runs/<sweep>/<trial>/resumes.jsonl: a resume whose adapter or lowering differs from its checkpoint's. */
+export interface ResumeRecord {
+  step: number;
+  adapter: string;
+  lowering: string;
+  note: string;
+}
+
 /** Training state saved beside the weights: the optimizer step, the data position, the RNG state, ... (any JSON). */
 export type CheckpointState = Record<string, unknown>;
 

@@ -18,7 +18,7 @@ export type TrialStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped' 
 
 export type SweepEvent =
   | { type: 'sweep-start'; sweep: string; adapter: string; out: string; trials: TrialInfo[] }
-  | { type: 'trial-start'; id: string; resumedFrom?: number }
+  | { type: 'trial-start'; id: string; resumedFrom?: number; /** Set when the resume runs other kernels than the checkpoint's. */ note?: string }
   | {
       type: 'step';
       id: string;

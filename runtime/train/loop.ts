@@ -5,6 +5,7 @@ import type { SweepListener } from './events.js';
 import { moeLayers, readMoeStats } from './experts.js';
 import type { PlanModel } from './model.js';
 import { lrAt } from './schedule.js';
+import { loweringNames } from '../../compiler/lower/kernels.js';
 
 export type TrainOutcome = { status: 'done' | 'stopped'; step: number; wallSeconds: number };
 
@@ -32,6 +33,16 @@ export interface TaskHooks {
   evaluate(step: number, final: boolean, lastLoad: number[][] | undefined): Promise<void>;
 }
 
+/** What differs between the kernels a checkpoint was trained with and those resuming it, in words. */
+export function kernelChange(was: { adapter?: string; lowering?: string }, now: { adapter: string; lowering: string }): string | undefined {
+  // Checkpoints from before these were recorded say nothing; nothing is claimed about them.
+  const diffs: string[] = [];
+  if (was.lowering !== undefined && was.lowering !== now.lowering) diffs.push(`lowering ${was.lowering} -> ${now.lowering}`);
+  if (was.adapter !== undefined && was.adapter !== now.adapter) diffs.push(`adapter ${was.adapter} -> ${now.adapter}`);
+  if (!diffs.length) return undefined;
+  return `resumed with other kernels (${diffs.join('; ')}): losses from here on will not equal an uninterrupted run's bit for bit`;
+}
+
 /**
  * The training loop every task shares: resumes from the latest checkpoint (else initialises from
  * the trial's seed), runs the steps on its schedule, reads the loss (and MoE statistics) back only
@@ -46,23 +57,29 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
   const seed = trial.seed;
   const started = Date.now();
   let step = 0;
+  // Where the steps run: a resume on another adapter or lowering runs other kernels, so its losses
+  // cannot equal an uninterrupted run's bit for bit; that is said and recorded, not refused.
+  const kernels = { adapter: o.adapter, lowering: loweringNames(model.compiled.lowering).join(',') || 'portable' };
   const ck = store.resume();
+  let changed: string | undefined;
   if (ck) {
     restoreTensors(model, ck.tensors, ck.path);
-    const st = ck.state as { step: number; batcher: never };
+    const st = ck.state as { step: number; batcher: never; adapter?: string; lowering?: string };
     h.batcher.restore(st.batcher);
     step = st.step;
+    changed = kernelChange(st, kernels);
+    if (changed) store.appendResume({ step, ...kernels, note: changed });
   } else {
     model.initParams(seed);
   }
-  listener({ type: 'trial-start', id: trial.id, ...(ck ? { resumedFrom: step } : {}) });
+  listener({ type: 'trial-start', id: trial.id, ...(ck ? { resumedFrom: step } : {}), ...(changed ? { note: changed } : {}) });
   const logEvery = o.logEvery ?? Math.max(1, Math.min(10, Math.floor(cfg.evaluate.every / 2)));
   let lastLog = { step, time: performance.now() };
   let perSec = 0;
   const status = (state: 'running' | 'done' | 'stopped') =>
     store.writeStatus({ state, step, steps, started: new Date(started).toISOString(), ...(state === 'running' ? {} : { finished: new Date().toISOString() }), wall_s: (Date.now() - started) / 1000, tokens_per_s: perSec, adapter: o.adapter });
   const save = async () => {
-    const ref = store.saveCheckpoint(step, await checkpointTensors(model), { step, batcher: h.batcher.state(), seed } as Record<string, unknown>);
+    const ref = store.saveCheckpoint(step, await checkpointTensors(model), { step, batcher: h.batcher.state(), seed, ...kernels } as Record<string, unknown>);
     listener({ type: 'checkpoint', id: trial.id, step, path: ref.path });
   };
   const layers = moeLayers(model);

@@ -41,6 +41,7 @@ export function createLogView(opts: LogViewOptions): SweepView {
         const { total, active } = t.info.params;
         const from = e.resumedFrom !== undefined ? `, resumed at step ${e.resumedFrom}` : '';
         line(t, 'start', `${t.info.name} (${t.info.steps} steps, ${formatCount(total)} params, ${formatCount(active)} active${from})`);
+        if (e.note) line(t, 'note', e.note);
         break;
       }
       case 'step': {

@@ -81,6 +81,7 @@ export class SweepModel {
         t.firstStep = e.resumedFrom ?? 0;
         t.step = t.firstStep;
         t.elapsed = 0;
+        if (e.note) this.printed.push({ key: `message:${this.printed.length}`, message: `${t.info.name}: ${e.note}` });
         break;
       }
       case 'step': {

@@ -46,8 +46,11 @@ function trainLosses(runDir: string): Map<number, number> {
   return new Map(lines.filter((m) => m.kind === 'train').map((m) => [m.step, m.loss]));
 }
 
-/** Runs `text` uninterrupted, then again killed with SIGKILL once the checkpoint at `killStep` exists, then --resume. */
-async function killAndResume(name: string, text: (dir: string) => string, killStep: number): Promise<void> {
+/**
+ * Runs `text` uninterrupted, then again killed with SIGKILL once the checkpoint at `killStep` exists,
+ * then --resume (with `resumeArgs`); returns the uninterrupted and resumed losses and the resume's output.
+ */
+async function killAndResume(name: string, text: (dir: string) => string, killStep: number, resumeArgs: string[] = []) {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-resume-'));
   corpus(path.join(dir, 'data'));
   const file = path.join(dir, `${name}.moe`);
@@ -76,19 +79,49 @@ async function killAndResume(name: string, text: (dir: string) => string, killSt
   });
   assert.ok(killed, 'the run finished before it could be killed; make it longer');
   await new Promise((r) => child.on('exit', r));
-  const resumed = run(out, ['--resume']);
+  const resumed = run(out, ['--resume', ...resumeArgs]);
   assert.equal(resumed.status, 0, resumed.stderr);
   const after = trainLosses(path.join(out, name));
   assert.deepEqual([...after.keys()], [...reference.keys()], 'metrics.jsonl must hold each logged step once');
+  const runDir = path.join(out, name);
+  const trialDir = path.join(runDir, readdirSync(runDir).find((d) => existsSync(path.join(runDir, d, 'metrics.jsonl')))!);
+  return { reference, after, stdout: resumed.stdout, runDir, trialDir };
+}
+
+function assertSameLosses(reference: Map<number, number>, after: Map<number, number>): void {
   for (const [step, loss] of reference) assert.equal(after.get(step), loss, `step ${step}`);
 }
 
 test('a run killed with SIGKILL resumes from its checkpoint with the same losses as an uninterrupted run', async () => {
-  await killAndResume('resume', pipeline, 12);
+  const r = await killAndResume('resume', pipeline, 12);
+  assertSameLosses(r.reference, r.after);
+  assert.ok(!existsSync(path.join(r.trialDir, 'resumes.jsonl')), 'a resume on the same kernels records nothing');
+});
+
+test('a resume on other kernels (--portable after the subgroup lowering) is said, recorded and reported', async (t) => {
+  const r = await killAndResume('kernels', pipeline, 12, ['--portable']);
+  const plan = JSON.parse(readFileSync(path.join(r.trialDir, 'plan.json'), 'utf8')) as { lowering: string[] };
+  const first = JSON.parse(readFileSync(path.join(r.runDir, '..', '..', 'a', 'kernels', path.basename(r.trialDir), 'plan.json'), 'utf8')) as { lowering: string[] };
+  if (!first.lowering.length) {
+    t.skip('this adapter lowers portably anyway (no subgroups of at least 8), so --portable changes nothing');
+    return;
+  }
+  assert.deepEqual(plan.lowering, [], 'the resumed plan is portable');
+  assert.match(r.stdout, /resumed with other kernels \(lowering subgroupMatmul -> portable\)/);
+  const rec = readFileSync(path.join(r.trialDir, 'resumes.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(rec.length, 1);
+  assert.equal(rec[0].step, 12);
+  assert.equal(rec[0].lowering, 'portable');
+  assert.match(readFileSync(path.join(r.runDir, 'report.md'), 'utf8'), /Resumed on other kernels:.*at step 12: portable/);
+  // Up to the checkpoint the losses are the uninterrupted run's; after it, other kernels, close but not bit-equal.
+  for (const [step, loss] of r.reference) {
+    if (step <= 12) assert.equal(r.after.get(step), loss, `step ${step}`);
+    else assert.ok(Math.abs(r.after.get(step)! - loss) < 1e-3 * Math.abs(loss), `step ${step}: ${r.after.get(step)} vs ${loss}`);
+  }
 });
 
 test('the cluster task (patch model, SGD, router noise) killed with SIGKILL resumes with the same losses', async () => {
-  await killAndResume('clusters', () => `
+  const r = await killAndResume('clusters', () => `
 data blobs {
   source clusters
   valid 20%
@@ -98,6 +131,7 @@ model p { ffn 6; moe { experts 3; top 1; noise 1; noise-dist uniform; balance 0.
 train { steps 1500; batch 16; optimizer sgd; lr 0.1; schedule cosine; seed 3 }
 evaluate { every 500; batches 4; experts blobs.valid by cluster }
 `, 500);
+  assertSameLosses(r.reference, r.after);
 });
 
 test('--parallel 2 trains two trials at once with the same losses as one after the other', () => {
