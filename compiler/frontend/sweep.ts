@@ -9,7 +9,7 @@ import type { Span } from '../../grammar/span.js';
 import type { Def, Scope } from './load.js';
 import { countParams, denseFfnFor, singleFiltersFor } from './params.js';
 import { applyOverrides, checkPath, Ctx, resolveView, type Override } from './resolve.js';
-import { propName } from './schema.js';
+import { pipelineSchema, propName, type JsonSchema } from './schema.js';
 import { getPath, type Entry } from './tree.js';
 import type { Pipeline, SweepSpec, Trial, TrialConfig } from './types.js';
 import { validatePipeline } from './validate.js';
@@ -143,8 +143,25 @@ export function canonicalJson(x: unknown): string {
   return JSON.stringify(x) ?? 'null';
 }
 
+/**
+ * A trial's id: a hash of its configuration without the settings left at their schema default, so
+ * a key added to the language later (with a default that keeps old behaviour) leaves the ids of
+ * existing runs, and so their --resume, intact. A changed default cannot mix two runs: --resume
+ * compares the full config.json and refuses a different one.
+ */
 export function trialId(config: TrialConfig): string {
-  return createHash('sha256').update(canonicalJson(config)).digest('hex').slice(0, 10);
+  return createHash('sha256').update(canonicalJson(withoutDefaults(config, pipelineSchema))).digest('hex').slice(0, 10);
+}
+
+function withoutDefaults(x: unknown, s: JsonSchema | undefined): unknown {
+  if (!s || !x || typeof x !== 'object' || Array.isArray(x)) return x;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(x)) {
+    const sub = s.properties?.[k] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
+    if (sub && 'default' in sub && canonicalJson(v) === canonicalJson(sub.default)) continue;
+    out[k] = withoutDefaults(v, sub);
+  }
+  return out;
 }
 
 interface Pending { overrides: Override[]; parts: [string, string][]; values: Map<string, string> }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { countParams, loadPipeline } from '../../../compiler/frontend/index.js';
+import { countParams, loadPipeline, trialId } from '../../../compiler/frontend/index.js';
 import { expandThousand } from '../../../runtime/bench/expand.js';
 
 const load = (text: string, files: Record<string, string> = {}, preset?: string) =>
@@ -28,6 +28,27 @@ test('1,000 trials expand with unique, stable ids', () => {
   assert.equal(new Set(a.trials.map((t) => t.name)).size, 1000);
   const b = expandThousand();
   assert.deepEqual(b.trials.map((t) => t.id), a.trials.map((t) => t.id));
+});
+
+test('ids ignore settings at their default, so a key added later with a default keeps old ids', () => {
+  const r = load(base);
+  assert.ok(r.ok);
+  const c = r.trials[0]!.config;
+  assert.equal(r.trials[0]!.id, trialId(c));
+  // As a config from before noise-dist, sample and balance-by existed (every key at its default).
+  const older = structuredClone(c) as unknown as { model: { moe: Record<string, unknown> }; train: Record<string, unknown> };
+  delete older.model.moe.noiseDist;
+  delete older.train.sample;
+  delete older.train.balanceBy;
+  assert.equal(trialId(older as unknown as typeof c), trialId(c));
+  // The same setting written explicitly at its default is the same trial.
+  const explicit = load(base.replace('top 2', 'top 2\n    noise-dist gaussian'));
+  assert.equal(explicit.trials[0]!.id, r.trials[0]!.id);
+  // Any setting away from its default is another trial.
+  const other = load(base.replace('top 2', 'top 2\n    noise-dist uniform'));
+  assert.notEqual(other.trials[0]!.id, r.trials[0]!.id);
+  const lr = load(base + 'train { lr 1e-3 }\n');
+  assert.notEqual(lr.trials[0]!.id, r.trials[0]!.id);
 });
 
 test('product, readable names, seeds', () => {
