@@ -5,6 +5,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { ExpertRecord } from '../store/types.js';
 import type { TrialData } from './load.js';
+import { alignExperts } from './align.js';
 import { configName, stat } from './summary.js';
 
 export interface CurvePoint { config: string; step: number; mean: number; lo: number; hi: number; seeds: number }
@@ -56,11 +57,14 @@ export interface AssignmentCell { layer: number; value: string; expert: number; 
 
 /**
  * Expert assignment on one data set by one label: for each trial, its last evaluation's counts;
- * summed over `trials` (the seeds of a configuration); each label value's row normalised to 1.
+ * summed over `trials` (the seeds of a configuration) after each seed's experts are matched, layer
+ * by layer, to the first seed's (align.ts), so expert e is "the same" expert in every seed; each
+ * label value's row normalised to 1.
  */
 export function assignment(trials: TrialData[], data: string, label: string): { cells: AssignmentCell[]; steps: number[]; seeds: number } {
   const sum = new Map<string, number[]>();
   const steps = new Set<number>();
+  const reference = new Map<number, Record<string, number[]>>();
   let seeds = 0;
   for (const t of trials) {
     const recs = t.experts.filter((r) => r.data === data && r.label === label);
@@ -69,10 +73,16 @@ export function assignment(trials: TrialData[], data: string, label: string): { 
     seeds++;
     steps.add(last.step);
     for (const l of last.layers) {
+      const ref = reference.get(l.layer);
+      if (!ref) reference.set(l.layer, l.counts);
+      const to = ref ? alignExperts(ref, l.counts) : undefined;
       for (const [value, counts] of Object.entries(l.counts)) {
         const key = `${l.layer}\u0000${value}`;
         const acc = sum.get(key) ?? counts.map(() => 0);
-        counts.forEach((c, e) => { acc[e] = (acc[e] ?? 0) + c; });
+        counts.forEach((c, e) => {
+          const at = to ? to[e]! : e;
+          acc[at] = (acc[at] ?? 0) + c;
+        });
         sum.set(key, acc);
       }
     }

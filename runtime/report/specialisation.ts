@@ -59,10 +59,9 @@ export function specialisation(layer: number, counts: Record<string, number[]>):
 }
 
 /**
- * A markdown table of the layers' specialisation, from the counts summed over seeds, and beside it
- * the mean JS divergence computed per seed (`perSeed`: layer → one value per seed). Expert indices
- * are arbitrary in each seed, so summing can blur a specialisation that every seed has with a
- * different expert; the per-seed figure does not.
+ * A markdown table of the layers' specialisation, from the counts summed over seeds (experts matched
+ * across seeds first: charts.ts `assignment`), and beside it the mean JS divergence computed per
+ * seed (`perSeed`: layer → one value per seed), which needs no matching at all.
  */
 export function specialisationTable(rows: LayerSpecialisation[], label: string, perSeed: Map<number, number[]> = new Map()): string[] {
   const cell = (v: number[] | undefined) => {

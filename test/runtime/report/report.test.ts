@@ -68,5 +68,5 @@ test('report: table numbers, honest about seeds and failures, with SVG and PNG f
   assert.match(heat, />0\.40</);
   assert.match(heat, /MoE layer 1/);
   const heat3 = readFileSync(r.files.figures.find((f) => /experts-3-top.3.*\.svg$/.test(f))!, 'utf8');
-  assert.match(heat3, /last evaluation \(step 40\), summed over 1 seed</, 'the failed seed is left out of the heat map');
+  assert.match(heat3, /last evaluation \(step 40\), one seed</, 'the failed seed is left out of the heat map');
 });
