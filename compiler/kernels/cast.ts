@@ -1,6 +1,7 @@
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { f16OverflowWgsl } from './matmul-f16.js';
 
 /** One tensor to copy: `count` elements from src (f32 element offset) to dst (f16 element offset). */
 export interface CastSegment {
@@ -24,6 +25,7 @@ export function castF16Kernel(name: string, segments: CastSegment[], wg = 256): 
 enable f16;
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<f16>;
+${f16OverflowWgsl}
 var<private> SRC: array<u32, ${segments.length}> = ${table('src')};
 var<private> DST: array<u32, ${segments.length}> = ${table('dst')};
 var<private> COUNT: array<u32, ${segments.length}> = ${table('count')};
@@ -32,7 +34,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   let s = wid.y;
   let i = gid.x;
   if (i >= COUNT[s]) { return; }
-  dst[DST[s] + i] = f16(src[SRC[s] + i]);
+  let x = src[SRC[s] + i];
+  dst[DST[s] + i] = f16(f16_overflow(x, clamp(x, -65504.0, 65504.0)));
 }
 `;
   const total = segments.reduce((a, s) => a + s.count, 0);

@@ -30,6 +30,17 @@ function wrapLoads(src: string, x: string, wrap: (load: string) => string): { te
 }
 
 /**
+ * WGSL's f32 -> f16 conversions (f16(x), pack2x16float) are indeterminate outside f16's finite range,
+ * so values that IEEE rounding sends to ±inf (|x| >= 65520) are made so explicitly, as the host's
+ * reference (reference/f16.ts) does; NaN stays NaN.
+ */
+export const f16OverflowWgsl = `
+fn f16_overflow(x: f32, rounded: f32) -> f32 {
+  let inf = bitcast<f32>((bitcast<u32>(x) & 0x80000000u) | 0x7f800000u);
+  return select(select(rounded, x, x != x), inf, abs(x) >= 65520.0);
+}`;
+
+/**
  * The matmul `k` with its A and B operands read in f16 (mixed precision: products of f16 values,
  * accumulated in f32, as tensor cores do). A 'stored' operand is declared as an f16 array (needs
  * 'shader-f16') and each load converted to f32; a 'round' operand stays an f32 array and each load
@@ -52,7 +63,8 @@ export function withF16Operands(k: MatmulKernel, f16: MatmulF16): MatmulKernel {
   }
   const stored = f16.a === 'stored' || f16.b === 'stored';
   const rounds = f16.a === 'round' || f16.b === 'round';
-  // Rounding: pack2x16float gives the f16 bits, decoded back by hand. Both f32(f16(x)) and
+  // Rounding: pack2x16float gives the f16 bits (of a clamped value: outside f16's range its result
+  // is indeterminate), decoded back by hand. Both f32(f16(x)) and
   // unpack2x16float(pack2x16float(x)) were folded to x on lavapipe (measured: 0.1 came back
   // unrounded), so the decode must be opaque to the shader compiler.
   const roundFns = `
@@ -64,11 +76,12 @@ fn half_bits_to_f32(h: u32) -> f32 {
   if (e == 31u) { return bitcast<f32>(sign | 0x7f800000u | (m << 13u)); }
   return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
 }
+${f16OverflowWgsl}
 fn round2(v: vec2<f32>) -> vec2<f32> {
-  let p = pack2x16float(v);
-  return vec2<f32>(half_bits_to_f32(p & 0xffffu), half_bits_to_f32(p >> 16u));
+  let p = pack2x16float(clamp(v, vec2<f32>(-65504.0), vec2<f32>(65504.0)));
+  return vec2<f32>(f16_overflow(v.x, half_bits_to_f32(p & 0xffffu)), f16_overflow(v.y, half_bits_to_f32(p >> 16u)));
 }
-fn round1(x: f32) -> f32 { return half_bits_to_f32(pack2x16float(vec2<f32>(x, 0.0)) & 0xffffu); }
+fn round1(x: f32) -> f32 { return round2(vec2<f32>(x, 0.0)).x; }
 fn round4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(round2(v.xy), round2(v.zw)); }`;
   if (rounds) {
     const entry = wgsl.indexOf('\n@compute');

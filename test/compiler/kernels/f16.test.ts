@@ -97,8 +97,36 @@ test('the rounding is real: the f16 kernel differs from the f32 product by more 
   assert.ok(maxRelError(matmulReference(s, roundArrayF16(a), roundArrayF16(bm)), matmulReference(s, a, bm)) > 1e-4, 'rounded inputs move the product');
 });
 
+test('out of f16 range the kernels round to ±inf as IEEE does (pack2x16float alone is indeterminate there)', async () => {
+  const gpu = await testGpu();
+  const tilings: MatmulTiling[] = [defaultTiling];
+  if (subgroupMatmulSuits(gpu.features, (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize, gpu.info.software)) tilings.push(subgroupTiling);
+  // C = A · [1 1 1 1] with k = 1 and A rounded at load: each row of C is A's value rounded to f16.
+  const a = Float32Array.from([70000, 1, 65519, -1e6, 65520, -65504, 0.1, 3e38]);
+  const s: MatmulShape = { m: 8, n: 4, k: 1 };
+  const ones = new Float32Array(4).fill(1);
+  const want = Array.from(a, roundF16).flatMap((v) => [v, v, v, v]);
+  assert.deepEqual(Array.from(a, roundF16).slice(0, 6), [Infinity, 1, 65504, -Infinity, Infinity, -65504]);
+  for (const tiling of tilings) {
+    const b = new PlanBuilder('f16-range');
+    const names = [b.buffer('A', 8, 'input'), b.buffer('B', 4, 'input'), b.buffer('C', 32, 'output')];
+    b.dispatch('main', withF16Operands(matmulKernel('mm', s, tiling), { a: 'round', b: 'round' }), names);
+    const ex = await PlanExecutor.create(gpu, b.build());
+    try {
+      ex.write('A', a);
+      ex.write('B', ones);
+      ex.write('C', new Float32Array(32));
+      ex.run('main');
+      assert.deepEqual([...(await ex.read('C'))], want, JSON.stringify(tiling));
+    } finally {
+      ex.destroy();
+    }
+  }
+});
+
 test('the f16 cast writes each segment rounded, at its own offset, and nothing else', async () => {
   const src = randomArray(300, 5, 3);
+  src.set([70000, -1e6, 65519, 65520], 64); // past f16's range: ±inf, as IEEE rounding gives
   const segments = [{ src: 0, dst: 0, count: 37 }, { src: 64, dst: 128, count: 130 }, { src: 256, dst: 384, count: 1 }];
   const b = new PlanBuilder('cast');
   b.buffer('src', 300, 'input');
