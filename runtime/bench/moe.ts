@@ -8,6 +8,7 @@ import { loweringFor } from '../gpu/lowering.js';
 import type { Gpu } from '../gpu/device.js';
 import { isSkipped, torchBench, torchConfig } from './torch.js';
 import { benchTraining } from './train.js';
+import { rooflineTable, type Rates } from './roofline.js';
 
 const quickstart = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../pipelines/quickstart.moe');
 
@@ -23,7 +24,7 @@ function quickstartMoe(): TrialConfig {
   return c;
 }
 
-export async function moeBench(gpu: Gpu): Promise<void> {
+export async function moeBench(gpu: Gpu, rates?: Rates): Promise<void> {
   const moe = quickstartMoe();
   const m = moe.model.moe!;
   const dense = (mult: number): TrialConfig => ({ ...moe, model: { ...moe.model, moe: null, ffn: moe.model.ffn * mult } });
@@ -37,6 +38,7 @@ export async function moeBench(gpu: Gpu): Promise<void> {
   console.log('|---|---:|---:|---:|---:|---:|');
   const ms: number[] = [];
   const notes: string[] = [];
+  const tables: string[] = [];
   for (const [name, cfg] of rows) {
     const r = await benchTraining(gpu, gpt2SpecOf(cfg, name), 3, () => compileTrial(cfg, name, loweringFor(gpu)));
     ms.push(r.msPerStep);
@@ -45,7 +47,9 @@ export async function moeBench(gpu: Gpu): Promise<void> {
     if (isSkipped(t)) notes.push(`PyTorch skipped: ${t.skipped}`);
     console.log(`| ${name} | ${r.tokensPerSec.toFixed(0)} | ${r.msPerStep.toFixed(1)} | ${torchCols} |`);
     if (r.profile) notes.push(`where the ${name} step goes: ${r.profile.slice(0, 8).map((p) => `${p.kind} ${(100 * p.share).toFixed(0)}%`).join(', ')}`);
+    if (r.profile && rates && cfg === moe) tables.push(`\n### ${name}: each kernel kind against the adapter's best rates\n`, ...rooflineTable(r.profile, rates));
   }
   console.log(`\nMoE step time / dense K×: ${(ms[0]! / ms[1]!).toFixed(2)}; / dense N×: ${(ms[0]! / ms[2]!).toFixed(2)}`);
   console.log(`\n${[...new Set(notes)].map((n) => `- ${n}`).join('\n')}`);
+  console.log(tables.join('\n'));
 }

@@ -9,6 +9,8 @@ import { benchExpand } from './expand.js';
 import { isSkipped, torchBench } from './torch.js';
 import { benchModels, benchTraining } from './train.js';
 import { moeBench } from './moe.js';
+import { measureRates, rooflineTable, type Rates } from './roofline.js';
+import { loweringFor } from '../gpu/lowering.js';
 
 // The plain register-blocked vec4 kernel (4×4 outputs per invocation) DESIGN.md quotes at ~5
 // GFLOP/s on lavapipe; measured here beside the default so the gain is a same-run ratio.
@@ -37,11 +39,12 @@ function matmulRows(quick: boolean): Row[] {
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 
 /** Training throughput of whole models, moec against the same model in PyTorch, in this run. */
-async function trainSection(gpu: Gpu, full: boolean): Promise<void> {
+async function trainSection(gpu: Gpu, full: boolean, rates: Rates): Promise<void> {
   console.log('\n## training step (random tokens; dense GPT-2; AdamW, clip 1, f32 unless named)\n');
   console.log('| model | moec tokens/s | moec ms/step | moec GFLOP/s | PyTorch tokens/s | PyTorch ms/step | moec / PyTorch | peak memory (plan) | allocated (executor) |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   const profiles: string[] = [];
+  const tables: string[] = [];
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   for (const { name, spec } of benchModels(full)) {
     if (spec.precision === 'f16' && !gpu.features.has('shader-f16')) {
@@ -59,8 +62,10 @@ async function trainSection(gpu: Gpu, full: boolean): Promise<void> {
     if (isSkipped(t)) profiles.push(`PyTorch skipped for ${name}: ${t.skipped}`);
     else profiles.push(`PyTorch for ${name}: torch ${t.torch}, ${t.threads} threads, BLAS: ${t.blas}`);
     if (r.profile) profiles.push(`where ${name}'s step goes (GPU time per kernel kind): ${r.profile.slice(0, 8).map((p) => `${p.kind} ${pct(p.share)}`).join(', ')}`);
+    if (r.profile && !tables.length) tables.push(`\n### ${name}: each kernel kind against the adapter's best rates\n`, ...rooflineTable(r.profile, rates));
   }
   console.log(`\n${profiles.map((p) => `- ${p}`).join('\n')}`);
+  console.log(tables.join('\n'));
 }
 
 async function main(): Promise<void> {
@@ -69,8 +74,14 @@ async function main(): Promise<void> {
   const gpu = await Gpu.open(values.adapter ? { adapter: values.adapter } : {});
   try {
     console.log(`# moec bench on ${gpu.describe()}  (${new Date().toISOString()})`);
-    if (want('train')) await trainSection(gpu, !!values.full);
-    if (want('moe')) await moeBench(gpu);
+    if (want('train') || want('moe')) {
+      const rates = await measureRates(gpu, loweringFor(gpu));
+      console.log(`\n## the adapter's best measured rates (what the kernels below are compared with)\n`);
+      console.log(`- matmul: ${rates.matmulGflops.toFixed(2)} GFLOP/s (square ${rates.matmulShape}, the tiling moec lowers to on this adapter)`);
+      console.log(`- copy: ${rates.copyGBs.toFixed(2)} GB/s read + written (${rates.copyHow}, 64 MiB)`);
+      if (want('train')) await trainSection(gpu, !!values.full, rates);
+      if (want('moe')) await moeBench(gpu, rates);
+    }
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
     // The subgroup tiling (16×4 per invocation, A shared by subgroupBroadcast) where the adapter suits it.

@@ -6,6 +6,7 @@ import { summarize } from '../../compiler/lower/summary.js';
 import type { Gpu } from '../gpu/device.js';
 import { GpuModel } from '../train/model.js';
 import { loweringFor } from '../gpu/lowering.js';
+import type { KindProfile } from './roofline.js';
 
 export interface BenchModel {
   name: string;
@@ -18,7 +19,7 @@ export interface TrainBench {
   gflops: number;
   flopsPerStep: number;
   /** GPU time per kernel kind (sum over its dispatches), descending; undefined without timestamps. */
-  profile?: { kind: string; ms: number; share: number; dispatches: number }[];
+  profile?: KindProfile[];
   /** Plan's peak memory estimate, bytes. */
   peakBytes: number;
   /** Device memory the executor allocated for the plan (and its read-back staging), bytes. */
@@ -81,16 +82,18 @@ export async function benchTraining(gpu: Gpu, spec: Gpt2Spec, minSeconds = 3, co
     const prof = await m.ex.profile('train_step', 2);
     let profile: TrainBench['profile'];
     if (prof) {
-      const byKind = new Map<string, { ms: number; dispatches: number }>();
+      const byKind = new Map<string, { ms: number; dispatches: number; flops: number; bytes: number }>();
       for (const p of prof) {
         const kind = p.kernel.replace(/_\d+$/, '');
-        const e = byKind.get(kind) ?? { ms: 0, dispatches: 0 };
+        const e = byKind.get(kind) ?? { ms: 0, dispatches: 0, flops: 0, bytes: 0 };
         e.ms += p.ms;
         e.dispatches += p.dispatches;
+        e.flops += p.flops ?? 0;
+        e.bytes += p.bytes ?? 0;
         byKind.set(kind, e);
       }
       const total = [...byKind.values()].reduce((a, e) => a + e.ms, 0);
-      profile = [...byKind].map(([kind, e]) => ({ kind, ms: e.ms, share: e.ms / total, dispatches: e.dispatches })).sort((a, b) => b.ms - a.ms);
+      profile = [...byKind].map(([kind, e]) => ({ kind, ...e, share: e.ms / total })).sort((a, b) => b.ms - a.ms);
     }
     return {
       tokensPerSec: (n * summary.tokensPerStep) / secs,
