@@ -19,11 +19,11 @@ export interface Rates {
 
 const COPY_FLOATS = 1 << 24; // 64 MiB each way: far past any cache
 
-/** A plan copying COPY_FLOATS floats with a vec4 kernel, one vec4 per invocation. */
-function copyPlan(): Plan {
-  const n4 = COPY_FLOATS / 4;
+/** A plan copying `floats` floats (a multiple of 4) with a vec4 kernel, one vec4 per invocation. */
+export function copyPlan(floats = COPY_FLOATS): Plan {
+  const n4 = floats / 4;
   const wg = 256;
-  const groups = n4 / wg;
+  const groups = Math.ceil(n4 / wg);
   const x = Math.min(groups, 32768);
   const k = wgslKernel('copy', `
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
@@ -33,10 +33,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let i = (wid.y * ${x}u + wid.x) * ${wg}u + lid.x;
   if (i < ${n4}u) { dst[i] = src[i]; }
 }
-`, [wg, 1, 1], { flops: 0, bytes: 8 * COPY_FLOATS, workgroups: [x, Math.ceil(groups / x), 1] as [number, number, number] });
+`, [wg, 1, 1], { flops: 0, bytes: 8 * floats, workgroups: [x, Math.ceil(groups / x), 1] as [number, number, number] });
   const b = new PlanBuilder('copy');
-  b.buffer('src', COPY_FLOATS, 'input');
-  b.buffer('dst', COPY_FLOATS, 'output');
+  b.buffer('src', floats, 'input');
+  b.buffer('dst', floats, 'output');
   b.dispatch('main', k, ['src', 'dst']);
   return b.build();
 }
