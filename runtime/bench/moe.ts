@@ -24,6 +24,16 @@ function quickstartMoe(): TrialConfig {
   return c;
 }
 
+/**
+ * What the adapter's best matmul rate allows: were every FLOP of the step run at that rate, how
+ * close to PyTorch could the step come? A bound no kernel tuning below that rate can pass.
+ */
+export function speedBound(flopsPerStep: number, msPerStep: number, torchMs: number, rates: Rates): string {
+  const floorMs = flopsPerStep / (rates.matmulGflops * 1e6);
+  const torchGflops = flopsPerStep / (torchMs * 1e6);
+  return `the step is ${(flopsPerStep / 1e9).toFixed(3)} GFLOP: moec runs it at ${(flopsPerStep / (msPerStep * 1e6)).toFixed(2)} GFLOP/s, PyTorch at ${torchGflops.toFixed(2)}. At the adapter's best matmul rate (${rates.matmulGflops.toFixed(2)} GFLOP/s) for every FLOP it would take ${floorMs.toFixed(1)} ms, so moec / PyTorch could reach at most ${(torchMs / floorMs).toFixed(2)}× on this adapter without a faster matmul`;
+}
+
 export async function moeBench(gpu: Gpu, rates?: Rates): Promise<void> {
   const moe = quickstartMoe();
   const m = moe.model.moe!;
@@ -48,6 +58,7 @@ export async function moeBench(gpu: Gpu, rates?: Rates): Promise<void> {
     console.log(`| ${name} | ${r.tokensPerSec.toFixed(0)} | ${r.msPerStep.toFixed(1)} | ${torchCols} |`);
     if (r.profile) notes.push(`where the ${name} step goes: ${r.profile.slice(0, 8).map((p) => `${p.kind} ${(100 * p.share).toFixed(0)}%`).join(', ')}`);
     if (r.profile && rates && cfg === moe) tables.push(`\n### ${name}: each kernel kind against the adapter's best rates\n`, ...rooflineTable(r.profile, rates));
+    if (rates && cfg === moe && !isSkipped(t)) notes.push(speedBound(r.flopsPerStep, r.msPerStep, t.ms_per_step, rates));
   }
   console.log(`\nMoE step time / dense K×: ${(ms[0]! / ms[1]!).toFixed(2)}; / dense N×: ${(ms[0]! / ms[2]!).toFixed(2)}`);
   console.log(`\n${[...new Set(notes)].map((n) => `- ${n}`).join('\n')}`);

@@ -8,7 +8,7 @@ import { measureMatmul } from './matmul.js';
 import { benchExpand } from './expand.js';
 import { isSkipped, torchBench } from './torch.js';
 import { benchModels, benchTraining } from './train.js';
-import { moeBench } from './moe.js';
+import { moeBench, speedBound } from './moe.js';
 import { measureRates, rooflineTable, type Rates } from './roofline.js';
 import { loweringFor } from '../gpu/lowering.js';
 
@@ -60,7 +60,7 @@ async function trainSection(gpu: Gpu, full: boolean, rates: Rates): Promise<void
     // PyTorch runs the f32 model for the f16 row too (its CPU path has no f16 matmul to speak of).
     console.log(`| ${name} | ${r.tokensPerSec.toFixed(0)} | ${r.msPerStep.toFixed(1)} | ${r.gflops.toFixed(2)} | ${torchCols} | ${mib(r.peakBytes)} | ${mib(r.allocatedBytes)} |`);
     if (isSkipped(t)) profiles.push(`PyTorch skipped for ${name}: ${t.skipped}`);
-    else profiles.push(`PyTorch for ${name}: torch ${t.torch}, ${t.threads} threads, BLAS: ${t.blas}`);
+    else profiles.push(`PyTorch for ${name}: torch ${t.torch}, ${t.threads} threads, BLAS: ${t.blas}`, `${name}: ${speedBound(r.flopsPerStep, r.msPerStep, t.ms_per_step, rates)}`);
     if (r.profile) profiles.push(`where ${name}'s step goes (GPU time per kernel kind): ${r.profile.slice(0, 8).map((p) => `${p.kind} ${pct(p.share)}`).join(', ')}`);
     if (r.profile && !tables.length) tables.push(`\n### ${name}: each kernel kind against the adapter's best rates\n`, ...rooflineTable(r.profile, rates));
   }
