@@ -33,7 +33,7 @@
 import type { MoeConfig } from '../frontend/types.js';
 import { moeCombineBackwardKernel, moeCombineKernel, type CombineShape } from '../kernels/moe-combine.js';
 import { moeDispatchKernel, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
-import { groupedBiasGradKernel, groupedMatmulKernel, groupedMatmulSubgroupKernel, groupedWeightGradKernel } from '../kernels/moe-grouped.js';
+import { groupedBiasGradKernel, groupedMatmulKernel, groupedMatmulSubgroupKernel, groupedWeightGradKernel, groupedWeightGradSubgroupKernel, type WeightGradShape } from '../kernels/moe-grouped.js';
 import {
   type CosineShape, moeAuxLossKernel, moeCosineBackwardEmbKernel, moeCosineBackwardPKernel, moeCosineBackwardScaleKernel, moeCosineForwardKernel, moePoolBackwardKernel,
   moePoolForwardKernel, moeRouterBackwardKernel, moeRouterForwardKernel, moeRouterNoiseKernel, type PoolShape,
@@ -52,7 +52,7 @@ registerKernel('moe_router_fwd', (n, s: MoeRouterShape) => moeRouterForwardKerne
 registerKernel('moe_router_bwd', (n, s: MoeRouterShape & { balance: number; zloss: number }) => moeRouterBackwardKernel(n, s));
 registerKernel('moe_dispatch', (n, s: MoeDispatchShape) => moeDispatchKernel(n, s));
 registerKernel('moe_gmm', (n, s: GroupedMatmulShape) => groupedMatmulKernel(n, s), (n, s: GroupedMatmulShape) => groupedMatmulSubgroupKernel(n, s));
-registerKernel('moe_wgrad', (n, s: { k: number; n: number; experts: number; gather?: { top: number }; rows?: number }) => groupedWeightGradKernel(n, s));
+registerKernel('moe_wgrad', (n, s: WeightGradShape) => groupedWeightGradKernel(n, s), (n, s: WeightGradShape) => groupedWeightGradSubgroupKernel(n, s));
 registerKernel('moe_bgrad', (n, cols: number, experts: number) => groupedBiasGradKernel(n, cols, experts));
 registerKernel('moe_combine', (n, s: CombineShape, weighted: boolean) => moeCombineKernel(n, s, weighted));
 registerKernel('moe_combine_bwd', (n, s: CombineShape) => moeCombineBackwardKernel(n, s));

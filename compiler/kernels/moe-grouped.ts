@@ -41,30 +41,65 @@ fn grad_gelu(x: f32) -> f32 {
   return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dc;
 }`;
 
-/** The bindings of both grouped matmul forms, in binding order. */
-function groupedDecls(g: GroupedMatmulShape, aVec: boolean, bVec: boolean): string[] {
-  const decls = [`var<storage, read> A: ${arr(aVec)};`, `var<storage, read> B: ${arr(bVec)};`, 'var<storage, read_write> C: array<f32>;', 'var<storage, read> offsets: array<u32>;'];
+/**
+ * The bindings of both grouped matmul forms, in binding order. With `cVec` (n a multiple of 4) the
+ * per-slot rows C, pre, H and the bias are vec4 arrays: on llvmpipe every storage access is a loop
+ * over the lanes, so a scalar epilogue (bias, H, pre and C per output) cost more than the k loop.
+ */
+function groupedDecls(g: GroupedMatmulShape, aVec: boolean, bVec: boolean, cVec: boolean): string[] {
+  const decls = [`var<storage, read> A: ${arr(aVec)};`, `var<storage, read> B: ${arr(bVec)};`, `var<storage, read_write> C: ${arr(cVec)};`, 'var<storage, read> offsets: array<u32>;'];
   if (g.gather) decls.push('var<storage, read> perm: array<u32>;');
-  if (g.bias) decls.push('var<storage, read> bias: array<f32>;');
-  if (g.actGrad) decls.push('var<storage, read> H: array<f32>;');
-  if (g.savePre) decls.push('var<storage, read_write> pre: array<f32>;');
+  if (g.bias) decls.push(`var<storage, read> bias: ${arr(cVec)};`);
+  if (g.actGrad) decls.push(`var<storage, read> H: ${arr(cVec)};`);
+  if (g.savePre) decls.push(`var<storage, read_write> pre: ${arr(cVec)};`);
   return decls;
 }
 
-/** WGSL storing output column col0 + j of slot `slot` from `acc`: bias, saved pre-activation, activation, fused act'. */
-function groupedStore(g: GroupedMatmulShape, slot: string, j: number, acc: string): string[] {
+/**
+ * WGSL storing a tile's outputs: for each row (its guard, its slot, and one vec4 accumulator per 4
+ * columns from col0), bias, saved pre-activation, activation, fused act'. Vec4 loads and stores
+ * where n is a multiple of 4 (the bias loaded once per column group, not per row); scalar otherwise.
+ */
+function groupedEpilogue(g: GroupedMatmulShape, rows: { guard: string; slot: string; acc: (q: number) => string }[], groups: number): string[] {
   const act = g.activation ?? 'none';
-  return [
-    `    if (col0 + ${u(j)} < ${u(g.n)}) {`,
-    `      let o = ${slot} * ${u(g.n)} + col0 + ${u(j)};`,
-    `      var v = ${acc};`,
-    ...(g.bias ? [`      v += bias[e * ${u(g.n)} + col0 + ${u(j)}];`] : []),
-    ...(g.savePre ? ['      pre[o] = v;'] : []),
-    ...(act !== 'none' ? [`      v = act_${act}(v);`] : []),
-    ...(g.actGrad ? [`      v *= grad_${g.actGrad}(H[o]);`] : []),
-    '      C[o] = v;',
-    '    }',
-  ];
+  const L: string[] = [];
+  if (g.n % 4 === 0) {
+    const each = (v: string, f: (x: string) => string) => vec4Of([0, 1, 2, 3].map((t) => f(`${v}[${t}]`)));
+    if (g.bias) for (let q = 0; q < groups; q++) L.push(`  let bias${q} = bias[(e * ${u(g.n)} + min(col0 + ${u(4 * q)}, ${u(g.n - 4)})) / 4u];`);
+    for (const r of rows) {
+      L.push(`  if (${r.guard}) {`);
+      for (let q = 0; q < groups; q++) {
+        L.push(`    if (col0 + ${u(4 * q)} < ${u(g.n)}) {`);
+        L.push(`      let o = (${r.slot} * ${u(g.n)} + col0 + ${u(4 * q)}) / 4u;`);
+        L.push(`      var v = ${r.acc(q)};`);
+        if (g.bias) L.push(`      v += bias${q};`);
+        if (g.savePre) L.push('      pre[o] = v;');
+        if (act !== 'none') L.push(`      v = ${each('v', (x) => `act_${act}(${x})`)};`);
+        if (g.actGrad) L.push('      let h = H[o];', `      v *= ${each('h', (x) => `grad_${g.actGrad}(${x})`)};`);
+        L.push('      C[o] = v;', '    }');
+      }
+      L.push('  }');
+    }
+    return L;
+  }
+  for (const r of rows) {
+    L.push(`  if (${r.guard}) {`);
+    for (let j = 0; j < 4 * groups; j++) {
+      L.push(
+        `    if (col0 + ${u(j)} < ${u(g.n)}) {`,
+        `      let o = ${r.slot} * ${u(g.n)} + col0 + ${u(j)};`,
+        `      var v = ${r.acc(j >> 2)}[${j % 4}];`,
+        ...(g.bias ? [`      v += bias[e * ${u(g.n)} + col0 + ${u(j)}];`] : []),
+        ...(g.savePre ? ['      pre[o] = v;'] : []),
+        ...(act !== 'none' ? [`      v = act_${act}(v);`] : []),
+        ...(g.actGrad ? [`      v *= grad_${g.actGrad}(H[o]);`] : []),
+        '      C[o] = v;',
+        '    }',
+      );
+    }
+    L.push('  }');
+  }
+  return L;
 }
 
 /**
@@ -88,7 +123,7 @@ export function groupedMatmulKernel(name: string, g: GroupedMatmulShape): RowKer
   const KU = Kd % 4 === 0 ? 4 : 1; // k values per loop iteration
   const aVec = KU === 4;
   const bVec = g.transB ? KU === 4 : Nd % 4 === 0;
-  const decls = groupedDecls(g, aVec, bVec);
+  const decls = groupedDecls(g, aVec, bVec, Nd % 4 === 0);
   const L: string[] = [];
   for (let i = 0; i < TM; i++) {
     L.push(`  let s${i} = min(row0 + ${u(i)}, hi - 1u);`);
@@ -117,13 +152,7 @@ export function groupedMatmulKernel(name: string, g: GroupedMatmulShape): RowKer
     for (let i = 0; i < TM; i++) for (let q = 0; q < G; q++) L.push(`    acc${i}_${q} = fma(vec4<f32>(${aVal(i, kk)}), bv${kk}_${q}, acc${i}_${q});`);
   }
   L.push(`  }`);
-  for (let i = 0; i < TM; i++) {
-    L.push(`  if (row0 + ${u(i)} < hi) {`);
-    for (let j = 0; j < TN; j++) {
-      L.push(...groupedStore(g, `s${i}`, j, `acc${i}_${Math.floor(j / 4)}[${j % 4}]`));
-    }
-    L.push(`  }`);
-  }
+  L.push(...groupedEpilogue(g, Array.from({ length: TM }, (_, i) => ({ guard: `row0 + ${u(i)} < hi`, slot: `s${i}`, acc: (q: number) => `acc${i}_${q}` })), G));
   const wgsl = `
 ${declare(decls)}
 ${act !== 'none' || g.actGrad ? actWgsl : ''}
@@ -173,7 +202,7 @@ export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape)
   const KU = Kd % 4 === 0 ? 4 : 1;
   const aVec = KU === 4;
   const bVec = g.transB ? KU === 4 : Nd % 4 === 0;
-  const decls = groupedDecls(g, aVec, bVec);
+  const decls = groupedDecls(g, aVec, bVec, Nd % 4 === 0);
   const L: string[] = [];
   for (let h = 0; h < 2; h++) {
     L.push(`  let sl${h} = min(row0 + ${u(8 * h)} + s8, hi - 1u);`);
@@ -203,13 +232,7 @@ export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape)
     for (let i = 0; i < SM; i++) L.push(`    acc${i} = fma(vec4<f32>(${aVal(i, kk)}), bv${kk}, acc${i});`);
   }
   L.push(`  }`);
-  for (let i = 0; i < SM; i++) {
-    L.push(`  if (row0 + ${u(i)} < hi) {`);
-    for (let j = 0; j < SN; j++) {
-      L.push(...groupedStore(g, `(row0 + ${u(i)})`, j, `acc${i}[${j}]`));
-    }
-    L.push(`  }`);
-  }
+  L.push(...groupedEpilogue(g, Array.from({ length: SM }, (_, i) => ({ guard: `row0 + ${u(i)} < hi`, slot: `(row0 + ${u(i)})`, acc: () => `acc${i}` })), SN / 4));
   const wgsl = `enable subgroups;
 ${declare(decls)}
 ${act !== 'none' || g.actGrad ? actWgsl : ''}
@@ -243,12 +266,21 @@ ${L.join('\n')}
   };
 }
 
+/** Shape of a grouped weight gradient: dW[e] is k×n; `rows` (slots summed over) only counts FLOPs. */
+export interface WeightGradShape {
+  k: number;
+  n: number;
+  experts: number;
+  gather?: { top: number };
+  rows?: number;
+}
+
 /**
  * Expert weight gradients in one dispatch: dW[e] += Σ_{slots s of e} A[row(s)]ᵀ · D[s] (dW[e] is
  * k×n), one workgroup per (n tile, k tile, expert), each summing its expert's slots in order, so
  * the result is deterministic. Bindings: A, D, offsets (read), [perm (read)], dW (read_write).
  */
-export function groupedWeightGradKernel(name: string, g: { k: number; n: number; experts: number; gather?: { top: number }; rows?: number }): RowKernel {
+export function groupedWeightGradKernel(name: string, g: WeightGradShape): RowKernel {
   const { k: Kd, n: Nd, experts: E } = g;
   const rows = g.rows ?? 0; // slots summed over (for the FLOP count)
   checkDims(name, { k: Kd, n: Nd, experts: E });
@@ -287,6 +319,116 @@ ${L.join('\n')}
 }
 `;
   return wgslKernel(name, wgsl, [WX, WY, 1], { flops: 2 * rows * Kd * Nd, bytes: 4 * (rows * (Kd + Nd) + 2 * E * Kd * Nd), workgroups: [ceilDiv(Nd, TC), ceilDiv(Kd, TR), E] });
+}
+
+/** Outputs per invocation of groupedWeightGradSubgroupKernel: sm rows of k (4, 8, 16 or 32) by sn columns (1, 2, 4 or 8). */
+export interface WeightGradTile {
+  sm: number;
+  sn: number;
+}
+
+/**
+ * groupedWeightGradKernel's subgroup form (used where moe_gmm's is; see groupedMatmulSubgroupKernel):
+ * a workgroup of 8 invocations, one subgroup, owns sm rows of dW[e] and runs along the columns, sn per
+ * invocation (vector loads of D[s] where n allows). On llvmpipe every storage load with a
+ * non-constant address is a loop over the lanes and, for a vector, over its components too, so the
+ * floats each lane loads per slot set the speed. Each lane needs its own sn floats of D[s]; the sm
+ * values of A[row(s)] are shared: with k a multiple of 4, sm/4 lanes load them as vec4s, so one load
+ * serves 32/sm slots (lane j: slot j / (sm/4), rows 4(j mod sm/4) ..), handed round by
+ * subgroupBroadcast; otherwise ceil(sm/8) scalar loads per slot. With `gather`, lane j loads
+ * perm[s0 + j] once per 8 slots and broadcasts it. Slots go 8 at a time (a broadcast's lane must be
+ * a constant), unrolled; in the last, partial group a workgroup-uniform test skips slots past the
+ * expert's end. Each output sums its expert's slots in order, as the tiled form does
+ * (deterministic). No invocation returns early: rows past k and columns past n are clamped for
+ * loads and skipped for stores. 8×4 measured fastest on lavapipe (1.1-1.5× the tiled form,
+ * runtime/bench/moe-wgrad-compare.ts); 16×4 and more accumulators spill. Same bindings and
+ * results as groupedWeightGradKernel.
+ */
+export function groupedWeightGradSubgroupKernel(name: string, g: WeightGradShape, tile: WeightGradTile = { sm: 8, sn: 4 }): RowKernel {
+  const { k: Kd, n: Nd, experts: E } = g;
+  const { sm: SM, sn: SN } = tile;
+  const rows = g.rows ?? 0;
+  checkDims(name, { k: Kd, n: Nd, experts: E });
+  if (![4, 8, 16, 32].includes(SM) || ![1, 2, 4, 8].includes(SN)) throw new Error(`${name}: unsupported tile ${SM}×${SN}`);
+  const SW = 8;
+  const VW = Math.min(SN, 4); // D columns per vector
+  const NQ = SN / VW;
+  const vt = VW === 1 ? 'f32' : `vec${VW}<f32>`;
+  const aVec = Kd % 4 === 0;
+  const dVec = VW > 1 && Nd % VW === 0;
+  // With vec4 A loads, GA lanes cover a slot's SM values of A, so one load serves P = 8 / GA slots.
+  const GA = SM / 4;
+  const P = 8 / GA;
+  const decls = [`var<storage, read> A: ${arr(aVec)};`, `var<storage, read> D: array<${dVec ? vt : 'f32'}>;`, 'var<storage, read> offsets: array<u32>;'];
+  if (g.gather) decls.push('var<storage, read> perm: array<u32>;');
+  decls.push('var<storage, read_write> dW: array<f32>;');
+  const L: string[] = [];
+  if (aVec) L.push(`  let ka = min(k0 + (s8 % ${u(GA)}) * 4u, ${u(Kd - 4)});`);
+  else for (let h = 0; h < Math.ceil(SM / 8); h++) L.push(`  let ka${h} = min(k0 + ${u(8 * h)} + s8, ${u(Kd - 1)});`);
+  if (dVec) for (let q = 0; q < NQ; q++) L.push(`  let cg${q} = min(col0 + ${u(VW * q)}, ${u(Nd - VW)});`);
+  else for (let j = 0; j < SN; j++) L.push(`  let c${j} = min(col0 + ${u(j)}, ${u(Nd - 1)});`);
+  for (let i = 0; i < SM; i++) for (let q = 0; q < NQ; q++) L.push(`  var acc${i}_${q} = ${vt}(0.0);`);
+  const aVal = (i: number) => (aVec ? `a${i >> 2}[${i % 4}]` : `a${i}`);
+  // The A row offset of slot s0 + t (lane-uniform), or, for a shared vec4 load, of this lane's slot.
+  const rowOf = (t: string) => (g.gather ? `subgroupBroadcast(pr, ${t})` : `(s0 + ${t}) * ${u(Kd)}`);
+  // Vec4 A load v: lane j loads slot v·P + j / GA (clamped to the expert), k rows ka .. ka + 3.
+  const sharedLoad = (v: number): string[] => {
+    let ab = g.gather ? rowOf(u(v * P)) : `min(s0 + ${u(v * P)} + s8 / ${u(GA)}, hi - 1u) * ${u(Kd)}`;
+    if (g.gather) for (let h = 1; h < P; h++) ab = `select(${ab}, ${rowOf(u(v * P + h))}, s8 >= ${u(h * GA)})`;
+    return [`    let al${v} = A[(${ab} + ka) / 4u];`];
+  };
+  // One slot, s0 + t: its A values (broadcast), its D columns, SM × SN FMAs.
+  const slot = (t: number): string[] => {
+    const s = `(s0 + ${u(t)})`;
+    const B: string[] = [];
+    if (aVec) {
+      for (let q = 0; q < GA; q++) B.push(`    let a${q} = subgroupBroadcast(al${Math.floor(t / P)}, ${u((t % P) * GA + q)});`);
+    } else {
+      B.push(`    let ab = ${rowOf(u(t))};`);
+      for (let h = 0; h < Math.ceil(SM / 8); h++) B.push(`    let al${h} = A[ab + ka${h}];`);
+      for (let i = 0; i < SM; i++) B.push(`    let a${i} = subgroupBroadcast(al${i >> 3}, ${u(i % 8)});`);
+    }
+    const dAt = (q: number) => [...Array(VW).keys()].map((x) => `D[${s} * ${u(Nd)} + c${VW * q + x}]`);
+    for (let q = 0; q < NQ; q++) B.push(`    let d${q} = ${dVec ? `D[(${s} * ${u(Nd)} + cg${q}) / ${u(VW)}]` : VW === 1 ? dAt(q)[0] : `${vt}(${dAt(q).join(', ')})`};`);
+    for (let i = 0; i < SM; i++) for (let q = 0; q < NQ; q++) B.push(`    acc${i}_${q} = fma(${vt}(${aVal(i)}), d${q}, acc${i}_${q});`);
+    return ['    {', ...B, '    }'];
+  };
+  // 8 slots from s0; `guarded`: the last group, where slots ≥ hi are skipped (a workgroup-uniform test).
+  const group = (guarded: boolean): string[] => {
+    const B = g.gather ? [`    let pr = (perm[min(s0 + s8, hi - 1u)] / ${u(g.gather.top)}) * ${u(Kd)};`] : [];
+    for (let t = 0; t < 8; t++) {
+      if (aVec && t % P === 0) B.push(...sharedLoad(t / P));
+      B.push(...(guarded && t > 0 ? [`    if (s0 + ${u(t)} < hi) {`, ...slot(t), '    }'] : slot(t)));
+    }
+    return B;
+  };
+  L.push('  var s0 = offsets[e];', '  let hi = offsets[e + 1u];');
+  L.push('  for (; s0 + 8u <= hi; s0 += 8u) {', ...group(false), '  }');
+  L.push('  if (s0 < hi) {', ...group(true), '  }');
+  for (let i = 0; i < SM; i++) {
+    L.push(`  if (k0 + ${u(i)} < ${u(Kd)}) {`);
+    for (let j = 0; j < SN; j++) L.push(`    if (col0 + ${u(j)} < ${u(Nd)}) { dW[e * ${u(Kd * Nd)} + (k0 + ${u(i)}) * ${u(Nd)} + col0 + ${u(j)}] += acc${i}_${Math.floor(j / VW)}${VW === 1 ? '' : `[${j % VW}]`}; }`);
+    L.push('  }');
+  }
+  const wgsl = `enable subgroups;
+${declare(decls)}
+@compute @workgroup_size(${SW}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {
+  let e = wid.z;
+  let k0 = wid.y * ${u(SM)};
+  let col0 = (wid.x * ${u(SW)} + lid.x) * ${u(SN)};
+  let s8 = sid % 8u;
+${L.join('\n')}
+}
+`;
+  return {
+    ...wgslKernel(name, wgsl, [SW, 1, 1], {
+      flops: 2 * rows * Kd * Nd,
+      bytes: 4 * (rows * (Kd + Nd) + 2 * E * Kd * Nd),
+      workgroups: [ceilDiv(ceilDiv(Nd, SN), SW), ceilDiv(Kd, SM), E] as [number, number, number],
+    }),
+    features: ['subgroups'],
+  };
 }
 
 /** db[e, c] += Σ_{slots s of e} D[s, c], in slot order. Bindings: D, offsets (read), db (read_write, E×n). */

@@ -13,7 +13,7 @@ import { rooflineTable, type Rates } from './roofline.js';
 const quickstart = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../pipelines/quickstart.moe');
 
 /** The quickstart's top-2 MoE trial at the benchmark's batch (16 × 64 tokens, no dropout). */
-function quickstartMoe(): TrialConfig {
+export function quickstartMoe(): TrialConfig {
   const r = loadPipeline(quickstart);
   const t = r.trials.find((x) => x.config.model.moe?.top === 2);
   if (!t) throw new Error(`${quickstart} has no top=2 trial`);

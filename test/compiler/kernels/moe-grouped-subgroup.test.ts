@@ -1,15 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type GroupedMatmulShape, groupedMatmulKernel, groupedMatmulSubgroupKernel } from '../../../compiler/kernels/moe-grouped.js';
+import {
+  type GroupedMatmulShape, groupedMatmulKernel, groupedMatmulSubgroupKernel, groupedWeightGradKernel, groupedWeightGradSubgroupKernel, type WeightGradShape, type WeightGradTile,
+} from '../../../compiler/kernels/moe-grouped.js';
 import { subgroupMatmulSuits } from '../../../compiler/lower/kernels.js';
 import { PlanBuilder } from '../../../compiler/plan/builder.js';
+import { groupedWeightGradReference } from '../../../compiler/reference/moe.js';
 import { maxRelError, randomArray } from '../../../compiler/reference/random.js';
 import { PlanExecutor } from '../../../runtime/executor/executor.js';
 import { testGpu } from '../../helpers/gpu.js';
 
-// The subgroup form of the grouped expert matmul against the tiled form (which moe.test.ts checks
-// against the reference), on the same data: uneven experts (one empty, one with a single slot),
-// gathered rows, every epilogue, transposed weights, sizes that are and are not multiples of 4.
+// The subgroup forms of the grouped expert matmul and weight gradient against the tiled forms (which
+// moe.test.ts checks against the reference), on the same data: uneven experts (one empty, one with a
+// single slot), gathered rows, every epilogue, transposed weights, sizes that are and are not
+// multiples of 4. The weight gradient is also checked against the reference.
 
 const gpu = await testGpu();
 const suits = subgroupMatmulSuits(gpu.features, (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize, gpu.info.software);
@@ -62,5 +66,64 @@ for (const [label, o, n, k] of cases) {
     assert.ok(maxRelError(got.C, want.C) < 1e-5, `C: ${maxRelError(got.C, want.C)}`);
     if (g.savePre) assert.ok(maxRelError(got.pre!, want.pre!) < 1e-5, 'pre-activations');
     assert.ok(want.C.some((v) => v !== 0), 'the tiled form wrote results');
+  });
+}
+
+async function runWgrad(kernel: ReturnType<typeof groupedWeightGradKernel>, g: WeightGradShape, data: Record<string, Float32Array | Uint32Array>): Promise<Float32Array> {
+  const b = new PlanBuilder('wgrad');
+  const names = ['A', 'D', 'offsets', ...(g.gather ? ['perm'] : []), 'dW'];
+  for (const n of names) b.buffer(n, data[n]!.length, n === 'dW' ? 'output' : 'input');
+  b.dispatch('main', kernel, names);
+  const ex = await PlanExecutor.create(gpu, b.build());
+  try {
+    for (const n of names) ex.write(n, data[n]!);
+    ex.run('main');
+    return await ex.read('dW');
+  } finally {
+    ex.destroy();
+  }
+}
+
+const wgradCases: [string, boolean, number, number, WeightGradTile?][] = [
+  ['gathered, odd k and n', true, 13, 7],
+  ['not gathered, odd k and n', false, 13, 7],
+  ['gathered (vec4)', true, 24, 16],
+  ['not gathered (vec4)', false, 24, 16],
+  ['gathered, quickstart c_fc width', true, 64, 256],
+  ['not gathered, k multiple of 4, odd n', false, 20, 9],
+  ['gathered, odd k, n multiple of 4, 32×4 tile', true, 37, 12, { sm: 32, sn: 4 }],
+  ['not gathered (vec4), 8×8 tile', false, 24, 20, { sm: 8, sn: 8 }],
+  ['gathered (vec4), 16×4 tile', true, 64, 36, { sm: 16, sn: 4 }],
+  ['gathered, odd n, 16×2 tile', true, 24, 7, { sm: 16, sn: 2 }],
+  ['not gathered, 4×1 tile', false, 12, 10, { sm: 4, sn: 1 }],
+];
+
+for (const [label, gathered, k, n, tile] of wgradCases) {
+  test(`grouped weight gradient, subgroup form = tiled form = reference: ${label}`, { skip }, async () => {
+    // Expert sizes 0, 1, 37, 16, 19: an empty expert, a single slot, whole and partial groups of 8.
+    const sizes = [0, 1, 37, 16, 19];
+    const E = sizes.length;
+    const rows = sizes.reduce((a, b) => a + b, 0);
+    const offsets = Uint32Array.from([0, ...sizes.map((_, i) => sizes.slice(0, i + 1).reduce((a, b) => a + b, 0))]);
+    const top = 2;
+    const g: WeightGradShape = { k, n, experts: E, rows, ...(gathered ? { gather: { top } } : {}) };
+    const tokens = gathered ? Math.ceil(rows / top) : rows;
+    const data = {
+      A: randomArray(tokens * k, 1),
+      D: randomArray(rows * n, 2),
+      offsets,
+      perm: Uint32Array.from({ length: rows }, (_, i) => (i * 7) % rows),
+      dW: randomArray(E * k * n, 3),
+    };
+    const want = data.dW.slice();
+    groupedWeightGradReference(g, { A: data.A, D: data.D, offsets, perm: data.perm, dW: want });
+    const tiled = await runWgrad(groupedWeightGradKernel('tile', g), g, data);
+    const got = await runWgrad(groupedWeightGradSubgroupKernel('sg', g, tile), g, data);
+    assert.ok(maxRelError(tiled, want) < 1e-4, `tiled vs reference: ${maxRelError(tiled, want)}`);
+    assert.ok(maxRelError(got, want) < 1e-4, `subgroup vs reference: ${maxRelError(got, want)}`);
+    assert.ok(maxRelError(got, tiled) < 1e-5, `subgroup vs tiled: ${maxRelError(got, tiled)}`);
+    // The empty expert's gradient is untouched.
+    const untouched = data.dW.subarray(0, k * n);
+    assert.deepEqual(got.subarray(0, k * n), untouched);
   });
 }
