@@ -39,8 +39,8 @@ function pairwiseSum(terms: string[]): string {
   return `(${pairwiseSum(terms.slice(0, half))} + ${pairwiseSum(terms.slice(half))})`;
 }
 
-/** Shape-baked indexing helpers shared by the three kernels. */
-function layout(s: AttentionShape) {
+/** Shape-baked indexing helpers shared by the attention kernels (and attention-subgroup.ts). */
+export function attentionLayout(s: AttentionShape) {
   const { B, T, heads, headDim: hd } = s;
   checkDims('attention', { B, T, heads, headDim: hd });
   const C = heads * hd;
@@ -80,13 +80,24 @@ const rowPrologue = (R: number, T: number) => `
   let r = min(rRaw, ${u(T - 1)}); // rows past T compute on a copy of the last row and store nothing
   let bRow = b * ${u(T)};`;
 
+/** Flops, bytes and grid of the forward, dq and dk/dv kernels (the subgroup forms share them). */
+export function attentionCost(s: AttentionShape, kind: 'fwd' | 'dq' | 'dkv', R: number) {
+  const { B, T, heads, headDim: hd } = s;
+  const C = heads * hd;
+  const pairs = (B * heads * T * (T + 1)) / 2;
+  const workgroups: [number, number, number] = [ceilDiv(T, R), heads, B];
+  if (kind === 'fwd') return { flops: pairs * (4 * hd + 6), bytes: 4 * B * T * (3 * C + C + heads), workgroups };
+  if (kind === 'dq') return { flops: pairs * (6 * hd + 6), bytes: 4 * B * T * (3 * C + 3 * C + 2 * heads), workgroups };
+  return { flops: pairs * (8 * hd + 6), bytes: 4 * B * T * (3 * C + C + 2 * C + 2 * heads), workgroups };
+}
+
 /**
  * Forward: out_t = Σ_{j≤t} softmax_j(scale·q_t·k_j) v_j and lse_t = log Σ_{j≤t} exp(scale·q_t·k_j),
  * with an online softmax over blocks of keys. Bindings: qkv (read, (B·T, 3C)), out (write, (B·T, C)),
  * lse (write, B·heads·T floats, index (b·heads + h)·T + t).
  */
 export function attentionForwardKernel(name: string, s: AttentionShape, tilingIn: Partial<AttentionTiling> = {}): RowKernel {
-  const L = layout(s);
+  const L = attentionLayout(s);
   const { T, chunks, ty } = L;
   const { rows: R, keyBlock: KB } = tilingOf(name, tilingIn);
   const keys = Array.from({ length: KB }, (_, kk) => kk);
@@ -123,12 +134,7 @@ ${chunks.map((c) => `    out[oBase + ${u(c)}] = acc${c} * inv;`).join('\n')}
   }
 }
 `;
-  const pairs = (s.B * s.heads * T * (T + 1)) / 2;
-  return wgslKernel(name, wgsl, [R, 1, 1], {
-    flops: pairs * (4 * L.hd + 6),
-    bytes: 4 * s.B * T * (3 * L.C + L.C + s.heads),
-    workgroups: [ceilDiv(T, R), s.heads, s.B],
-  });
+  return wgslKernel(name, wgsl, [R, 1, 1], attentionCost(s, 'fwd', R));
 }
 
 /**
@@ -144,12 +150,11 @@ ${chunks.map((c) => `    out[oBase + ${u(c)}] = acc${c} * inv;`).join('\n')}
  *     delta (read), dqkv (write).
  */
 export function attentionBackwardKernels(name: string, s: AttentionShape, tilingIn: Partial<AttentionTiling> = {}): [RowKernel, RowKernel] {
-  const L = layout(s);
+  const L = attentionLayout(s);
   const { T, chunks, ty } = L;
   const { rows: R } = tilingOf(name, tilingIn);
   const kOff = L.kToV;
   const statIndex = (row: string) => `(b * ${u(L.heads)} + h) * ${u(T)} + ${row}`;
-  const pairs = (s.B * s.heads * T * (T + 1)) / 2;
 
   const dq = `
 @group(0) @binding(0) var<storage, read> qkv: array<${ty}>;
@@ -214,9 +219,8 @@ ${chunks.map((c) => `    dqkv[kBase + ${u(c)}] = dk${c} * ${L.scale};\n    dqkv[
   }
 }
 `;
-  const grid: [number, number, number] = [ceilDiv(T, R), s.heads, s.B];
   return [
-    wgslKernel(`${name}_dq`, dq, [R, 1, 1], { flops: pairs * (6 * L.hd + 6), bytes: 4 * s.B * T * (3 * L.C + 3 * L.C + 2 * s.heads), workgroups: grid }),
-    wgslKernel(`${name}_dkv`, dkv, [R, 1, 1], { flops: pairs * (8 * L.hd + 6), bytes: 4 * s.B * T * (3 * L.C + L.C + 2 * L.C + 2 * s.heads), workgroups: grid }),
+    wgslKernel(`${name}_dq`, dq, [R, 1, 1], attentionCost(s, 'dq', R)),
+    wgslKernel(`${name}_dkv`, dkv, [R, 1, 1], attentionCost(s, 'dkv', R)),
   ];
 }

@@ -2,6 +2,7 @@ import { adamwClipKernel, adamwKernel, type AdamWConfig } from '../kernels/adamw
 import { dropoutBackwardKernel, dropoutForwardKernel } from '../kernels/dropout.js';
 import { gradNormKernels } from '../kernels/gradnorm.js';
 import { attentionBackwardKernels, attentionForwardKernel, type AttentionShape } from '../kernels/attention.js';
+import { attentionBackwardSubgroupKernels, attentionForwardSubgroupKernel } from '../kernels/attention-subgroup.js';
 import { crossEntropyBackwardKernel, crossEntropyForwardKernel, crossEntropyMeanKernel, type CrossEntropyShape } from '../kernels/crossentropy.js';
 import { biasGradKernel, evalSumKernel, fillKernel, geluBackwardKernel, geluForwardKernel, scaleAddKernel } from '../kernels/elementwise.js';
 import { embeddingBackwardWpeKernel, embeddingBackwardWteRowsKernel, embeddingForwardKernel, type EmbeddingShape } from '../kernels/embedding.js';
@@ -91,6 +92,11 @@ const generators: Record<string, Generator> = {
 // Forms used instead where the lowering may use subgroups (LoweringOptions.subgroupMatmul).
 const subgroupGenerators: Record<string, Generator> = {
   matmul: (n, s: MatmulShape) => matmulKernel(n, s, matmulTiling(s, { subgroupMatmul: true })),
+  // Key (query) rows shared by subgroupBroadcast: 1.9-5.4× the plain forms at the bench models'
+  // shapes, training steps 1.2-1.3× faster (kernels/attention-subgroup.ts, bench/attention-compare.ts).
+  attn_fwd: (n, s: AttentionShape) => attentionForwardSubgroupKernel(n, s),
+  attn_bwd_dq: (n, s: AttentionShape) => attentionBackwardSubgroupKernels(n, s)[0],
+  attn_bwd_dkv: (n, s: AttentionShape) => attentionBackwardSubgroupKernels(n, s)[1],
 };
 
 /** Adds an op kind; `subgroupGen`, if given, lowers it where subgroup matmuls are allowed. */

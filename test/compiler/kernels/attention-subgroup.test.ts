@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AttentionShape } from '../../../compiler/kernels/attention.js';
+import { attentionBackwardSubgroupKernels, attentionForwardSubgroupKernel } from '../../../compiler/kernels/attention-subgroup.js';
+import { subgroupMatmulSuits } from '../../../compiler/lower/kernels.js';
+import { PlanBuilder } from '../../../compiler/plan/builder.js';
+import { attentionBackwardReference, attentionForwardReference, qkvIndex } from '../../../compiler/reference/attention.js';
+import { maxRelError, randomArray } from '../../../compiler/reference/random.js';
+import { PlanExecutor } from '../../../runtime/executor/executor.js';
+import { testGpu } from '../../helpers/gpu.js';
+
+// The subgroup forms of the attention kernels against the f64 reference: forward output and
+// log-sum-exp, and dq, dk, dv (the three parts of dqkv), on sequence lengths that are not multiples
+// of the 8-row block, head dims that are and are not multiples of 4, and several batches and heads.
+
+const gpu = await testGpu();
+const suits = subgroupMatmulSuits(gpu.features, (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize, gpu.info.software);
+const skip = suits ? false : 'the adapter has no subgroups of at least 8 (the subgroup attention kernels are not used there)';
+
+// f32 on the GPU against the f64 reference, relative to max(1, |ref|), as in attention.test.ts.
+const tol = 1e-4;
+
+function plan(s: AttentionShape, rowsPerLane?: number) {
+  const { B, T, heads, headDim } = s;
+  const C = heads * headDim;
+  const b = new PlanBuilder('attention_subgroup');
+  b.buffer('qkv', B * T * 3 * C, 'input');
+  b.buffer('dout', B * T * C, 'input');
+  b.buffer('out', B * T * C);
+  b.buffer('lse', B * heads * T);
+  b.buffer('delta', B * heads * T);
+  b.buffer('dqkv', B * T * 3 * C);
+  b.dispatch('fwd', attentionForwardSubgroupKernel('attn_fwd', s, rowsPerLane), ['qkv', 'out', 'lse']);
+  const [dq, dkv] = attentionBackwardSubgroupKernels('attn_bwd', s, rowsPerLane);
+  b.dispatch('bwd', dq, ['qkv', 'out', 'dout', 'lse', 'dqkv', 'delta']);
+  b.dispatch('bwd', dkv, ['qkv', 'dout', 'lse', 'delta', 'dqkv']);
+  return b.build();
+}
+
+/** Max relative errors of out, lse, and the q, k and v parts of dqkv. */
+async function check(s: AttentionShape, rowsPerLane?: number, perturb?: (qkv: Float32Array) => void): Promise<Record<string, number>> {
+  const C = s.heads * s.headDim;
+  // Spread of 3 so some softmax rows are peaked, not all near uniform.
+  const qkv = randomArray(s.B * s.T * 3 * C, 31, 3);
+  const dout = randomArray(s.B * s.T * C, 32);
+  const ex = await PlanExecutor.create(gpu, plan(s, rowsPerLane));
+  try {
+    const q = qkv.slice();
+    perturb?.(q);
+    ex.write('qkv', q);
+    ex.write('dout', dout);
+    // Stale values in dqkv must be overwritten, not accumulated into.
+    ex.write('dqkv', randomArray(s.B * s.T * 3 * C, 33));
+    ex.run('fwd');
+    ex.run('bwd');
+    const ref = attentionForwardReference(s, qkv);
+    const want = attentionBackwardReference(s, qkv, dout);
+    const got = await ex.read('dqkv');
+    const part = (a: Float32Array, p: 0 | 1 | 2) =>
+      Float32Array.from({ length: s.B * s.T * C }, (_, x) => a[Math.floor(x / C) * 3 * C + p * C + (x % C)]!);
+    return {
+      out: maxRelError(await ex.read('out'), ref.out),
+      lse: maxRelError(await ex.read('lse'), ref.lse),
+      dq: maxRelError(part(got, 0), part(want, 0)),
+      dk: maxRelError(part(got, 1), part(want, 1)),
+      dv: maxRelError(part(got, 2), part(want, 2)),
+    };
+  } finally {
+    ex.destroy();
+  }
+}
+
+// Rows per lane: the default (subgroupRowsPerLane, 2) and others.
+const cases: [AttentionShape, number?][] = [
+  [{ B: 2, T: 13, heads: 3, headDim: 4 }],
+  [{ B: 2, T: 13, heads: 3, headDim: 4 }, 1],
+  [{ B: 3, T: 37, heads: 2, headDim: 16 }],
+  [{ B: 3, T: 37, heads: 2, headDim: 16 }, 1],
+  [{ B: 2, T: 37, heads: 1, headDim: 16 }, 4],
+  [{ B: 2, T: 37, heads: 1, headDim: 32 }],
+  [{ B: 2, T: 13, heads: 2, headDim: 6 }],
+  [{ B: 2, T: 13, heads: 2, headDim: 6 }, 1],
+  [{ B: 2, T: 13, heads: 2, headDim: 6 }, 3],
+  [{ B: 3, T: 8, heads: 2, headDim: 5 }],
+  [{ B: 2, T: 1, heads: 2, headDim: 8 }],
+  [{ B: 1, T: 70, heads: 1, headDim: 64 }],
+];
+for (const [s, rowsPerLane] of cases) {
+  test(`subgroup attention forward+backward = reference: B=${s.B} T=${s.T} heads=${s.heads} hd=${s.headDim}, rows per lane ${rowsPerLane ?? 'default'}`, { skip }, async () => {
+    const e = await check(s, rowsPerLane);
+    for (const [k, v] of Object.entries(e)) assert.ok(v <= tol, `${k} error ${v}`);
+  });
+}
+
+test('a perturbed input is caught by the subgroup attention check (the test can fail)', { skip }, async () => {
+  const s = { B: 2, T: 13, heads: 2, headDim: 6 };
+  // A key of row 9 of batch 1 (second block of 8, lane 1): changes outputs at t ≥ 9 there.
+  const e = await check(s, undefined, (q) => { q[qkvIndex(s, 1, 9, 1, 1, 3)]! += 0.5; });
+  assert.ok(e.out! > tol && e.lse! > tol && e.dq! > tol && e.dk! > tol, JSON.stringify(e));
+});
