@@ -79,19 +79,23 @@ export function linear(g: Graph, name: string, rows: number, inF: number, outF: 
   return {
     W,
     b,
-    forward(x: string, y: string, activation: 'none' | 'gelu' = 'none') {
-      g.op('forward', name, 'matmul', [mm({ m: rows, n: outF, k: inF, bias: true, activation }, true)], [x, Wm, y, b]);
+    /** y = act(x·W + b); with `pre`, x·W + b is written there too (for the activation's backward). */
+    forward(x: string, y: string, activation: 'none' | 'gelu' = 'none', pre?: string) {
+      g.op('forward', name, 'matmul', [mm({ m: rows, n: outF, k: inF, bias: true, activation, ...(pre ? { savePre: true } : {}) }, true)], [x, Wm, y, b, ...(pre ? [pre] : [])]);
     },
-    /** dx = dy·Wᵀ (overwritten; skipped when dx is null), dW += xᵀ·dy, db += Σ dy. */
-    backward(x: string, dy: string, dx: string | null) {
-      if (dx) g.op('backward', `${name}.dx`, 'matmul', [mm({ m: rows, n: inF, k: outF, transB: true }, true)], [dy, Wm, dx]);
+    /**
+     * dx = dy·Wᵀ (overwritten; skipped when dx is null), times act'(h) with `actGrad` (the backward of
+     * the activation whose output this layer read, fused), dW += xᵀ·dy, db += Σ dy.
+     */
+    backward(x: string, dy: string, dx: string | null, actGrad?: { act: 'gelu'; h: string }) {
+      if (dx) g.op('backward', `${name}.dx`, 'matmul', [mm({ m: rows, n: inF, k: outF, transB: true, ...(actGrad ? { actGrad: actGrad.act } : {}) }, true)], [dy, Wm, dx, ...(actGrad ? [actGrad.h] : [])]);
       g.op('backward', `${name}.dW`, 'matmul', [mm({ m: inF, n: outF, k: rows, transA: true, accumulate: true }, false)], [x, dy, `grad.${W}`]);
       g.op('backward', `${name}.db`, 'bias_grad', [rows, outF], [dy, `grad.${b}`]);
     },
   };
 }
 
-/** The dense GPT-2 MLP: c_fc (C→F), GELU, c_proj (F→C) with the residual projection's scaled init. */
+/** The dense GPT-2 MLP: c_fc (C→F) with GELU, c_proj (F→C) with the residual projection's scaled init. */
 export function denseMlp(s: Gpt2Spec): BlockBuilder {
   const N = s.batch * s.context;
   const C = s.width;
@@ -104,18 +108,17 @@ export function denseMlp(s: Gpt2Spec): BlockBuilder {
     a: g.tensor(`h${l}.mlp.gelu`, [N, F], 'activation'),
   });
   return {
+    // GELU is fused into the matmuls: c_fc writes h and gelu(h), c_proj's dx multiplies by gelu'(h).
     forward(g, l, x, out) {
       const L = layer(g, l);
-      L.fc.forward(x, L.h);
-      g.op('forward', `h${l}.mlp.gelu`, 'gelu_fwd', [N * F], [L.h, L.a]);
+      L.fc.forward(x, L.a, 'gelu', L.h);
       L.proj.forward(L.a, out);
     },
     backward(g, l, x, dout, dx) {
       const L = layer(g, l);
-      const da = g.tensor(`h${l}.mlp.dgelu`, [N, F], 'activation');
-      L.proj.backward(L.a, dout, da);
-      g.op('backward', `h${l}.mlp.gelu.dx`, 'gelu_bwd', [N * F], [L.h, da]);
-      L.fc.backward(x, da, dx);
+      const dh = g.tensor(`h${l}.mlp.dh`, [N, F], 'activation');
+      L.proj.backward(L.a, dout, dh, { act: 'gelu', h: L.h });
+      L.fc.backward(x, dh, dx);
     },
   };
 }

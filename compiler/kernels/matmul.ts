@@ -1,6 +1,6 @@
 import type { PlanKernel } from '../plan/types.js';
 import type { MatmulShape } from '../reference/matmul.js';
-import { activationExpr, activationWgsl } from './activation.js';
+import { activationExpr, activationGradWgsl, activationWgsl } from './activation.js';
 import { wgslKernel } from './wgsl-kernel.js';
 import { withF16Operands } from './matmul-f16.js';
 
@@ -41,6 +41,72 @@ export interface MatmulKernel extends PlanKernel {
 
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 
+/** Bytes a matmul reads and writes once: A, B, C, and pre / H when fused. */
+function matmulBytes(s: MatmulShape): number {
+  const { m: M, n: N, k: K } = s;
+  const batch = s.batch ?? 1;
+  const perC = 1 + (s.savePre ? 1 : 0) + (s.actGrad ? 1 : 0);
+  return 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + perC * M * N) + (s.broadcastB ? 4 * K * N : 0);
+}
+
+const arrOf = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
+
+/** Bindings 2.. of both tilings: C, then as configured bias, pre (savePre), H (actGrad); vec4 where n allows. */
+function outputDecls(s: MatmulShape, cVec: boolean): string[] {
+  const decls = [`var<storage, read_write> C: ${arrOf(cVec)};`];
+  if (s.bias) decls.push(`var<storage, read> bias: ${arrOf(cVec)};`);
+  if (s.savePre) decls.push(`var<storage, read_write> pre: ${arrOf(cVec)};`);
+  if (s.actGrad) decls.push(`var<storage, read> H: ${arrOf(cVec)};`);
+  const act = s.activation ?? 'none';
+  return [
+    ...decls.map((d, i) => `@group(0) @binding(${i + 2}) ${d}`),
+    ...(act !== 'none' ? [activationWgsl] : []),
+    ...(s.actGrad ? [activationGradWgsl] : []),
+  ];
+}
+
+/**
+ * The epilogue of one row of C (row offset `cRow`) over the `cols` columns from col0 an invocation
+ * owns: bias, saved pre-activation, activation, fused act'(H), optional accumulation, guarded
+ * stores. `acc(g)` is the vec4 of results of columns 4g .. 4g+3; `bias(g)`, if given, a hoisted vec4
+ * of their bias (vec4 stores need cols a multiple of 4).
+ */
+function storeRow(s: MatmulShape, cVec: boolean, cRow: string, cols: number, acc: (g: number) => string, bias?: (g: number) => string): string[] {
+  const { n: N } = s;
+  const act = s.activation ?? 'none';
+  const u = (x: number) => `${x}u`;
+  if ((s.savePre || s.actGrad) && s.accumulate) throw new Error('matmul: savePre and actGrad do not combine with accumulate');
+  const L: string[] = [];
+  for (let g = 0; g < Math.ceil(cols / 4); g++) {
+    const col = `col0 + ${u(4 * g)}`;
+    if (cVec) {
+      const idx = `(${cRow} + ${col}) / 4u`;
+      L.push(`    if (${col} < ${u(N)}) {`);
+      L.push(`      var v = ${acc(g)};`);
+      if (s.bias) L.push(`      v += ${bias ? bias(g) : `bias[(${col}) / 4u]`};`);
+      if (s.savePre) L.push(`      pre[${idx}] = v;`);
+      if (act !== 'none') L.push(`      v = vec4<f32>(${[0, 1, 2, 3].map((t) => activationExpr(act, `v[${t}]`)).join(', ')});`);
+      if (s.actGrad) L.push(`      let hv = H[${idx}];`, `      v *= vec4<f32>(${[0, 1, 2, 3].map((t) => `${s.actGrad}_grad(hv[${t}])`).join(', ')});`);
+      L.push(s.accumulate ? `      C[${idx}] += v;` : `      C[${idx}] = v;`);
+      L.push(`    }`);
+      continue;
+    }
+    for (let t = 0; t < Math.min(4, cols - 4 * g); t++) {
+      const c = `col0 + ${u(4 * g + t)}`;
+      const idx = `${cRow} + ${c}`;
+      L.push(`    if (${c} < ${u(N)}) {`);
+      L.push(`      var v = ${acc(g)}[${t}];`);
+      if (s.bias) L.push(`      v += bias[${c}];`);
+      if (s.savePre) L.push(`      pre[${idx}] = v;`);
+      if (act !== 'none') L.push(`      v = ${activationExpr(act, 'v')};`);
+      if (s.actGrad) L.push(`      v *= ${s.actGrad}_grad(H[${idx}]);`);
+      L.push(s.accumulate ? `      C[${idx}] += v;` : `      C[${idx}] = v;`);
+      L.push(`    }`);
+    }
+  }
+  return L;
+}
+
 /**
  * Generates a WGSL matmul specialised to one shape: C = op(A)·op(B) [+ bias] [activation] [+ C].
  * Shapes are baked in, so odd sizes cost only clamped loads and guarded stores, and operands whose
@@ -68,9 +134,7 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   const L: string[] = [];
   L.push(`@group(0) @binding(0) var<storage, read> A: ${arr(aVec)};`);
   L.push(`@group(0) @binding(1) var<storage, read> B: ${arr(bVec)};`);
-  L.push(`@group(0) @binding(2) var<storage, read_write> C: ${arr(cVec)};`);
-  if (s.bias) L.push(`@group(0) @binding(3) var<storage, read> bias: ${arr(cVec)};`);
-  if (act !== 'none') L.push(activationWgsl);
+  L.push(...outputDecls(s, cVec));
   L.push(`@compute @workgroup_size(${tiling.wgX}, ${tiling.wgY}, 1)`);
   L.push(`fn main(@builtin(global_invocation_id) gid: vec3<u32>) {`);
   L.push(`  let col0 = gid.x * ${u(TN)};`);
@@ -138,28 +202,7 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   for (let i = 0; i < TM; i++) {
     L.push(`  if (row0 + ${u(i)} < ${u(M)}) {`);
     L.push(`    let cRow = gid.z * ${u(M * N)} + (row0 + ${u(i)}) * ${u(N)};`);
-    for (let g = 0; g < G; g++) {
-      const col = `col0 + ${u(4 * g)}`;
-      if (cVec) {
-        L.push(`    if (${col} < ${u(N)}) {`);
-        L.push(`      var v = acc${i}_${g};`);
-        if (s.bias) L.push(`      v += bias[(${col}) / 4u];`);
-        if (act !== 'none') L.push(`      v = vec4<f32>(${[0, 1, 2, 3].map((t) => activationExpr(act, `v[${t}]`)).join(', ')});`);
-        const idx = `(cRow + ${col}) / 4u`;
-        L.push(s.accumulate ? `      C[${idx}] += v;` : `      C[${idx}] = v;`);
-        L.push(`    }`);
-      } else {
-        for (let t = 0; t < 4; t++) {
-          const c = `col0 + ${u(4 * g + t)}`;
-          L.push(`    if (${c} < ${u(N)}) {`);
-          L.push(`      var v = acc${i}_${g}[${t}];`);
-          if (s.bias) L.push(`      v += bias[${c}];`);
-          if (act !== 'none') L.push(`      v = ${activationExpr(act, 'v')};`);
-          L.push(s.accumulate ? `      C[cRow + ${c}] += v;` : `      C[cRow + ${c}] = v;`);
-          L.push(`    }`);
-        }
-      }
-    }
+    L.push(...storeRow(s, cVec, 'cRow', TN, (g) => `acc${i}_${g}`));
     L.push(`  }`);
   }
   L.push(`}`);
@@ -167,7 +210,7 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   const wgsl = L.join('\n');
   return wgslKernel(name, wgsl, [tiling.wgX, tiling.wgY, 1], {
     flops: 2 * M * N * K * batch,
-    bytes: 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + M * N) + (s.broadcastB ? 4 * K * N : 0),
+    bytes: matmulBytes(s),
     workgroups: [ceilDiv(ceilDiv(N, TN), tiling.wgX), ceilDiv(ceilDiv(M, TM), tiling.wgY), batch],
   });
 }
@@ -204,9 +247,7 @@ function matmulSubgroupKernel(name: string, s: MatmulShape, tiling: MatmulTiling
   L.push(`enable subgroups;`);
   L.push(`@group(0) @binding(0) var<storage, read> A: ${arr(aVec)};`);
   L.push(`@group(0) @binding(1) var<storage, read> B: ${arr(bVec)};`);
-  L.push(`@group(0) @binding(2) var<storage, read_write> C: ${arr(cVec)};`);
-  if (s.bias) L.push(`@group(0) @binding(3) var<storage, read> bias: ${arr(cVec)};`);
-  if (act !== 'none') L.push(activationWgsl);
+  L.push(...outputDecls(s, cVec));
   L.push(`@compute @workgroup_size(${WG}, 1, 1)`);
   L.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {`);
   L.push(`  let row0 = wid.y * ${u(TM)};`);
@@ -249,41 +290,20 @@ function matmulSubgroupKernel(name: string, s: MatmulShape, tiling: MatmulTiling
     for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) L.push(`    acc${i}_${j} = fma(${aVal(i, kk)}, ${bVal(kk, j)}, acc${i}_${j});`);
   }
   L.push(`  }`);
-  if (s.bias) {
-    if (cVec) for (let g = 0; g < TN / 4; g++) L.push(`  let bias${g} = bias[cg${g} / 4u];`);
-    else for (let j = 0; j < TN; j++) L.push(`  let bias${j} = bias[c${j}];`);
-  }
+  if (s.bias && cVec) for (let g = 0; g < TN / 4; g++) L.push(`  let bias${g} = bias[cg${g} / 4u];`);
   const cBase = `wid.z * ${u(M * N)}`;
+  // tn is 1, 2, 4 or 8: with fewer than 4 the vec4's other lanes are zeros, never stored.
+  const accVec = (i: number, g: number) => `vec4<f32>(${[0, 1, 2, 3].map((t) => (4 * g + t < TN ? `acc${i}_${4 * g + t}` : '0.0')).join(', ')})`;
   for (let i = 0; i < TM; i++) {
     L.push((Math.ceil(M / TM) - 1) * TM + i >= M ? `  if (row0 + ${u(i)} < ${u(M)}) {` : `  {`);
     L.push(`    let cRow = ${cBase} + (row0 + ${u(i)}) * ${u(N)};`);
-    if (cVec) {
-      for (let g = 0; g < TN / 4; g++) {
-        L.push(`    if (col0 + ${u(4 * g)} < ${u(N)}) {`);
-        L.push(`      var v = vec4<f32>(${[0, 1, 2, 3].map((t) => `acc${i}_${4 * g + t}`).join(', ')});`);
-        if (s.bias) L.push(`      v += bias${g};`);
-        if (act !== 'none') L.push(`      v = vec4<f32>(${[0, 1, 2, 3].map((t) => activationExpr(act, `v[${t}]`)).join(', ')});`);
-        const idx = `(cRow + col0 + ${u(4 * g)}) / 4u`;
-        L.push(s.accumulate ? `      C[${idx}] += v;` : `      C[${idx}] = v;`);
-        L.push(`    }`);
-      }
-    } else {
-      for (let j = 0; j < TN; j++) {
-        const c = `col0 + ${u(j)}`;
-        L.push(`    if (${c} < ${u(N)}) {`);
-        L.push(`      var v = acc${i}_${j};`);
-        if (s.bias) L.push(`      v += bias${j};`);
-        if (act !== 'none') L.push(`      v = ${activationExpr(act, 'v')};`);
-        L.push(s.accumulate ? `      C[cRow + ${c}] += v;` : `      C[cRow + ${c}] = v;`);
-        L.push(`    }`);
-      }
-    }
+    L.push(...storeRow(s, cVec, 'cRow', TN, (g) => accVec(i, g), (g) => `bias${g}`));
     L.push(`  }`);
   }
   L.push(`}`);
   return wgslKernel(name, L.join('\n'), [WG, 1, 1], {
     flops: 2 * M * N * K * batch,
-    bytes: 4 * batch * (M * K + (s.broadcastB ? 0 : K * N) + M * N) + (s.broadcastB ? 4 * K * N : 0),
+    bytes: matmulBytes(s),
     workgroups: [ceilDiv(ceilDiv(N, TN), WG), ceilDiv(M, TM), batch],
     features: ['subgroups'],
   });

@@ -1,4 +1,4 @@
-import { applyActivation, type Activation } from '../kernels/activation.js';
+import { applyActivation, applyActivationGrad, type Activation } from '../kernels/activation.js';
 
 export interface MatmulShape {
   /** Rows of C. */
@@ -18,6 +18,10 @@ export interface MatmulShape {
   activation?: Activation;
   /** C += result instead of C = result (gradient accumulation). */
   accumulate?: boolean;
+  /** Also write the value before the activation to a `pre` output (the forward of a fused activation). */
+  savePre?: boolean;
+  /** Multiply the result by act'(H) elementwise, H an extra input shaped like C (a fused activation backward). */
+  actGrad?: Exclude<Activation, 'none'>;
   /** Read the operands in f16 (train.precision f16): see compiler/kernels/matmul-f16.ts. */
   f16?: MatmulF16;
 }
@@ -31,7 +35,8 @@ export interface MatmulF16 {
 
 /**
  * Plain TypeScript matmul, the reference the GPU kernel is tested against.
- * Accumulates in f64, so it is at least as accurate as any f32 kernel.
+ * Accumulates in f64, so it is at least as accurate as any f32 kernel. With `savePre` the values
+ * before the activation go to `extra.pre`; with `actGrad` the result is multiplied by act'(extra.h).
  */
 export function matmulReference(
   s: MatmulShape,
@@ -39,6 +44,7 @@ export function matmulReference(
   b: Float32Array,
   bias?: Float32Array,
   cIn?: Float32Array,
+  extra: { pre?: Float32Array; h?: Float32Array } = {},
 ): Float32Array {
   const { m, n, k } = s;
   const batch = s.batch ?? 1;
@@ -55,8 +61,10 @@ export function matmulReference(
           acc += av * bv;
         }
         if (s.bias && bias) acc += bias[j]!;
-        let v = applyActivation(s.activation ?? 'none', acc);
         const ci = z * m * n + i * n + j;
+        if (s.savePre && extra.pre) extra.pre[ci] = acc;
+        let v = applyActivation(s.activation ?? 'none', acc);
+        if (s.actGrad) v *= applyActivationGrad(s.actGrad, extra.h![ci]!);
         if (s.accumulate && cIn) v += cIn[ci]!;
         c[ci] = v;
       }

@@ -15,26 +15,33 @@ export function matmulPlan(s: MatmulShape, tiling: MatmulTiling = defaultTiling)
     b.buffer('C', batch * s.m * s.n, 'output'),
   ];
   if (s.bias) names.push(b.buffer('bias', s.n, 'input'));
+  if (s.savePre) names.push(b.buffer('pre', batch * s.m * s.n, 'output'));
+  if (s.actGrad) names.push(b.buffer('H', batch * s.m * s.n, 'input'));
   b.dispatch('main', matmulKernel('matmul', s, tiling), names);
   return b.build();
 }
 
-/** Runs the GPU matmul on seeded random data and returns its max relative error against the reference. */
+/** Runs the GPU matmul on seeded random data and returns its max relative error against the reference (C, and pre when saved). */
 export async function checkMatmul(gpu: Gpu, s: MatmulShape, tiling?: MatmulTiling): Promise<number> {
   const batch = s.batch ?? 1;
   const a = randomArray(batch * s.m * s.k, 1);
   const bm = randomArray((s.broadcastB ? 1 : batch) * s.k * s.n, 2);
   const bias = randomArray(s.n, 3);
   const c0 = randomArray(batch * s.m * s.n, 4);
+  const h = randomArray(batch * s.m * s.n, 5, 2);
   const ex = await PlanExecutor.create(gpu, matmulPlan(s, tiling));
   try {
     ex.write('A', a);
     ex.write('B', bm);
     ex.write('C', c0);
     if (s.bias) ex.write('bias', bias);
+    if (s.savePre) ex.write('pre', new Float32Array(batch * s.m * s.n).fill(NaN));
+    if (s.actGrad) ex.write('H', h);
     ex.run('main');
     const got = await ex.read('C');
-    return maxRelError(got, matmulReference(s, a, bm, bias, c0));
+    const pre = new Float32Array(batch * s.m * s.n);
+    const err = maxRelError(got, matmulReference(s, a, bm, bias, c0, { pre, h }));
+    return s.savePre ? Math.max(err, maxRelError(await ex.read('pre'), pre)) : err;
   } finally {
     ex.destroy();
   }

@@ -45,6 +45,11 @@ const epilogues: MatmulShape[] = [
   { m: 13, n: 11, k: 9, batch: 3, broadcastB: true, transA: true },
   { m: 21, n: 19, k: 17, accumulate: true },
   { m: 20, n: 16, k: 8, batch: 2, accumulate: true, transA: true, transB: true },
+  // The dense MLP's fused GELU: forward saving the pre-activation, backward multiplying by gelu'(H).
+  { m: 17, n: 36, k: 64, bias: true, activation: 'gelu', savePre: true },
+  { m: 19, n: 33, k: 20, bias: true, activation: 'relu', savePre: true },
+  { m: 17, n: 36, k: 12, transB: true, actGrad: 'gelu' },
+  { m: 15, n: 31, k: 9, transB: true, actGrad: 'relu' },
 ];
 for (const s of epilogues) {
   test(`matmul epilogue ${JSON.stringify(s)}`, async () => {
@@ -102,6 +107,8 @@ const subgroupFlags: Array<Partial<MatmulShape>> = [
   { accumulate: true },
   { batch: 3 },
   { batch: 2, broadcastB: true, accumulate: true },
+  { bias: true, activation: 'gelu', savePre: true },
+  { actGrad: 'gelu' },
 ];
 for (const [m, n, k] of [
   [37, 29, 13],
@@ -133,6 +140,8 @@ test('subgroup matmul: other tn widths and workgroup sizes', { skip: await subgr
       { m: 37, n: 45, k: 29, transB: true, bias: true },
       { m: 44, n: 40, k: 12, transA: true, accumulate: true },
       { m: 19, n: 64, k: 36, batch: 2, activation: 'gelu' as const },
+      { m: 21, n: 27, k: 8, bias: true, activation: 'gelu' as const, savePre: true },
+      { m: 21, n: 28, k: 8, transB: true, actGrad: 'gelu' as const },
     ]) {
       const err = await checkMatmul(gpu, s, { ...tiling, layout: 'subgroup' });
       assert.ok(err <= tol, `${JSON.stringify({ s, tiling })}: error ${err}`);
