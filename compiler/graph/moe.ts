@@ -53,7 +53,7 @@ registerKernel('moe_router_bwd', (n, s: MoeRouterShape & { balance: number; zlos
 registerKernel('moe_dispatch', (n, s: MoeDispatchShape) => moeDispatchKernel(n, s));
 registerKernel('moe_gmm', (n, s: GroupedMatmulShape) => groupedMatmulKernel(n, s), (n, s: GroupedMatmulShape) => groupedMatmulSubgroupKernel(n, s));
 registerKernel('moe_wgrad', (n, s: WeightGradShape) => groupedWeightGradKernel(n, s), (n, s: WeightGradShape) => groupedWeightGradSubgroupKernel(n, s));
-registerKernel('moe_bgrad', (n, cols: number, experts: number) => groupedBiasGradKernel(n, cols, experts));
+registerKernel('moe_bgrad', (n, cols: number, experts: number, rows: number) => groupedBiasGradKernel(n, cols, experts, rows));
 registerKernel('moe_combine', (n, s: CombineShape, weighted: boolean) => moeCombineKernel(n, s, weighted));
 registerKernel('moe_combine_bwd', (n, s: CombineShape) => moeCombineBackwardKernel(n, s));
 registerKernel('moe_pool_fwd', (n, s: PoolShape) => moePoolForwardKernel(n, s));
@@ -269,14 +269,14 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       const projIn = linearExperts ? x : L.A!;
       const gather = linearExperts ? { gather: { top: K } } : {};
       g.op('backward', `${proj}.dW`, 'moe_wgrad', [{ k: linearExperts ? C : F, n: C, experts: E, rows: NK, ...gather }], [projIn, dY, r.offsets, ...(linearExperts ? [r.perm] : []), `grad.${L.W2}`]);
-      g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E], [dY, r.offsets, `grad.${L.b2}`]);
+      g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E, NK], [dY, r.offsets, `grad.${L.b2}`]);
       if (linearExperts) {
         g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: NK, n: C, k: C, experts: E, transB: true }], [dY, L.W2, dX, r.offsets]);
       } else {
         const dH = t('dfc', [NK, F]);
         g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: NK, n: F, k: C, experts: E, transB: true, actGrad: act }], [dY, L.W2, dH, r.offsets, L.H!]);
         g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, gather: { top: K }, rows: NK }], [x, dH, r.offsets, r.perm, `grad.${L.W1}`]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E], [dH, r.offsets, `grad.${L.b1}`]);
+        g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E, NK], [dH, r.offsets, `grad.${L.b1}`]);
         g.op('backward', `h${l}.mlp.experts.c_fc.dx`, 'moe_gmm', [{ rows: NK, n: C, k: F, experts: E, transB: true }], [dH, L.W1!, dX, r.offsets]);
       }
       g.op('backward', `h${l}.moe.unpermute`, 'moe_combine', [combine, false], [dX, r.pos, dx]);
@@ -394,14 +394,14 @@ function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): BlockBu
       g.op('backward', `h${l}.moe.soft.combine.dx`, 'moe_soft_combine_bwd', [shape], [dout, L.Y, L.W, dY, dlogits]);
       const proj = linearExperts ? `h${l}.mlp.experts.proj` : `h${l}.mlp.experts.c_proj`;
       g.op('backward', `${proj}.dW`, 'moe_wgrad', [{ k: linearExperts ? C : F, n: C, experts: E, rows: R }], [linearExperts ? L.Xs : L.A!, dY, L.offsets, `grad.${L.W2}`]);
-      g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E], [dY, L.offsets, `grad.${L.b2}`]);
+      g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E, R], [dY, L.offsets, `grad.${L.b2}`]);
       if (linearExperts) {
         g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: C, k: C, experts: E, transB: true }], [dY, L.W2, dXs, L.offsets]);
       } else {
         const dH = t('dfc', [R, F]);
         g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: F, k: C, experts: E, transB: true, actGrad: act }], [dY, L.W2, dH, L.offsets, L.H!]);
         g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, rows: R }], [L.Xs, dH, L.offsets, `grad.${L.W1}`]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E], [dH, L.offsets, `grad.${L.b1}`]);
+        g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E, R], [dH, L.offsets, `grad.${L.b1}`]);
         g.op('backward', `h${l}.mlp.experts.c_fc.dx`, 'moe_gmm', [{ rows: R, n: C, k: F, experts: E, transB: true }], [dH, L.W1!, dXs, L.offsets]);
       }
       g.op('backward', `h${l}.moe.soft.dispatch.dx`, 'moe_soft_dispatch_bwd', [shape], [x, L.D, dXs, dx, dlogits]);

@@ -431,8 +431,11 @@ ${L.join('\n')}
   };
 }
 
-/** db[e, c] += Σ_{slots s of e} D[s, c], in slot order. Bindings: D, offsets (read), db (read_write, E×n). */
-export function groupedBiasGradKernel(name: string, n: number, experts: number, wg = 64): RowKernel {
+/**
+ * db[e, c] += Σ_{slots s of e} D[s, c], in slot order. Bindings: D, offsets (read), db (read_write,
+ * E×n). `rows` (the slots summed over) only counts bytes.
+ */
+export function groupedBiasGradKernel(name: string, n: number, experts: number, rows = 0, wg = 64): RowKernel {
   checkDims(name, { n, experts, wg });
   const wgsl = `
 @group(0) @binding(0) var<storage, read> D: array<f32>;
@@ -448,5 +451,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   db[e * ${u(n)} + c] += acc;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 0, bytes: 8 * experts * n, workgroups: [ceilDiv(n, wg), experts, 1] });
+  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 0, bytes: 4 * rows * n + 8 * experts * n, workgroups: [ceilDiv(n, wg), experts, 1] });
 }
