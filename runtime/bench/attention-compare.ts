@@ -10,7 +10,7 @@ import { runBench } from './entry.js';
 import { attentionBackwardKernels, attentionForwardKernel, type AttentionShape } from '../../compiler/kernels/attention.js';
 import { attentionBackwardSubgroupKernels, attentionForwardSubgroupKernel } from '../../compiler/kernels/attention-subgroup.js';
 import type { RowKernel } from '../../compiler/kernels/layernorm.js';
-import { PlanBuilder } from '../../compiler/plan/builder.js';
+import { attentionPlan } from './attention-plan.js';
 import { maxRelError, randomArray } from '../../compiler/reference/random.js';
 import { compileGpt2, compileTrial, gpt2SpecOf, type CompiledTrial } from '../../compiler/lower/compile.js';
 import { registerKernel } from '../../compiler/lower/kernels.js';
@@ -38,21 +38,6 @@ const forms: Record<string, Form> = {
 };
 const kernels = ['fwd', 'dq', 'dkv'] as const;
 
-function plan(s: AttentionShape, [fwd, dq, dkv]: [RowKernel, RowKernel, RowKernel]) {
-  const { B, T, heads, headDim } = s;
-  const C = heads * headDim;
-  const b = new PlanBuilder('attention');
-  b.buffer('qkv', B * T * 3 * C, 'input');
-  b.buffer('dout', B * T * C, 'input');
-  b.buffer('out', B * T * C);
-  b.buffer('lse', B * heads * T);
-  b.buffer('delta', B * heads * T);
-  b.buffer('dqkv', B * T * 3 * C);
-  b.dispatch('fwd', fwd, ['qkv', 'out', 'lse']);
-  b.dispatch('dq', dq, ['qkv', 'out', 'dout', 'lse', 'dqkv', 'delta']);
-  b.dispatch('dkv', dkv, ['qkv', 'dout', 'lse', 'delta', 'dqkv']);
-  return b.build();
-}
 
 /** Lowers attention with the plain kernels, or with the subgroup ones, where subgroups are allowed. */
 function useSubgroupAttention(on: boolean): void {
@@ -165,7 +150,7 @@ async function main(): Promise<void> {
       const results: Record<string, Float32Array[]> = {};
       for (const n of names) {
         const t0 = performance.now();
-        ex[n] = await PlanExecutor.create(gpu, plan(s, forms[n]!(s)));
+        ex[n] = await PlanExecutor.create(gpu, attentionPlan(s, forms[n]!(s)));
         const e = ex[n]!;
         e.write('qkv', qkv);
         e.write('dout', dout);

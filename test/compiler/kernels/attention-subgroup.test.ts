@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import type { AttentionShape } from '../../../compiler/kernels/attention.js';
 import { attentionBackwardSubgroupKernels, attentionForwardSubgroupKernel } from '../../../compiler/kernels/attention-subgroup.js';
 import { subgroupMatmulSuits } from '../../../compiler/lower/kernels.js';
-import { PlanBuilder } from '../../../compiler/plan/builder.js';
 import { attentionBackwardReference, attentionForwardReference, qkvIndex } from '../../../compiler/reference/attention.js';
 import { maxRelError, randomArray } from '../../../compiler/reference/random.js';
 import { PlanExecutor } from '../../../runtime/executor/executor.js';
 import { testGpu } from '../../helpers/gpu.js';
+import { attentionPlan } from '../../../runtime/bench/attention-plan.js';
 
 // The subgroup forms of the attention kernels against the f64 reference: forward output and
 // log-sum-exp, and dq, dk, dv (the three parts of dqkv), on sequence lengths that are not multiples
@@ -21,20 +21,8 @@ const skip = suits ? false : 'the adapter has no subgroups of at least 8 (the su
 const tol = 1e-4;
 
 function plan(s: AttentionShape, rowsPerLane?: number) {
-  const { B, T, heads, headDim } = s;
-  const C = heads * headDim;
-  const b = new PlanBuilder('attention_subgroup');
-  b.buffer('qkv', B * T * 3 * C, 'input');
-  b.buffer('dout', B * T * C, 'input');
-  b.buffer('out', B * T * C);
-  b.buffer('lse', B * heads * T);
-  b.buffer('delta', B * heads * T);
-  b.buffer('dqkv', B * T * 3 * C);
-  b.dispatch('fwd', attentionForwardSubgroupKernel('attn_fwd', s, rowsPerLane), ['qkv', 'out', 'lse']);
   const [dq, dkv] = attentionBackwardSubgroupKernels('attn_bwd', s, rowsPerLane);
-  b.dispatch('bwd', dq, ['qkv', 'out', 'dout', 'lse', 'dqkv', 'delta']);
-  b.dispatch('bwd', dkv, ['qkv', 'dout', 'lse', 'delta', 'dqkv']);
-  return b.build();
+  return attentionPlan(s, [attentionForwardSubgroupKernel('attn_fwd', s, rowsPerLane), dq, dkv]);
 }
 
 /** Max relative errors of out, lse, and the q, k and v parts of dqkv. */

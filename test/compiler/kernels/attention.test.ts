@@ -1,30 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attentionBackwardKernels, attentionForwardKernel, type AttentionShape, type AttentionTiling } from '../../../compiler/kernels/attention.js';
-import { PlanBuilder } from '../../../compiler/plan/builder.js';
 import { attentionBackwardReference, attentionForwardReference, qkvIndex } from '../../../compiler/reference/attention.js';
 import { maxRelError, randomArray } from '../../../compiler/reference/random.js';
 import { PlanExecutor } from '../../../runtime/executor/executor.js';
 import { testGpu } from '../../helpers/gpu.js';
+import { attentionPlan } from '../../../runtime/bench/attention-plan.js';
 
 // f32 on the GPU against the f64 reference, relative to max(1, |ref|).
 const tol = 1e-4;
 
 function plan(s: AttentionShape, tiling: Partial<AttentionTiling>) {
-  const { B, T, heads, headDim } = s;
-  const C = heads * headDim;
-  const b = new PlanBuilder('attention');
-  b.buffer('qkv', B * T * 3 * C, 'input');
-  b.buffer('dout', B * T * C, 'input');
-  b.buffer('out', B * T * C);
-  b.buffer('lse', B * heads * T);
-  b.buffer('delta', B * heads * T);
-  b.buffer('dqkv', B * T * 3 * C);
-  b.dispatch('fwd', attentionForwardKernel('attn_fwd', s, tiling), ['qkv', 'out', 'lse']);
   const [dq, dkv] = attentionBackwardKernels('attn_bwd', s, tiling);
-  b.dispatch('bwd', dq, ['qkv', 'out', 'dout', 'lse', 'dqkv', 'delta']);
-  b.dispatch('bwd', dkv, ['qkv', 'dout', 'lse', 'delta', 'dqkv']);
-  return b.build();
+  return attentionPlan(s, [attentionForwardKernel('attn_fwd', s, tiling), dq, dkv]);
 }
 
 interface Errors { out: number; lse: number; dqkv: number }
