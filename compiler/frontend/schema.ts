@@ -196,7 +196,7 @@ export const trainSchema: JsonSchema = {
     steps: int('Optimizer steps.', 1000, 1),
     batch: int('Sequences per micro-batch.', 16, 1),
     accumulate: int('Micro-batches accumulated per optimizer step (gradient accumulation).', 1, 1),
-    optimizer: enm(['adamw', 'adam', 'sgd'], 'Optimizer.', 'adamw'),
+    optimizer: enm(['adamw', 'adam', 'sgd', 'ngd'], 'Optimizer. `adamw`: Adam with decoupled weight decay; `adam`: Adam without weight decay (`wd` is not used); `sgd`: plain gradient descent p ← p − lr·(g + wd·p), g after `clip`. `ngd` (the cluster task\'s patch model only): normalised gradient descent as Chen et al. 2022 ("Towards Understanding Mixture of Experts in Deep Learning") train the experts: each expert\'s filters W_m ← W_m − lr·(g_m/‖g_m‖_F + wd·W_m), with g_m that expert\'s gradient and ‖g_m‖_F its own Frobenius norm (an expert whose gradient is zero, e.g. because no sample was routed to it, moves only by the weight decay); the learned router gets plain gradient descent with the same `lr` (the paper gives it its own rate). It needs `clip 0`: the step\'s size is `lr` whatever the gradient\'s norm.', 'adamw'),
     lr: num('Peak learning rate.', 6e-4, { exclusiveMinimum: 0 }),
     betas: { type: 'array', items: { type: 'number', minimum: 0, exclusiveMaximum: 1 }, minItems: 2, maxItems: 2, default: [0.9, 0.95], description: 'Adam betas.', 'x-syntax': '[BETA1, BETA2]' },
     eps: num('Adam epsilon.', 1e-8, { exclusiveMinimum: 0 }),

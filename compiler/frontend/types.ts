@@ -95,7 +95,7 @@ export interface Train {
   steps: number;
   batch: number;
   accumulate: number;
-  optimizer: 'adamw' | 'adam' | 'sgd';
+  optimizer: 'adamw' | 'adam' | 'sgd' | 'ngd';
   lr: number;
   betas: [number, number];
   eps: number;

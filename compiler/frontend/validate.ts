@@ -165,6 +165,16 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
       if (ctx.spans.has(`/model/moe/${k}`)) ctx.error(`'${keyName(k)}' does not apply to the patch model of the cluster task (Chen et al. 2022): it routes each whole sample to one expert`, ctx.spanOf(`/model/moe/${k}`), hint);
     }
   }
+  if (t.optimizer === 'ngd') {
+    // NGD normalises each expert's gradient block of the patch model; a language model has no such
+    // blocks defined for it, and global-norm clipping would be a no-op or a silent rescale.
+    if (td && td.source.kind !== 'clusters') {
+      ctx.error(`optimizer ngd (normalised gradient descent per expert, Chen et al. 2022) is implemented for the patch model of the cluster task only; '${td.name}' is source ${td.source.kind}`, ctx.spanOf('/train/optimizer'), 'use optimizer adamw, adam or sgd for language models');
+    } else if (typeof t.clip === 'number' && t.clip > 0) {
+      const written = ctx.spans.has('/train/clip');
+      ctx.error(`optimizer ngd normalises each expert's gradient, so gradient-norm clipping does not apply; clip is ${t.clip}${written ? '' : ' (the default)'}`, ctx.spanOf(written ? '/train/clip' : '/train/optimizer'), 'write clip 0 in the train block');
+    }
+  }
 }
 
 export function validatePipeline(p: Pipeline, ctx: Ctx): void {

@@ -21,8 +21,11 @@ export interface Gpt2Spec {
   wd: number;
   /** Global gradient-norm clip; 0 = off. */
   clip: number;
-  /** Default adamw; sgd: plain SGD with decoupled weight decay (betas and eps unused). */
-  optimizer?: 'adamw' | 'sgd';
+  /**
+   * Default adamw; sgd: plain SGD with decoupled weight decay (betas and eps unused); ngd:
+   * normalised gradient descent per expert (the patch model only, see addNgd in lower/compile.ts).
+   */
+  optimizer?: 'adamw' | 'sgd' | 'ngd';
   /**
    * f16: every matmul reads its operands as f16 (weights from an f16 copy refreshed after each
    * update, activations and gradients rounded at load) and accumulates in f32; everything else,

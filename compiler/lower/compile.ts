@@ -1,7 +1,7 @@
 import type { TrialConfig } from '../frontend/types.js';
 import { type BlockBuilder, buildGpt2Graph, type Gpt2Spec } from '../graph/gpt2.js';
 import { moeBlock, unsupportedMoe } from '../graph/moe.js';
-import { buildPatchGraph, type PatchGraphSpec } from '../graph/patches.js';
+import { buildPatchGraph, PATCH_EXPERTS, PATCH_ROUTER, type PatchGraphSpec } from '../graph/patches.js';
 import { PATCH_INIT_STD, unsupportedPatch } from './patch-settings.js';
 import { elementBytes, type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
 import { layoutParams, type ParamLayout } from '../graph/layout.js';
@@ -11,9 +11,11 @@ import type { Plan, PlanBuffer } from '../plan/types.js';
 import { gradNormKernels } from '../kernels/gradnorm.js';
 import { KernelCache, type LoweringOptions, registerKernel } from './kernels.js';
 import { sgdKernel } from '../kernels/sgd.js';
+import { ngdKernel } from '../kernels/ngd.js';
 import { type CastSegment, castF16Kernel } from '../kernels/cast.js';
 
 registerKernel('sgd', (n, offset: number, count: number, wd: number, clip: number) => sgdKernel(n, offset, count, wd, clip));
+registerKernel('ngd', (n, offset: number, blocks: number, size: number, wd: number) => ngdKernel(n, offset, blocks, size, wd));
 registerKernel('cast_f16', (n, segments: CastSegment[]) => castF16Kernel(n, segments));
 import { lifetimes, type MemoryPlan, planMemory } from './memory.js';
 
@@ -50,7 +52,7 @@ export function gpt2SpecOf(c: TrialConfig, name = 'trial'): Gpt2Spec {
   return {
     name, layers: m.layers, width: m.width, heads: m.heads, ffn: m.ffn, vocab: m.vocab, context: m.context, dropout: m.dropout,
     batch: t.batch, accumulate: t.accumulate, betas: t.betas, eps: t.eps, wd: t.optimizer === 'adam' ? 0 : t.wd, clip: t.clip,
-    optimizer: t.optimizer === 'sgd' ? 'sgd' : 'adamw', precision: t.precision,
+    optimizer: t.optimizer === 'sgd' || t.optimizer === 'ngd' ? t.optimizer : 'adamw', precision: t.precision,
   };
 }
 
@@ -58,13 +60,24 @@ const roleOf: Record<Tensor['kind'], PlanBuffer['role']> = {
   param: 'param', grad: 'grad', optimizer: 'optimizer', activation: 'activation', input: 'input', uniform: 'uniform', output: 'output', shadow: 'param',
 };
 
-/** Adds the whole-region views, the zeroing ops and the AdamW (or SGD) update to a graph whose parameters are laid out. */
-function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout): void {
+/** For optimizer ngd: the parameter normalised per block (its first dimension), and those plain SGD updates. */
+export interface NgdTargets {
+  blocks: string;
+  plain: string[];
+}
+
+/**
+ * Adds the whole-region views, the zeroing ops and the AdamW, SGD or NGD update to a graph whose
+ * parameters are laid out.
+ */
+function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd?: NgdTargets): void {
   const total = layout.total;
   const sgd = s.optimizer === 'sgd';
+  if (s.optimizer === 'ngd' && (!ngd || s.clip > 0)) throw new Error(`graph ${g.name}: ngd needs its expert blocks and clip 0`);
   g.tensor('params', [total], 'param', { region: 'params', offset: 0 });
   g.tensor('grads', [total], 'grad', { region: 'grads', offset: 0 });
-  if (!sgd) {
+  // SGD and NGD keep no state beyond the step: no moments (checkpoints then hold only weights).
+  if (!sgd && !ngd) {
     g.tensor('adam.m', [total], 'optimizer');
     g.tensor('adam.v', [total], 'optimizer');
   }
@@ -76,6 +89,10 @@ function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout): void {
     g.op('update', 'grad_norm.partial', 'gradnorm_partial', [total], ['grads', partials]);
     g.op('update', 'grad_norm', 'gradnorm_total', [total], [partials, 'grad_norm']);
   }
+  if (ngd) {
+    addNgd(g, s, layout, ngd);
+    return;
+  }
   for (const r of layout.ranges) {
     if (sgd) {
       g.op('update', r.decay ? 'sgd.decay' : 'sgd.nodecay', 'sgd', [r.offset, r.count, r.decay ? s.wd : 0, s.clip], ['params', 'grads', 'adam', ...(s.clip > 0 ? ['grad_norm'] : [])]);
@@ -86,6 +103,19 @@ function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout): void {
     if (s.clip > 0) g.op('update', name, 'adamw_clip', [r.offset, r.count, cfg, s.clip], ['params', 'grads', 'adam.m', 'adam.v', 'adam', 'grad_norm']);
     else g.op('update', name, 'adamw', [r.offset, r.count, cfg], ['params', 'grads', 'adam.m', 'adam.v', 'adam']);
   }
+}
+
+/** NGD per block of one parameter (W_m ← W_m − lr·g_m/‖g_m‖), plain SGD for the others; every tensor named is trainable and decayed alike. */
+function addNgd(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd: NgdTargets): void {
+  const at = (name: string) => {
+    const offset = layout.offsets.get(name);
+    if (offset === undefined || g.get(name).trainable === false) throw new Error(`graph ${g.name}: ngd target '${name}' is not a trainable parameter`);
+    return offset;
+  };
+  const [blocks, ...rest] = g.get(ngd.blocks).shape;
+  const size = rest.reduce((a, b) => a * b, 1);
+  g.op('update', 'ngd.blocks', 'ngd', [at(ngd.blocks), blocks!, size, s.wd], ['params', 'grads', 'adam']);
+  for (const name of ngd.plain) g.op('update', `sgd.${name}`, 'sgd', [at(name), numel(g.get(name).shape), s.wd, 0], ['params', 'grads', 'adam']);
 }
 
 /**
@@ -170,6 +200,7 @@ export class CompileError extends Error {
 /** Compiles one trial's configuration; refuses settings the lowering does not implement yet. */
 export function compileTrial(c: TrialConfig, name = 'trial', opts: LoweringOptions = {}): CompiledTrial {
   if (c.data[c.train.data]?.source.kind === 'clusters') return compilePatchTrial(c, name);
+  if (c.train.optimizer === 'ngd') throw new CompileError('optimizer ngd (normalised gradient descent per expert, Chen et al. 2022) is implemented for the patch model of the cluster task only', '/train/optimizer', 'use optimizer adamw, adam or sgd for language models');
   if (c.train.precision === 'f16' && c.model.moe) throw new CompileError("precision f16 is lowered for dense models only: the MoE layers' grouped expert matmuls are f32", '/train/precision', 'use precision f32 for MoE models');
   if (c.model.width % c.model.heads !== 0) throw new CompileError(`width ${c.model.width} is not divisible by heads ${c.model.heads}`, '/model/heads', 'pick heads that divide the width');
   const spec = gpt2SpecOf(c, name);
@@ -208,7 +239,8 @@ function compilePatchTrial(c: TrialConfig, name: string): CompiledTrial {
   const spec: Gpt2Spec = { ...spec0, layers: 1, width: syn.dim, heads: 1, ffn: c.model.ffn, vocab: 0, context: syn.patches, dropout: 0 };
   const graph = buildPatchGraph(patch);
   const layout = layoutParams(graph);
-  addOptimizer(graph, spec, layout);
+  const ngd = spec.optimizer === 'ngd' ? { blocks: PATCH_EXPERTS, plain: graph.tensors.has(PATCH_ROUTER) && patch.trainRouter ? [PATCH_ROUTER] : [] } : undefined;
+  addOptimizer(graph, spec, layout, ngd);
   const { plan, memory } = lowerGraph(graph);
   return { plan, graph, layout, memory, spec, patch };
 }

@@ -3,10 +3,11 @@
 import type { TrialConfig } from '../frontend/types.js';
 
 /**
- * Standard deviation of the filters' initialisation. Chen et al. start the experts small
- * (σ0 ≪ 1) and train them with normalised gradient descent, which makes the start's scale
- * irrelevant; with plain SGD the cubic experts need a start large enough for their gradient
- * (3·<w,x>²·x) not to vanish.
+ * Standard deviation of the filters' initialisation, for every optimizer. Chen et al. start the
+ * experts small (σ0 ≪ 1) and train them with normalised gradient descent (`optimizer ngd`), whose
+ * step has size lr whatever the gradient's scale; with plain SGD the cubic experts need a start
+ * large enough for their gradient (3·<w,x>²·x) not to vanish. One value keeps sgd and ngd trials
+ * comparable from the same start.
  */
 export const PATCH_INIT_STD = 0.1;
 
@@ -21,6 +22,7 @@ export function unsupportedPatch(c: TrialConfig): PatchUnsupported | null {
   if (m.gate !== 'softmax-topk') return no('/model/moe/gate', `gate '${m.gate}' is not lowered for the patch model; its gate is the softmax probability of the chosen expert, as in the paper`, 'use gate softmax-topk');
   if (m.normalize && m.experts > 1) return no('/model/moe/normalize', 'a renormalised top-1 gate is always 1, so the router would get no gradient', 'use normalize false');
   if (c.train.accumulate !== 1) return no('/train/accumulate', 'gradient accumulation is not lowered for the patch model', 'use accumulate 1 and a larger batch');
+  if (c.train.optimizer === 'ngd' && c.train.clip > 0) return no('/train/clip', 'optimizer ngd normalises each expert\'s gradient, so gradient-norm clipping does not apply', 'write clip 0');
   if (c.train.precision !== 'f32') return no('/train/precision', `precision '${c.train.precision}' is not implemented; plans are f32`, 'use precision f32');
   return null;
 }

@@ -95,7 +95,7 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
       const now = performance.now();
       perSec = ((step - lastLog.step) * h.unitsPerStep) / ((now - lastLog.time) / 1000);
       lastLog = { step, time: now };
-      if (!Number.isFinite(loss)) throw new Error(`training loss is ${loss} at step ${step}: the run diverged (lower train.lr, or set train.clip)`);
+      if (!Number.isFinite(loss)) throw new Error(`training loss is ${loss} at step ${step}: the run diverged (lower train.lr${cfg.train.optimizer === 'ngd' ? ': ngd moves each expert by lr per step, whatever its gradient' : ', or set train.clip'})`);
       const moe: Record<string, unknown> = {};
       if (layers.length) {
         const st = await readMoeStats(model, layers);

@@ -124,3 +124,12 @@ test('sample balanced(LABEL): resolved, and a label the data lacks or a missing 
   const bare = load(base.replace('  min-lr 10%\n', '  min-lr 10%\n  sample balanced\n'));
   assert.match(bare.diagnostics.map(shortForm).join('\n'), /balanced sampling needs the label to balance/);
 });
+
+test('optimizer ngd is refused for a language model, also when a sweep sets it, at the line that sets it', () => {
+  const swept = load(`${base}sweep { train.optimizer in [sgd, ngd] }\n`);
+  assert.ok(!swept.ok);
+  const d = swept.diagnostics.map(shortForm);
+  assert.equal(d.length, 1, d.join('\n'));
+  assert.match(d[0]!, /^24:34 optimizer ngd \(normalised gradient descent per expert, Chen et al\. 2022\) is implemented for the patch model of the cluster task only/);
+  assert.match(swept.diagnostics[0]!.hint ?? '', /^use optimizer adamw, adam or sgd for language models; in trial optimizer=ngd/);
+});

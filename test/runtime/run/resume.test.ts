@@ -120,19 +120,22 @@ test('a resume on other kernels (--portable after the subgroup lowering) is said
   }
 });
 
-test('the cluster task (patch model, SGD, router noise) killed with SIGKILL resumes with the same losses', async () => {
-  const r = await killAndResume('clusters', () => `
+// NGD (Chen et al.'s optimizer) keeps no state beyond the step either: the weights alone resume it.
+for (const [name, train] of [['SGD', 'optimizer sgd; lr 0.1'], ['NGD', 'optimizer ngd; lr 0.01; clip 0']] as const) {
+  test(`the cluster task (patch model, ${name}, router noise) killed with SIGKILL resumes with the same losses`, async () => {
+    const r = await killAndResume(`clusters-${name.toLowerCase()}`, () => `
 data blobs {
   source clusters
   valid 20%
   synthetic { clusters 3; patches 3; dim 10; noise 0.1; feature [0.5, 2]; distractor [0.5, 2]; samples 2000 }
 }
 model p { ffn 6; moe { experts 3; top 1; noise 1; noise-dist uniform; balance 0.01; expert mlp; activation cubic } }
-train { steps 1500; batch 16; optimizer sgd; lr 0.1; schedule cosine; seed 3 }
+train { steps 1500; batch 16; ${train}; schedule cosine; seed 3 }
 evaluate { every 500; batches 4; experts blobs.valid by cluster }
 `, 500);
-  assertSameLosses(r.reference, r.after);
-});
+    assertSameLosses(r.reference, r.after);
+  });
+}
 
 test('--parallel 2 trains two trials at once with the same losses as one after the other', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-parallel-'));

@@ -12,7 +12,9 @@ import { testGpu } from '../../helpers/gpu.js';
 // The patch model of the cluster task (Chen et al. 2022), whole: compiled from .moe text, run on
 // the GPU, against finite differences, and trained.
 
-const source = (model: string, extra = '') => `
+const SGD = 'optimizer sgd; lr 0.2; schedule constant; wd 0; clip 0';
+
+const source = (model: string, extra = '', train = SGD) => `
 data blobs {
   source clusters
   valid 25%
@@ -21,12 +23,12 @@ data blobs {
 model p {
 ${model}
 }
-train { steps 200; batch 16; optimizer sgd; lr 0.2; schedule constant; wd 0; clip 0 }
+train { steps 200; batch 16; ${train} }
 evaluate { every 50; experts blobs.valid by cluster }
 ${extra}`;
 
-function load(model: string, extra = ''): { trials: Trial[]; diagnostics: string[] } {
-  const r = loadPipeline('mem.moe', { readFile: () => source(model, extra) });
+function load(model: string, extra = '', train = SGD): { trials: Trial[]; diagnostics: string[] } {
+  const r = loadPipeline('mem.moe', { readFile: () => source(model, extra, train) });
   return { trials: r.trials, diagnostics: r.diagnostics.map((d) => `${d.span ? `${d.span.line}:${d.span.col} ` : ''}${d.message}`) };
 }
 
@@ -65,8 +67,8 @@ test('settings that do not apply to the patch model are refused at their line', 
   }
 });
 
-async function modelFor(moe: string) {
-  const t = load(moeModel(moe)).trials[0]!;
+async function modelFor(moe: string, train = SGD) {
+  const t = load(moeModel(moe), '', train).trials[0]!;
   const c = compileTrial(t.config, t.id);
   const m = await PatchModel.create(await testGpu(), c);
   const ds = t.config.data['blobs']!;
@@ -144,6 +146,68 @@ test('training the patch model: loss falls, accuracy rises, a frozen router does
     } finally {
       m.destroy();
     }
+  }
+});
+
+const NGD = 'optimizer ngd; lr 0.02; schedule constant; wd 0; clip 0';
+
+test('optimizer ngd: one normalised update over the expert blocks, plain SGD for a learned router, no optimizer state', () => {
+  for (const [model, ops] of [
+    [moeModel('noise 0.5; noise-dist uniform'), ['ngd.blocks', `sgd.${PATCH_ROUTER}`]],
+    [moeModel('router frozen'), ['ngd.blocks']],
+    ['  ffn 7\n  moe { experts 1; top 1 }', ['ngd.blocks']],
+  ] as const) {
+    const { trials, diagnostics } = load(model, '', NGD);
+    assert.deepEqual(diagnostics, []);
+    const c = compileTrial(trials[0]!.config, trials[0]!.id);
+    assert.deepEqual(c.graph.ops.filter((o) => o.phase === 'update').map((o) => o.name), ops, model);
+    assert.ok(!c.plan.buffers.some((b) => b.name === 'adam.m' || b.name === 'grad_norm.partials'), 'no moments, no clipping');
+    const ngd = c.graph.ops.find((o) => o.name === 'ngd.blocks')!;
+    const [M, J, D] = c.graph.get(PATCH_EXPERTS).shape;
+    assert.deepEqual(ngd.kernel, { kind: 'ngd', args: [c.layout.offsets.get(PATCH_EXPERTS), M, J! * D!, 0] }, 'one block per expert');
+  }
+});
+
+test('optimizer ngd is refused with gradient clipping, at the clip line or (clip by default) at the optimizer line', () => {
+  const written = load(moeModel(''), '', 'optimizer ngd; lr 0.02; wd 0; clip 0.5').diagnostics;
+  assert.ok(written.some((d) => /^11:\d+ optimizer ngd normalises each expert's gradient, so gradient-norm clipping does not apply; clip is 0.5$/.test(d)), written.join('\n'));
+  const dflt = load(moeModel(''), '', 'optimizer ngd; lr 0.02; wd 0').diagnostics;
+  assert.ok(dflt.some((d) => /^11:\d+ .*clip is 1 \(the default\)$/.test(d)), dflt.join('\n'));
+});
+
+test('compileTrial refuses optimizer ngd for a language model (no silent fallback), pointing at the optimizer', () => {
+  const r = loadPipeline('lm.moe', { readFile: () => 'data d { source brown }\nmodel m { layers 1; width 16; heads 2 }\ntrain { optimizer sgd; clip 0 }\n' });
+  assert.ok(r.ok, r.diagnostics.map((d) => d.message).join('\n'));
+  const c = r.trials[0]!.config;
+  assert.ok(compileTrial(c));
+  assert.throws(() => compileTrial({ ...c, train: { ...c.train, optimizer: 'ngd' } }), (e: unknown) => e instanceof CompileError && e.ptr === '/train/optimizer' && /patch model of the cluster task only/.test(e.message));
+});
+
+test('training the patch model with optimizer ngd (Chen et al. 2022): cubic experts learn and specialise', async () => {
+  const { t, m, data } = await modelFor('noise 0.5; noise-dist uniform', NGD);
+  try {
+    m.initParams(t.seed);
+    const before = await m.readParams();
+    const first = await m.evaluate(data.valid);
+    const batcher = new ClusterBatcher(data.train, 3, 8, 16, t.seed);
+    for (let step = 1; step <= 300; step++) m.trainStep(step, 0.02, t.seed, batcher.next());
+    const after = await m.readParams();
+    const last = await m.evaluate(data.valid);
+    assert.ok(last.loss < first.loss - 0.3, `valid loss ${first.loss} -> ${last.loss}`);
+    assert.ok(last.accuracy > 0.9, `accuracy ${last.accuracy} (chance 0.5)`);
+    assert.ok(dispatchEntropy(last.dispatch) < 0.5, `dispatch entropy ${dispatchEntropy(last.dispatch)} of ln 3 = 1.10: clusters go to their own experts`);
+    assert.notDeepEqual(after.get(PATCH_ROUTER), before.get(PATCH_ROUTER), 'the router trains by plain SGD');
+    // Each step moves an expert that received samples by exactly lr in Frobenius norm, so 300 steps move it by at most 300·lr.
+    const W0 = before.get(PATCH_EXPERTS)!;
+    const W1 = after.get(PATCH_EXPERTS)!;
+    const size = W0.length / 3;
+    for (let e = 0; e < 3; e++) {
+      let d = 0;
+      for (let i = e * size; i < (e + 1) * size; i++) d += (W1[i]! - W0[i]!) ** 2;
+      assert.ok(Math.sqrt(d) > 0.02 && Math.sqrt(d) <= 300 * 0.02 + 1e-3, `expert ${e} moved ${Math.sqrt(d)}`);
+    }
+  } finally {
+    m.destroy();
   }
 });
 
