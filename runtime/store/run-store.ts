@@ -6,9 +6,9 @@
 //   <dir>/<trial>/experts.jsonl           expert assignment by label, per evaluation
 //   <dir>/<trial>/status.json             running | done | failed | stopped
 //   <dir>/<trial>/checkpoints/step-N.safetensors   the last K checkpoints
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { canonicalJson } from '../../compiler/frontend/sweep.js';
+import { canonicalJson, trialId } from '../../compiler/frontend/sweep.js';
 import { UserError } from '../../grammar/user-error.js';
 import type { TrialStatus } from '../train/events.js';
 import { writeJsonAtomic } from './atomic.js';
@@ -96,14 +96,39 @@ export class RunStore {
     return this.idx;
   }
 
-  /** On resume: add trials the index lacks (as pending), keep the others and their status; update the adapter. */
+  /**
+   * On resume: add trials the index lacks (as pending), keep the others and their status; update the
+   * adapter. A trial stored under an id an older moec derived (ids hash the configuration, and the
+   * scheme has changed as the language grew) is found by hashing its config.json the current way, and
+   * moved to its current id, so its steps are resumed instead of run again beside it.
+   */
   syncTrials(trials: { id: string; name: string }[], adapter?: string): void {
+    const current = new Set(trials.map((t) => t.id));
     for (const t of trials) {
       checkId(t.id);
-      if (!this.idx.trials.some((x) => x.id === t.id)) this.idx.trials.push({ id: t.id, name: t.name, status: 'pending' });
+      if (this.idx.trials.some((x) => x.id === t.id)) continue;
+      const old = this.idx.trials.find((x) => !current.has(x.id) && this.storedId(x.id) === t.id);
+      if (old) {
+        renameSync(path.join(this.dir, old.id), path.join(this.dir, t.id));
+        const file = path.join(this.dir, t.id, 'config.json');
+        writeJsonAtomic(file, { ...readJsonFile<TrialRecord>(file), id: t.id });
+        Object.assign(old, { id: t.id, name: t.name });
+      } else {
+        this.idx.trials.push({ id: t.id, name: t.name, status: 'pending' });
+      }
     }
     if (adapter) this.idx.adapter = adapter;
     this.saveIndex();
+  }
+
+  /** The current id of a stored trial's configuration (undefined without a readable config.json). */
+  private storedId(id: string): string | undefined {
+    const file = path.join(this.dir, id, 'config.json');
+    try {
+      return existsSync(file) ? trialId(readJsonFile<TrialRecord>(file).config) : undefined;
+    } catch {
+      return undefined; // unreadable: left alone, as a trial of its own
+    }
   }
 
   setTrialStatus(id: string, status: TrialStatus): void {
@@ -162,7 +187,13 @@ export class TrialStore {
     const file = path.join(this.dir, 'config.json');
     const rec: TrialRecord = { id: trial.id, name: trial.name, params: trial.params, seed: trial.seed, baseline: trial.baseline, matches: trial.matches ?? null, params_count: trial.params_count, config: trial.config };
     if (existsSync(file)) {
-      if (canonicalJson(readJsonFile(file)) === canonicalJson(rec)) return;
+      const stored = readJsonFile<TrialRecord>(file);
+      if (canonicalJson(stored) === canonicalJson(rec)) return;
+      // Written by an older moec: the same settings, less the keys added since at their defaults.
+      if (stored.id !== rec.id && trialId(stored.config) === rec.id) {
+        writeJsonAtomic(file, rec);
+        return;
+      }
       throw new UserError(`trial ${this.id} was run with a different configuration`, { where: file, hint: 'pass --force to start the sweep again' });
     }
     writeJsonAtomic(file, rec);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -136,6 +136,40 @@ evaluate { every 500; batches 4; experts blobs.valid by cluster }
     assertSameLosses(r.reference, r.after);
   });
 }
+
+test('a run stored under the ids of an older moec (keys since added at their defaults) is resumed, not run again beside it', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moec-oldids-'));
+  corpus(path.join(dir, 'data'));
+  const file = path.join(dir, 'old.moe');
+  writeFileSync(file, pipeline(path.join(dir, 'data')).replace('steps 24', 'steps 6'));
+  const env = { ...process.env, MOEC_CACHE: path.join(dir, 'cache'), CI: '1' };
+  const run = (extra: string[]) => spawnSync(process.execPath, [moec, 'run', file, '--out', path.join(dir, 'runs'), ...extra], { cwd: dir, env, encoding: 'utf8' });
+  const first = run([]);
+  assert.equal(first.status, 0, first.stderr);
+  const runDir = path.join(dir, 'runs', 'old');
+  const index = JSON.parse(readFileSync(path.join(runDir, 'index.json'), 'utf8'));
+  const id: string = index.trials[0].id;
+  // As an older moec wrote it: no keys that came later, and an id hashed from everything.
+  const oldId = 'aaaaaaaaaa';
+  const config = JSON.parse(readFileSync(path.join(runDir, id, 'config.json'), 'utf8'));
+  delete config.config.train.sample;
+  delete config.config.train.balanceBy;
+  config.id = oldId;
+  writeFileSync(path.join(runDir, id, 'config.json'), JSON.stringify(config));
+  renameSync(path.join(runDir, id), path.join(runDir, oldId));
+  index.trials[0].id = oldId;
+  writeFileSync(path.join(runDir, 'index.json'), JSON.stringify(index));
+  const losses = trainLosses(runDir);
+
+  const again = run(['--resume']);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /0 done, 0 failed.*1 skipped|1 skipped/);
+  const after = JSON.parse(readFileSync(path.join(runDir, 'index.json'), 'utf8'));
+  assert.deepEqual(after.trials.map((t: { id: string }) => t.id), [id], 'one trial, under its current id');
+  assert.ok(!existsSync(path.join(runDir, oldId)));
+  assert.deepEqual(trainLosses(runDir), losses, 'its metrics moved with it');
+  assert.equal(JSON.parse(readFileSync(path.join(runDir, id, 'config.json'), 'utf8')).id, id);
+});
 
 test('--parallel 2 trains two trials at once with the same losses as one after the other', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-parallel-'));
