@@ -182,20 +182,44 @@ ${L.join('\n')}
   });
 }
 
+/** Outputs per invocation of groupedMatmulSubgroupKernel: sm slots (8, 16, 24 or 32) by sn columns (4 or 8). */
+export interface GroupedMatmulTile {
+  sm: number;
+  sn: number;
+  /** Column blocks (of 8·sn columns) one workgroup walks in turn; default 1. */
+  nb?: number;
+}
+
+/**
+ * The tile groupedMatmulSubgroupKernel uses by default: 16 slots × 4 columns per invocation (as the
+ * dense subgroup matmul; 8×4, 24×4, 32×4 and 16×8 were level or slower at the quickstart MoE's
+ * shapes). With gathered rows and n spanning at least 4 column blocks of 32 (the c_fc forward),
+ * each workgroup walks 4 column blocks in turn: it finds its expert and tile, loads perm and reads
+ * its 16 scattered A rows for 4 blocks instead of 1: 1.1-1.3× at the quickstart c_fc forward
+ * (n 256, k 64; runtime/bench/ab-builds.ts gmm, both orders) and 1.13× at the 'small' model's
+ * (n 1024, k 256). Without the gather (the transposed c_proj dx at n = 256, the n = 64 shapes)
+ * walking 2-8 blocks was level or slower, so those kernels are unchanged.
+ */
+export function groupedMatmulSubgroupTile(g: GroupedMatmulShape): GroupedMatmulTile {
+  return { sm: 16, sn: 4, nb: g.gather && ceilDiv(g.n, 32) >= 4 ? 4 : 1 };
+}
+
 /**
  * groupedMatmulKernel's subgroup form, for adapters where the dense subgroup matmul was measured
  * faster (kernels/matmul.ts, matmulSubgroupKernel; lowering option subgroupMatmul): a workgroup of
- * 8 invocations owns 16 slots of one expert and runs along the columns, 4 per invocation; invocation
- * s8 loads the A rows of slots s8 and 8 + s8 (gathered through perm) and subgroupBroadcast hands
- * them to all 8. No invocation returns before the loop (the broadcasts need all 8); columns past n
- * are clamped for loads and skipped for stores. Same bindings and results as groupedMatmulKernel.
+ * 8 invocations owns sm slots of one expert and runs along the columns, sn per invocation; invocation
+ * s8 loads the A rows of slots 8h + s8 (gathered through perm) and subgroupBroadcast hands them to
+ * all 8. No invocation returns before the loop (the broadcasts need all 8); columns past n are
+ * clamped for loads and skipped for stores. Same bindings and results as groupedMatmulKernel.
  */
-export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape): RowKernel {
+export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape, tile: GroupedMatmulTile = groupedMatmulSubgroupTile(g)): RowKernel {
   const { rows, n: Nd, k: Kd, experts: E } = g;
   checkDims(name, { rows, n: Nd, k: Kd, experts: E });
-  const SM = 16;
-  const SN = 4;
+  const { sm: SM, sn: SN } = tile;
+  const NB = Math.min(tile.nb ?? 1, ceilDiv(ceilDiv(Nd, SN), 8));
+  if (![8, 16, 24, 32].includes(SM) || ![4, 8].includes(SN) || !Number.isInteger(NB) || NB < 1) throw new Error(`${name}: unsupported tile ${SM}×${SN}×${NB}`);
   const SW = 8;
+  const NQ = SN / 4; // vec4 accumulators per slot
   const act = g.activation ?? 'none';
   const tilesY = ceilDiv(rows, SM) + E;
   if (tilesY > MAX_GROUPS) throw new Error(`${name}: ${tilesY} row tiles exceed ${MAX_GROUPS} workgroups`);
@@ -203,42 +227,44 @@ export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape)
   const aVec = KU === 4;
   const bVec = g.transB ? KU === 4 : Nd % 4 === 0;
   const decls = groupedDecls(g, aVec, bVec, Nd % 4 === 0);
-  const L: string[] = [];
-  for (let h = 0; h < 2; h++) {
-    L.push(`  let sl${h} = min(row0 + ${u(8 * h)} + s8, hi - 1u);`);
-    L.push(`  let ar${h} = ${g.gather ? `(perm[sl${h}] / ${u(g.gather.top)})` : `sl${h}`} * ${u(Kd)};`);
+  const P: string[] = [];
+  for (let h = 0; h < SM / 8; h++) {
+    P.push(`  let sl${h} = min(row0 + ${u(8 * h)} + s8, hi - 1u);`);
+    P.push(`  let ar${h} = ${g.gather ? `(perm[sl${h}] / ${u(g.gather.top)})` : `sl${h}`} * ${u(Kd)};`);
   }
+  const L: string[] = [];
+  L.push(NB > 1 ? `  let col0 = ((wid.x * ${u(NB)} + cb) * ${u(SW)} + lid.x) * ${u(SN)};` : `  let col0 = (wid.x * ${u(SW)} + lid.x) * ${u(SN)};`);
   for (let j = 0; j < SN; j++) L.push(`  let c${j} = min(col0 + ${u(j)}, ${u(Nd - 1)});`);
-  if (!g.transB && bVec) L.push(`  let cg0 = min(col0, ${u(Nd - 4)});`);
-  for (let i = 0; i < SM; i++) L.push(`  var acc${i} = vec4<f32>(0.0);`);
+  if (!g.transB && bVec) for (let q = 0; q < NQ; q++) L.push(`  let cg${q} = min(col0 + ${u(4 * q)}, ${u(Nd - 4)});`);
+  for (let i = 0; i < SM; i++) for (let q = 0; q < NQ; q++) L.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
   L.push(`  for (var k = 0u; k < ${u(Kd)}; k += ${u(KU)}) {`);
-  for (let h = 0; h < 2; h++) L.push(aVec ? `    let al${h} = A[(ar${h} + k) / 4u];` : `    let al${h} = A[ar${h} + k];`);
+  for (let h = 0; h < SM / 8; h++) L.push(aVec ? `    let al${h} = A[(ar${h} + k) / 4u];` : `    let al${h} = A[ar${h} + k];`);
   for (let i = 0; i < SM; i++) L.push(`    let a${i} = subgroupBroadcast(al${i >> 3}, ${u(i % 8)});`);
   const aVal = (i: number, kk: number) => (aVec ? `a${i}[${kk}]` : `a${i}`);
-  let bv: (kk: number) => string;
+  let bv: (kk: number, q: number) => string;
   if (!g.transB && bVec) {
-    for (let kk = 0; kk < KU; kk++) L.push(`    let b${kk} = B[(bBase + (k + ${u(kk)}) * ${u(Nd)} + cg0) / 4u];`);
-    bv = (kk) => `b${kk}`;
+    for (let kk = 0; kk < KU; kk++) for (let q = 0; q < NQ; q++) L.push(`    let b${kk}_${q} = B[(bBase + (k + ${u(kk)}) * ${u(Nd)} + cg${q}) / 4u];`);
+    bv = (kk, q) => `b${kk}_${q}`;
   } else if (!g.transB) {
-    bv = (kk) => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + (k + ${u(kk)}) * ${u(Nd)} + c${t}]`));
+    bv = (kk, q) => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + (k + ${u(kk)}) * ${u(Nd)} + c${4 * q + t}]`));
   } else if (bVec) {
     for (let j = 0; j < SN; j++) L.push(`    let b${j} = B[(bBase + c${j} * ${u(Kd)} + k) / 4u];`);
-    bv = (kk) => vec4Of([0, 1, 2, 3].map((t) => `b${t}[${kk}]`));
+    bv = (kk, q) => vec4Of([0, 1, 2, 3].map((t) => `b${4 * q + t}[${kk}]`));
   } else {
-    bv = () => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + c${t} * ${u(Kd)} + k]`));
+    bv = (_kk, q) => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + c${4 * q + t} * ${u(Kd)} + k]`));
   }
   for (let kk = 0; kk < KU; kk++) {
-    L.push(`    let bv${kk} = ${bv(kk)};`);
-    for (let i = 0; i < SM; i++) L.push(`    acc${i} = fma(vec4<f32>(${aVal(i, kk)}), bv${kk}, acc${i});`);
+    for (let q = 0; q < NQ; q++) L.push(`    let bv${kk}_${q} = ${bv(kk, q)};`);
+    for (let i = 0; i < SM; i++) for (let q = 0; q < NQ; q++) L.push(`    acc${i}_${q} = fma(vec4<f32>(${aVal(i, kk)}), bv${kk}_${q}, acc${i}_${q});`);
   }
   L.push(`  }`);
-  L.push(...groupedEpilogue(g, Array.from({ length: SM }, (_, i) => ({ guard: `row0 + ${u(i)} < hi`, slot: `(row0 + ${u(i)})`, acc: () => `acc${i}` })), SN / 4));
+  L.push(...groupedEpilogue(g, Array.from({ length: SM }, (_, i) => ({ guard: `row0 + ${u(i)} < hi`, slot: `(row0 + ${u(i)})`, acc: (q: number) => `acc${i}_${q}` })), NQ));
   const wgsl = `enable subgroups;
 ${declare(decls)}
 ${act !== 'none' || g.actGrad ? actWgsl : ''}
 @compute @workgroup_size(${SW}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {
-  // This workgroup's expert and its 16-slot tile inside that expert (uniform over the workgroup).
+  // This workgroup's expert and its ${SM}-slot tile inside that expert (uniform over the workgroup).
   var tile = wid.y;
   var e = ${u(E)};
   for (var x = 0u; x < ${u(E)}; x++) {
@@ -250,17 +276,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let hi = offsets[e + 1u];
   let row0 = offsets[e] + tile * ${u(SM)};
   if (row0 >= hi) { return; }
-  let col0 = (wid.x * ${u(SW)} + lid.x) * ${u(SN)};
   let bBase = e * ${u(Kd * Nd)};
   let s8 = sid % 8u;
-${L.join('\n')}
+${P.join('\n')}
+${NB > 1 ? [`  for (var cb = 0u; cb < ${u(NB)}; cb++) {`, ...L.map((l) => `  ${l}`), '  }'].join('\n') : L.join('\n')}
 }
 `;
   return {
     ...wgslKernel(name, wgsl, [SW, 1, 1], {
       flops: 2 * rows * Nd * Kd,
       bytes: 4 * (rows * (Kd + Nd * (1 + (g.savePre ? 1 : 0) + (g.actGrad ? 1 : 0))) + E * Kd * Nd),
-      workgroups: [ceilDiv(ceilDiv(Nd, SN), SW), tilesY, 1] as [number, number, number],
+      workgroups: [ceilDiv(ceilDiv(Nd, SN), SW * NB), tilesY, 1] as [number, number, number],
     }),
     features: ['subgroups'],
   };

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  type GroupedMatmulShape, groupedMatmulKernel, groupedMatmulSubgroupKernel, groupedWeightGradKernel, groupedWeightGradSubgroupKernel, type WeightGradShape, type WeightGradTile,
+  type GroupedMatmulShape, type GroupedMatmulTile, groupedMatmulKernel, groupedMatmulSubgroupKernel, groupedMatmulSubgroupTile, groupedWeightGradKernel, groupedWeightGradSubgroupKernel, type WeightGradShape, type WeightGradTile,
 } from '../../../compiler/kernels/moe-grouped.js';
 import { subgroupMatmulSuits } from '../../../compiler/lower/kernels.js';
 import { PlanBuilder } from '../../../compiler/plan/builder.js';
@@ -34,15 +34,30 @@ async function run(kernel: ReturnType<typeof groupedMatmulKernel>, g: GroupedMat
   }
 }
 
-const cases: [string, Partial<GroupedMatmulShape>, number, number][] = [
+// The last field, where given, is the subgroup form's tile instead of its default.
+const cases: [string, Partial<GroupedMatmulShape>, number, number, GroupedMatmulTile?][] = [
   ['gathered, bias, GELU, saved pre-activation (vec4)', { gather: { top: 2 }, bias: true, activation: 'gelu', savePre: true }, 24, 16],
   ['gathered, bias (odd n and k)', { gather: { top: 2 }, bias: true }, 13, 7],
   ['transposed weights, cubic backward fused (vec4)', { transB: true, actGrad: 'cubic' }, 20, 12],
   ['transposed weights (odd)', { transB: true }, 9, 11],
   ['plain rows, relu', { activation: 'relu' }, 33, 5],
+  // n ≥ 128 with the gather: the default walks 4 column blocks per workgroup, the last one partial.
+  ['gathered, bias, GELU, saved pre-activation, column blocks walked (vec4)', { gather: { top: 2 }, bias: true, activation: 'gelu', savePre: true }, 168, 8],
+  ['gathered, column blocks walked (odd n and k)', { gather: { top: 2 }, bias: true }, 131, 5],
+  ['tile 8×4, 3 column blocks', { gather: { top: 2 }, bias: true, activation: 'gelu', savePre: true }, 72, 12, { sm: 8, sn: 4, nb: 3 }],
+  ['tile 24×8, transposed weights', { transB: true, actGrad: 'gelu' }, 40, 12, { sm: 24, sn: 8 }],
+  ['tile 32×8, 2 column blocks (odd n)', { bias: true, activation: 'relu' }, 37, 9, { sm: 32, sn: 8, nb: 2 }],
 ];
 
-for (const [label, o, n, k] of cases) {
+test('grouped expert matmul, subgroup form: column blocks walked only with the gather and n ≥ 128', () => {
+  assert.equal(groupedMatmulSubgroupTile({ rows: 64, n: 256, k: 64, experts: 4, gather: { top: 2 } }).nb, 4);
+  assert.equal(groupedMatmulSubgroupTile({ rows: 64, n: 256, k: 64, experts: 4, transB: true }).nb, 1);
+  assert.equal(groupedMatmulSubgroupTile({ rows: 64, n: 64, k: 256, experts: 4, gather: { top: 2 } }).nb, 1);
+  assert.match(groupedMatmulSubgroupKernel('sg', { rows: 64, n: 256, k: 64, experts: 4, gather: { top: 2 } }).wgsl, /for \(var cb = 0u; cb < 4u; cb\+\+\)/);
+  assert.deepEqual(groupedMatmulSubgroupKernel('sg', { rows: 64, n: 256, k: 64, experts: 4, gather: { top: 2 } }).workgroups, [2, 8, 1]);
+});
+
+for (const [label, o, n, k, tile] of cases) {
   test(`grouped expert matmul, subgroup form = tiled form: ${label}`, { skip }, async () => {
     const E = 4;
     // Expert sizes 0, 1, 37, 19: empty experts, a single slot, and tiles that straddle 16.
@@ -62,7 +77,7 @@ for (const [label, o, n, k] of cases) {
       pre: new Float32Array(rows * n),
     };
     const want = await run(groupedMatmulKernel('tile', g), g, data);
-    const got = await run(groupedMatmulSubgroupKernel('sg', g), g, data);
+    const got = await run(groupedMatmulSubgroupKernel('sg', g, tile), g, data);
     assert.ok(maxRelError(got.C, want.C) < 1e-5, `C: ${maxRelError(got.C, want.C)}`);
     if (g.savePre) assert.ok(maxRelError(got.pre!, want.pre!) < 1e-5, 'pre-activations');
     assert.ok(want.C.some((v) => v !== 0), 'the tiled form wrote results');
