@@ -3,11 +3,9 @@ import assert from 'node:assert/strict';
 import type { AttentionShape } from '../../../compiler/kernels/attention.js';
 import { attentionBackwardSubgroupKernels, attentionForwardSubgroupKernel } from '../../../compiler/kernels/attention-subgroup.js';
 import { subgroupMatmulSuits } from '../../../compiler/lower/kernels.js';
-import { attentionBackwardReference, attentionForwardReference, qkvIndex } from '../../../compiler/reference/attention.js';
-import { maxRelError, randomArray } from '../../../compiler/reference/random.js';
-import { PlanExecutor } from '../../../runtime/executor/executor.js';
+import { qkvIndex } from '../../../compiler/reference/attention.js';
 import { testGpu } from '../../helpers/gpu.js';
-import { attentionPlan } from '../../../runtime/bench/attention-plan.js';
+import { attentionErrors } from '../../helpers/attention.js';
 
 // The subgroup forms of the attention kernels against the f64 reference: forward output and
 // log-sum-exp, and dq, dk, dv (the three parts of dqkv), on sequence lengths that are not multiples
@@ -20,42 +18,10 @@ const skip = suits ? false : 'the adapter has no subgroups of at least 8 (the su
 // f32 on the GPU against the f64 reference, relative to max(1, |ref|), as in attention.test.ts.
 const tol = 1e-4;
 
-function plan(s: AttentionShape, rowsPerLane?: number) {
-  const [dq, dkv] = attentionBackwardSubgroupKernels('attn_bwd', s, rowsPerLane);
-  return attentionPlan(s, [attentionForwardSubgroupKernel('attn_fwd', s, rowsPerLane), dq, dkv]);
-}
-
 /** Max relative errors of out, lse, and the q, k and v parts of dqkv. */
-async function check(s: AttentionShape, rowsPerLane?: number, perturb?: (qkv: Float32Array) => void): Promise<Record<string, number>> {
-  const C = s.heads * s.headDim;
-  // Spread of 3 so some softmax rows are peaked, not all near uniform.
-  const qkv = randomArray(s.B * s.T * 3 * C, 31, 3);
-  const dout = randomArray(s.B * s.T * C, 32);
-  const ex = await PlanExecutor.create(gpu, plan(s, rowsPerLane));
-  try {
-    const q = qkv.slice();
-    perturb?.(q);
-    ex.write('qkv', q);
-    ex.write('dout', dout);
-    // Stale values in dqkv must be overwritten, not accumulated into.
-    ex.write('dqkv', randomArray(s.B * s.T * 3 * C, 33));
-    ex.run('fwd');
-    ex.run('bwd');
-    const ref = attentionForwardReference(s, qkv);
-    const want = attentionBackwardReference(s, qkv, dout);
-    const got = await ex.read('dqkv');
-    const part = (a: Float32Array, p: 0 | 1 | 2) =>
-      Float32Array.from({ length: s.B * s.T * C }, (_, x) => a[Math.floor(x / C) * 3 * C + p * C + (x % C)]!);
-    return {
-      out: maxRelError(await ex.read('out'), ref.out),
-      lse: maxRelError(await ex.read('lse'), ref.lse),
-      dq: maxRelError(part(got, 0), part(want, 0)),
-      dk: maxRelError(part(got, 1), part(want, 1)),
-      dv: maxRelError(part(got, 2), part(want, 2)),
-    };
-  } finally {
-    ex.destroy();
-  }
+function check(s: AttentionShape, rowsPerLane?: number, perturb?: (qkv: Float32Array) => void) {
+  const [dq, dkv] = attentionBackwardSubgroupKernels('attn_bwd', s, rowsPerLane);
+  return attentionErrors(s, [attentionForwardSubgroupKernel('attn_fwd', s, rowsPerLane), dq, dkv], 31, perturb);
 }
 
 // Rows per lane: the default (subgroupRowsPerLane, 2) and others.
@@ -84,5 +50,5 @@ test('a perturbed input is caught by the subgroup attention check (the test can 
   const s = { B: 2, T: 13, heads: 2, headDim: 6 };
   // A key of row 9 of batch 1 (second block of 8, lane 1): changes outputs at t ≥ 9 there.
   const e = await check(s, undefined, (q) => { q[qkvIndex(s, 1, 9, 1, 1, 3)]! += 0.5; });
-  assert.ok(e.out! > tol && e.lse! > tol && e.dq! > tol && e.dk! > tol, JSON.stringify(e));
+  assert.ok(e.out > tol && e.lse > tol && e.dq > tol && e.dk > tol, JSON.stringify(e));
 });
