@@ -103,6 +103,41 @@ function groupedEpilogue(g: GroupedMatmulShape, rows: { guard: string; slot: str
 }
 
 /**
+ * The parts both grouped matmul forms share, around their own A reads: clamped column indices and
+ * vec4 accumulators before the k loop (`setup`), and in it the reads of op(B)[k+kk][col0 .. +4·groups]
+ * (vec4 where the layout allows) and the FMAs into acc{i}_{q} (`body`); `aVal(i, kk)` is row i's A value.
+ */
+function groupedColumns(g: GroupedMatmulShape, rows: number, groups: number, KU: number, bVec: boolean) {
+  const { n: Nd, k: Kd } = g;
+  const cols = 4 * groups;
+  const setup: string[] = [];
+  for (let j = 0; j < cols; j++) setup.push(`  let c${j} = min(col0 + ${u(j)}, ${u(Nd - 1)});`);
+  if (!g.transB && bVec) for (let q = 0; q < groups; q++) setup.push(`  let cg${q} = min(col0 + ${u(4 * q)}, ${u(Nd - 4)});`);
+  for (let i = 0; i < rows; i++) for (let q = 0; q < groups; q++) setup.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
+  const body = (aVal: (i: number, kk: number) => string): string[] => {
+    const L: string[] = [];
+    let bv: (kk: number, q: number) => string;
+    if (!g.transB && bVec) {
+      for (let kk = 0; kk < KU; kk++) for (let q = 0; q < groups; q++) L.push(`    let b${kk}_${q} = B[(bBase + (k + ${u(kk)}) * ${u(Nd)} + cg${q}) / 4u];`);
+      bv = (kk, q) => `b${kk}_${q}`;
+    } else if (!g.transB) {
+      bv = (kk, q) => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + (k + ${u(kk)}) * ${u(Nd)} + c${4 * q + t}]`));
+    } else if (bVec) {
+      for (let j = 0; j < cols; j++) L.push(`    let b${j} = B[(bBase + c${j} * ${u(Kd)} + k) / 4u];`);
+      bv = (kk, q) => vec4Of([0, 1, 2, 3].map((t) => `b${4 * q + t}[${kk}]`));
+    } else {
+      bv = (_kk, q) => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + c${4 * q + t} * ${u(Kd)} + k]`));
+    }
+    for (let kk = 0; kk < KU; kk++) {
+      for (let q = 0; q < groups; q++) L.push(`    let bv${kk}_${q} = ${bv(kk, q)};`);
+      for (let i = 0; i < rows; i++) for (let q = 0; q < groups; q++) L.push(`    acc${i}_${q} = fma(vec4<f32>(${aVal(i, kk)}), bv${kk}_${q}, acc${i}_${q});`);
+    }
+    return L;
+  };
+  return { setup, body };
+}
+
+/**
  * Grouped expert matmul over all experts in one dispatch: for every slot s (a row of the
  * expert-contiguous order, expert e owning slots offsets[e] .. offsets[e+1]),
  * C[s] = A[row(s)] · B[e] (+ bias[e]) (activation), where row(s) = perm[s] / top with `gather`
@@ -129,28 +164,11 @@ export function groupedMatmulKernel(name: string, g: GroupedMatmulShape): RowKer
     L.push(`  let s${i} = min(row0 + ${u(i)}, hi - 1u);`);
     L.push(`  let ar${i} = ${g.gather ? `(perm[s${i}] / ${u(g.gather.top)})` : `s${i}`} * ${u(Kd)};`);
   }
-  for (let j = 0; j < TN; j++) L.push(`  let c${j} = min(col0 + ${u(j)}, ${u(Nd - 1)});`);
-  if (!g.transB && bVec) for (let q = 0; q < G; q++) L.push(`  let cg${q} = min(col0 + ${u(4 * q)}, ${u(Nd - 4)});`);
-  for (let i = 0; i < TM; i++) for (let q = 0; q < G; q++) L.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
+  const cols = groupedColumns(g, TM, G, KU, bVec);
+  L.push(...cols.setup);
   L.push(`  for (var k = 0u; k < ${u(Kd)}; k += ${u(KU)}) {`);
   for (let i = 0; i < TM; i++) L.push(aVec ? `    let a${i} = A[(ar${i} + k) / 4u];` : `    let a${i} = A[ar${i} + k];`);
-  const aVal = (i: number, kk: number) => (aVec ? `a${i}[${kk}]` : `a${i}`);
-  let bv: (kk: number, q: number) => string;
-  if (!g.transB && bVec) {
-    for (let kk = 0; kk < KU; kk++) for (let q = 0; q < G; q++) L.push(`    let b${kk}_${q} = B[(bBase + (k + ${u(kk)}) * ${u(Nd)} + cg${q}) / 4u];`);
-    bv = (kk, q) => `b${kk}_${q}`;
-  } else if (!g.transB) {
-    bv = (kk, q) => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + (k + ${u(kk)}) * ${u(Nd)} + c${4 * q + t}]`));
-  } else if (bVec) {
-    for (let j = 0; j < TN; j++) L.push(`    let b${j} = B[(bBase + c${j} * ${u(Kd)} + k) / 4u];`);
-    bv = (kk, q) => vec4Of([0, 1, 2, 3].map((t) => `b${4 * q + t}[${kk}]`));
-  } else {
-    bv = (_kk, q) => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + c${4 * q + t} * ${u(Kd)} + k]`));
-  }
-  for (let kk = 0; kk < KU; kk++) {
-    for (let q = 0; q < G; q++) L.push(`    let bv${kk}_${q} = ${bv(kk, q)};`);
-    for (let i = 0; i < TM; i++) for (let q = 0; q < G; q++) L.push(`    acc${i}_${q} = fma(vec4<f32>(${aVal(i, kk)}), bv${kk}_${q}, acc${i}_${q});`);
-  }
+  L.push(...cols.body((i, kk) => (aVec ? `a${i}[${kk}]` : `a${i}`)));
   L.push(`  }`);
   L.push(...groupedEpilogue(g, Array.from({ length: TM }, (_, i) => ({ guard: `row0 + ${u(i)} < hi`, slot: `s${i}`, acc: (q: number) => `acc${i}_${q}` })), G));
   const wgsl = `
@@ -234,29 +252,12 @@ export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape,
   }
   const L: string[] = [];
   L.push(NB > 1 ? `  let col0 = ((wid.x * ${u(NB)} + cb) * ${u(SW)} + lid.x) * ${u(SN)};` : `  let col0 = (wid.x * ${u(SW)} + lid.x) * ${u(SN)};`);
-  for (let j = 0; j < SN; j++) L.push(`  let c${j} = min(col0 + ${u(j)}, ${u(Nd - 1)});`);
-  if (!g.transB && bVec) for (let q = 0; q < NQ; q++) L.push(`  let cg${q} = min(col0 + ${u(4 * q)}, ${u(Nd - 4)});`);
-  for (let i = 0; i < SM; i++) for (let q = 0; q < NQ; q++) L.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
+  const cols = groupedColumns(g, SM, NQ, KU, bVec);
+  L.push(...cols.setup);
   L.push(`  for (var k = 0u; k < ${u(Kd)}; k += ${u(KU)}) {`);
   for (let h = 0; h < SM / 8; h++) L.push(aVec ? `    let al${h} = A[(ar${h} + k) / 4u];` : `    let al${h} = A[ar${h} + k];`);
   for (let i = 0; i < SM; i++) L.push(`    let a${i} = subgroupBroadcast(al${i >> 3}, ${u(i % 8)});`);
-  const aVal = (i: number, kk: number) => (aVec ? `a${i}[${kk}]` : `a${i}`);
-  let bv: (kk: number, q: number) => string;
-  if (!g.transB && bVec) {
-    for (let kk = 0; kk < KU; kk++) for (let q = 0; q < NQ; q++) L.push(`    let b${kk}_${q} = B[(bBase + (k + ${u(kk)}) * ${u(Nd)} + cg${q}) / 4u];`);
-    bv = (kk, q) => `b${kk}_${q}`;
-  } else if (!g.transB) {
-    bv = (kk, q) => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + (k + ${u(kk)}) * ${u(Nd)} + c${4 * q + t}]`));
-  } else if (bVec) {
-    for (let j = 0; j < SN; j++) L.push(`    let b${j} = B[(bBase + c${j} * ${u(Kd)} + k) / 4u];`);
-    bv = (kk, q) => vec4Of([0, 1, 2, 3].map((t) => `b${4 * q + t}[${kk}]`));
-  } else {
-    bv = (_kk, q) => vec4Of([0, 1, 2, 3].map((t) => `B[bBase + c${4 * q + t} * ${u(Kd)} + k]`));
-  }
-  for (let kk = 0; kk < KU; kk++) {
-    for (let q = 0; q < NQ; q++) L.push(`    let bv${kk}_${q} = ${bv(kk, q)};`);
-    for (let i = 0; i < SM; i++) for (let q = 0; q < NQ; q++) L.push(`    acc${i}_${q} = fma(vec4<f32>(${aVal(i, kk)}), bv${kk}_${q}, acc${i}_${q});`);
-  }
+  L.push(...cols.body((i, kk) => (aVec ? `a${i}[${kk}]` : `a${i}`)));
   L.push(`  }`);
   L.push(...groupedEpilogue(g, Array.from({ length: SM }, (_, i) => ({ guard: `row0 + ${u(i)} < hi`, slot: `(row0 + ${u(i)})`, acc: (q: number) => `acc${i}_${q}` })), NQ));
   const wgsl = `enable subgroups;
