@@ -8,7 +8,7 @@ import { loweringFor } from '../gpu/lowering.js';
 import type { Gpu } from '../gpu/device.js';
 import { isSkipped, torchBench, torchConfig } from './torch.js';
 import { benchTraining } from './train.js';
-import { rooflineTable, type Rates } from './roofline.js';
+import { rooflineTable, speedBound, type Rates } from './roofline.js';
 
 const quickstart = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../pipelines/quickstart.moe');
 
@@ -22,16 +22,6 @@ export function quickstartMoe(): TrialConfig {
   c.train.clip = 1;
   c.model.dropout = 0;
   return c;
-}
-
-/**
- * What the adapter's best matmul rate allows: were every FLOP of the step run at that rate, how
- * close to PyTorch could the step come? A bound no kernel tuning below that rate can pass.
- */
-export function speedBound(flopsPerStep: number, msPerStep: number, torchMs: number, rates: Rates): string {
-  const floorMs = flopsPerStep / (rates.matmulGflops * 1e6);
-  const torchGflops = flopsPerStep / (torchMs * 1e6);
-  return `the step is ${(flopsPerStep / 1e9).toFixed(3)} GFLOP: moec runs it at ${(flopsPerStep / (msPerStep * 1e6)).toFixed(2)} GFLOP/s, PyTorch at ${torchGflops.toFixed(2)}. At the adapter's best matmul rate (${rates.matmulGflops.toFixed(2)} GFLOP/s) for every FLOP it would take ${floorMs.toFixed(1)} ms, so moec / PyTorch could reach at most ${(torchMs / floorMs).toFixed(2)}× on this adapter without a faster matmul`;
 }
 
 export async function moeBench(gpu: Gpu, rates?: Rates): Promise<void> {

@@ -2,14 +2,13 @@
 import { runBench } from './entry.js';
 import { parseArgs } from 'node:util';
 import { defaultTiling, subgroupTiling, type MatmulShape, type MatmulTiling } from '../../compiler/kernels/matmul.js';
-import { subgroupMatmulSuits } from '../../compiler/lower/kernels.js';
 import { Gpu } from '../gpu/device.js';
 import { measureMatmul } from './matmul.js';
 import { benchExpand } from './expand.js';
 import { isSkipped, torchBench } from './torch.js';
 import { benchModels, benchTraining } from './train.js';
-import { moeBench, speedBound } from './moe.js';
-import { measureRates, rooflineTable, type Rates } from './roofline.js';
+import { moeBench } from './moe.js';
+import { measureRates, rooflineTable, speedBound, type Rates } from './roofline.js';
 import { loweringFor } from '../gpu/lowering.js';
 
 // The plain register-blocked vec4 kernel (4×4 outputs per invocation) DESIGN.md quotes at ~5
@@ -85,7 +84,7 @@ async function main(): Promise<void> {
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
     // The subgroup tiling (16×4 per invocation, A shared by subgroupBroadcast) where the adapter suits it.
-    const sg = subgroupMatmulSuits(gpu.features, (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize, gpu.info.software);
+    const sg = !!loweringFor(gpu).subgroupMatmul;
     console.log(`| shape | default GFLOP/s | ms/call | plain GFLOP/s | default / plain |${sg ? ' subgroup GFLOP/s | subgroup / default |' : ''}`);
     console.log(`|---|---:|---:|---:|---:|${sg ? '---:|---:|' : ''}`);
     for (const row of matmulRows(!!values.quick)) {

@@ -104,10 +104,16 @@ export class RunStore {
    */
   syncTrials(trials: { id: string; name: string }[], adapter?: string): void {
     const current = new Set(trials.map((t) => t.id));
+    // Stored trials this sweep does not name, by the id their config.json hashes to now (read once).
+    const byStoredId = new Map<string, SweepIndex['trials'][number]>();
+    for (const x of this.idx.trials) {
+      const id = current.has(x.id) ? undefined : this.storedId(x.id);
+      if (id && !byStoredId.has(id)) byStoredId.set(id, x);
+    }
     for (const t of trials) {
       checkId(t.id);
       if (this.idx.trials.some((x) => x.id === t.id)) continue;
-      const old = this.idx.trials.find((x) => !current.has(x.id) && this.storedId(x.id) === t.id);
+      const old = byStoredId.get(t.id);
       if (old) {
         renameSync(path.join(this.dir, old.id), path.join(this.dir, t.id));
         const file = path.join(this.dir, t.id, 'config.json');

@@ -6,7 +6,7 @@ import { loweringFor } from '../../gpu/lowering.js';
 import { defaultLimits, type DeviceLimits, limitProblems, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
 import { error, renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { UserError } from '../../../grammar/user-error.js';
-import { adapterOption, openGpu } from '../adapter-flag.js';
+import { adapterOption, limitsOf, openGpu } from '../adapter-flag.js';
 import type { Command } from '../command.js';
 
 const EMITS = ['summary', 'plan', 'wgsl'] as const;
@@ -95,7 +95,7 @@ limits (the adapter's, or WebGPU's guaranteed minimums with --no-device).
     let lowering: LoweringOptions = {};
     if (!values['no-device']) {
       const gpu = await openGpu(values);
-      limits = { maxBufferSize: gpu.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize, features: gpu.features };
+      limits = limitsOf(gpu);
       if (!values.portable) lowering = loweringFor(gpu);
       gpu.destroy();
     }

@@ -5,7 +5,7 @@ import { renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { UserError } from '../../../grammar/user-error.js';
 import { prepareSweepData, runSweep } from '../../run/sweep.js';
 import { createSweepView, wantsLiveView } from '../../ui/sweep-view.js';
-import { adapterOption, openGpu } from '../adapter-flag.js';
+import { adapterOption, limitsOf, openGpu } from '../adapter-flag.js';
 import type { Command } from '../command.js';
 import { compileOrExplain } from './compile.js';
 import { loweringFor } from '../../gpu/lowering.js';
@@ -78,7 +78,7 @@ step with a checkpoint; --resume continues from there and skips finished trials.
     process.on('SIGINT', onSigint);
     try {
       // Every trial compiles (and fits the device) before any of them trains.
-      const limits = { maxBufferSize: gpu.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize, features: gpu.features };
+      const limits = limitsOf(gpu);
       const compiled = new Map<string, CompiledTrial>();
       const lowering = values.portable ? {} : loweringFor(gpu);
       for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits, lowering));

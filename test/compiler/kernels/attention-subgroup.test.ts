@@ -1,8 +1,8 @@
 import { test } from 'node:test';
+import { loweringFor } from '../../../runtime/gpu/lowering.js';
 import assert from 'node:assert/strict';
 import type { AttentionShape } from '../../../compiler/kernels/attention.js';
 import { attentionBackwardSubgroupKernels, attentionForwardSubgroupKernel } from '../../../compiler/kernels/attention-subgroup.js';
-import { subgroupMatmulSuits } from '../../../compiler/lower/kernels.js';
 import { qkvIndex } from '../../../compiler/reference/attention.js';
 import { testGpu } from '../../helpers/gpu.js';
 import { attentionErrors } from '../../helpers/attention.js';
@@ -12,7 +12,7 @@ import { attentionErrors } from '../../helpers/attention.js';
 // of the 8-row block, head dims that are and are not multiples of 4, and several batches and heads.
 
 const gpu = await testGpu();
-const suits = subgroupMatmulSuits(gpu.features, (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize, gpu.info.software);
+const suits = !!loweringFor(gpu).subgroupMatmul;
 const skip = suits ? false : 'the adapter has no subgroups of at least 8 (the subgroup attention kernels are not used there)';
 
 // f32 on the GPU against the f64 reference, relative to max(1, |ref|), as in attention.test.ts.

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
+import { loweringFor } from '../../../runtime/gpu/lowering.js';
 import assert from 'node:assert/strict';
 import { castF16Kernel } from '../../../compiler/kernels/cast.js';
 import { defaultTiling, matmulKernel, type MatmulShape, type MatmulTiling, subgroupTiling } from '../../../compiler/kernels/matmul.js';
 import { type MatmulF16, withF16Operands } from '../../../compiler/kernels/matmul-f16.js';
-import { subgroupMatmulSuits } from '../../../compiler/lower/kernels.js';
 import { PlanBuilder } from '../../../compiler/plan/builder.js';
 import { fromF16Bits, roundArrayF16, roundF16, toF16Bits } from '../../../compiler/reference/f16.js';
 import { matmulReference } from '../../../compiler/reference/matmul.js';
@@ -77,7 +77,7 @@ const modes: MatmulF16[] = [{ a: 'round', b: 'stored' }, { a: 'round', b: 'round
 test('f16 matmul operands (stored or rounded at load) equal the reference on f16-rounded inputs, both tilings', async () => {
   const gpu = await testGpu();
   const tilings: [string, MatmulTiling][] = [['tile', defaultTiling]];
-  if (subgroupMatmulSuits(gpu.features, (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize, gpu.info.software)) tilings.push(['subgroup', subgroupTiling]);
+  if (loweringFor(gpu).subgroupMatmul) tilings.push(['subgroup', subgroupTiling]);
   for (const [tname, tiling] of tilings) {
     for (const s of shapes) {
       for (const f16 of modes) {
@@ -100,7 +100,7 @@ test('the rounding is real: the f16 kernel differs from the f32 product by more 
 test('out of f16 range the kernels round to ±inf as IEEE does (pack2x16float alone is indeterminate there)', async () => {
   const gpu = await testGpu();
   const tilings: MatmulTiling[] = [defaultTiling];
-  if (subgroupMatmulSuits(gpu.features, (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize, gpu.info.software)) tilings.push(subgroupTiling);
+  if (loweringFor(gpu).subgroupMatmul) tilings.push(subgroupTiling);
   // C = A · [1 1 1 1] with k = 1 and A rounded at load: each row of C is A's value rounded to f16.
   const a = Float32Array.from([70000, 1, 65519, -1e6, 65520, -65504, 0.1, 3e38]);
   const s: MatmulShape = { m: 8, n: 4, k: 1 };

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
+import { loweringFor } from '../../../runtime/gpu/lowering.js';
 import assert from 'node:assert/strict';
 import {
   type GroupedMatmulShape, type GroupedMatmulTile, groupedMatmulKernel, groupedMatmulSubgroupKernel, groupedMatmulSubgroupTile, groupedWeightGradKernel, groupedWeightGradSubgroupKernel, type WeightGradShape, type WeightGradTile,
 } from '../../../compiler/kernels/moe-grouped.js';
-import { subgroupMatmulSuits } from '../../../compiler/lower/kernels.js';
 import { PlanBuilder } from '../../../compiler/plan/builder.js';
 import { groupedWeightGradReference } from '../../../compiler/reference/moe.js';
 import { maxRelError, randomArray } from '../../../compiler/reference/random.js';
@@ -16,7 +16,7 @@ import { testGpu } from '../../helpers/gpu.js';
 // multiples of 4. The weight gradient is also checked against the reference.
 
 const gpu = await testGpu();
-const suits = subgroupMatmulSuits(gpu.features, (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize, gpu.info.software);
+const suits = !!loweringFor(gpu).subgroupMatmul;
 const skip = suits ? false : 'the adapter has no subgroups of at least 8 (the subgroup matmul is not used there)';
 
 async function run(kernel: ReturnType<typeof groupedMatmulKernel>, g: GroupedMatmulShape, data: Record<string, Float32Array | Uint32Array>): Promise<{ C: Float32Array; pre?: Float32Array }> {
