@@ -6,6 +6,7 @@ import { UserError } from '../../grammar/user-error.js';
 import { prepareDataset, type PreparedClusters, type PreparedData, type PreparedText } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
+import { acquireLock, LockHeldError, sweepLockPath, trialLockPath, type Lock } from '../store/lock.js';
 import { RunStore, type TrialStore } from '../store/run-store.js';
 import type { SweepListener, TrialInfo } from '../train/events.js';
 import { GpuModel, type PlanModel } from '../train/model.js';
@@ -28,6 +29,8 @@ export interface SweepOptions {
   data: SweepData;
   /** Trials trained at once (their steps interleave on the one GPU queue); default 1. */
   parallel?: number;
+  /** The sweep directory's lock, when the caller took it early (lockSweep); else runSweep takes it. */
+  lock?: Lock;
 }
 
 /** Prepares (fetching and tokenising on first use) every data set the trials train or evaluate on. */
@@ -55,6 +58,29 @@ export interface SweepResult {
 export function sweepName(file: string, preset: string | null): string {
   const base = path.basename(file).replace(/\.moe$/, '');
   return preset ? `${base}-${preset}` : base;
+}
+
+/** Where a sweep's records go: OUT/<sweepName>. */
+export function sweepDir(out: string, file: string, preset: string | null): string {
+  return path.join(out, sweepName(file, preset));
+}
+
+/** Hold the whole sweep directory (moec run): a second run on it is refused, naming this one. */
+export function lockSweep(dir: string): Lock {
+  return acquireLock(sweepLockPath(dir), 'moec run (the whole sweep)', {
+    hint: 'another moec run is writing this sweep: wait for it, stop it (Ctrl-C or kill PID), or pass another --out',
+  });
+}
+
+/**
+ * Take one trial for training: its lock, held until released. Every trainer takes its trials here
+ * (the local run, queue workers, Slurm array tasks), so two processes never train one trial at once.
+ * Throws LockHeldError while another live process holds it.
+ */
+export function takeTrial(store: RunStore, id: string): Lock {
+  return acquireLock(trialLockPath(path.join(store.dir, id)), `train trial ${id}`, {
+    hint: 'another process is training this trial; it is left to it',
+  });
 }
 
 function trialInfo(t: Trial): TrialInfo {
@@ -104,6 +130,16 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const preset = o.load.pipeline?.preset ?? null;
   const name = sweepName(o.file, preset);
   const dir = path.join(o.out, name);
+  const sweepLock = o.lock ?? lockSweep(dir);
+  try {
+    return await runLocked(o, name, dir);
+  } finally {
+    sweepLock.release();
+  }
+}
+
+async function runLocked(o: SweepOptions, name: string, dir: string): Promise<SweepResult> {
+  const preset = o.load.pipeline?.preset ?? null;
   const adapter = o.gpu.describe();
   const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })) };
   const store = o.resume && RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info, { force: o.force });
@@ -134,6 +170,22 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
     return trainPatchTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
   };
   const runOne = async (t: Trial) => {
+    let lock: Lock;
+    try {
+      lock = takeTrial(store, t.id);
+    } catch (e) {
+      if (!(e instanceof LockHeldError)) throw e;
+      result.skipped++;
+      o.listener({ type: 'trial-end', id: t.id, status: 'skipped', error: e.format(), wallSeconds: 0 });
+      return;
+    }
+    try {
+      await trainOne(t);
+    } finally {
+      lock.release();
+    }
+  };
+  const trainOne = async (t: Trial) => {
     const ts = store.trial(t.id);
     if (ts.readStatus()?.state === 'done') {
       result.skipped++;

@@ -13,6 +13,7 @@ import { UserError } from '../../grammar/user-error.js';
 import type { TrialStatus } from '../train/events.js';
 import { writeJsonAtomic } from './atomic.js';
 import { JsonlLog } from './jsonl.js';
+import { withLock } from './lock.js';
 import { readSafetensors, writeSafetensors, type LoadedTensor, type TensorData } from './safetensors.js';
 import type { CheckpointRef, CheckpointState, ExpertRecord, Metric, ResumeRecord, StatusRecord, SweepIndex, SweepInfo, TrialRecord } from './types.js';
 
@@ -24,6 +25,9 @@ export interface StoreOptions {
 }
 
 const INDEX = 'index.json';
+const INDEX_LOCK = '.index.lock';
+/** Names in a sweep directory that do not make it a run: temp files of atomic writes, and lock files. */
+const HOUSEKEEPING = /^\.(.*\.tmp-\d+|(index\.)?lock(\..*)?)$/;
 const CKPT = /^step-(\d+)\.safetensors$/;
 
 export function readJsonFile<T>(file: string): T {
@@ -61,13 +65,13 @@ export class RunStore {
     if (existsSync(dir)) {
       if (!statSync(dir).isDirectory()) throw new UserError('exists and is not a directory', { where: dir, hint: 'choose another output directory with --out' });
       // Temp files of a create killed before its first index write do not make a directory a run.
-      const entries = readdirSync(dir).filter((n) => !/^\..*\.tmp-\d+$/.test(n));
+      const entries = readdirSync(dir).filter((n) => !HOUSEKEEPING.test(n));
       if (entries.length) {
         if (!RunStore.exists(dir)) {
           throw new UserError('the directory is not empty and holds no moec run; refusing to write into it', { where: dir, hint: 'choose another output directory with --out' });
         }
         if (!opts.force) throw new UserError('a run already exists here', { where: dir, hint: 'pass --resume to continue it, or --force to delete it and start again' });
-        rmSync(dir, { recursive: true, force: true });
+        for (const n of entries) rmSync(path.join(dir, n), { recursive: true, force: true }); // the locks stay
       }
     }
     mkdirSync(dir, { recursive: true });
@@ -103,6 +107,10 @@ export class RunStore {
    * moved to its current id, so its steps are resumed instead of run again beside it.
    */
   syncTrials(trials: { id: string; name: string }[], adapter?: string): void {
+    this.updateIndex(() => this.syncTrialsLocked(trials, adapter));
+  }
+
+  private syncTrialsLocked(trials: { id: string; name: string }[], adapter?: string): void {
     const current = new Set(trials.map((t) => t.id));
     // Stored trials this sweep does not name, by the id their config.json hashes to now (read once).
     const byStoredId = new Map<string, SweepIndex['trials'][number]>();
@@ -124,7 +132,6 @@ export class RunStore {
       }
     }
     if (adapter) this.idx.adapter = adapter;
-    this.saveIndex();
   }
 
   /** The current id of a stored trial's configuration (undefined without a readable config.json). */
@@ -138,11 +145,12 @@ export class RunStore {
   }
 
   setTrialStatus(id: string, status: TrialStatus): void {
-    const t = this.idx.trials.find((x) => x.id === id);
-    if (!t) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
-    if (t.status === status) return;
-    t.status = status;
-    this.saveIndex();
+    if (!this.idx.trials.some((x) => x.id === id)) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
+    this.updateIndex(() => {
+      const t = this.idx.trials.find((x) => x.id === id);
+      if (!t) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
+      t.status = status;
+    });
   }
 
   trial(id: string): TrialStore {
@@ -152,6 +160,19 @@ export class RunStore {
 
   trials(): TrialStore[] {
     return this.idx.trials.map((t) => this.trial(t.id));
+  }
+
+  /**
+   * Read-modify-write of index.json under a short-held lock, on the file's current content: several
+   * processes (queue workers, array tasks) may update different trials of one sweep at once.
+   */
+  private updateIndex(mutate: () => void): void {
+    withLock(path.join(this.dir, INDEX_LOCK), 'update index.json', () => {
+      const file = path.join(this.dir, INDEX);
+      if (existsSync(file)) this.idx = readJsonFile<SweepIndex>(file);
+      mutate();
+      this.saveIndex();
+    });
   }
 
   private saveIndex(): void {
