@@ -94,6 +94,7 @@ export function generateLanguageDoc(): string {
   out.push(`| zip | \`zip { PATH in [...]  PATH in [...] }\` | ${esc(sp['dimensions']!.items!.properties!['kind']!.description ?? '')} The lists must have the same length. |`);
   out.push(`| seeds | \`${esc(sp['seeds']!['x-syntax'] ?? '')}\` | ${esc(sp['seeds']!.description ?? '')} |`);
   out.push(`| baseline | \`${esc(sp['baselines']!['x-syntax'] ?? '')}\` | ${esc(sp['baselines']!.description ?? '')} |`);
+  out.push(`| compare | \`${esc(sp['comparisons']!['x-syntax'] ?? '')}\` | ${esc(sp['comparisons']!.description ?? '')} E.g. \`compare model.moe.unit against token by model.moe.top\`. |`);
   out.push('', 'Each trial has a stable id (a short hash of its resolved configuration without the settings left at their default: the same file gives the same ids, and keys added to the language later do not change them) and a readable name such as `unit=sequence,top=2,experts=8,seed=1`. `moec expand FILE` lists them.', '');
   out.push(`Keys of each block, for quick reference: data: ${blockKeys(dataSchema).join(', ')}; model: ${blockKeys(modelSchema).join(', ')}; moe: ${blockKeys(modelSchema.properties!['moe']!).join(', ')}; train: ${blockKeys(trainSchema).join(', ')}; evaluate: ${blockKeys(evaluateSchema).join(', ')}.`, '');
   return out.join('\n');

@@ -252,7 +252,7 @@ export const sweepSchema: JsonSchema = {
   type: ['object', 'null'],
   description: 'Trials to run: `sweep { ... }`. Dimensions multiply (product) in the order written; a `zip` block pairs values; `when` makes a dimension conditional; `seeds` repeats every trial; `baseline` adds dense models matched on parameter count.',
   additionalProperties: false,
-  required: ['dimensions', 'seeds', 'baselines'],
+  required: ['dimensions', 'seeds', 'baselines', 'comparisons'],
   properties: {
     dimensions: {
       type: 'array',
@@ -288,6 +288,19 @@ export const sweepSchema: JsonSchema = {
       items: { type: 'string', enum: ['total', 'active'] },
       description: 'Dense baselines added for every MoE trial: the same model without experts, its FFN hidden width solved so that its parameter count equals the MoE model\'s total or active count. Width, layers and heads are kept; only the FFN width changes.',
       'x-syntax': 'baseline dense same total[, same active]',
+    },
+    comparisons: {
+      type: 'array',
+      description: 'Effects the report states first, each with its 95% interval over seeds: the swept values of PATH (or `baseline`) against VALUE (default: the first value), paired by seed with every other setting fixed, one row per combination of the `by` paths and the rest averaged over. Without `compare` the report still gives every dimension\'s effects.',
+      'x-syntax': 'compare PATH [against VALUE] [by PATH, PATH ...]',
+      items: {
+        type: 'object', additionalProperties: false, required: ['path', 'reference', 'by'],
+        properties: {
+          path: { type: 'string' },
+          reference: { type: ['string', 'null'] },
+          by: { type: 'array', items: { type: 'string' } },
+        },
+      },
     },
   },
 };

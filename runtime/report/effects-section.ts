@@ -86,7 +86,8 @@ export function forestSpec(es: Effect[], metric: EffectMetric): TopLevelSpec {
 export interface EffectsResult {
   md: string[];
   csv: string;
-  json: { metric: string; effects: Effect[] }[];
+  /** Per metric: the effects of the sweep's `compare` lines (`named`), then every dimension's. */
+  json: { metric: string; named: Effect[]; effects: Effect[] }[];
   /** Forest plots to draw, one per metric with effects. */
   plots: { spec: TopLevelSpec; name: string; alt: string }[];
 }
@@ -99,15 +100,21 @@ export function effectsSection(run: RunData, trials: TrialRow[], classification:
   const plots: EffectsResult['plots'] = [];
   const seeds = new Set(trials.filter((t) => t.status === 'done').map((t) => t.seed));
   md.push(`Each swept value against the sweep's first value of that dimension (for \`baseline\`, the MoE model it matches), holding every other swept setting fixed and pairing trials by seed (${seeds.size} seed${seeds.size === 1 ? '' : 's'} finished). "averaged over the rest" takes each seed's mean difference over the other settings, so \`seeds\` counts seeds, never pairs. Interval: Student's t on the paired differences, 95%, n − 1 degrees of freedom (a bootstrap of 2–5 values would claim more certainty than they hold). "beyond noise": the interval excludes 0.`, '');
+  const named = run.index.comparisons ?? [];
+  if (named.length) md.push(`The sweep names ${named.length} comparison${named.length === 1 ? '' : 's'} (\`compare\`): ${named.map((c) => `\`${c.path}\`${c.reference ? ` against ${c.reference}` : ''}${c.by.length ? ` by ${c.by.join(', ')}` : ''}`).join('; ')}. They come first in each table; every dimension's effects follow.`, '');
   for (const m of effectMetrics(run, classification)) {
+    const mine = named.flatMap((c) => effects(trials, m.value, { dimensions: [c.path], by: c.by, ...(c.reference ? { reference: { [c.path]: c.reference } } : {}) }));
     const es = effects(trials, m.value);
-    if (!es.length) continue;
-    json.push({ metric: m.name, effects: es });
+    if (!es.length && !mine.length) continue;
+    json.push({ metric: m.name, named: mine, effects: es });
     md.push(`### ${m.name[0]!.toUpperCase()}${m.name.slice(1)}${m.better ? ` (${m.better} is better)` : ''}`, '');
+    if (mine.length) md.push('Named comparisons:', '', markdownTable(effectHead, effectRows(mine, m.digits), [2, 3]), '', 'Every dimension:', '');
     md.push(markdownTable(effectHead, effectRows(es, m.digits), [2, 3]), '');
-    for (const e of es) rows.push([m.name, e.dimension, e.value, e.reference, JSON.stringify(e.context), e.n, e.mean, e.sd, e.lo, e.hi, e.verdict]);
-    plots.push({ spec: forestSpec(es, m), name: `effects-${m.key.replace(/[^A-Za-z0-9.]+/g, '-')}`, alt: `effects on ${m.name}` });
+    for (const [kind, list] of [['named', mine], ['dimension', es]] as const) {
+      for (const e of list) rows.push([m.name, kind, e.dimension, e.value, e.reference, JSON.stringify(e.context), e.n, e.mean, e.sd, e.lo, e.hi, e.verdict]);
+    }
+    plots.push({ spec: forestSpec(mine.length ? mine : es, m), name: `effects-${m.key.replace(/[^A-Za-z0-9.]+/g, '-')}`, alt: `effects on ${m.name}` });
   }
   if (!json.length) md.push('No swept dimension has two values with finished trials of the same seed: no effect to estimate.', '');
-  return { md, csv: csv(['metric', 'dimension', 'value', 'reference', 'held_fixed', 'seeds', 'mean_difference', 'sd', 'ci95_lo', 'ci95_hi', 'verdict'], rows), json, plots };
+  return { md, csv: csv(['metric', 'kind', 'dimension', 'value', 'reference', 'held_fixed', 'seeds', 'mean_difference', 'sd', 'ci95_lo', 'ci95_hi', 'verdict'], rows), json, plots };
 }

@@ -141,9 +141,13 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
 async function runLocked(o: SweepOptions, name: string, dir: string): Promise<SweepResult> {
   const preset = o.load.pipeline?.preset ?? null;
   const adapter = o.gpu.describe();
-  const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })) };
+  const comparisons = o.load.pipeline?.sweep?.comparisons ?? [];
+  const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })), comparisons };
   const store = o.resume && RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info, { force: o.force });
-  if (o.resume) store.syncTrials(info.trials, adapter);
+  if (o.resume) {
+    store.syncTrials(info.trials, adapter);
+    store.setComparisons(comparisons);
+  }
   const data = o.data;
   const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });

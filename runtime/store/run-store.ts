@@ -11,6 +11,7 @@ import path from 'node:path';
 import { canonicalJson, trialId } from '../../compiler/frontend/sweep.js';
 import { UserError } from '../../grammar/user-error.js';
 import type { TrialStatus } from '../train/events.js';
+import type { Comparison } from '../../compiler/frontend/types.js';
 import { writeJsonAtomic } from './atomic.js';
 import { JsonlLog } from './jsonl.js';
 import { withLock } from './lock.js';
@@ -80,6 +81,7 @@ export class RunStore {
     const idx: SweepIndex = {
       version: 1, sweep: info.sweep, file: info.file, preset: info.preset, adapter: info.adapter, created: now, updated: now,
       trials: info.trials.map((t) => ({ id: t.id, name: t.name, status: 'pending' })),
+      ...(info.comparisons?.length ? { comparisons: info.comparisons } : {}),
     };
     const store = new RunStore(dir, idx, opts.keep ?? 2);
     store.saveIndex();
@@ -142,6 +144,14 @@ export class RunStore {
     } catch {
       return undefined; // unreadable: left alone, as a trial of its own
     }
+  }
+
+  /** The sweep's `compare` lines as the pipeline now has them: they change no trial, so a resume takes the new ones. */
+  setComparisons(comparisons: Comparison[]): void {
+    this.updateIndex(() => {
+      if (comparisons.length) this.idx.comparisons = comparisons;
+      else delete this.idx.comparisons;
+    });
   }
 
   setTrialStatus(id: string, status: TrialStatus): void {

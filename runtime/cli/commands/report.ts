@@ -33,7 +33,7 @@ Reads the run in DIR (e.g. runs/<sweep>, as written by 'moec run') and writes, i
     console.log(`      ${r.files.figures.length} figures in ${path.join(dir, 'figures')}`);
     for (const m of r.effects) {
       console.log(`\neffects on ${m.metric} (paired by seed, 95% t-interval):`);
-      console.log(alignColumns([effectHead, ...effectRows(m.effects, 3)]));
+      console.log(alignColumns([effectHead, ...effectRows([...m.named, ...m.effects], 3)]));
     }
     return 0;
   },

@@ -25,6 +25,17 @@ test('report: the effects section, effects.csv and the forest plot', async () =>
   assert.match(md, /!\[effects on final validation perplexity\]\(figures\/effects-ppl\.png\)/);
   assert.ok(existsSync(path.join(store.dir, 'figures', 'effects-ppl.svg')));
   const csv = readFileSync(r.files.effectsCsv, 'utf8').split('\r\n');
-  assert.equal(csv[0], 'metric,dimension,value,reference,held_fixed,seeds,mean_difference,sd,ci95_lo,ci95_hi,verdict');
-  assert.ok(csv.some((l) => l.startsWith('final validation perplexity,model.moe.top,2,1,{},2,10,0,10,10,beyond noise')), csv.join('\n'));
+  assert.equal(csv[0], 'metric,kind,dimension,value,reference,held_fixed,seeds,mean_difference,sd,ci95_lo,ci95_hi,verdict');
+  assert.ok(csv.some((l) => l.startsWith('final validation perplexity,dimension,model.moe.top,2,1,{},2,10,0,10,10,beyond noise')), csv.join('\n'));
+});
+
+test("report: the sweep's compare lines come first, against the value they name", async () => {
+  const store = writeFakeSweep();
+  store.setComparisons([{ path: 'model.moe.top', reference: '2', by: [] }]);
+  const r = await writeReport(store.dir);
+  const ppl = r.effects.find((m) => m.metric === 'final validation perplexity')!;
+  assert.deepEqual(ppl.named.map((e) => [e.value, e.reference, e.diffs]), [['1', '2', [-10, -10]], ['3', '2', [10]]]);
+  const md = readFileSync(r.files.markdown, 'utf8');
+  assert.match(md, /The sweep names 1 comparison \(`compare`\): `model\.moe\.top` against 2\./);
+  assert.match(md, /Named comparisons:\n\n\| comparison[^\n]*\n[^\n]*\n\| top: 1 vs 2 \| averaged over the rest \| 2 \| −10\.000 \|/);
 });
