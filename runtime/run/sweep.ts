@@ -31,6 +31,8 @@ export interface SweepOptions {
   parallel?: number;
   /** The sweep directory's lock, when the caller took it early (lockSweep); else runSweep takes it. */
   lock?: Lock;
+  /** Where notes for the user go (e.g. what --force removes). */
+  log?: (msg: string) => void;
 }
 
 /** Prepares (fetching and tokenising on first use) every data set the trials train or evaluate on. */
@@ -81,6 +83,25 @@ export function takeTrial(store: RunStore, id: string): Lock {
   return acquireLock(trialLockPath(path.join(store.dir, id)), `train trial ${id}`, {
     hint: 'another process is training this trial; it is left to it',
   });
+}
+
+/**
+ * --force: remove the records of exactly the trials about to run, saying which; the sweep's other
+ * trials (those --only leaves out) keep theirs. Each is removed under its lock, so a trial another
+ * process is training is refused, not deleted under it.
+ */
+function forceTrials(store: RunStore, trials: Trial[], log: (msg: string) => void): void {
+  const removed: string[] = [];
+  for (const t of trials) {
+    const lock = takeTrial(store, t.id);
+    try {
+      if (store.resetTrial(t.id)) removed.push(t.name);
+    } finally {
+      lock.release();
+    }
+  }
+  const kept = store.index.trials.length - trials.length;
+  if (removed.length) log(`--force: removed the records of ${removed.length} trial${removed.length === 1 ? '' : 's'} to run again: ${removed.join('; ')}${kept > 0 ? ` (the other ${kept} keep theirs)` : ''}`);
 }
 
 function trialInfo(t: Trial): TrialInfo {
@@ -142,8 +163,9 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   const preset = o.load.pipeline?.preset ?? null;
   const adapter = o.gpu.describe();
   const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })) };
-  const store = o.resume && RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info, { force: o.force });
-  if (o.resume) store.syncTrials(info.trials, adapter);
+  const store = (o.resume || o.force) && RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info);
+  if (o.resume || o.force) store.syncTrials(info.trials, adapter);
+  if (o.force) forceTrials(store, o.trials, o.log ?? (() => {}));
   const data = o.data;
   const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });

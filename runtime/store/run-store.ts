@@ -58,20 +58,20 @@ export class RunStore {
   }
 
   /**
-   * Start a new run in `dir`. An existing run is refused unless `force`, which deletes it first; a
-   * non-empty directory that is not a run is refused even with `force`, so a mistyped --out cannot wipe it.
+   * Start a new run in `dir`. An existing run is refused (continue it with --resume; --force reruns
+   * chosen trials through resetTrial); a non-empty directory that is not a run is refused too, so a
+   * mistyped --out cannot write into it.
    */
-  static create(dir: string, info: SweepInfo, opts: StoreOptions & { force?: boolean } = {}): RunStore {
+  static create(dir: string, info: SweepInfo, opts: StoreOptions = {}): RunStore {
     if (existsSync(dir)) {
       if (!statSync(dir).isDirectory()) throw new UserError('exists and is not a directory', { where: dir, hint: 'choose another output directory with --out' });
-      // Temp files of a create killed before its first index write do not make a directory a run.
+      // Temp files of a create killed before its first index write, and locks, do not make a directory a run.
       const entries = readdirSync(dir).filter((n) => !HOUSEKEEPING.test(n));
       if (entries.length) {
         if (!RunStore.exists(dir)) {
           throw new UserError('the directory is not empty and holds no moec run; refusing to write into it', { where: dir, hint: 'choose another output directory with --out' });
         }
-        if (!opts.force) throw new UserError('a run already exists here', { where: dir, hint: 'pass --resume to continue it, or --force to delete it and start again' });
-        for (const n of entries) rmSync(path.join(dir, n), { recursive: true, force: true }); // the locks stay
+        throw new UserError('a run already exists here', { where: dir, hint: 'pass --resume to continue it, or --force to run its trials again from scratch' });
       }
     }
     mkdirSync(dir, { recursive: true });
@@ -151,6 +151,20 @@ export class RunStore {
       if (!t) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
       t.status = status;
     });
+  }
+
+  /**
+   * Forget a trial's records so it runs again from scratch (--force): everything in its directory
+   * but its lock (the caller holds it) is removed, and it is pending again. Returns the trial's
+   * directory if anything was removed.
+   */
+  resetTrial(id: string): string | null {
+    if (!this.idx.trials.some((x) => x.id === id)) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
+    const dir = path.join(this.dir, id);
+    const entries = existsSync(dir) ? readdirSync(dir).filter((n) => n !== '.lock') : [];
+    for (const n of entries) rmSync(path.join(dir, n), { recursive: true, force: true });
+    this.setTrialStatus(id, 'pending');
+    return entries.length ? dir : null;
   }
 
   trial(id: string): TrialStore {
