@@ -14,7 +14,8 @@ import type { TrialStatus } from '../train/events.js';
 import { writeJsonAtomic } from './atomic.js';
 import { JsonlLog } from './jsonl.js';
 import { withLock } from './lock.js';
-import { readSafetensors, writeSafetensors, type LoadedTensor, type TensorData } from './safetensors.js';
+import { CheckpointDamaged, checkpointSums, readVerifiedCheckpoint } from './checkpoint-sum.js';
+import { writeSafetensors, type LoadedTensor, type TensorData } from './safetensors.js';
 import type { CheckpointRef, CheckpointState, ExpertRecord, Metric, ResumeRecord, StatusRecord, SweepIndex, SweepInfo, TrialRecord } from './types.js';
 
 export * from './types.js';
@@ -315,7 +316,9 @@ export class TrialStore {
     if (!Number.isInteger(step) || step < 0) throw new Error(`run store: checkpoint step must be a whole number, got ${step}`);
     mkdirSync(this.checkpointDir, { recursive: true });
     const file = path.join(this.checkpointDir, `step-${step}.safetensors`);
-    writeSafetensors(file, tensors, { format: 'moec', step: String(step), state: JSON.stringify(state) });
+    const meta = { format: 'moec', step: String(step), state: JSON.stringify(state) };
+    const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))];
+    writeSafetensors(file, tensors, { ...meta, ...checkpointSums(entries, meta) });
     this.prune();
     return { step, path: file, bytes: statSync(file).size };
   }
@@ -342,33 +345,53 @@ export class TrialStore {
     return this.checkpoints().at(-1) ?? null;
   }
 
+  /** Load and verify a checkpoint (checksums, step); a CheckpointDamaged error says what is wrong. */
   loadCheckpoint(ref: CheckpointRef): LoadedCheckpoint {
-    const f = readSafetensors(ref.path);
+    const f = readVerifiedCheckpoint(ref.path, ref.step);
     let state: CheckpointState = {};
     try {
       state = JSON.parse(f.metadata.state ?? '{}') as CheckpointState;
     } catch {
-      throw new UserError('the checkpoint metadata "state" is not valid JSON', { where: ref.path, hint: 'delete this checkpoint to resume from an earlier one' });
+      throw new CheckpointDamaged(ref.path, 'its metadata "state" is not valid JSON');
     }
+    if (state.step !== undefined && state.step !== ref.step) throw new CheckpointDamaged(ref.path, `its training state says step ${JSON.stringify(state.step)} but it is named for step ${ref.step}`);
     return { step: ref.step, path: ref.path, tensors: f.tensors, state };
   }
 
   /**
-   * Prepare to continue the trial: load its latest checkpoint (null: start from step 0), drop the
-   * metrics and expert records logged after it so no step appears twice, and tidy up after a
-   * killed save (its temp file; an old checkpoint it had not yet pruned).
+   * Prepare to continue the trial: load its newest sound checkpoint (null: start from step 0), drop
+   * the metrics and expert records logged after it so no step appears twice, and tidy up after a
+   * killed save (its temp file; an old checkpoint it had not yet pruned). A damaged checkpoint is
+   * renamed to NAME.damaged (kept for a look, never loaded again) and the previous one is used,
+   * which `fellBack` says; when every checkpoint is damaged the trial fails naming them.
    */
-  resume(): LoadedCheckpoint | null {
+  resume(): (LoadedCheckpoint & { fellBack?: string }) | null {
     if (existsSync(this.checkpointDir)) {
       for (const name of readdirSync(this.checkpointDir)) if (name.startsWith('.') && name.includes('.tmp-')) rmSync(path.join(this.checkpointDir, name), { force: true });
       this.prune();
     }
-    const ref = this.latestCheckpoint();
-    const ck = ref ? this.loadCheckpoint(ref) : null;
+    const refs = this.checkpoints();
+    const damaged: string[] = [];
+    let ck: LoadedCheckpoint | null = null;
+    for (const ref of [...refs].reverse()) {
+      try {
+        ck = this.loadCheckpoint(ref);
+        break;
+      } catch (e) {
+        if (!(e instanceof CheckpointDamaged)) throw e;
+        damaged.push(`${ref.path} (${e.reason})`);
+        renameSync(ref.path, `${ref.path}.damaged`);
+      }
+    }
+    if (damaged.length && !ck) {
+      // Said in the message itself: the sweep records it as this trial's failure and goes on.
+      throw new UserError(`trial ${this.id}: every checkpoint is damaged: ${damaged.join('; ')}; they are kept as .damaged files; run the trial again from scratch with --only ${this.id} --force`);
+    }
     const upTo = ck?.step ?? 0;
     this.metrics.retain((m) => m.step <= upTo);
     this.experts.retain((r) => r.step <= upTo);
     this.resumes.retain((r) => r.step <= upTo);
-    return ck;
+    if (!ck) return null;
+    return damaged.length ? { ...ck, fellBack: `damaged checkpoint ${damaged.join('; ')}: moved aside as .damaged; resuming from the previous one, ${path.basename(ck.path)}` } : ck;
   }
 }
