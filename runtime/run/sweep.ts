@@ -2,6 +2,8 @@ import path from 'node:path';
 import type { DataSet, LoadResult, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import { summarize } from '../../compiler/lower/summary.js';
+import { configDiff } from '../store/config-diff.js';
+import { lrAt } from '../train/schedule.js';
 import { UserError } from '../../grammar/user-error.js';
 import { prepareDataset, type PreparedClusters, type PreparedData, type PreparedText } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
@@ -104,6 +106,47 @@ function forceTrials(store: RunStore, trials: Trial[], log: (msg: string) => voi
   if (removed.length) log(`--force: removed the records of ${removed.length} trial${removed.length === 1 ? '' : 's'} to run again: ${removed.join('; ')}${kept > 0 ? ` (the other ${kept} keep theirs)` : ''}`);
 }
 
+/**
+ * --resume with other settings than a trial was trained with. Only a longer run is continued, and
+ * only when its learning rate over the steps already trained is the same as under the new total
+ * (then continuing equals having asked for the longer run at the start); anything else is refused
+ * before training starts, naming each key that differs and the commands to type.
+ */
+function checkResumable(store: RunStore, o: SweepOptions, dir: string): void {
+  const log = o.log ?? (() => {});
+  const refused: string[] = [];
+  const cmd = (flags: string) => `moec run ${o.file}${o.load.pipeline?.preset ? ` --preset ${o.load.pipeline.preset}` : ''}${path.resolve(o.out) === path.resolve('runs') ? '' : ` --out ${o.out}`} ${flags}`;
+  let olderSteps: number | undefined;
+  const ids: string[] = [];
+  for (const t of o.trials) {
+    if (!store.index.trials.some((x) => x.id === t.id)) continue;
+    const ts = store.trial(t.id);
+    const stored = ts.readConfig();
+    if (!stored || stored.id !== t.id) continue; // none yet, or from an older moec (writeConfig handles those)
+    const diffs = configDiff(stored.config, t.config);
+    if (!diffs.length) continue;
+    const was = stored.config.train;
+    const now = t.config.train;
+    const stepsOnly = diffs.every((d) => /^train\.(steps|warmup) /.test(d));
+    const trained = ts.readStatus()?.step ?? 0;
+    const sameSchedule = stepsOnly && now.steps > was.steps && Array.from({ length: Math.min(trained, was.steps) }, (_, i) => i).every((i) => lrAt(i, was) === lrAt(i, now));
+    if (sameSchedule) {
+      ts.writeConfig({ ...stored, config: t.config }, { replace: true });
+      log(`--resume: trial ${t.name} (${t.id}): ${diffs.join(', ')}: continuing from step ${trained} to ${now.steps} (the learning rate of the steps already trained is the same under ${now.steps} steps)`);
+      continue;
+    }
+    if (stepsOnly) olderSteps = was.steps;
+    ids.push(t.id);
+    refused.push(`${t.name} (${t.id}): ${diffs.join(', ')}${stepsOnly ? (now.steps < trained ? ` (it has trained ${trained} steps already)` : ` (the learning-rate schedule of the ${trained} steps trained depends on the total, so continuing would not equal a ${now.steps}-step run)`) : ''}`);
+  }
+  if (!refused.length) return;
+  const keep = olderSteps !== undefined ? `continue as they were run: ${cmd(`--resume --steps ${olderSteps}`)}` : 'continue with the settings they were run with (the .moe file and flags of that run)';
+  throw new UserError(`--resume: ${refused.length} trial${refused.length === 1 ? ' was' : 's were'} run with other settings: ${refused.join('; ')}`, {
+    where: dir,
+    hint: `${keep}; or train ${refused.length === 1 ? 'it' : 'them'} again from scratch with the new settings: ${cmd(`--only ${ids.length === 1 ? ids[0] : "'PATTERN'"} --force${o.trials[0] && olderSteps !== undefined ? ` --steps ${o.trials[0].config.train.steps}` : ''}`)}`,
+  });
+}
+
 function trialInfo(t: Trial): TrialInfo {
   const moe = t.config.model.moe;
   const classification = t.config.data[t.config.train.data]?.source.kind === 'clusters';
@@ -166,6 +209,7 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   const store = (o.resume || o.force) && RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info);
   if (o.resume || o.force) store.syncTrials(info.trials, adapter);
   if (o.force) forceTrials(store, o.trials, o.log ?? (() => {}));
+  if (o.resume) checkResumable(store, o, dir);
   const data = o.data;
   const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
@@ -209,7 +253,8 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   };
   const trainOne = async (t: Trial) => {
     const ts = store.trial(t.id);
-    if (ts.readStatus()?.state === 'done') {
+    const st = ts.readStatus();
+    if (st?.state === 'done' && st.step >= t.config.train.steps) {
       result.skipped++;
       o.listener({ type: 'trial-end', id: t.id, status: 'skipped', wallSeconds: 0 });
       return;

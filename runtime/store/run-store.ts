@@ -12,6 +12,7 @@ import { canonicalJson, trialId } from '../../compiler/frontend/sweep.js';
 import { UserError } from '../../grammar/user-error.js';
 import type { TrialStatus } from '../train/events.js';
 import { writeJsonAtomic } from './atomic.js';
+import { configDiff } from './config-diff.js';
 import { JsonlLog } from './jsonl.js';
 import { withLock } from './lock.js';
 import { CheckpointDamaged, checkpointSums, readVerifiedCheckpoint } from './checkpoint-sum.js';
@@ -223,12 +224,12 @@ export class TrialStore {
   }
 
   /** The trial's config. Writing it again is allowed only with the same content (a resumed trial). */
-  writeConfig(trial: TrialRecord): void {
+  writeConfig(trial: TrialRecord, opts: { replace?: boolean } = {}): void {
     if (trial.id !== this.id) throw new Error(`run store: config for '${trial.id}' written to trial '${this.id}'`);
     this.ensureDir();
     const file = path.join(this.dir, 'config.json');
     const rec: TrialRecord = { id: trial.id, name: trial.name, params: trial.params, seed: trial.seed, baseline: trial.baseline, matches: trial.matches ?? null, params_count: trial.params_count, config: trial.config };
-    if (existsSync(file)) {
+    if (existsSync(file) && !opts.replace) {
       const stored = readJsonFile<TrialRecord>(file);
       if (canonicalJson(stored) === canonicalJson(rec)) return;
       // Written by an older moec: the same settings, less the keys added since at their defaults.
@@ -236,7 +237,7 @@ export class TrialStore {
         writeJsonAtomic(file, rec);
         return;
       }
-      throw new UserError(`trial ${this.id} was run with a different configuration`, { where: file, hint: 'pass --force to start the sweep again' });
+      throw new UserError(`trial ${this.id} was run with a different configuration: ${configDiff(stored.config, rec.config).join(', ')}`, { where: file, hint: `resume with the settings it was run with, or run it again from scratch: --only ${this.id} --force` });
     }
     writeJsonAtomic(file, rec);
   }

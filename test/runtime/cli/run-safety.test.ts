@@ -28,16 +28,16 @@ function corpus(dir: string): void {
   }
 }
 
-function setup(steps: number) {
+function setup(steps: number, train = '', seeds = 2) {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-safety-'));
   corpus(path.join(dir, 'data'));
   const file = path.join(dir, 'safe.moe');
   writeFileSync(file, `
 data docs { source folder "${path.join(dir, 'data')}"; label topic; tokenizer bytes; context 16; valid 20% }
 model m { layers 1; width 16; heads 2; ffn 2x }
-train { steps ${steps}; batch 2; lr 3e-3; warmup 2; seed 5 }
+train { steps ${steps}; batch 2; lr 3e-3; warmup 2; seed 5${train} }
 evaluate { every 5; batches 1 }
-sweep { seeds 2 }
+sweep { seeds ${seeds} }
 `);
   const env = { ...process.env, MOEC_CACHE: path.join(dir, 'cache'), CI: '1' };
   const out = path.join(dir, 'runs');
@@ -165,3 +165,26 @@ test('--only PATTERN --force removes and reruns only the matching trials, and sa
   assertNoDuplicates(s.runDir);
 });
 
+
+test('--resume --steps 20 after --steps 10 continues to 20 when the schedule allows, else names the key and the command', () => {
+  const constant = setup(10, '; schedule constant', 1);
+  assert.equal(constant.run(['--steps', '10']).status, 0);
+  const longer = constant.run(['--resume', '--steps', '20']);
+  assert.equal(longer.status, 0, longer.stderr);
+  assert.match(longer.stdout + longer.stderr, /--resume: trial seed=1 \(\w+\): train\.steps 10 -> 20: continuing from step 10 to 20/);
+  assert.match(longer.stdout, /1 done, 0 failed/);
+  for (const d of trialDirs(constant.runDir)) assert.equal(JSON.parse(readFileSync(path.join(d, 'status.json'), 'utf8')).step, 20);
+  assertNoDuplicates(constant.runDir);
+
+  // Cosine: the first 10 steps' learning rate depends on the total, so continuing is refused, with the commands.
+  const cosine = setup(30, '', 1);
+  assert.equal(cosine.run(['--steps', '10']).status, 0);
+  const refused = cosine.run(['--resume', '--steps', '20']);
+  assert.equal(refused.status, 1, refused.stdout);
+  assert.match(refused.stderr, /error: --resume: 1 trial was run with other settings: seed=1 \(\w+\): train\.steps 10 -> 20 \(the learning-rate schedule/);
+  assert.match(refused.stderr, /hint: continue as they were run: moec run \S+safe\.moe (--out \S+ )?--resume --steps 10; or train it again from scratch with the new settings: moec run \S+ --only \w+ --force --steps 20/);
+  // Resuming without the original --steps says the same, instead of a bare "different configuration".
+  const plain = cosine.run(['--resume']);
+  assert.equal(plain.status, 1);
+  assert.match(plain.stderr, /seed=1 \(\w+\): train\.steps 10 -> 30 /);
+});
