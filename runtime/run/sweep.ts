@@ -8,7 +8,8 @@ import { UserError } from '../../grammar/user-error.js';
 import { prepareDataset, type PreparedClusters, type PreparedData, type PreparedText } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
-import { acquireLock, LockHeldError, sweepLockPath, trialLockPath, type Lock } from '../store/lock.js';
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { acquireLock, LockHeldError, pidAlive, sweepLockPath, trialLockPath, type Lock } from '../store/lock.js';
 import { RunStore, type TrialStore } from '../store/run-store.js';
 import type { SweepListener, TrialInfo } from '../train/events.js';
 import { GpuModel, type PlanModel } from '../train/model.js';
@@ -85,6 +86,55 @@ export function takeTrial(store: RunStore, id: string): Lock {
   return acquireLock(trialLockPath(path.join(store.dir, id)), `train trial ${id}`, {
     hint: 'another process is training this trial; it is left to it',
   });
+}
+
+/** Temp files (.NAME.tmp-PID) of writers that died: their pid is gone, and they are old enough that no other host is mid-write. */
+function removeDeadTemps(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^\..+\.tmp-(\d+)$/.exec(n);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    const file = path.join(dir, n);
+    try {
+      if (Date.now() - statSync(file).mtimeMs > 60_000) rmSync(file, { force: true });
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/**
+ * Under the sweep lock, before training: remove temp files of dead writers, and make index.json
+ * agree with each trial's status.json (a kill between the two writes leaves them apart). A trial
+ * recorded as running whose lock nobody holds was interrupted: it becomes 'stopped'.
+ */
+export function tidySweep(store: RunStore): void {
+  removeDeadTemps(store.dir);
+  for (const entry of store.index.trials) {
+    const ts = store.trial(entry.id);
+    removeDeadTemps(ts.dir);
+    const st = ts.readStatus();
+    if (st?.state === 'running' || (!st && entry.status === 'running')) {
+      let lock: Lock;
+      try {
+        lock = takeTrial(store, entry.id);
+      } catch (e) {
+        if (e instanceof LockHeldError) continue; // really running, elsewhere
+        throw e;
+      }
+      try {
+        if (st) ts.writeStatus({ ...st, state: 'stopped', error: 'interrupted: the process training it ended without stopping it; --resume continues from its last checkpoint' });
+        else store.setTrialStatus(entry.id, 'pending');
+      } finally {
+        lock.release();
+      }
+    } else if (st && entry.status !== st.state) store.setTrialStatus(entry.id, st.state);
+  }
 }
 
 /**
@@ -208,6 +258,7 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })) };
   const store = (o.resume || o.force) && RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info);
   if (o.resume || o.force) store.syncTrials(info.trials, adapter);
+  tidySweep(store);
   if (o.force) forceTrials(store, o.trials, o.log ?? (() => {}));
   if (o.resume) checkResumable(store, o, dir);
   const data = o.data;

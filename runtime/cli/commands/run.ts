@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadPipeline, type Trial } from '../../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../../compiler/lower/compile.js';
@@ -66,6 +67,8 @@ the current step with a checkpoint; --resume continues from there and skips fini
     }
     const parallel = Number(values.parallel);
     if (!Number.isInteger(parallel) || parallel < 1) throw new UserError(`--parallel '${values.parallel}' is not a positive whole number`, { where: '--parallel' });
+    const out = values.out!;
+    if (existsSync(out) && !statSync(out).isDirectory()) throw new UserError(`'${out}' is a file, not a directory`, { where: '--out', hint: 'name a directory for the runs (it is created if missing), e.g. --out runs' });
     // Refuse a second writer before compiling anything; held until the run ends.
     const lock = lockSweep(sweepDir(values.out!, file, load.pipeline?.preset ?? null));
     let gpu: Awaited<ReturnType<typeof openGpu>>;
