@@ -179,3 +179,12 @@ test('paths: absolute imports are taken as written, leaving the folder is a posi
   const shown = link.diagnostics.map((d) => renderDiagnostic(d, (f) => link.sources.get(f))).join('\n');
   assert.ok(!shown.includes('SECRET'), shown);
 });
+
+test('the stated maximum context compiles (at batch 1), and one past it is refused by check', async () => {
+  const { compileTrial } = await import('../../../compiler/lower/compile.js');
+  const r = load(quick.replace('context 64', 'context 65535').replace('batch 8', 'batch 1').replace('model.moe.top in [1, 2]', 'model.moe.top in [1]'));
+  assert.deepEqual(errors(r), []);
+  const c = compileTrial(r.trials[0]!.config, 'max-context');
+  assert.ok(c.plan.buffers.length > 0);
+  assert.equal(load(quick.replace('context 64', 'context 65536')).ok, false);
+});
