@@ -80,10 +80,10 @@ export function parseSweep(def: Def | undefined, scope: Scope, ds: Diagnostic[])
       const v = vs[0];
       if (vs.length !== 1 || !v) { ds.push(error(`'seeds' takes a count or a list`, vs[1]?.span ?? e.keySpan, 'write: seeds 3  or  seeds [1, 2, 3]')); continue; }
       if (v.kind === 'number' && Number.isInteger(v.value) && v.value >= 1 && v.value <= 10000) seeds = Array.from({ length: v.value }, (_, i) => i + 1);
-      else if (v.kind === 'list' && v.items.length > 0 && v.items.every((x) => x.kind === 'number' && Number.isInteger(x.value) && x.value >= 0)) {
+      else if (v.kind === 'list' && v.items.length > 0 && v.items.every((x) => x.kind === 'number' && Number.isInteger(x.value) && x.value >= 0 && x.value <= 4294967295)) {
         seeds = v.items.map((x) => (x as { value: number }).value);
         if (new Set(seeds).size !== seeds.length) ds.push(error(`a seed is listed twice`, v.span));
-      } else { ds.push(error(`'seeds' must be a count of at least 1 or a list of whole numbers, found '${valueText(v)}'`, v.span)); continue; }
+      } else { ds.push(error(`'seeds' must be a count from 1 to 10000 or a list of whole numbers from 0 to 4294967295, found '${valueText(v)}'`, v.span)); continue; }
       seedSpan = e.span;
       continue;
     }
