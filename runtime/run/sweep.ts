@@ -1,17 +1,15 @@
 import path from 'node:path';
-import type { DataSet, LoadResult, Trial } from '../../compiler/frontend/index.js';
+import type { LoadResult, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
-import { summarize } from '../../compiler/lower/summary.js';
 import { UserError } from '../../grammar/user-error.js';
-import { prepareDataset, type PreparedClusters, type PreparedData, type PreparedText } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
-import { RunStore, type TrialStore } from '../store/run-store.js';
-import type { SweepListener, TrialInfo } from '../train/events.js';
-import { GpuModel, type PlanModel } from '../train/model.js';
-import { PatchModel } from '../train/patch-model.js';
-import { trainPatchTrial } from '../train/patch-trainer.js';
-import { trainTrial, type TrainOutcome } from '../train/trainer.js';
+import { RunStore } from '../store/run-store.js';
+import type { SweepListener } from '../train/events.js';
+import type { SweepData } from './sweep-data.js';
+import { recordTrialFailure, trainOneTrial, trialInfo, type TrialRunContext } from './trial-runner.js';
+
+export { prepareSweepData, SweepData } from './sweep-data.js';
 
 export interface SweepOptions {
   file: string;
@@ -30,17 +28,6 @@ export interface SweepOptions {
   parallel?: number;
 }
 
-/** Prepares (fetching and tokenising on first use) every data set the trials train or evaluate on. */
-export async function prepareSweepData(trials: Trial[], log: (msg: string) => void): Promise<SweepData> {
-  const data = new SweepData(log);
-  for (const t of trials) {
-    const c = t.config;
-    await data.any(c.data[c.train.data]!);
-    for (const ref of [...c.evaluate.perplexity, ...c.evaluate.experts]) await data.any(c.data[ref.data]!);
-  }
-  return data;
-}
-
 export interface SweepResult {
   done: number;
   failed: number;
@@ -57,44 +44,6 @@ export function sweepName(file: string, preset: string | null): string {
   return preset ? `${base}-${preset}` : base;
 }
 
-function trialInfo(t: Trial): TrialInfo {
-  const moe = t.config.model.moe;
-  const classification = t.config.data[t.config.train.data]?.source.kind === 'clusters';
-  return {
-    id: t.id, name: t.name, steps: t.config.train.steps, params: t.params_count, moeLayers: moe ? (classification ? 1 : moe.layers.length) : 0, experts: moe ? moe.experts : 0,
-    task: classification ? 'classification' : 'language-model',
-  };
-}
-
-/** Prepares each data set once per sweep (the cache makes later sweeps fast). */
-export class SweepData {
-  private readonly ready = new Map<string, Promise<PreparedData>>();
-  constructor(private readonly log: (msg: string) => void) {}
-
-  any(ds: DataSet): Promise<PreparedData> {
-    const key = JSON.stringify(ds);
-    let p = this.ready.get(key);
-    if (!p) {
-      p = prepareDataset(ds, { log: this.log });
-      this.ready.set(key, p);
-    }
-    return p;
-  }
-
-  /** A text data set; the cluster task's data is refused where a language model needs text. */
-  async get(ds: DataSet): Promise<PreparedText> {
-    const d = await this.any(ds);
-    if (d.kind !== 'text') throw new UserError(`data '${ds.name}' is the synthetic cluster task, which a language model cannot train or be evaluated on`, { hint: 'use a text source for a GPT-style model' });
-    return d;
-  }
-
-  async clusters(ds: DataSet): Promise<PreparedClusters> {
-    const d = await this.any(ds);
-    if (d.kind !== 'clusters') throw new UserError(`data '${ds.name}' is text, which the patch model of the cluster task cannot train or be evaluated on`, { hint: 'use source clusters' });
-    return d;
-  }
-}
-
 /**
  * Runs every trial of a sweep in order on one GPU: a trial that fails is marked failed with its
  * error and the sweep goes on; finished trials are skipped on --resume; Ctrl-C stops after the
@@ -108,31 +57,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })) };
   const store = o.resume && RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info, { force: o.force });
   if (o.resume) store.syncTrials(info.trials, adapter);
-  const data = o.data;
   const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
-  // The data a trial trains and evaluates on, prepared by `get` (text or the cluster task).
-  const trialData = async <D>(cfg: Trial['config'], get: (ds: DataSet) => Promise<D>) => {
-    const evals: { name: string; data: D; split: 'train' | 'valid' }[] = [];
-    for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await get(cfg.data[ref.data]!), split: ref.split });
-    const expertData = new Map<string, D>();
-    for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await get(cfg.data[ref.data]!));
-    return { data: await get(cfg.data[cfg.train.data]!), evals, expertData };
-  };
-  const runLanguageModel = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
-    const d = await trialData(t.config, (ds) => data.get(ds));
-    const model = await GpuModel.create(o.gpu, compiled, `trial ${t.id}`);
-    hold(model);
-    store.setTrialStatus(t.id, 'running');
-    return trainTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
-  };
-  const runPatch = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
-    const d = await trialData(t.config, (ds) => data.clusters(ds));
-    const model = await PatchModel.create(o.gpu, compiled, `trial ${t.id}`);
-    hold(model);
-    store.setTrialStatus(t.id, 'running');
-    return trainPatchTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
-  };
+  const ctx: TrialRunContext = { gpu: o.gpu, store, data: o.data, listener: o.listener, adapter, stop: o.stop };
   const runOne = async (t: Trial) => {
     const ts = store.trial(t.id);
     if (ts.readStatus()?.state === 'done') {
@@ -141,14 +68,8 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
       return;
     }
     const started = Date.now();
-    let model: PlanModel | undefined;
     try {
-      const cfg = t.config;
-      const compiled = o.compiled.get(t.id)!;
-      ts.writeConfig({ id: t.id, name: t.name, params: t.params, seed: t.seed, baseline: t.baseline, matches: t.matches ?? null, params_count: t.params_count, config: cfg });
-      ts.writePlan(summarize(compiled));
-      const r = compiled.patch ? await runPatch(t, compiled, ts, (m) => { model = m; }) : await runLanguageModel(t, compiled, ts, (m) => { model = m; });
-      store.setTrialStatus(t.id, r.status);
+      const r = await trainOneTrial(ctx, t, o.compiled.get(t.id)!);
       if (r.status === 'done') result.done++;
       else result.stopped++;
       o.listener({ type: 'trial-end', id: t.id, status: r.status, wallSeconds: r.wallSeconds });
@@ -157,12 +78,8 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
       if (e instanceof UserError && !(e.message.startsWith('trial'))) throw e;
       const message = e instanceof Error ? e.message : String(e);
       result.failed++;
-      const wall = (Date.now() - started) / 1000;
-      ts.writeStatus({ state: 'failed', step: 0, steps: t.config.train.steps, error: message, started: new Date(started).toISOString(), finished: new Date().toISOString(), wall_s: wall, tokens_per_s: 0, adapter });
-      store.setTrialStatus(t.id, 'failed');
+      const wall = recordTrialFailure(ts, t, started, message, adapter);
       o.listener({ type: 'trial-end', id: t.id, status: 'failed', error: message, wallSeconds: wall });
-    } finally {
-      model?.destroy();
     }
   };
   // A pool of workers over the trial list: each awaits only at its read-backs, which is when the
