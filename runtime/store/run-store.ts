@@ -21,6 +21,11 @@ export * from './types.js';
 export interface StoreOptions {
   /** Checkpoints kept per trial (the newest); default 2. */
   keep?: number;
+  /**
+   * false: trial status changes stay in this process and index.json is never written (a queue
+   * worker on a shared run directory, where the coordinator alone owns the index). Default true.
+   */
+  writeIndex?: boolean;
 }
 
 const INDEX = 'index.json';
@@ -46,7 +51,7 @@ function checkId(id: string): void {
 }
 
 export class RunStore {
-  private constructor(readonly dir: string, private idx: SweepIndex, private readonly keep: number) {}
+  private constructor(readonly dir: string, private idx: SweepIndex, private readonly keep: number, private readonly writeIndex = true) {}
 
   /** True when `dir` already holds a run (an index.json). */
   static exists(dir: string): boolean {
@@ -89,7 +94,7 @@ export class RunStore {
     }
     const idx = readJsonFile<SweepIndex>(path.join(dir, INDEX));
     if (idx.version !== 1 || !Array.isArray(idx.trials)) throw new UserError(`unsupported index version ${JSON.stringify(idx.version)}`, { where: path.join(dir, INDEX) });
-    return new RunStore(dir, idx, opts.keep ?? 2);
+    return new RunStore(dir, idx, opts.keep ?? 2, opts.writeIndex ?? true);
   }
 
   get index(): Readonly<SweepIndex> {
@@ -155,6 +160,7 @@ export class RunStore {
   }
 
   private saveIndex(): void {
+    if (!this.writeIndex) return;
     this.idx.updated = new Date().toISOString();
     writeJsonAtomic(path.join(this.dir, INDEX), this.idx);
   }
