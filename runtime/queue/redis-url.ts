@@ -1,13 +1,14 @@
 // A --queue URL (redis:// or rediss://, with an optional user and password) as ioredis connection
 // options, and the form of it that may be shown or stored: host and port only, never the password.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { UserError } from '../../grammar/user-error.js';
 
 export interface RedisTarget {
   /** For BullMQ/ioredis: maxRetriesPerRequest null so commands wait out a Redis restart instead of failing. */
   connection: {
     host: string; port: number; db: number; username?: string; password?: string;
-    tls?: { servername: string; ca?: Buffer; rejectUnauthorized?: boolean };
+    tls?: { servername?: string; ca?: Buffer };
     maxRetriesPerRequest: null; enableOfflineQueue: true; retryStrategy: (times: number) => number;
   };
   /** scheme://host:port/db, without credentials: what logs, the view and the run store name. */
@@ -42,7 +43,8 @@ export function parseRedisUrl(url: string, flag = '--queue', env: NodeJS.Process
   if (u.username) connection.username = decodeURIComponent(u.username);
   if (u.password) connection.password = decodeURIComponent(u.password);
   if (u.protocol === 'rediss:') {
-    connection.tls = { servername: host };
+    // SNI carries host names only (an IP address there is refused by RFC 6066); the certificate is checked either way.
+    connection.tls = isIP(host) ? {} : { servername: host };
     const caFile = env.MOEC_REDIS_CA;
     if (caFile) {
       try {
