@@ -6,7 +6,7 @@ import { Queue, QueueEvents, type Job } from 'bullmq';
 import type { LoadResult, Trial } from '../../compiler/frontend/index.js';
 import { writeReport } from '../report/report.js';
 import type { SweepResult } from '../run/sweep.js';
-import { sweepName } from '../run/sweep.js';
+import { lockSweep, sweepName } from '../run/sweep.js';
 import { trialInfo } from '../run/trial-runner.js';
 import { RunStore } from '../store/run-store.js';
 import type { SweepListener } from '../train/events.js';
@@ -47,6 +47,16 @@ export async function runQueueSweep(o: QueueSweepOptions): Promise<QueueSweepRes
   const preset = o.load.pipeline?.preset ?? null;
   const name = sweepName(o.file, preset);
   const dir = path.resolve(o.out, name);
+  // One follower per run directory (a local moec run on it is refused too); a killed one's lock is taken over.
+  const lock = lockSweep(dir);
+  try {
+    return await follow(o, name, dir, preset);
+  } finally {
+    lock.release();
+  }
+}
+
+async function follow(o: QueueSweepOptions, name: string, dir: string, preset: string | null): Promise<QueueSweepResult> {
   const adapter = `queue ${o.target.display}`;
   const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })) };
   const store = RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info);

@@ -11,11 +11,11 @@ import { compileOrExplain } from '../cli/commands/compile.js';
 import type { Gpu } from '../gpu/device.js';
 import { loweringFor } from '../gpu/lowering.js';
 import { prepareSweepData } from '../run/sweep-data.js';
-import { trainOneTrial, recordTrialFailure } from '../run/trial-runner.js';
-import { RunStore, type TrialStore } from '../store/run-store.js';
+import { recordTrialFailure, takeTrial, trainOneTrial } from '../run/trial-runner.js';
+import { LockHeldError, type Lock } from '../store/lock.js';
+import { RunStore } from '../store/run-store.js';
 import type { SweepEvent } from '../train/events.js';
 import type { TrialJobData, TrialJobResult } from './job.js';
-import { claimTrial } from './trial-claim.js';
 import { collectTrialFiles } from './transfer.js';
 import { sharedRunDir } from './sweep-key.js';
 
@@ -70,13 +70,16 @@ async function train(task: ChildTask): Promise<void> {
     const compiled = compileOrExplain(load, t, limitsOf(gpu), data.portable ? {} : loweringFor(gpu));
     const sharedDir = task.transfer ? null : sharedRunDir(data.sweep.dir, data.sweep.token);
     const store = sharedDir
-      ? RunStore.open(sharedDir, { writeIndex: false })
+      ? RunStore.open(sharedDir)
       : localStore(path.join(task.out, data.sweep.key), data, t.name);
     await send({ kind: 'placed', adapter, shared: Boolean(sharedDir) });
     const ts = store.trial(t.id);
-    const claim = claimTrial(ts, `train trial ${t.id} (moec worker)`);
-    if (!claim.ok) {
-      await send({ kind: 'busy', message: claim.message });
+    let lock: Lock;
+    try {
+      lock = takeTrial(store, t.id);
+    } catch (e) {
+      if (!(e instanceof LockHeldError)) throw e;
+      await send({ kind: 'busy', message: e.format() });
       return;
     }
     try {
@@ -98,7 +101,7 @@ async function train(task: ChildTask): Promise<void> {
         throw e;
       }
     } finally {
-      claim.release();
+      lock.release();
     }
   } finally {
     gpu?.destroy();

@@ -4,12 +4,14 @@ import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import { UserError } from '../../grammar/user-error.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
+import { acquireLock, LockHeldError, sweepLockPath, type Lock } from '../store/lock.js';
 import { RunStore } from '../store/run-store.js';
 import type { SweepListener } from '../train/events.js';
 import type { SweepData } from './sweep-data.js';
-import { recordTrialFailure, trainOneTrial, trialInfo, type TrialRunContext } from './trial-runner.js';
+import { recordTrialFailure, takeTrial, trainOneTrial, trialInfo, type TrialRunContext } from './trial-runner.js';
 
 export { prepareSweepData, SweepData } from './sweep-data.js';
+export { takeTrial } from './trial-runner.js';
 
 export interface SweepOptions {
   file: string;
@@ -26,6 +28,8 @@ export interface SweepOptions {
   data: SweepData;
   /** Trials trained at once (their steps interleave on the one GPU queue); default 1. */
   parallel?: number;
+  /** The sweep directory's lock, when the caller took it early (lockSweep); else runSweep takes it. */
+  lock?: Lock;
 }
 
 export interface SweepResult {
@@ -44,6 +48,18 @@ export function sweepName(file: string, preset: string | null): string {
   return preset ? `${base}-${preset}` : base;
 }
 
+/** Where a sweep's records go: OUT/<sweepName>. */
+export function sweepDir(out: string, file: string, preset: string | null): string {
+  return path.join(out, sweepName(file, preset));
+}
+
+/** Hold the whole sweep directory (moec run): a second run on it is refused, naming this one. */
+export function lockSweep(dir: string): Lock {
+  return acquireLock(sweepLockPath(dir), 'moec run (the whole sweep)', {
+    hint: 'another moec run is writing this sweep: wait for it, stop it (Ctrl-C or kill PID), or pass another --out',
+  });
+}
+
 /**
  * Runs every trial of a sweep in order on one GPU: a trial that fails is marked failed with its
  * error and the sweep goes on; finished trials are skipped on --resume; Ctrl-C stops after the
@@ -53,6 +69,16 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const preset = o.load.pipeline?.preset ?? null;
   const name = sweepName(o.file, preset);
   const dir = path.join(o.out, name);
+  const sweepLock = o.lock ?? lockSweep(dir);
+  try {
+    return await runLocked(o, name, dir);
+  } finally {
+    sweepLock.release();
+  }
+}
+
+async function runLocked(o: SweepOptions, name: string, dir: string): Promise<SweepResult> {
+  const preset = o.load.pipeline?.preset ?? null;
   const adapter = o.gpu.describe();
   const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })) };
   const store = o.resume && RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info, { force: o.force });
@@ -61,6 +87,22 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
   const ctx: TrialRunContext = { gpu: o.gpu, store, data: o.data, listener: o.listener, adapter, stop: o.stop };
   const runOne = async (t: Trial) => {
+    let lock: Lock;
+    try {
+      lock = takeTrial(store, t.id);
+    } catch (e) {
+      if (!(e instanceof LockHeldError)) throw e;
+      result.skipped++;
+      o.listener({ type: 'trial-end', id: t.id, status: 'skipped', error: e.format(), wallSeconds: 0 });
+      return;
+    }
+    try {
+      await trainOne(t);
+    } finally {
+      lock.release();
+    }
+  };
+  const trainOne = async (t: Trial) => {
     const ts = store.trial(t.id);
     if (ts.readStatus()?.state === 'done') {
       result.skipped++;

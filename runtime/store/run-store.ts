@@ -13,6 +13,7 @@ import { UserError } from '../../grammar/user-error.js';
 import type { TrialStatus } from '../train/events.js';
 import { writeJsonAtomic } from './atomic.js';
 import { JsonlLog } from './jsonl.js';
+import { withLock } from './lock.js';
 import { readSafetensors, writeSafetensors, type LoadedTensor, type TensorData } from './safetensors.js';
 import type { CheckpointRef, CheckpointState, ExpertRecord, Metric, ResumeRecord, StatusRecord, SweepIndex, SweepInfo, TrialRecord } from './types.js';
 
@@ -21,14 +22,12 @@ export * from './types.js';
 export interface StoreOptions {
   /** Checkpoints kept per trial (the newest); default 2. */
   keep?: number;
-  /**
-   * false: trial status changes stay in this process and index.json is never written (a queue
-   * worker on a shared run directory, where the coordinator alone owns the index). Default true.
-   */
-  writeIndex?: boolean;
 }
 
 const INDEX = 'index.json';
+const INDEX_LOCK = '.index.lock';
+/** Names in a sweep directory that do not make it a run: temp files of atomic writes, and lock files. */
+const HOUSEKEEPING = /^\.(.*\.tmp-\d+|(index\.)?lock(\..*)?)$/;
 const CKPT = /^step-(\d+)\.safetensors$/;
 
 export function readJsonFile<T>(file: string): T {
@@ -51,7 +50,7 @@ function checkId(id: string): void {
 }
 
 export class RunStore {
-  private constructor(readonly dir: string, private idx: SweepIndex, private readonly keep: number, private readonly writeIndex = true) {}
+  private constructor(readonly dir: string, private idx: SweepIndex, private readonly keep: number) {}
 
   /** True when `dir` already holds a run (an index.json). */
   static exists(dir: string): boolean {
@@ -66,13 +65,13 @@ export class RunStore {
     if (existsSync(dir)) {
       if (!statSync(dir).isDirectory()) throw new UserError('exists and is not a directory', { where: dir, hint: 'choose another output directory with --out' });
       // Temp files of a create killed before its first index write do not make a directory a run.
-      const entries = readdirSync(dir).filter((n) => !/^\..*\.tmp-\d+$/.test(n));
+      const entries = readdirSync(dir).filter((n) => !HOUSEKEEPING.test(n));
       if (entries.length) {
         if (!RunStore.exists(dir)) {
           throw new UserError('the directory is not empty and holds no moec run; refusing to write into it', { where: dir, hint: 'choose another output directory with --out' });
         }
         if (!opts.force) throw new UserError('a run already exists here', { where: dir, hint: 'pass --resume to continue it, or --force to delete it and start again' });
-        rmSync(dir, { recursive: true, force: true });
+        for (const n of entries) rmSync(path.join(dir, n), { recursive: true, force: true }); // the locks stay
       }
     }
     mkdirSync(dir, { recursive: true });
@@ -94,7 +93,7 @@ export class RunStore {
     }
     const idx = readJsonFile<SweepIndex>(path.join(dir, INDEX));
     if (idx.version !== 1 || !Array.isArray(idx.trials)) throw new UserError(`unsupported index version ${JSON.stringify(idx.version)}`, { where: path.join(dir, INDEX) });
-    return new RunStore(dir, idx, opts.keep ?? 2, opts.writeIndex ?? true);
+    return new RunStore(dir, idx, opts.keep ?? 2);
   }
 
   get index(): Readonly<SweepIndex> {
@@ -108,6 +107,10 @@ export class RunStore {
    * moved to its current id, so its steps are resumed instead of run again beside it.
    */
   syncTrials(trials: { id: string; name: string }[], adapter?: string): void {
+    this.updateIndex(() => this.syncTrialsLocked(trials, adapter));
+  }
+
+  private syncTrialsLocked(trials: { id: string; name: string }[], adapter?: string): void {
     const current = new Set(trials.map((t) => t.id));
     // Stored trials this sweep does not name, by the id their config.json hashes to now (read once).
     const byStoredId = new Map<string, SweepIndex['trials'][number]>();
@@ -129,7 +132,6 @@ export class RunStore {
       }
     }
     if (adapter) this.idx.adapter = adapter;
-    this.saveIndex();
   }
 
   /** The current id of a stored trial's configuration (undefined without a readable config.json). */
@@ -143,11 +145,12 @@ export class RunStore {
   }
 
   setTrialStatus(id: string, status: TrialStatus): void {
-    const t = this.idx.trials.find((x) => x.id === id);
-    if (!t) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
-    if (t.status === status) return;
-    t.status = status;
-    this.saveIndex();
+    if (!this.idx.trials.some((x) => x.id === id)) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
+    this.updateIndex(() => {
+      const t = this.idx.trials.find((x) => x.id === id);
+      if (!t) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
+      t.status = status;
+    });
   }
 
   trial(id: string): TrialStore {
@@ -159,8 +162,20 @@ export class RunStore {
     return this.idx.trials.map((t) => this.trial(t.id));
   }
 
+  /**
+   * Read-modify-write of index.json under a short-held lock, on the file's current content: several
+   * processes (queue workers, array tasks) may update different trials of one sweep at once.
+   */
+  private updateIndex(mutate: () => void): void {
+    withLock(path.join(this.dir, INDEX_LOCK), 'update index.json', () => {
+      const file = path.join(this.dir, INDEX);
+      if (existsSync(file)) this.idx = readJsonFile<SweepIndex>(file);
+      mutate();
+      this.saveIndex();
+    });
+  }
+
   private saveIndex(): void {
-    if (!this.writeIndex) return;
     this.idx.updated = new Date().toISOString();
     writeJsonAtomic(path.join(this.dir, INDEX), this.idx);
   }

@@ -3,7 +3,7 @@ import { loadPipeline, type Trial } from '../../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../../compiler/lower/compile.js';
 import { renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { UserError } from '../../../grammar/user-error.js';
-import { prepareSweepData, runSweep } from '../../run/sweep.js';
+import { lockSweep, prepareSweepData, runSweep, sweepDir } from '../../run/sweep.js';
 import { createSweepView, wantsLiveView } from '../../ui/sweep-view.js';
 import { adapterOption, limitsOf, openGpu } from '../adapter-flag.js';
 import type { Command } from '../command.js';
@@ -81,7 +81,15 @@ step with a checkpoint; --resume continues from there and skips finished trials.
     if (values.queue !== undefined) return runQueued(file, load, trials, values.queue, values);
     const parallel = Number(values.parallel);
     if (!Number.isInteger(parallel) || parallel < 1) throw new UserError(`--parallel '${values.parallel}' is not a positive whole number`, { where: '--parallel' });
-    const gpu = await openGpu(values);
+    // Refuse a second writer before compiling anything; held until the run ends.
+    const lock = lockSweep(sweepDir(values.out!, file, load.pipeline?.preset ?? null));
+    let gpu: Awaited<ReturnType<typeof openGpu>>;
+    try {
+      gpu = await openGpu(values);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
     const stop = { requested: false };
     let view: ReturnType<typeof createSweepView> | undefined;
     const onSigint = () => {
@@ -100,7 +108,7 @@ step with a checkpoint; --resume continues from there and skips finished trials.
       for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits, lowering));
       const data = await prepareSweepData(trials, (msg) => process.stderr.write(`${msg}\n`));
       view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr });
-      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel });
+      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel, lock });
       await view.done();
       view = undefined;
       console.log(`${r.done} done, ${r.failed} failed, ${r.stopped} stopped, ${r.skipped} skipped; report: ${r.reportPath ?? 'not written'}`);
@@ -109,6 +117,7 @@ step with a checkpoint; --resume continues from there and skips finished trials.
     } finally {
       await view?.done();
       process.off('SIGINT', onSigint);
+      lock.release();
       gpu.destroy();
     }
   },
