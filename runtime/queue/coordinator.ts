@@ -90,6 +90,7 @@ async function follow(o: QueueSweepOptions, name: string, dir: string, preset: s
       }
     }
     store.setTrialStatus(t.id, r.status === 'done' ? 'done' : r.status);
+    showStored(t.id);
     final.set(t.id, 'done');
     result.done++;
     o.listener({ type: 'trial-end', id: t.id, status: 'done', wallSeconds: r.wallSeconds });
@@ -107,6 +108,14 @@ async function follow(o: QueueSweepOptions, name: string, dir: string, preset: s
     result.failed++;
     o.listener({ type: 'trial-end', id: t.id, status: 'failed', error: attempts > 1 ? `${reason} (after ${attempts} attempts)` : reason, wallSeconds: prior?.wall_s ?? 0 });
     checkFinished();
+  };
+  // A trial that finished while no coordinator followed it: its last step and evaluation, from the store.
+  const showStored = (id: string) => {
+    const metrics = store.trial(id).readMetrics();
+    const train = metrics.filter((m) => m.kind === 'train').at(-1);
+    const ev = metrics.filter((m) => m.kind === 'eval').at(-1);
+    if (train && train.kind === 'train') o.listener({ type: 'step', id, step: train.step, loss: train.loss, lr: train.lr, tokensPerSec: train.tokens_per_s, elapsed: train.time_s });
+    if (ev && ev.kind === 'eval') o.listener({ type: 'eval', id, step: ev.step, validLoss: ev.valid_loss, validPpl: ev.valid_ppl, ...(typeof ev.valid_acc === 'number' ? { validAcc: ev.valid_acc } : {}) });
   };
   /** Reads a job back and acts on its state: the one path for events, the poll and re-attaching. */
   const settle = async (t: Trial, job: Job<TrialJobData, TrialJobResult> | undefined) => {

@@ -74,7 +74,17 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     connection: o.target.connection, prefix: QUEUE_PREFIX, concurrency: o.concurrency,
     lockDuration: o.lockMs, stalledInterval: o.lockMs, maxStalledCount: 3,
   });
-  worker.on('error', (e) => o.log(`queue: ${e.message}`));
+  // While Redis is away every connection retries: say each different problem once, not every retry.
+  let lastError = '';
+  worker.on('error', (e) => {
+    const text = e.message.replace(/job \S+/, 'job');
+    if (text !== lastError) o.log(`queue: ${e.message}${/ECONN|ETIMEDOUT|EPIPE/.test(text) ? ' (reconnecting until Redis is back)' : ''}`);
+    lastError = text;
+  });
+  worker.on('ready', () => {
+    if (lastError) o.log(`queue: connected to ${o.target.display} again`);
+    lastError = '';
+  });
   await worker.waitUntilReady();
   o.log(`moec worker ${MOEC_VERSION} on ${host}: taking trials from ${o.target.display} (${o.concurrency} at a time)`);
   await new Promise<void>((resolve) => {

@@ -29,8 +29,9 @@ export class Procs {
     return p;
   }
 
-  /** SIGKILL every process still running that this test started, by pid. */
-  async stopAll(): Promise<void> {
+  /** SIGKILL every process still running that this test started, by pid; `failed`: print what each said. */
+  async stopAll(failed = false): Promise<void> {
+    if (failed) for (const p of this.all) process.stderr.write(`--- ${p.child.spawnargs.slice(1, 4).join(' ')} (pid ${p.child.pid}):\n${p.output()}\n`);
     for (const p of this.all) if (p.child.exitCode === null && p.child.signalCode === null && p.child.pid) {
       try { process.kill(p.child.pid, 'SIGKILL'); } catch { /* gone meanwhile */ }
     }

@@ -12,9 +12,10 @@ import { corpus, freePort, moec, Procs, runLocally, startRedis, sweepMoe, trainL
 // a second sweep whose data is missing on the workers (fails at once, not retried), and a job of
 // another moec version (refused, left in the queue).
 
-test('a worker killed mid-trial: the trial resumes on the other worker, done once, losses as one process', { timeout: 300_000 }, async () => {
+test('a worker killed mid-trial: the trial resumes on the other worker, done once, losses as one process', { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-queue-'));
   const procs = new Procs();
+  let ok = false;
   try {
     corpus(path.join(dir, 'data'));
     const file = path.join(dir, 'sweep.moe');
@@ -84,8 +85,9 @@ test('a worker killed mid-trial: the trial resumes on the other worker, done onc
     assert.ok(['delayed', 'waiting', 'active'].includes(await other.getState()), await other.getState());
     assert.equal(other.attemptsMade, 0);
     await queue.close();
+    ok = true;
   } finally {
-    await procs.stopAll();
+    await procs.stopAll(!ok);
     rmSync(dir, { recursive: true, force: true });
   }
 });
