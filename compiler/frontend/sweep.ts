@@ -207,6 +207,11 @@ export function trialId(config: TrialConfig): string {
   return createHash('sha256').update(canonicalJson(withoutDefaults(config, pipelineSchema))).digest('hex').slice(0, 10);
 }
 
+/** A trial configuration without the settings left at their schema default: what ids hash and resumes compare. */
+export function configWithoutDefaults(config: unknown): unknown {
+  return withoutDefaults(config, pipelineSchema);
+}
+
 function withoutDefaults(x: unknown, s: JsonSchema | undefined): unknown {
   if (!s || !x || typeof x !== 'object' || Array.isArray(x)) return x;
   const out: Record<string, unknown> = {};

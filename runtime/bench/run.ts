@@ -5,6 +5,7 @@ import { defaultTiling, subgroupTiling, type MatmulShape, type MatmulTiling } fr
 import { Gpu } from '../gpu/device.js';
 import { measureMatmul } from './matmul.js';
 import { benchExpand } from './expand.js';
+import { benchQueue } from './queue.js';
 import { isSkipped, torchBench } from './torch.js';
 import { benchModels, benchTraining } from './train.js';
 import { moeBench } from './moe.js';
@@ -80,6 +81,16 @@ async function main(): Promise<void> {
       console.log(`- copy: ${rates.copyGBs.toFixed(2)} GB/s read + written (${rates.copyHow}, 64 MiB)`);
       if (want('train')) await trainSection(gpu, !!values.full, rates);
       if (want('moe')) await moeBench(gpu, rates);
+    }
+    if (want('queue')) {
+      console.log('\n## the trial queue (BullMQ on a local redis-server; 4 trials of 32 steps, moec CLI processes)\n');
+      const q = await benchQueue((line) => console.error(`queue bench: ${line}`));
+      if ('skipped' in q) console.log(`skipped: ${q.skipped}`);
+      else {
+        console.log(`- enqueue -> a worker takes the trial: ${q.enqueueToActiveMs.toFixed(0)} ms; taken -> first step on the queue (fork, adapter, compile, data): ${q.activeToFirstStepMs.toFixed(0)} ms (mean of ${q.trials} trials, 1 worker)`);
+        console.log(`- one progress event: ${q.progressWriteMs.toFixed(2)} ms to write (job.updateProgress), ${q.progressDeliveryMs.toFixed(2)} ms until QueueEvents hears it (mean of 200)`);
+        console.log(`- sweep wall time: ${q.wall.map((w) => `${w.workers} worker${w.workers > 1 ? 's' : ''} ${w.seconds.toFixed(1)} s`).join(', ')}; the same sweep in one local moec run: ${q.localSeconds.toFixed(1)} s`);
+      }
     }
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);

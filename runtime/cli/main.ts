@@ -12,9 +12,10 @@ import { dataCommand } from './commands/data.js';
 import { reportCommand } from './commands/report.js';
 import { lsCommand } from './commands/ls.js';
 import { showCommand } from './commands/show.js';
+import { workerCommand } from './commands/worker.js';
 
 // The registry of sub-commands; each lives in commands/<name>.ts.
-const commands: Command[] = [doctorCommand, checkCommand, expandCommand, compileCommand, runCommand, fmtCommand, docsCommand, dataCommand, reportCommand, lsCommand, showCommand];
+const commands: Command[] = [doctorCommand, checkCommand, expandCommand, compileCommand, runCommand, fmtCommand, docsCommand, dataCommand, reportCommand, lsCommand, showCommand, workerCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,21 +1,20 @@
 import path from 'node:path';
-import type { DataSet, LoadResult, Trial } from '../../compiler/frontend/index.js';
+import type { LoadResult, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
-import { summarize } from '../../compiler/lower/summary.js';
-import { configDiff } from '../store/config-diff.js';
+import { trialConfigDiff } from '../store/config-diff.js';
 import { lrAt } from '../train/schedule.js';
 import { UserError } from '../../grammar/user-error.js';
-import { prepareDataset, type PreparedClusters, type PreparedData, type PreparedText } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
 import { readdirSync, rmSync, statSync } from 'node:fs';
-import { acquireLock, LockHeldError, pidAlive, sweepLockPath, trialLockPath, type Lock } from '../store/lock.js';
-import { RunStore, type TrialStore } from '../store/run-store.js';
-import type { SweepListener, TrialInfo } from '../train/events.js';
-import { GpuModel, type PlanModel } from '../train/model.js';
-import { PatchModel } from '../train/patch-model.js';
-import { trainPatchTrial } from '../train/patch-trainer.js';
-import { trainTrial, type TrainOutcome } from '../train/trainer.js';
+import { acquireLock, LockHeldError, pidAlive, sweepLockPath, type Lock } from '../store/lock.js';
+import { RunStore } from '../store/run-store.js';
+import type { SweepListener } from '../train/events.js';
+import type { SweepData } from './sweep-data.js';
+import { recordTrialFailure, takeTrial, trainOneTrial, trialInfo, type TrialRunContext } from './trial-runner.js';
+
+export { prepareSweepData, SweepData } from './sweep-data.js';
+export { takeTrial } from './trial-runner.js';
 
 export interface SweepOptions {
   file: string;
@@ -36,17 +35,6 @@ export interface SweepOptions {
   lock?: Lock;
   /** Where notes for the user go (e.g. what --force removes). */
   log?: (msg: string) => void;
-}
-
-/** Prepares (fetching and tokenising on first use) every data set the trials train or evaluate on. */
-export async function prepareSweepData(trials: Trial[], log: (msg: string) => void): Promise<SweepData> {
-  const data = new SweepData(log);
-  for (const t of trials) {
-    const c = t.config;
-    await data.any(c.data[c.train.data]!);
-    for (const ref of [...c.evaluate.perplexity, ...c.evaluate.experts]) await data.any(c.data[ref.data]!);
-  }
-  return data;
 }
 
 export interface SweepResult {
@@ -74,17 +62,6 @@ export function sweepDir(out: string, file: string, preset: string | null): stri
 export function lockSweep(dir: string): Lock {
   return acquireLock(sweepLockPath(dir), 'moec run (the whole sweep)', {
     hint: 'another moec run is writing this sweep: wait for it, stop it (Ctrl-C or kill PID), or pass another --out',
-  });
-}
-
-/**
- * Take one trial for training: its lock, held until released. Every trainer takes its trials here
- * (the local run, queue workers, Slurm array tasks), so two processes never train one trial at once.
- * Throws LockHeldError while another live process holds it.
- */
-export function takeTrial(store: RunStore, id: string): Lock {
-  return acquireLock(trialLockPath(path.join(store.dir, id)), `train trial ${id}`, {
-    hint: 'another process is training this trial; it is left to it',
   });
 }
 
@@ -173,7 +150,7 @@ function checkResumable(store: RunStore, o: SweepOptions, dir: string): void {
     const ts = store.trial(t.id);
     const stored = ts.readConfig();
     if (!stored || stored.id !== t.id) continue; // none yet, or from an older moec (writeConfig handles those)
-    const diffs = configDiff(stored.config, t.config);
+    const diffs = trialConfigDiff(stored.config, t.config);
     if (!diffs.length) continue;
     const was = stored.config.train;
     const now = t.config.train;
@@ -195,44 +172,6 @@ function checkResumable(store: RunStore, o: SweepOptions, dir: string): void {
     where: dir,
     hint: `${keep}; or train ${refused.length === 1 ? 'it' : 'them'} again from scratch with the new settings: ${cmd(`--only ${ids.length === 1 ? ids[0] : "'PATTERN'"} --force${o.trials[0] && olderSteps !== undefined ? ` --steps ${o.trials[0].config.train.steps}` : ''}`)}`,
   });
-}
-
-function trialInfo(t: Trial): TrialInfo {
-  const moe = t.config.model.moe;
-  const classification = t.config.data[t.config.train.data]?.source.kind === 'clusters';
-  return {
-    id: t.id, name: t.name, steps: t.config.train.steps, params: t.params_count, moeLayers: moe ? (classification ? 1 : moe.layers.length) : 0, experts: moe ? moe.experts : 0,
-    task: classification ? 'classification' : 'language-model',
-  };
-}
-
-/** Prepares each data set once per sweep (the cache makes later sweeps fast). */
-export class SweepData {
-  private readonly ready = new Map<string, Promise<PreparedData>>();
-  constructor(private readonly log: (msg: string) => void) {}
-
-  any(ds: DataSet): Promise<PreparedData> {
-    const key = JSON.stringify(ds);
-    let p = this.ready.get(key);
-    if (!p) {
-      p = prepareDataset(ds, { log: this.log });
-      this.ready.set(key, p);
-    }
-    return p;
-  }
-
-  /** A text data set; the cluster task's data is refused where a language model needs text. */
-  async get(ds: DataSet): Promise<PreparedText> {
-    const d = await this.any(ds);
-    if (d.kind !== 'text') throw new UserError(`data '${ds.name}' is the synthetic cluster task, which a language model cannot train or be evaluated on`, { hint: 'use a text source for a GPT-style model' });
-    return d;
-  }
-
-  async clusters(ds: DataSet): Promise<PreparedClusters> {
-    const d = await this.any(ds);
-    if (d.kind !== 'clusters') throw new UserError(`data '${ds.name}' is text, which the patch model of the cluster task cannot train or be evaluated on`, { hint: 'use source clusters' });
-    return d;
-  }
 }
 
 /**
@@ -265,31 +204,9 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   tidySweep(store);
   if (o.force) forceTrials(store, o.trials, o.log ?? (() => {}));
   if (o.resume) checkResumable(store, o, dir);
-  const data = o.data;
   const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
-  // The data a trial trains and evaluates on, prepared by `get` (text or the cluster task).
-  const trialData = async <D>(cfg: Trial['config'], get: (ds: DataSet) => Promise<D>) => {
-    const evals: { name: string; data: D; split: 'train' | 'valid' }[] = [];
-    for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await get(cfg.data[ref.data]!), split: ref.split });
-    const expertData = new Map<string, D>();
-    for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await get(cfg.data[ref.data]!));
-    return { data: await get(cfg.data[cfg.train.data]!), evals, expertData };
-  };
-  const runLanguageModel = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
-    const d = await trialData(t.config, (ds) => data.get(ds));
-    const model = await GpuModel.create(o.gpu, compiled, `trial ${t.id}`);
-    hold(model);
-    store.setTrialStatus(t.id, 'running');
-    return trainTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
-  };
-  const runPatch = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
-    const d = await trialData(t.config, (ds) => data.clusters(ds));
-    const model = await PatchModel.create(o.gpu, compiled, `trial ${t.id}`);
-    hold(model);
-    store.setTrialStatus(t.id, 'running');
-    return trainPatchTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
-  };
+  const ctx: TrialRunContext = { gpu: o.gpu, store, data: o.data, listener: o.listener, adapter, stop: o.stop };
   const runOne = async (t: Trial) => {
     let lock: Lock;
     try {
@@ -315,14 +232,8 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
       return;
     }
     const started = Date.now();
-    let model: PlanModel | undefined;
     try {
-      const cfg = t.config;
-      const compiled = o.compiled.get(t.id)!;
-      ts.writeConfig({ id: t.id, name: t.name, params: t.params, seed: t.seed, baseline: t.baseline, matches: t.matches ?? null, params_count: t.params_count, config: cfg });
-      ts.writePlan(summarize(compiled));
-      const r = compiled.patch ? await runPatch(t, compiled, ts, (m) => { model = m; }) : await runLanguageModel(t, compiled, ts, (m) => { model = m; });
-      store.setTrialStatus(t.id, r.status);
+      const r = await trainOneTrial(ctx, t, o.compiled.get(t.id)!);
       if (r.status === 'done') result.done++;
       else result.stopped++;
       o.listener({ type: 'trial-end', id: t.id, status: r.status, wallSeconds: r.wallSeconds });
@@ -331,12 +242,8 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
       if (e instanceof UserError && !(e.message.startsWith('trial'))) throw e;
       const message = e instanceof Error ? e.message : String(e);
       result.failed++;
-      const wall = (Date.now() - started) / 1000;
-      ts.writeStatus({ state: 'failed', step: 0, steps: t.config.train.steps, error: message, started: new Date(started).toISOString(), finished: new Date().toISOString(), wall_s: wall, tokens_per_s: 0, adapter });
-      store.setTrialStatus(t.id, 'failed');
+      const wall = recordTrialFailure(ts, t, started, message, adapter);
       o.listener({ type: 'trial-end', id: t.id, status: 'failed', error: message, wallSeconds: wall });
-    } finally {
-      model?.destroy();
     }
   };
   // A pool of workers over the trial list: each awaits only at its read-backs, which is when the

@@ -13,7 +13,7 @@ import { UserError } from '../../grammar/user-error.js';
 import type { TrialStatus } from '../train/events.js';
 import type { Comparison } from '../../compiler/frontend/types.js';
 import { writeJsonAtomic } from './atomic.js';
-import { configDiff } from './config-diff.js';
+import { trialConfigDiff } from './config-diff.js';
 import { JsonlLog } from './jsonl.js';
 import { withLock } from './lock.js';
 import { CheckpointDamaged, checkpointSums, readVerifiedCheckpoint } from './checkpoint-sum.js';
@@ -247,7 +247,7 @@ export class TrialStore {
         writeJsonAtomic(file, rec);
         return;
       }
-      throw new UserError(`trial ${this.id} was run with a different configuration: ${configDiff(stored.config, rec.config).join(', ')}`, { where: file, hint: `resume with the settings it was run with, or run it again from scratch: --only ${this.id} --force` });
+      throw new UserError(`trial ${this.id} was run with a different configuration: ${trialConfigDiff(stored.config, rec.config).join(', ')}`, { where: file, hint: `resume with the settings it was run with, or run it again from scratch: --only ${this.id} --force` });
     }
     writeJsonAtomic(file, rec);
   }

@@ -10,6 +10,9 @@ import { adapterOption, limitsOf, openGpu } from '../adapter-flag.js';
 import type { Command } from '../command.js';
 import { compileOrExplain } from './compile.js';
 import { loweringFor } from '../../gpu/lowering.js';
+import { runQueueSweep } from '../../queue/coordinator.js';
+import { parseRedisUrl } from '../../queue/redis-url.js';
+import path from 'node:path';
 
 /** Shell-style glob (* and ?) against a trial's id or name. */
 function matches(pattern: string, t: Trial): boolean {
@@ -21,6 +24,7 @@ export const runCommand: Command = {
   name: 'run',
   summary: 'train every trial of a sweep on the GPU, live, and write the report',
   usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--parallel N] [--resume] [--force] [--portable] [--adapter NAME]
+       moec run FILE --queue redis://[:PASSWORD@]HOST:PORT [--attempts N] [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--portable]
 
 Compiles every trial (all of them, before any training starts), prepares the data, trains the
 trials one after another on the GPU and writes runs/<sweep>/ (configs, metrics, checkpoints) and
@@ -37,18 +41,29 @@ the current step with a checkpoint; --resume continues from there and skips fini
                    trials (says which); trials --only leaves out keep theirs
   --portable       compile plans that use nothing adapter-specific (on lavapipe: the 8×8 matmul
                    instead of the faster subgroup one); the losses then match runs made that way
-  --adapter NAME   the GPU to use (see moec doctor)`,
+  --adapter NAME   the GPU to use (see moec doctor)
+  --queue URL      do not train here: put the trials not yet done on a Redis queue (BullMQ) for
+                   'moec worker' processes on any number of machines, and follow them live; Ctrl-C
+                   detaches (the sweep goes on), the same command again re-attaches (docs/DISTRIBUTED.md)
+  --attempts N     with --queue: tries per trial when its process crashes (default 3; a bad
+                   configuration or data fails at once)`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true,
       options: {
         preset: { type: 'string' }, only: { type: 'string' }, steps: { type: 'string' }, parallel: { type: 'string', default: '1' }, out: { type: 'string', default: 'runs' },
-        resume: { type: 'boolean' }, force: { type: 'boolean' }, portable: { type: 'boolean' }, ...adapterOption,
+        resume: { type: 'boolean' }, force: { type: 'boolean' }, portable: { type: 'boolean' }, queue: { type: 'string' }, attempts: { type: 'string' }, ...adapterOption,
       },
     });
     if (positionals.length !== 1) { console.error(this.usage); return 1; }
     if (values.resume && values.force) throw new UserError('--resume and --force contradict each other', { where: '--force', hint: '--resume continues the run directory, --force replaces it' });
-    const file = positionals[0]!;
+    if (values.queue !== undefined) {
+      for (const flag of ['force', 'parallel', 'adapter'] as const) {
+        if (flag === 'parallel' ? values.parallel !== '1' : values[flag] !== undefined) throw new UserError(`--${flag} does not apply with --queue`, { where: `--${flag}`, hint: flag === 'force' ? 'a queued sweep always resumes; delete the run directory to start again' : "the workers choose: 'moec worker --adapter NAME --concurrency N'" });
+      }
+    } else if (values.attempts !== undefined) throw new UserError('--attempts applies only with --queue', { where: '--attempts' });
+    // A queued sweep names its file absolutely: workers compile it from the job, on other machines.
+    const file = values.queue !== undefined ? path.resolve(positionals[0]!) : positionals[0]!;
     const load = loadPipeline(file, values.preset ? { preset: values.preset } : {});
     for (const d of load.diagnostics) console.error(renderDiagnostic(d, (f) => load.sources.get(f), Boolean(process.stderr.isTTY)));
     if (!load.ok) return 1;
@@ -65,6 +80,7 @@ the current step with a checkpoint; --resume continues from there and skips fini
         t.config.train.warmup = Math.min(t.config.train.warmup, Math.max(0, n - 1));
       }
     }
+    if (values.queue !== undefined) return runQueued(file, load, trials, values.queue, values);
     const parallel = Number(values.parallel);
     if (!Number.isInteger(parallel) || parallel < 1) throw new UserError(`--parallel '${values.parallel}' is not a positive whole number`, { where: '--parallel' });
     const out = values.out!;
@@ -113,3 +129,37 @@ the current step with a checkpoint; --resume continues from there and skips fini
     }
   },
 };
+
+/** `moec run --queue`: compile every trial here (errors with their place in the file), then enqueue and follow. */
+async function runQueued(file: string, load: ReturnType<typeof loadPipeline>, trials: Trial[], url: string, values: { out?: string; portable?: boolean; steps?: string; attempts?: string }): Promise<number> {
+  const target = parseRedisUrl(url);
+  const attempts = values.attempts === undefined ? 3 : Number(values.attempts);
+  if (!Number.isInteger(attempts) || attempts < 1) throw new UserError(`--attempts '${values.attempts}' is not a positive whole number`, { where: '--attempts' });
+  // No device here: the plan is checked for what the compiler alone can tell; each worker checks its own limits.
+  for (const t of trials) compileOrExplain(load, t, { maxBufferSize: Number.MAX_SAFE_INTEGER, maxStorageBufferBindingSize: Number.MAX_SAFE_INTEGER }, {});
+  const detach = { requested: false };
+  const view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr });
+  const onSigint = () => {
+    if (detach.requested) process.exit(130);
+    detach.requested = true;
+    view.message('detaching: the sweep goes on on the workers; the same command again re-attaches');
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const r = await runQueueSweep({
+      file, load, trials, out: values.out ?? 'runs', target, listener: view.listener, message: (m) => view.message(m), detach,
+      portable: Boolean(values.portable), steps: values.steps === undefined ? null : Number(values.steps), attempts, backoffMs: 5000,
+    });
+    await view.done();
+    if (r.detached) {
+      console.log(`detached from ${r.dir}: ${r.done} done, ${r.failed} failed so far; the workers go on`);
+      return 0;
+    }
+    console.log(`${r.done} done, ${r.failed} failed, ${r.skipped} skipped; report: ${r.reportPath ?? 'not written'}`);
+    if (r.reportError) console.error(`error: the report could not be written: ${r.reportError}`);
+    return r.failed > 0 || r.reportError ? 1 : 0;
+  } finally {
+    await view.done();
+    process.off('SIGINT', onSigint);
+  }
+}

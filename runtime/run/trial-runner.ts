@@ -1,0 +1,96 @@
+// The one way a trial of a loaded pipeline is trained into a run store: local sweeps, queue workers
+// and Slurm tasks all come through here, so a trial trains the same way wherever it runs.
+import type { DataSet, Trial } from '../../compiler/frontend/index.js';
+import type { CompiledTrial } from '../../compiler/lower/compile.js';
+import { summarize } from '../../compiler/lower/summary.js';
+import type { Gpu } from '../gpu/device.js';
+import path from 'node:path';
+import { acquireLock, trialLockPath, type Lock } from '../store/lock.js';
+import type { RunStore, TrialStore } from '../store/run-store.js';
+import type { SweepListener, TrialInfo } from '../train/events.js';
+import { GpuModel, type PlanModel } from '../train/model.js';
+import { PatchModel } from '../train/patch-model.js';
+import { trainPatchTrial } from '../train/patch-trainer.js';
+import { trainTrial, type TrainOutcome } from '../train/trainer.js';
+import type { SweepData } from './sweep-data.js';
+
+export interface TrialRunContext {
+  gpu: Gpu;
+  store: RunStore;
+  data: SweepData;
+  listener: SweepListener;
+  /** The adapter's description, recorded with the trial's status and checkpoints. */
+  adapter: string;
+  stop: { requested: boolean };
+}
+
+/**
+ * Take one trial for training: its lock, held until released. Every trainer takes its trials here
+ * (the local run, queue workers, Slurm array tasks), so two processes never train one trial at once.
+ * Throws LockHeldError while another live process holds it.
+ */
+export function takeTrial(store: RunStore, id: string): Lock {
+  return acquireLock(trialLockPath(path.join(store.dir, id)), `train trial ${id}`, {
+    hint: 'another process is training this trial; it is left to it',
+  });
+}
+
+/** What the live view shows of a trial before it starts. */
+export function trialInfo(t: Trial): TrialInfo {
+  const moe = t.config.model.moe;
+  const classification = t.config.data[t.config.train.data]?.source.kind === 'clusters';
+  return {
+    id: t.id, name: t.name, steps: t.config.train.steps, params: t.params_count, moeLayers: moe ? (classification ? 1 : moe.layers.length) : 0, experts: moe ? moe.experts : 0,
+    task: classification ? 'classification' : 'language-model',
+  };
+}
+
+/** The data a trial trains and evaluates on, prepared by `get` (text or the cluster task). */
+async function trialData<D>(cfg: Trial['config'], get: (ds: DataSet) => Promise<D>) {
+  const evals: { name: string; data: D; split: 'train' | 'valid' }[] = [];
+  for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await get(cfg.data[ref.data]!), split: ref.split });
+  const expertData = new Map<string, D>();
+  for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await get(cfg.data[ref.data]!));
+  return { data: await get(cfg.data[cfg.train.data]!), evals, expertData };
+}
+
+/**
+ * Trains (or resumes, from its latest checkpoint) one trial into `ctx.store`: records its config and
+ * plan, trains to its last step or until `ctx.stop`, and mirrors the outcome into the sweep index.
+ * Errors propagate: the caller decides whether a failure ends the sweep, is recorded, or is retried.
+ */
+export async function trainOneTrial(ctx: TrialRunContext, t: Trial, compiled: CompiledTrial): Promise<TrainOutcome> {
+  const { store } = ctx;
+  const ts = store.trial(t.id);
+  ts.writeConfig({ id: t.id, name: t.name, params: t.params, seed: t.seed, baseline: t.baseline, matches: t.matches ?? null, params_count: t.params_count, config: t.config });
+  ts.writePlan(summarize(compiled));
+  let model: PlanModel | undefined;
+  try {
+    const common = { trial: t, store: ts, listener: ctx.listener, adapter: ctx.adapter, stop: ctx.stop };
+    let r: TrainOutcome;
+    if (compiled.patch) {
+      const d = await trialData(t.config, (ds) => ctx.data.clusters(ds));
+      const m = await PatchModel.create(ctx.gpu, compiled, `trial ${t.id}`);
+      model = m;
+      store.setTrialStatus(t.id, 'running');
+      r = await trainPatchTrial({ model: m, ...d, ...common });
+    } else {
+      const d = await trialData(t.config, (ds) => ctx.data.get(ds));
+      const m = await GpuModel.create(ctx.gpu, compiled, `trial ${t.id}`);
+      model = m;
+      store.setTrialStatus(t.id, 'running');
+      r = await trainTrial({ model: m, ...d, ...common });
+    }
+    store.setTrialStatus(t.id, r.status);
+    return r;
+  } finally {
+    model?.destroy();
+  }
+}
+
+/** Records a trial that failed: its status.json with the message, and the sweep index. */
+export function recordTrialFailure(ts: TrialStore, t: Trial, started: number, message: string, adapter: string): number {
+  const wall = (Date.now() - started) / 1000;
+  ts.writeStatus({ state: 'failed', step: 0, steps: t.config.train.steps, error: message, started: new Date(started).toISOString(), finished: new Date().toISOString(), wall_s: wall, tokens_per_s: 0, adapter });
+  return wall;
+}
