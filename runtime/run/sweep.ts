@@ -173,7 +173,8 @@ function checkResumable(store: RunStore, o: SweepOptions, dir: string): void {
     const ts = store.trial(t.id);
     const stored = ts.readConfig();
     if (!stored || stored.id !== t.id) continue; // none yet, or from an older moec (writeConfig handles those)
-    const diffs = configDiff(stored.config, t.config);
+    // A stored config is complete; a key it lacks was added to moec since, and ran at its default.
+    const diffs = configDiff(stored.config, t.config).filter((d) => !/^\S+ \(unset\) -> /.test(d));
     if (!diffs.length) continue;
     const was = stored.config.train;
     const now = t.config.train;
