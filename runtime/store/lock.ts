@@ -15,6 +15,7 @@ import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rena
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../grammar/user-error.js';
+import { DiskFullError, isDiskFull } from './atomic.js';
 
 /** What a lock file holds. */
 export interface LockInfo {
@@ -194,13 +195,18 @@ function sleepSync(ms: number): void {
 /** Create `file` holding `info`, atomically and only if it does not exist. False if it exists. */
 function tryCreate(file: string, info: LockInfo): boolean {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.new-${process.pid}-${info.token}`);
-  const fd = openSync(tmp, 'wx');
   try {
-    const buf = Buffer.from(`${JSON.stringify(info)}\n`);
-    writeSync(fd, buf, 0, buf.byteLength);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(tmp, 'wx');
+    try {
+      const buf = Buffer.from(`${JSON.stringify(info)}\n`);
+      writeSync(fd, buf, 0, buf.byteLength);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw isDiskFull(e) ? new DiskFullError(file) : e;
   }
   try {
     linkSync(tmp, file);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline } from '../../compiler/frontend/index.js';
+import { cacheRoot } from '../../runtime/data/cache.js';
 
 // Every study pipeline's small preset runs end to end: the first trial of its sweep, for a few
 // steps, through `moec run` (data fetched into a shared cache, compiled, trained, evaluated,
@@ -15,8 +16,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const moec = path.join(root, 'dist/runtime/cli/moec.js');
 const pipelines = readdirSync(path.join(root, 'pipelines')).filter((f) => f.endsWith('.moe')).sort();
 const out = mkdtempSync(path.join(tmpdir(), 'moec-pipelines-'));
-// The data cache outlives the test (and is shared with the quickstart of `npm run setup`).
-const cache = process.env.MOEC_CACHE ?? path.join(root, '.moec-cache');
+// The data cache outlives the test: the user's own (shared with the quickstart of `npm run setup`).
+const cache = cacheRoot();
 
 for (const file of pipelines) {
   test(`pipelines/${file}: the small preset runs end to end`, () => {

