@@ -14,7 +14,11 @@ function isToken(e: CstElement): e is IToken {
 function ordered(node: CstNode): CstElement[] {
   const all: CstElement[] = [];
   for (const list of Object.values(node.children)) for (const e of list ?? []) all.push(e);
-  const off = (e: CstElement): number => (isToken(e) ? e.startOffset : (e.location?.startOffset ?? firstOffset(e)));
+  const off = (e: CstElement): number => {
+    if (isToken(e)) return e.startOffset;
+    const o = e.location?.startOffset;
+    return o !== undefined && !Number.isNaN(o) ? o : firstOffset(e);
+  };
   return all.filter((e) => !(isToken(e) && Number.isNaN(e.startOffset))).sort((a, b) => off(a) - off(b));
 }
 

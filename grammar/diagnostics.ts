@@ -84,6 +84,15 @@ export function where(d: Diagnostic): string {
   return `${d.span.file}:${d.span.line}:${d.span.col}`;
 }
 
+/** The text of line `line` (1-based), which holds `offset`: found from the offset, not by splitting the file (many diagnostics stay linear). */
+function lineOf(text: string, offset: number, line: number): string {
+  const o = Math.min(Math.max(0, offset), text.length);
+  const a = text.lastIndexOf('\n', o - 1) + 1;
+  if (o === 0 && line !== 1) return text.split('\n')[line - 1] ?? '';
+  const b = text.indexOf('\n', a);
+  return b < 0 ? text.slice(a) : text.slice(a, b);
+}
+
 /** Render one diagnostic with its source line underlined. `source` maps file names to their text. */
 export function renderDiagnostic(d: Diagnostic, source: (file: string) => string | undefined, color = false): string {
   const red = (s: string) => (color ? `\x1b[31;1m${s}\x1b[0m` : s);
@@ -93,13 +102,19 @@ export function renderDiagnostic(d: Diagnostic, source: (file: string) => string
   const lines = [head];
   const text = d.span ? source(d.span.file) : undefined;
   if (d.span && text !== undefined) {
-    const all = text.split('\n');
-    const lineText = (all[d.span.line - 1] ?? '').replace(/\r$/, '').replace(/\t/g, ' ');
+    const lineText = lineOf(text, d.span.start, d.span.line).replace(/\r$/, '').replace(/\t/g, ' ');
     const num = String(d.span.line);
     const pad = ' '.repeat(num.length);
-    const startCol = Math.max(1, d.span.col);
-    const width = d.span.endLine === d.span.line ? Math.max(1, d.span.endCol - startCol) : Math.max(1, lineText.length - startCol + 1);
-    lines.push(` ${num} | ${lineText}`);
+    let startCol = Math.max(1, d.span.col);
+    let width = d.span.endLine === d.span.line ? Math.max(1, d.span.endCol - startCol) : Math.max(1, lineText.length - startCol + 1);
+    // A long line (a minified list, a 10,000-deep nesting) is shown as a window around the place.
+    const from = Math.max(0, startCol - 60);
+    let shown = lineText.slice(from, from + 160);
+    if (from > 0) shown = `…${shown}`;
+    if (from + 160 < lineText.length) shown = `${shown}…`;
+    startCol = startCol - from + (from > 0 ? 1 : 0);
+    width = Math.min(width, 160);
+    lines.push(` ${num} | ${shown}`);
     lines.push(` ${pad} | ${' '.repeat(startCol - 1)}${(d.severity === 'error' ? red : yellow)('^'.repeat(width))}`);
   }
   if (d.hint) lines.push(`  hint: ${d.hint}`);

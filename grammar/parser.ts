@@ -46,7 +46,8 @@ export const messages: IParserErrorMessageProvider = {
 
 export class MoeParser extends CstParser {
   constructor() {
-    super(allTokens, { recoveryEnabled: true, errorMessageProvider: messages, maxLookahead: 2 });
+    // Node offsets let the AST builder order children without walking subtrees (linear, not quadratic).
+    super(allTokens, { recoveryEnabled: true, errorMessageProvider: messages, maxLookahead: 2, nodeLocationTracking: 'onlyOffset' });
     this.performSelfAnalysis();
   }
 

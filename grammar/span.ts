@@ -38,13 +38,29 @@ export function joinSpans(a: Span, b: Span): Span {
   return { file: a.file, start: a.start, end: b.end, line: a.line, col: a.col, endLine: b.endLine, endCol: b.endCol };
 }
 
-/** The span of [start, end) in `text`, computing line and column. */
+/** Offsets of the line starts of the last text asked about (diagnostics of one file come in a row). */
+let lineIndex: { text: string; starts: number[] } | undefined;
+
+function lineStarts(text: string): number[] {
+  if (lineIndex?.text === text) return lineIndex.starts;
+  const starts = [0];
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+  lineIndex = { text, starts };
+  return starts;
+}
+
+/** The span of [start, end) in `text`, computing line and column (a binary search: many spans of one file stay linear). */
 export function spanAt(file: string, text: string, start: number, end: number): Span {
+  const starts = lineStarts(text);
   const pos = (off: number) => {
-    let line = 1;
-    let last = -1;
-    for (let i = 0; i < off && i < text.length; i++) if (text.charCodeAt(i) === 10) { line++; last = i; }
-    return { line, col: off - last };
+    // The last line start at or before `off`.
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= off) lo = mid; else hi = mid - 1;
+    }
+    return { line: lo + 1, col: off - starts[lo]! + 1 };
   };
   const a = pos(start);
   const b = pos(end);

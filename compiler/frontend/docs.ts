@@ -1,6 +1,7 @@
 // docs/LANGUAGE.md, generated from the JSON Schema (compiler/frontend/schema.ts): the
 // reference of every key is written once, in the schema. `moec docs` prints it;
 // test/compiler/frontend/docs.test.ts fails when the checked-in file is stale.
+import { MAX_NESTING } from '../../grammar/parse.js';
 import { blockKeys, dataSchema, evaluateSchema, keyName, modelSchema, sweepSchema, trainSchema, type JsonSchema } from './schema.js';
 
 function typeText(s: JsonSchema): string {
@@ -20,6 +21,10 @@ function bounds(s: JsonSchema): string {
   if (s.exclusiveMinimum !== undefined) b.push(`> ${s.exclusiveMinimum}`);
   if (s.maximum !== undefined) b.push(`<= ${s.maximum}`);
   if (s.exclusiveMaximum !== undefined) b.push(`< ${s.exclusiveMaximum}`);
+  const t = Array.isArray(s.type) ? s.type : [s.type];
+  if (t.includes('integer') && b.length) b.unshift('whole number');
+  const items = s.items && s.type === 'array' ? bounds(s.items) : '';
+  if (items) b.push(`each ${items}`);
   return b.join(', ');
 }
 
@@ -74,7 +79,9 @@ export function generateLanguageDoc(): string {
     '- Values: numbers (`256`, `6e-4`, `0.1`), percentages (`5%` is 0.05), multipliers (`4x`), names (`token`, `softmax-topk`), dotted paths (`wiki.valid`), strings (`"data/x.jsonl"`), lists (`[en, de]`, newlines allowed inside), calls (`label(language)`, `cosine(dim 32)`, `sequence(prefix 32)`).',
     '- `#` starts a comment. `moec fmt` rewrites a file in the canonical layout and keeps comments.',
     '- `import "base.moe"` (relative to the importing file) brings in every block of that file. A block of the same name in the importing file overrides the imported one key by key; `model big extends mini { layers 8 }` copies `mini` and overrides keys. Defining the same name twice in one file is an error.',
-    '- `preset NAME { PATH VALUE ... }` holds overrides applied with `moec check|expand|run --preset NAME`, e.g. `preset small { train.steps 200  model.layers 2 }` (nested blocks work too: `preset small { train { steps 200 } }`). Paths: `train.KEY`, `evaluate.KEY`, `model.KEY` (the trained model) or `model.NAME.KEY`, `data.NAME.KEY` or `data.KEY` (every data set).',
+    '- `preset NAME { PATH VALUE ... }` holds overrides applied with `moec check|expand|run --preset NAME`, e.g. `preset small { train.steps 200  model.layers 2 }` (on one line, each dotted path after a value starts the next setting; nested blocks work too: `preset small { train { steps 200 } }`). Paths: `train.KEY`, `evaluate.KEY`, `model.KEY` (the trained model) or `model.NAME.KEY`, `data.NAME.KEY` or `data.KEY` (every data set).',
+    '- Paths (`import "..."`, `source text|folder|jsonl|parquet "..."`) are relative to the .moe file that names them, not to the current directory, so a pipeline runs the same from anywhere. Absolute paths and `..` are allowed (a shared corpus on a cluster\'s scratch disk, a `../common.moe` beside the study), but `moec check` warns, at the path, when one leaves the pipeline\'s folder: such a pipeline is not self-contained, and whatever it names is read and tokenised into the cache. A data source must be a regular file (a folder for `source folder`), not a device or a pipe; an import must be a `.moe` file, a link to anything else is refused.',
+    `- Nesting of blocks, lists and calls is limited to ${MAX_NESTING} levels; a number must be finite and within the range its key states below (\`moec check\` says which).`,
     '- Each pipeline in pipelines/ has a `small` preset (minutes on a software GPU) and a `full` preset (the study\'s scale).',
     '',
     '## Resolution',
@@ -94,6 +101,7 @@ export function generateLanguageDoc(): string {
   out.push(`| zip | \`zip { PATH in [...]  PATH in [...] }\` | ${esc(sp['dimensions']!.items!.properties!['kind']!.description ?? '')} The lists must have the same length. |`);
   out.push(`| seeds | \`${esc(sp['seeds']!['x-syntax'] ?? '')}\` | ${esc(sp['seeds']!.description ?? '')} |`);
   out.push(`| baseline | \`${esc(sp['baselines']!['x-syntax'] ?? '')}\` | ${esc(sp['baselines']!.description ?? '')} |`);
+  out.push(`| compare | \`${esc(sp['comparisons']!['x-syntax'] ?? '')}\` | ${esc(sp['comparisons']!.description ?? '')} E.g. \`compare model.moe.unit against token by model.moe.top\`. |`);
   out.push('', 'Each trial has a stable id (a short hash of its resolved configuration without the settings left at their default: the same file gives the same ids, and keys added to the language later do not change them) and a readable name such as `unit=sequence,top=2,experts=8,seed=1`. `moec expand FILE` lists them.', '');
   out.push(`Keys of each block, for quick reference: data: ${blockKeys(dataSchema).join(', ')}; model: ${blockKeys(modelSchema).join(', ')}; moe: ${blockKeys(modelSchema.properties!['moe']!).join(', ')}; train: ${blockKeys(trainSchema).join(', ')}; evaluate: ${blockKeys(evaluateSchema).join(', ')}.`, '');
   return out.join('\n');

@@ -1,8 +1,9 @@
 // The front end's entry points: a .moe file -> a resolved, validated pipeline, its trials, and
 // diagnostics. Never throws for any input: every problem is a diagnostic.
-import { didYouMean, error, hasErrors, sortDiagnostics, type Diagnostic } from '../../grammar/diagnostics.js';
+import path from 'node:path';
+import { didYouMean, error, hasErrors, sortDiagnostics, warning, type Diagnostic } from '../../grammar/diagnostics.js';
 import type { Span } from '../../grammar/span.js';
-import { loadScope, readFromDisk, type ReadFile, type Scope } from './load.js';
+import { leavesFolder, loadScope, PATH_HINT, readFromDisk, type ReadFile, type Scope } from './load.js';
 import { applyOverrides, Ctx, presetOverrides, resolveView, type Override } from './resolve.js';
 import { expand, parseSweep } from './sweep.js';
 import type { Pipeline, Trial } from './types.js';
@@ -79,6 +80,7 @@ function resolveScope(scope: Scope, opts: LoadOptions, diagnostics: Diagnostic[]
   const ctx = new Ctx();
   const pipeline = resolveView(scope, applyOverrides(scope, overrides), preset, ctx);
   validatePipeline(pipeline, ctx);
+  dataPathWarnings(scope, pipeline, ctx);
   diagnostics.push(...ctx.diagnostics);
   const sweep = parseSweep(scope.sweep, scope, diagnostics);
   pipeline.sweep = sweep?.spec ?? null;
@@ -86,6 +88,16 @@ function resolveScope(scope: Scope, opts: LoadOptions, diagnostics: Diagnostic[]
   const ex = expand(scope, overrides, pipeline, sweep, preset, { validate: opts.validateTrials ?? true });
   diagnostics.push(...ex.diagnostics);
   return { pipeline, trials: ex.trials, ctx };
+}
+
+/** A data source outside the pipeline's folder is read, but said: the pipeline is then not self-contained. */
+function dataPathWarnings(scope: Scope, p: Pipeline, ctx: Ctx): void {
+  const rootDir = path.dirname(path.resolve(scope.root));
+  for (const d of Object.values(p.data)) {
+    if (!d.source.path) continue;
+    const outside = leavesFolder(rootDir, d.source.path);
+    if (outside) ctx.diagnostics.push(warning(`data set '${d.name}' reads ${outside}, outside the pipeline's folder ${rootDir}`, ctx.spanOf(`/data/${d.name}/source/path`), PATH_HINT));
+  }
 }
 
 /** The trials of a loaded pipeline (what `moec expand` prints). */

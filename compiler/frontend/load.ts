@@ -1,9 +1,9 @@
 // Reading .moe files: imports (relative to the importing file, cycles reported), named
 // definitions (duplicates reported, imported ones overridden key by key, `extends`), into a Scope.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { DefinitionKind, MoeFile } from '../../grammar/ast.js';
-import { didYouMean, error, type Diagnostic } from '../../grammar/diagnostics.js';
+import { didYouMean, error, warning, type Diagnostic } from '../../grammar/diagnostics.js';
 import { parseSource } from '../../grammar/parse.js';
 import { noSpan, type Span } from '../../grammar/span.js';
 import { evaluateSchema } from './schema.js';
@@ -43,6 +43,25 @@ export const readFromDisk: ReadFile = (file) => {
   }
 };
 
+export const PATH_HINT = 'paths in a .moe file are relative to the file that names them; absolute paths and .. are allowed, but a pipeline that reaches outside its folder is not self-contained (copy that file along, or move it into the folder)';
+
+/** The absolute path `target` names when it is outside `rootDir` (the root pipeline's folder), else undefined. */
+export function leavesFolder(rootDir: string, target: string): string | undefined {
+  const abs = path.resolve(target);
+  const rel = path.relative(rootDir, abs);
+  return rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel) ? abs : undefined;
+}
+
+/** The real path of `file` when it is a link to something that is not a .moe file (its text must not be echoed in diagnostics). */
+function notMoeTarget(file: string): string | undefined {
+  try {
+    const real = realpathSync(file);
+    return real.endsWith('.moe') ? undefined : real;
+  } catch {
+    return undefined;
+  }
+}
+
 const evalRepeat = (k: string) => Boolean(evaluateSchema.properties?.[k]?.['x-repeat']);
 
 export function loadScope(file: string, read: ReadFile = readFromDisk): { scope: Scope; diagnostics: Diagnostic[] } {
@@ -80,7 +99,15 @@ export function loadScope(file: string, read: ReadFile = readFromDisk): { scope:
         diagnostics.push(error(`can only import .moe files, not '${item.path}'`, item.pathSpan));
         continue;
       }
-      visit(path.join(path.dirname(display), item.path), item.pathSpan, item.path);
+      // Relative to the importing file; an absolute path is taken as it is (see docs/LANGUAGE.md, Paths).
+      const target = path.isAbsolute(item.path) ? item.path : path.join(path.dirname(display), item.path);
+      const outside = leavesFolder(rootDir, target);
+      if (outside) diagnostics.push(warning(`import '${item.path}' reads ${outside}, outside the pipeline's folder ${rootDir}`, item.pathSpan, PATH_HINT));
+      if (read === readFromDisk) {
+        const real = notMoeTarget(target);
+        if (real) { diagnostics.push(error(`cannot import '${item.path}': it is a link to ${real}, which is not a .moe file`, item.pathSpan, 'import only .moe files; point the link at a .moe file')); continue; }
+      }
+      visit(target, item.pathSpan, item.path);
     }
     stack.pop();
     done.add(key);

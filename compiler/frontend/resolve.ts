@@ -60,6 +60,16 @@ function where(ptr: string): string {
   return parts.length > 1 ? parts.slice(-1).map(keyName)[0]! : parts[0] ?? 'file';
 }
 
+/** `write a value from 1 to 1024`, from the schema's bounds. */
+function rangeHint(key: string, s: JsonSchema): string {
+  const lo = s.minimum ?? s.exclusiveMinimum;
+  const hi = s.maximum ?? s.exclusiveMaximum;
+  if (lo === undefined && hi === undefined) return `write a plain number for '${key}'`;
+  const from = lo === undefined ? '' : `${s.exclusiveMinimum !== undefined ? 'above' : 'from'} ${lo}`;
+  const to = hi === undefined ? '' : `${s.exclusiveMaximum !== undefined ? 'below' : 'up to'} ${hi}`;
+  return `'${key}' takes a value ${[from, to].filter(Boolean).join(' ')}`;
+}
+
 /** Read one scalar value according to its schema; reports and returns undefined when it does not fit. */
 function scalar(v: Value, s: JsonSchema, key: string, ctx: Ctx): unknown {
   const ts = types(s);
@@ -67,6 +77,10 @@ function scalar(v: Value, s: JsonSchema, key: string, ctx: Ctx): unknown {
   const text = valueText(v);
   if (v.kind === 'ident' && (v.name === 'none' || v.name === 'null') && ts.includes('null')) return null;
   if (ts.includes('integer') || ts.includes('number')) {
+    if ((v.kind === 'number' || v.kind === 'percent' || v.kind === 'multiplier') && !Number.isFinite(v.value)) {
+      ctx.error(`'${key}' is too large: '${v.raw}' is beyond the range of a number`, v.span, rangeHint(key, s));
+      return undefined;
+    }
     if (v.kind === 'number') return v.value;
     if (v.kind === 'percent') {
       if (units.includes('percent')) return v.value;
@@ -225,6 +239,10 @@ function readCall(v: Value, key: string, prop: string, ps: JsonSchema, fptr: str
     let sib: string | undefined;
     let val: Value | undefined;
     const g0 = g[0];
+    if (g.length === 1 && g0?.kind === 'ident' && allowed.includes(g0.name)) {
+      ctx.error(`'${g0.name}' in ${key} ${v.name}(...) needs a value`, g0.span, ps['x-syntax'] ? `write: ${key} ${ps['x-syntax']}` : undefined);
+      continue;
+    }
     if (g.length === 1 && positional) { sib = positional; val = g0; }
     else if (g.length === 2 && g0?.kind === 'ident' && allowed.includes(g0.name)) { sib = g0.name; val = g[1]; }
     else {
@@ -410,8 +428,25 @@ export function applyOverrides(scope: Scope, overrides: Override[]): View {
 /** Overrides from a preset block: `train.steps 100`, or nested `train { steps 100 }`. */
 export function presetOverrides(def: Def, scope: Scope, diagnostics: Diagnostic[]): Override[] {
   const out: Override[] = [];
+  // `preset small { train.steps 200  model.layers 2 }`: a dotted path that names a field, after a
+  // value, starts the next setting (the one-line form users write; a value is never such a path).
+  const oneLine = (e: Entry, prefix: string[]): Entry[] => {
+    if (e.block || e.args.length !== 1) return [e];
+    const out: Entry[] = [];
+    let cur: Entry = { ...e, args: [[]] };
+    for (const v of e.args[0]!) {
+      if (v.kind === 'ident' && v.path.length > 1 && cur.args[0]!.length > 0 && !checkPath([...prefix, ...v.path], scope)) {
+        out.push(cur);
+        cur = { key: v.name, keySpan: v.span, args: [[]], block: undefined, span: v.span };
+        continue;
+      }
+      cur.args[0]!.push(v);
+    }
+    out.push(cur);
+    return out;
+  };
   const walk = (t: Tree, prefix: string[]): void => {
-    for (const e of t.entries) {
+    for (const e of t.entries.flatMap((x) => oneLine(x, prefix))) {
       const keys = [...prefix, ...e.key.split('.')];
       if (e.block) { walk(e.block, keys); continue; }
       const bad = checkPath(keys, scope);

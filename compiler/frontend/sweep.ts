@@ -11,7 +11,7 @@ import { countParams, denseFfnFor, singleFiltersFor } from './params.js';
 import { applyOverrides, checkPath, Ctx, resolveView, type Override } from './resolve.js';
 import { pipelineSchema, propName, type JsonSchema } from './schema.js';
 import { getPath, type Entry } from './tree.js';
-import type { Pipeline, SweepSpec, Trial, TrialConfig } from './types.js';
+import type { Comparison, Pipeline, SweepSpec, Trial, TrialConfig } from './types.js';
 import { validatePipeline } from './validate.js';
 
 /** The patch dimension when the trial trains on the synthetic cluster task (the patch model). */
@@ -24,12 +24,12 @@ interface Param { path: string[]; values: Value[]; keySpan: Span }
 interface Dim { kind: 'product' | 'zip'; params: Param[]; when: { path: string[]; op: '==' | '!='; value: Value } | null }
 export interface ParsedSweep { dims: Dim[]; seeds: number[]; seedSpan: Span | undefined; baselines: ('total' | 'active')[]; spec: SweepSpec }
 
-const sweepKeys = ['PATH in [...]', 'zip { ... }', 'seeds', 'baseline'];
+const sweepKeys = ['PATH in [...]', 'zip { ... }', 'seeds', 'baseline', 'compare'];
 
 function parseParam(e: Entry, scope: Scope, ds: Diagnostic[], allowWhen: boolean): { param: Param; when: Dim['when'] } | undefined {
   const keys = e.key.split('.');
   if (keys.length === 1) {
-    ds.push(error(`unknown sweep statement '${e.key}'${didYouMean(e.key, ['zip', 'seeds', 'baseline'])}`, e.keySpan, `a sweep holds: ${sweepKeys.join(', ')}`));
+    ds.push(error(`unknown sweep statement '${e.key}'${didYouMean(e.key, ['zip', 'seeds', 'baseline', 'compare'])}`, e.keySpan, `a sweep holds: ${sweepKeys.join(', ')}`));
     return undefined;
   }
   const bad = checkPath(keys, scope);
@@ -65,6 +65,7 @@ export function parseSweep(def: Def | undefined, scope: Scope, ds: Diagnostic[])
   let seeds: number[] = [];
   let seedSpan: Span | undefined;
   const baselines: ('total' | 'active')[] = [];
+  const compares: Entry[] = [];
   const swept = new Map<string, Span>();
   const noteSwept = (p: Param): boolean => {
     const k = p.path.join('.');
@@ -79,10 +80,10 @@ export function parseSweep(def: Def | undefined, scope: Scope, ds: Diagnostic[])
       const v = vs[0];
       if (vs.length !== 1 || !v) { ds.push(error(`'seeds' takes a count or a list`, vs[1]?.span ?? e.keySpan, 'write: seeds 3  or  seeds [1, 2, 3]')); continue; }
       if (v.kind === 'number' && Number.isInteger(v.value) && v.value >= 1 && v.value <= 10000) seeds = Array.from({ length: v.value }, (_, i) => i + 1);
-      else if (v.kind === 'list' && v.items.length > 0 && v.items.every((x) => x.kind === 'number' && Number.isInteger(x.value) && x.value >= 0)) {
+      else if (v.kind === 'list' && v.items.length > 0 && v.items.every((x) => x.kind === 'number' && Number.isInteger(x.value) && x.value >= 0 && x.value <= 4294967295)) {
         seeds = v.items.map((x) => (x as { value: number }).value);
         if (new Set(seeds).size !== seeds.length) ds.push(error(`a seed is listed twice`, v.span));
-      } else { ds.push(error(`'seeds' must be a count of at least 1 or a list of whole numbers, found '${valueText(v)}'`, v.span)); continue; }
+      } else { ds.push(error(`'seeds' must be a count from 1 to 10000 or a list of whole numbers from 0 to 4294967295, found '${valueText(v)}'`, v.span)); continue; }
       seedSpan = e.span;
       continue;
     }
@@ -105,6 +106,10 @@ export function parseSweep(def: Def | undefined, scope: Scope, ds: Diagnostic[])
       }
       continue;
     }
+    if (e.key === 'compare') {
+      compares.push(e);
+      continue;
+    }
     if (e.key === 'zip') {
       if (!e.block || e.args.length) { ds.push(error(`'zip' takes a block of paired sweep lines: zip { PATH in [...]  PATH in [...] }`, e.args[0]?.[0]?.span ?? e.keySpan)); continue; }
       const params: Param[] = [];
@@ -122,7 +127,9 @@ export function parseSweep(def: Def | undefined, scope: Scope, ds: Diagnostic[])
     const r = parseParam(e, scope, ds, true);
     if (r && noteSwept(r.param)) dims.push({ kind: 'product', params: [r.param], when: r.when });
   }
+  const comparisons = compares.map((e) => parseCompare(e, dims, baselines.length > 0, ds)).filter((c): c is Comparison => c !== undefined);
   const spec: SweepSpec = {
+    comparisons,
     dimensions: dims.map((d) => ({
       kind: d.kind,
       params: d.params.map((p) => ({ path: p.path.join('.'), values: p.values.map(valueText) })),
@@ -132,6 +139,53 @@ export function parseSweep(def: Def | undefined, scope: Scope, ds: Diagnostic[])
     baselines,
   };
   return { dims, seeds, seedSpan, baselines, spec };
+}
+
+const compareSyntax = 'write: compare PATH [against VALUE] [by PATH, PATH ...], e.g. compare model.moe.unit against token by model.moe.top';
+
+/** `compare PATH [against VALUE] [by PATH, ...]`, checked against the swept dimensions. */
+function parseCompare(e: Entry, dims: Dim[], hasBaselines: boolean, ds: Diagnostic[]): Comparison | undefined {
+  if (e.block) { ds.push(error(`'compare' takes no block`, e.block.span, compareSyntax)); return undefined; }
+  const values = new Map<string, string[]>(dims.flatMap((d) => d.params.map((p) => [p.path.join('.'), p.values.map(valueText)] as [string, string[]])));
+  if (hasBaselines) values.set('baseline', ['none', 'same total', 'same active']);
+  const swept = [...values.keys()];
+  const notSwept = (v: Value, what: string) => {
+    const name = valueText(v);
+    ds.push(error(`${what} '${name}' is not swept${didYouMean(name, swept)}`, v.span, swept.length ? `swept here: ${swept.join(', ')}` : 'sweep a path first: PATH in [A, B]'));
+  };
+  const vs = e.args.flat();
+  const [target, ...rest] = vs;
+  if (!target || target.kind !== 'ident') { ds.push(error(`'compare' needs a swept path`, target?.span ?? e.keySpan, compareSyntax)); return undefined; }
+  const path = target.path.join('.');
+  if (!values.has(path)) { notSwept(target, 'compare:'); return undefined; }
+  let reference: string | null = null;
+  let i = 0;
+  if (rest[i]?.kind === 'ident' && (rest[i] as { name: string }).name === 'against') {
+    const v = rest[i + 1];
+    if (!v || v.kind === 'list') { ds.push(error(`'against' needs one of the values of '${path}'`, (v ?? rest[i]!).span, compareSyntax)); return undefined; }
+    reference = valueText(v);
+    if (!values.get(path)!.includes(reference)) {
+      ds.push(error(`'${reference}' is not a value of '${path}'${didYouMean(reference, values.get(path)!)}`, v.span, `its values: ${values.get(path)!.join(', ')}`));
+      return undefined;
+    }
+    i += 2;
+  }
+  const by: string[] = [];
+  if (rest[i]?.kind === 'ident' && (rest[i] as { name: string }).name === 'by') {
+    const held = rest.slice(i + 1);
+    if (!held.length) { ds.push(error(`'by' needs the swept paths to hold fixed`, rest[i]!.span, compareSyntax)); return undefined; }
+    for (const h of held) {
+      if (h.kind !== 'ident') { ds.push(error(`expected a swept path after 'by', found '${valueText(h)}'`, h.span, compareSyntax)); return undefined; }
+      const hp = h.path.join('.');
+      if (hp === path) { ds.push(error(`'${hp}' is the compared path; 'by' names the others to hold fixed`, h.span, compareSyntax)); return undefined; }
+      if (!values.has(hp)) { notSwept(h, "'by':"); return undefined; }
+      if (!by.includes(hp)) by.push(hp);
+    }
+  } else if (rest[i]) {
+    ds.push(error(`unexpected '${valueText(rest[i]!)}' in 'compare': expected 'against' or 'by'`, rest[i]!.span, compareSyntax));
+    return undefined;
+  }
+  return { path, reference, by };
 }
 
 /** JSON with object keys sorted: the canonical form that trial ids hash. */

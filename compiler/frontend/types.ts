@@ -132,10 +132,20 @@ export interface SweepDimension {
   when: { path: string; op: '==' | '!='; value: string } | null;
 }
 
+/** `compare PATH [against VALUE] [by PATH, ...]`: an effect the report states first. */
+export interface Comparison {
+  path: string;
+  /** The value the others are measured against; null: the dimension's first value. */
+  reference: string | null;
+  /** Swept paths held fixed one row per value combination; the rest are averaged over. */
+  by: string[];
+}
+
 export interface SweepSpec {
   dimensions: SweepDimension[];
   seeds: number[];
   baselines: ('total' | 'active')[];
+  comparisons: Comparison[];
 }
 
 export interface Pipeline {

@@ -146,6 +146,16 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
       if (Array.isArray(v) && v.length === 2 && v[0]! > v[1]!) ctx.error(`'${r}' range [${v[0]}, ${v[1]}] is reversed: write [LOW, HIGH]`, ctx.spanOf(`${ptr}/synthetic/${r}`));
     }
   }
+  // An empty split would evaluate to loss 0 and perplexity 1.00: refuse it here, where it is written.
+  const refs = [...(p.evaluate.perplexity ?? []).map((r, i) => ({ r, ptr: `/evaluate/perplexity/${i}` })), ...(p.evaluate.experts ?? []).map((r, i) => ({ r, ptr: `/evaluate/experts/${i}` }))];
+  for (const { r, ptr } of refs) {
+    const d = p.data[r.data];
+    if (!d || r.split !== 'valid' || d.valid !== 0) continue;
+    const written = ctx.spans.has(`${ptr}/data`);
+    ctx.error(`data set '${d.name}' has 'valid 0', so its valid split is empty and ${written ? 'this evaluation' : 'the default evaluation (perplexity on the training data\'s valid split)'} has nothing to measure`,
+      written ? ctx.spanOf(`${ptr}/data`) : ctx.spanOf(`/data/${d.name}/valid`),
+      `hold out some data (e.g. valid 5%)${written ? `, or evaluate on ${d.name}.train` : ''}`);
+  }
   const td = p.data[t.data];
   if (t.sample === 'balanced') {
     if (t.balanceBy === null) ctx.error(`balanced sampling needs the label to balance`, ctx.spanOf('/train/sample'), `write: sample balanced(${td?.labels[0] ?? 'language'})`);

@@ -1,4 +1,5 @@
 import { UserError } from '../../grammar/user-error.js';
+import { DiskFullError, isDiskFull } from '../store/atomic.js';
 import type { Command } from './command.js';
 import { doctorCommand } from './commands/doctor.js';
 import { checkCommand } from './commands/check.js';
@@ -42,6 +43,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof UserError) {
       console.error(err.format());
+      return 1;
+    }
+    // A full disk anywhere (a report, the data cache): the path, never a stack trace.
+    if (isDiskFull(err)) {
+      console.error(new DiskFullError((err as { path?: string }).path ?? 'an unnamed file').format());
       return 1;
     }
     // parseArgs reports bad flags as TypeErrors with a code; they are user mistakes too.

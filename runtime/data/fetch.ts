@@ -1,4 +1,5 @@
 // `moec data fetch`: fetch and prepare every part of a built-in corpus, and summarise it.
+import { didYouMean } from '../../grammar/diagnostics.js';
 import { UserError } from '../../grammar/user-error.js';
 import { dedupe, loadPart, type PartInfo } from './corpus.js';
 import { BUILTIN } from './sources/index.js';
@@ -43,9 +44,12 @@ function mergeRows(parts: PartInfo[]): LabelStats[] {
 }
 
 /** Fetch (or find in the cache) every part of a built-in source, all languages; tokens per label come from the parts. */
-export async function fetchSource(name: string, log?: (msg: string) => void): Promise<SourceSummary> {
+export async function fetchSource(name: string, log?: (msg: string) => void, command = 'moec data fetch'): Promise<SourceSummary> {
   const src = BUILTIN[name];
-  if (!src) throw new UserError(`unknown data source '${name}'`, { where: 'moec data fetch', hint: `built-in sources: ${builtinNames().join(', ')}, or all` });
+  if (!src) {
+    const guess = didYouMean(name, builtinNames());
+    throw new UserError(`unknown data source '${name}'${guess}`, { where: command, hint: `built-in sources: ${builtinNames().join(', ')}${command.endsWith('fetch') ? ', or all' : ', or a .moe file'}` });
+  }
   const t0 = performance.now();
   const parts: PartInfo[] = [];
   const docs: Doc[] = [];
@@ -64,4 +68,24 @@ export async function fetchSource(name: string, log?: (msg: string) => void): Pr
     bytes: all.reduce((n, d) => n + Buffer.byteLength(d.text), 0),
     seconds: (performance.now() - t0) / 1000,
   };
+}
+
+export interface FetchFailure { name: string; error: unknown }
+
+/**
+ * Fetch several sources one after the other; a source that fails (a mirror down, a package moved)
+ * is recorded and the rest are still fetched, so `data fetch all` reports every failure at once.
+ */
+export async function fetchEach(names: string[], onSummary: (s: SourceSummary) => void, opts: { log?: (msg: string) => void; command?: string; fetch?: typeof fetchSource } = {}): Promise<FetchFailure[]> {
+  const fetch = opts.fetch ?? fetchSource;
+  const failed: FetchFailure[] = [];
+  for (const n of names) {
+    try {
+      onSummary(await fetch(n, opts.log, opts.command));
+    } catch (error) {
+      failed.push({ name: n, error });
+      opts.log?.(`${n}: failed (${(error as Error).message}); going on with the other sources`);
+    }
+  }
+  return failed;
 }

@@ -145,7 +145,9 @@ async function prepareText(ds: DataSet, opts: PrepareOptions): Promise<PreparedT
   await mkdir(parent, { recursive: true });
   await sweepTemporaries(parent);
   const dir = join(parent, `${ds.source.kind}-${ds.tokenizer}-${sha256(JSON.stringify(key)).slice(0, 16)}`);
-  const where = `data ${ds.name}`;
+  // A file source's problems name the file: that is what the user opens to fix them.
+  const where = ds.source.path ?? `data ${ds.name}`;
+  const from = ds.source.path ? ` (source ${ds.source.kind} ${ds.source.path})` : '';
   const entry = await cachedEntry(dir, key, async (w) => {
     const { docs: all, duplicates } = await loadDocuments(ds, opts.log);
     for (const d of all) {
@@ -154,9 +156,9 @@ async function prepareText(ds: DataSet, opts: PrepareOptions): Promise<PreparedT
     const docs = applyLimit(all, ds.limit);
     const valid = docs.filter((d) => isValid(d, ds.valid));
     const train = docs.filter((d) => !isValid(d, ds.valid));
-    if (!train.length) throw new UserError(`data set '${ds.name}' has no training documents (${docs.length} in all)`, { where, hint: 'add documents, or lower `valid`' });
+    if (!train.length) throw new UserError(`data set '${ds.name}'${from} has no training documents (${docs.length} in all)`, { where, hint: 'add documents, or lower `valid`' });
     if (ds.valid > 0 && !valid.length) {
-      throw new UserError(`data set '${ds.name}' has ${docs.length} document${docs.length === 1 ? '' : 's'}, and none fell into the validation split (valid ${ds.valid})`, {
+      throw new UserError(`data set '${ds.name}'${from} has ${docs.length} document${docs.length === 1 ? '' : 's'}, and none fell into the validation split (valid ${ds.valid})`, {
         where, hint: ds.source.kind === 'text' ? 'a text file is split into documents at blank lines: separate paragraphs with blank lines, or raise `valid`' : 'add documents, raise `valid` or `limit`',
       });
     }

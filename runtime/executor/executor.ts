@@ -2,7 +2,7 @@ import { assertValidPlan } from '../../compiler/plan/schema.js';
 import type { Plan, PlanKernel } from '../../compiler/plan/types.js';
 import { UserError } from '../../grammar/user-error.js';
 import type { Gpu } from '../gpu/device.js';
-import { preflight, regionSizes } from './preflight.js';
+import { memoryBudget, preflight, regionSizes } from './preflight.js';
 
 interface BoundBuffer {
   buffer: GPUBuffer;
@@ -55,7 +55,7 @@ export class PlanExecutor {
   /** Validates the plan (schema, references, device limits) before any GPU work, then builds it. */
   static async create(gpu: Gpu, plan: unknown, source = 'plan'): Promise<PlanExecutor> {
     assertValidPlan(plan, source);
-    preflight(plan, gpu.limits, gpu.features, source);
+    preflight(plan, gpu.limits, gpu.features, source, memoryBudget(gpu.info));
     gpu.checkAlive();
     const device = gpu.device;
 

@@ -174,7 +174,8 @@ async function follow(o: QueueSweepOptions, name: string, dir: string, preset: s
   let added = 0;
   for (const t of o.trials) {
     const ts = store.trial(t.id);
-    if (ts.readStatus()?.state === 'done') {
+    const st = ts.readStatus();
+    if (st?.state === 'done' && st.step >= t.config.train.steps) {
       store.setTrialStatus(t.id, 'done');
       final.set(t.id, 'skipped');
       result.skipped++;

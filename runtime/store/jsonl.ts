@@ -3,7 +3,7 @@
 // log never holds a half record glued to a whole one.
 import { appendFileSync, closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync } from 'node:fs';
 import { UserError } from '../../grammar/user-error.js';
-import { writeFileAtomic } from './atomic.js';
+import { DiskFullError, isDiskFull, writeFileAtomic } from './atomic.js';
 
 /** The records of a JSONL file ([] if it does not exist), without a torn last line. */
 export function readJsonl<T>(file: string): T[] {
@@ -64,7 +64,14 @@ export class JsonlLog<T> {
       this.repaired = true;
     }
     // One write of the whole line: a kill leaves at most this line torn.
-    appendFileSync(this.file, `${JSON.stringify(record)}\n`);
+    try {
+      appendFileSync(this.file, `${JSON.stringify(record)}\n`);
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      // A partial line may have gone out: cut it off (that frees space), keeping every whole record.
+      try { repairTail(this.file); } catch { /* the next append repairs it */ }
+      throw new DiskFullError(this.file);
+    }
   }
 
   read(): T[] {

@@ -11,10 +11,13 @@ import path from 'node:path';
 import { canonicalJson, trialId } from '../../compiler/frontend/sweep.js';
 import { UserError } from '../../grammar/user-error.js';
 import type { TrialStatus } from '../train/events.js';
+import type { Comparison } from '../../compiler/frontend/types.js';
 import { writeJsonAtomic } from './atomic.js';
+import { configDiff } from './config-diff.js';
 import { JsonlLog } from './jsonl.js';
 import { withLock } from './lock.js';
-import { readSafetensors, writeSafetensors, type LoadedTensor, type TensorData } from './safetensors.js';
+import { CheckpointDamaged, checkpointSums, readVerifiedCheckpoint } from './checkpoint-sum.js';
+import { writeSafetensors, type LoadedTensor, type TensorData } from './safetensors.js';
 import type { CheckpointRef, CheckpointState, ExpertRecord, Metric, ResumeRecord, StatusRecord, SweepIndex, SweepInfo, TrialRecord } from './types.js';
 
 export * from './types.js';
@@ -58,20 +61,20 @@ export class RunStore {
   }
 
   /**
-   * Start a new run in `dir`. An existing run is refused unless `force`, which deletes it first; a
-   * non-empty directory that is not a run is refused even with `force`, so a mistyped --out cannot wipe it.
+   * Start a new run in `dir`. An existing run is refused (continue it with --resume; --force reruns
+   * chosen trials through resetTrial); a non-empty directory that is not a run is refused too, so a
+   * mistyped --out cannot write into it.
    */
-  static create(dir: string, info: SweepInfo, opts: StoreOptions & { force?: boolean } = {}): RunStore {
+  static create(dir: string, info: SweepInfo, opts: StoreOptions = {}): RunStore {
     if (existsSync(dir)) {
       if (!statSync(dir).isDirectory()) throw new UserError('exists and is not a directory', { where: dir, hint: 'choose another output directory with --out' });
-      // Temp files of a create killed before its first index write do not make a directory a run.
+      // Temp files of a create killed before its first index write, and locks, do not make a directory a run.
       const entries = readdirSync(dir).filter((n) => !HOUSEKEEPING.test(n));
       if (entries.length) {
         if (!RunStore.exists(dir)) {
           throw new UserError('the directory is not empty and holds no moec run; refusing to write into it', { where: dir, hint: 'choose another output directory with --out' });
         }
-        if (!opts.force) throw new UserError('a run already exists here', { where: dir, hint: 'pass --resume to continue it, or --force to delete it and start again' });
-        for (const n of entries) rmSync(path.join(dir, n), { recursive: true, force: true }); // the locks stay
+        throw new UserError('a run already exists here', { where: dir, hint: 'pass --resume to continue it, or --force to run its trials again from scratch' });
       }
     }
     mkdirSync(dir, { recursive: true });
@@ -80,6 +83,7 @@ export class RunStore {
     const idx: SweepIndex = {
       version: 1, sweep: info.sweep, file: info.file, preset: info.preset, adapter: info.adapter, created: now, updated: now,
       trials: info.trials.map((t) => ({ id: t.id, name: t.name, status: 'pending' })),
+      ...(info.comparisons?.length ? { comparisons: info.comparisons } : {}),
     };
     const store = new RunStore(dir, idx, opts.keep ?? 2);
     store.saveIndex();
@@ -144,6 +148,14 @@ export class RunStore {
     }
   }
 
+  /** The sweep's `compare` lines as the pipeline now has them: they change no trial, so a resume takes the new ones. */
+  setComparisons(comparisons: Comparison[]): void {
+    this.updateIndex(() => {
+      if (comparisons.length) this.idx.comparisons = comparisons;
+      else delete this.idx.comparisons;
+    });
+  }
+
   setTrialStatus(id: string, status: TrialStatus): void {
     if (!this.idx.trials.some((x) => x.id === id)) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
     this.updateIndex(() => {
@@ -151,6 +163,20 @@ export class RunStore {
       if (!t) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
       t.status = status;
     });
+  }
+
+  /**
+   * Forget a trial's records so it runs again from scratch (--force): everything in its directory
+   * but its lock (the caller holds it) is removed, and it is pending again. Returns the trial's
+   * directory if anything was removed.
+   */
+  resetTrial(id: string): string | null {
+    if (!this.idx.trials.some((x) => x.id === id)) throw new Error(`run store: trial '${id}' is not in ${path.join(this.dir, INDEX)}`);
+    const dir = path.join(this.dir, id);
+    const entries = existsSync(dir) ? readdirSync(dir).filter((n) => n !== '.lock') : [];
+    for (const n of entries) rmSync(path.join(dir, n), { recursive: true, force: true });
+    this.setTrialStatus(id, 'pending');
+    return entries.length ? dir : null;
   }
 
   trial(id: string): TrialStore {
@@ -208,12 +234,12 @@ export class TrialStore {
   }
 
   /** The trial's config. Writing it again is allowed only with the same content (a resumed trial). */
-  writeConfig(trial: TrialRecord): void {
+  writeConfig(trial: TrialRecord, opts: { replace?: boolean } = {}): void {
     if (trial.id !== this.id) throw new Error(`run store: config for '${trial.id}' written to trial '${this.id}'`);
     this.ensureDir();
     const file = path.join(this.dir, 'config.json');
     const rec: TrialRecord = { id: trial.id, name: trial.name, params: trial.params, seed: trial.seed, baseline: trial.baseline, matches: trial.matches ?? null, params_count: trial.params_count, config: trial.config };
-    if (existsSync(file)) {
+    if (existsSync(file) && !opts.replace) {
       const stored = readJsonFile<TrialRecord>(file);
       if (canonicalJson(stored) === canonicalJson(rec)) return;
       // Written by an older moec: the same settings, less the keys added since at their defaults.
@@ -221,7 +247,7 @@ export class TrialStore {
         writeJsonAtomic(file, rec);
         return;
       }
-      throw new UserError(`trial ${this.id} was run with a different configuration`, { where: file, hint: 'pass --force to start the sweep again' });
+      throw new UserError(`trial ${this.id} was run with a different configuration: ${configDiff(stored.config, rec.config).join(', ')}`, { where: file, hint: `resume with the settings it was run with, or run it again from scratch: --only ${this.id} --force` });
     }
     writeJsonAtomic(file, rec);
   }
@@ -301,7 +327,9 @@ export class TrialStore {
     if (!Number.isInteger(step) || step < 0) throw new Error(`run store: checkpoint step must be a whole number, got ${step}`);
     mkdirSync(this.checkpointDir, { recursive: true });
     const file = path.join(this.checkpointDir, `step-${step}.safetensors`);
-    writeSafetensors(file, tensors, { format: 'moec', step: String(step), state: JSON.stringify(state) });
+    const meta = { format: 'moec', step: String(step), state: JSON.stringify(state) };
+    const entries = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))];
+    writeSafetensors(file, tensors, { ...meta, ...checkpointSums(entries, meta) });
     this.prune();
     return { step, path: file, bytes: statSync(file).size };
   }
@@ -328,33 +356,53 @@ export class TrialStore {
     return this.checkpoints().at(-1) ?? null;
   }
 
+  /** Load and verify a checkpoint (checksums, step); a CheckpointDamaged error says what is wrong. */
   loadCheckpoint(ref: CheckpointRef): LoadedCheckpoint {
-    const f = readSafetensors(ref.path);
+    const f = readVerifiedCheckpoint(ref.path, ref.step);
     let state: CheckpointState = {};
     try {
       state = JSON.parse(f.metadata.state ?? '{}') as CheckpointState;
     } catch {
-      throw new UserError('the checkpoint metadata "state" is not valid JSON', { where: ref.path, hint: 'delete this checkpoint to resume from an earlier one' });
+      throw new CheckpointDamaged(ref.path, 'its metadata "state" is not valid JSON');
     }
+    if (state.step !== undefined && state.step !== ref.step) throw new CheckpointDamaged(ref.path, `its training state says step ${JSON.stringify(state.step)} but it is named for step ${ref.step}`);
     return { step: ref.step, path: ref.path, tensors: f.tensors, state };
   }
 
   /**
-   * Prepare to continue the trial: load its latest checkpoint (null: start from step 0), drop the
-   * metrics and expert records logged after it so no step appears twice, and tidy up after a
-   * killed save (its temp file; an old checkpoint it had not yet pruned).
+   * Prepare to continue the trial: load its newest sound checkpoint (null: start from step 0), drop
+   * the metrics and expert records logged after it so no step appears twice, and tidy up after a
+   * killed save (its temp file; an old checkpoint it had not yet pruned). A damaged checkpoint is
+   * renamed to NAME.damaged (kept for a look, never loaded again) and the previous one is used,
+   * which `fellBack` says; when every checkpoint is damaged the trial fails naming them.
    */
-  resume(): LoadedCheckpoint | null {
+  resume(): (LoadedCheckpoint & { fellBack?: string }) | null {
     if (existsSync(this.checkpointDir)) {
       for (const name of readdirSync(this.checkpointDir)) if (name.startsWith('.') && name.includes('.tmp-')) rmSync(path.join(this.checkpointDir, name), { force: true });
       this.prune();
     }
-    const ref = this.latestCheckpoint();
-    const ck = ref ? this.loadCheckpoint(ref) : null;
+    const refs = this.checkpoints();
+    const damaged: string[] = [];
+    let ck: LoadedCheckpoint | null = null;
+    for (const ref of [...refs].reverse()) {
+      try {
+        ck = this.loadCheckpoint(ref);
+        break;
+      } catch (e) {
+        if (!(e instanceof CheckpointDamaged)) throw e;
+        damaged.push(`${ref.path} (${e.reason})`);
+        renameSync(ref.path, `${ref.path}.damaged`);
+      }
+    }
+    if (damaged.length && !ck) {
+      // Said in the message itself: the sweep records it as this trial's failure and goes on.
+      throw new UserError(`trial ${this.id}: every checkpoint is damaged: ${damaged.join('; ')}; they are kept as .damaged files; run the trial again from scratch with --only ${this.id} --force`);
+    }
     const upTo = ck?.step ?? 0;
     this.metrics.retain((m) => m.step <= upTo);
     this.experts.retain((r) => r.step <= upTo);
     this.resumes.retain((r) => r.step <= upTo);
-    return ck;
+    if (!ck) return null;
+    return damaged.length ? { ...ck, fellBack: `damaged checkpoint ${damaged.join('; ')}: moved aside as .damaged; resuming from the previous one, ${path.basename(ck.path)}` } : ck;
   }
 }

@@ -1,5 +1,5 @@
 // The records of a run directory, as they are stored on disk (snake_case JSON, one schema per file).
-import type { ParamCount, TrialConfig } from '../../compiler/frontend/types.js';
+import type { Comparison, ParamCount, TrialConfig } from '../../compiler/frontend/types.js';
 import type { TrialStatus } from '../train/events.js';
 
 /** What the sweep runner knows when it creates a run. */
@@ -10,6 +10,8 @@ export interface SweepInfo {
   preset: string | null;
   adapter: string;
   trials: { id: string; name: string }[];
+  /** The sweep's `compare` lines, for the report. */
+  comparisons?: Comparison[];
 }
 
 /** runs/<sweep>/index.json */
@@ -22,6 +24,8 @@ export interface SweepIndex {
   created: string;
   updated: string;
   trials: { id: string; name: string; status: TrialStatus }[];
+  /** The sweep's `compare` lines (absent in runs of older moec versions). */
+  comparisons?: Comparison[];
 }
 
 /** runs/<sweep>/<trial>/config.json: a compiler Trial without its position in the sweep. */

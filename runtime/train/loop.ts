@@ -69,6 +69,7 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
     step = st.step;
     changed = kernelChange(st, kernels);
     if (changed) store.appendResume({ step, ...kernels, note: changed });
+    if (ck.fellBack) changed = changed ? `${ck.fellBack}; ${changed}` : ck.fellBack;
   } else {
     model.initParams(seed);
   }

@@ -1,7 +1,27 @@
 import { parseArgs } from 'node:util';
 import { loadPipeline } from '../../../compiler/frontend/index.js';
-import { renderDiagnostic } from '../../../grammar/diagnostics.js';
+import { renderDiagnostic, type Diagnostic } from '../../../grammar/diagnostics.js';
 import type { Command } from '../command.js';
+
+/**
+ * Print diagnostics to stderr, each once (a problem several trials or presets share is one problem),
+ * each block ending with its own newline so nothing runs into the next line. `printed` carries the
+ * keys already shown across calls. Returns the error and warning counts of what it printed.
+ */
+export function printDiagnostics(ds: readonly Diagnostic[], sources: ReadonlyMap<string, string>, opts: { color?: boolean; printed?: Set<string>; suffix?: string } = {}): { errors: number; warnings: number } {
+  const printed = opts.printed ?? new Set<string>();
+  let errors = 0;
+  let warnings = 0;
+  for (const d of ds) {
+    const key = `${d.span?.file}:${d.span?.start}:${d.severity}:${d.message}`;
+    if (printed.has(key)) continue;
+    printed.add(key);
+    process.stderr.write(`${renderDiagnostic(d, (f) => sources.get(f), opts.color ?? false)}${opts.suffix ?? ''}\n`);
+    if (d.severity === 'error') errors++;
+    else warnings++;
+  }
+  return { errors, warnings };
+}
 
 export const checkCommand: Command = {
   name: 'check',
@@ -28,15 +48,9 @@ Exit status 1 if any file has an error.
       if (!values.preset && first.ok) for (const p of first.presets) { runs.push(p); results.push(loadPipeline(file, { preset: p })); }
       const printed = new Set<string>();
       results.forEach((r, i) => {
-        for (const d of r.diagnostics) {
-          const text = renderDiagnostic(d, (f) => r.sources.get(f), color) + (runs[i] && i > 0 ? `\n  (with --preset ${runs[i]})` : '');
-          const key = `${d.span?.file}:${d.span?.start}:${d.message}`;
-          if (printed.has(key)) continue;
-          printed.add(key);
-          console.error(text);
-          if (d.severity === 'error') errors++;
-          else warnings++;
-        }
+        const n = printDiagnostics(r.diagnostics, r.sources, { color, printed, ...(runs[i] && i > 0 ? { suffix: `\n  (with --preset ${runs[i]})` } : {}) });
+        errors += n.errors;
+        warnings += n.warnings;
       });
       trials += first.trials.length;
     }

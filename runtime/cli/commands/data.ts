@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { loadPipeline } from '../../../compiler/frontend/index.js';
-import { renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { UserError } from '../../../grammar/user-error.js';
-import { builtinNames, cacheRoot, fetchSource, formatLabelStats, prepareDataset, type SourceSummary } from '../../data/index.js';
+import { builtinNames, cacheRoot, fetchEach, fetchSource, formatLabelStats, prepareDataset, type SourceSummary } from '../../data/index.js';
 import type { Command } from '../command.js';
+import { printDiagnostics } from './check.js';
 
 function mb(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
@@ -23,7 +23,7 @@ const log = (msg: string) => console.error(`  ${msg}`);
 
 async function statsOfPipeline(file: string, only: string | undefined, preset: string | undefined): Promise<number> {
   const r = loadPipeline(file, preset ? { preset } : {});
-  for (const d of r.diagnostics) console.error(renderDiagnostic(d, (f) => r.sources.get(f), Boolean(process.stderr.isTTY)));
+  printDiagnostics(r.diagnostics, r.sources, { color: Boolean(process.stderr.isTTY) });
   if (!r.ok || !r.pipeline) return 1;
   const sets = Object.values(r.pipeline.data).filter((d) => !only || d.name === only);
   if (!sets.length) throw new UserError(`${file} has no data set '${only}'`, { where: '--data', hint: `its data sets: ${Object.keys(r.pipeline.data).join(', ')}` });
@@ -68,10 +68,15 @@ Progress goes to stderr, results to stdout.`,
     if (sub === 'fetch' || (sub === 'stats' && !name.endsWith('.moe'))) {
       if (values.data || values.preset) throw new UserError(`--data and --preset apply to a .moe file`, { where: values.data ? '--data' : '--preset', hint: 'moec data stats FILE.moe --data NAME' });
       const names = name === 'all' ? builtinNames() : [name];
+      const command = `moec data ${sub}`;
+      if (names.length === 1) { printSummary(await fetchSource(name, log, command)); return 0; }
       const t0 = performance.now();
-      for (const n of names) printSummary(await fetchSource(n, log));
-      if (names.length > 1) console.log(`${names.length} sources in ${((performance.now() - t0) / 1000).toFixed(1)} s; cache ${cacheRoot()}`);
-      return 0;
+      const failed = await fetchEach(names, printSummary, { log, command });
+      console.log(`${names.length - failed.length} of ${names.length} sources in ${((performance.now() - t0) / 1000).toFixed(1)} s; cache ${cacheRoot()}`);
+      if (!failed.length) return 0;
+      for (const { name: n, error: e } of failed) console.error(`${n}: ${e instanceof UserError ? e.format() : `error: ${(e as Error).message}`}`);
+      console.error(`${failed.length} source${failed.length === 1 ? '' : 's'} failed: ${failed.map((f) => f.name).join(', ')}; run \`moec data fetch NAME\` to retry one`);
+      return 1;
     }
     if (sub === 'stats') return statsOfPipeline(name, values.data, values.preset);
     throw new UserError(`unknown data command '${sub}'`, { where: 'moec data', hint: 'use: moec data fetch NAME|all, or moec data stats NAME|FILE.moe' });

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadPipeline } from '../../../compiler/frontend/index.js';
-import { renderDiagnostic } from '../../../grammar/diagnostics.js';
 import type { Command } from '../command.js';
+import { printDiagnostics } from './check.js';
 
 function human(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
@@ -24,7 +24,7 @@ configuration. Exit status 1 if the file has an error.
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { preset: { type: 'string' }, json: { type: 'boolean' } } });
     if (positionals.length !== 1) { console.error(this.usage); return 1; }
     const r = loadPipeline(positionals[0]!, values.preset ? { preset: values.preset } : {});
-    for (const d of r.diagnostics) console.error(renderDiagnostic(d, (f) => r.sources.get(f), Boolean(process.stderr.isTTY)));
+    printDiagnostics(r.diagnostics, r.sources, { color: Boolean(process.stderr.isTTY) });
     if (!r.ok) return 1;
     if (values.json) {
       console.log(JSON.stringify({ pipeline: r.pipeline, trials: r.trials }, null, 2));

@@ -1,9 +1,10 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { formatFile } from '../../../grammar/format.js';
 import { parseSource } from '../../../grammar/parse.js';
 import { UserError } from '../../../grammar/user-error.js';
+import { replaceUserFile } from '../../store/atomic.js';
 import type { Command } from '../command.js';
 
 export const fmtCommand: Command = {
@@ -34,7 +35,7 @@ line, single spaces, [a, b] lists; comments kept. A file with syntax errors is l
       else if (values.check) {
         if (out !== text) { console.log(`${file}: not formatted`); status = 1; }
       } else if (out !== text) {
-        writeFileSync(file, out);
+        replaceUserFile(file, out); // a temp file renamed over it: a full disk cannot cut the source short
         console.log(`formatted ${file}`);
       }
     }

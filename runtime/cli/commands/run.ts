@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadPipeline, type Trial } from '../../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../../compiler/lower/compile.js';
@@ -27,8 +28,8 @@ export const runCommand: Command = {
 
 Compiles every trial (all of them, before any training starts), prepares the data, trains the
 trials one after another on the GPU and writes runs/<sweep>/ (configs, metrics, checkpoints) and
-its report. A failing trial is marked failed and the sweep goes on. Ctrl-C stops after the current
-step with a checkpoint; --resume continues from there and skips finished trials.
+its report. A failing trial is marked failed and the sweep goes on. Ctrl-C (or SIGTERM) stops after
+the current step with a checkpoint; --resume continues from there and skips finished trials.
   --preset NAME    apply 'preset NAME { ... }' first (e.g. small)
   --only PATTERN   run only trials whose id or name matches (glob: * and ?)
   --steps N        override train.steps for every trial
@@ -36,7 +37,8 @@ step with a checkpoint; --resume continues from there and skips finished trials.
   --parallel N     train N trials at once on the GPU (default 1); each needs its plan's peak
                    memory on the device at the same time (moec compile prints it)
   --resume         continue an existing run directory
-  --force          replace an existing run directory
+  --force          run the chosen trials again from scratch: removes the records of exactly those
+                   trials (says which); trials --only leaves out keep theirs
   --portable       compile plans that use nothing adapter-specific (on lavapipe: the 8×8 matmul
                    instead of the faster subgroup one); the losses then match runs made that way
   --adapter NAME   the GPU to use (see moec doctor)
@@ -81,6 +83,8 @@ step with a checkpoint; --resume continues from there and skips finished trials.
     if (values.queue !== undefined) return runQueued(file, load, trials, values.queue, values);
     const parallel = Number(values.parallel);
     if (!Number.isInteger(parallel) || parallel < 1) throw new UserError(`--parallel '${values.parallel}' is not a positive whole number`, { where: '--parallel' });
+    const out = values.out!;
+    if (existsSync(out) && !statSync(out).isDirectory()) throw new UserError(`'${out}' is a file, not a directory`, { where: '--out', hint: 'name a directory for the runs (it is created if missing), e.g. --out runs' });
     // Refuse a second writer before compiling anything; held until the run ends.
     const lock = lockSweep(sweepDir(values.out!, file, load.pipeline?.preset ?? null));
     let gpu: Awaited<ReturnType<typeof openGpu>>;
@@ -92,14 +96,16 @@ step with a checkpoint; --resume continues from there and skips finished trials.
     }
     const stop = { requested: false };
     let view: ReturnType<typeof createSweepView> | undefined;
-    const onSigint = () => {
-      if (stop.requested) process.exit(130);
+    // SIGTERM (kill, a Slurm time limit) is handled as Ctrl-C: finish the step, checkpoint, exit.
+    const onSigint = (sig: NodeJS.Signals) => {
+      if (stop.requested) process.exit(sig === 'SIGTERM' ? 143 : 130);
       stop.requested = true;
-      const msg = 'stopping after this step (a checkpoint is written); Ctrl-C again quits at once';
+      const msg = `${sig === 'SIGTERM' ? 'SIGTERM: ' : ''}stopping after this step (a checkpoint is written); Ctrl-C again quits at once`;
       if (view) view.message(msg);
       else process.stderr.write(`\n${msg}\n`);
     };
     process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onSigint);
     try {
       // Every trial compiles (and fits the device) before any of them trains.
       const limits = limitsOf(gpu);
@@ -108,7 +114,7 @@ step with a checkpoint; --resume continues from there and skips finished trials.
       for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits, lowering));
       const data = await prepareSweepData(trials, (msg) => process.stderr.write(`${msg}\n`));
       view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr });
-      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel, lock });
+      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel, lock, log: (m) => view?.message(m) });
       await view.done();
       view = undefined;
       console.log(`${r.done} done, ${r.failed} failed, ${r.stopped} stopped, ${r.skipped} skipped; report: ${r.reportPath ?? 'not written'}`);
@@ -117,6 +123,7 @@ step with a checkpoint; --resume continues from there and skips finished trials.
     } finally {
       await view?.done();
       process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigint);
       lock.release();
       gpu.destroy();
     }

@@ -114,7 +114,7 @@ test('too few documents for a validation split is a clear error', async () => {
   try {
     const p = join(t.dir, 'one.txt');
     writeFileSync(p, 'A single paragraph without blank lines.\nAnother line of it.\n');
-    await rejectsUser(() => prepareDataset(dataSet('text', { path: p, valid: 0.1 })), /^data d: error: data set 'd' has 1 document, and none fell into the validation split/, /separate paragraphs with blank lines/);
+    await rejectsUser(() => prepareDataset(dataSet('text', { path: p, valid: 0.1 })), new RegExp(`^${p}: error: data set 'd' \\(source text ${p}\\) has 1 document, and none fell into the validation split`), /separate paragraphs with blank lines/);
     const ok = await prepareText(dataSet('text', { path: p, valid: 0 }));
     assert.equal(ok.stats.documents.train, 1);
     assert.equal(ok.valid.tokens.length, 0);

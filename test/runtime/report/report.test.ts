@@ -46,8 +46,9 @@ test('report: table numbers, honest about seeds and failures, with SVG and PNG f
   assert.equal(json.trials.length, 6);
   assert.equal(json.configurations[0].ppl_avg.mean, 13.5);
 
-  // 1 perplexity chart + 3 configs × 1 (data, label) heat map + 3 load charts, each as SVG and PNG.
-  assert.equal(r.files.figures.length, 14);
+  // 1 perplexity chart + 2 forest plots (perplexity, specialisation) + 3 configs × 1 (data, label)
+  // heat map + 3 load charts, each as SVG and PNG.
+  assert.equal(r.files.figures.length, 18);
   for (const f of r.files.figures) {
     assert.match(md, new RegExp(path.basename(f).replace(/[.]/g, '\\.')), `${f} linked from report.md`);
     const bytes = readFileSync(f);

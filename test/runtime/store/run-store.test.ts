@@ -30,14 +30,18 @@ test('run store: layout, index mirrors status, and an existing run is refused wi
   assert.deepEqual(RunStore.open(dir).trial('aaaa1111').readPlan(), { kernels: 12, buffers: 30 });
 
   assert.throws(() => RunStore.create(dir, info), (e: unknown) => e instanceof UserError && e.where === dir && /already exists/.test(e.message) && /--resume/.test(e.hint!) && /--force/.test(e.hint!));
-  const again = RunStore.create(dir, info, { force: true });
+  const again = RunStore.open(dir);
+  again.trial('bbbb2222').writeConfig(fakeTrialRecord('bbbb2222', 'top=2,seed=1', { 'model.moe.top': '2' }, 1));
+  assert.equal(again.resetTrial('aaaa1111'), path.join(dir, 'aaaa1111'));
   assert.deepEqual(again.index.trials.map((x) => x.status), ['pending', 'pending']);
-  assert.equal(existsSync(path.join(dir, 'aaaa1111')), false, '--force starts from an empty directory');
+  assert.deepEqual(readdirSync(path.join(dir, 'aaaa1111')), [], '--force starts the trial from an empty directory');
+  assert.ok(existsSync(path.join(dir, 'bbbb2222', 'config.json')), 'the trial not reset keeps its records');
+  assert.equal(again.resetTrial('aaaa1111'), null, 'nothing left to remove');
 
   const other = path.join(path.dirname(dir), 'not-a-run');
   mkdirSync(other);
   writeFileSync(path.join(other, 'thesis.tex'), 'precious');
-  assert.throws(() => RunStore.create(other, info, { force: true }), /holds no moec run/);
+  assert.throws(() => RunStore.create(other, info), /holds no moec run/);
   assert.equal(readFileSync(path.join(other, 'thesis.tex'), 'utf8'), 'precious');
   assert.throws(() => RunStore.open(path.join(path.dirname(dir), 'nope')), (e: unknown) => e instanceof UserError && /no such run directory/.test(e.message));
 });
