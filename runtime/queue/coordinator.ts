@@ -148,15 +148,21 @@ async function follow(o: QueueSweepOptions, name: string, dir: string, preset: s
     if (t) void queue.getJob(id).then((job) => settle(t, job)).catch(() => {});
   };
   events.on('completed', ({ jobId: id }) => settleById(id));
-  events.on('failed', ({ jobId: id, failedReason }) => {
+  events.on('failed', ({ jobId: id }) => settleById(id));
+  // A failed attempt with attempts left goes to 'delayed' (the backoff), not 'failed'. So do a
+  // refusal and a worker's stop, but those leave attemptsMade as it was.
+  const attemptsSeen = new Map<string, number>();
+  const onRetry = (id: string) => {
     const t = byJob.get(id);
     if (!t) return;
-    void queue.getJob(id).then(async (job) => {
-      if (!job || final.has(t.id)) return;
-      if ((await job.getState()) === 'failed') return fail(t, job.failedReason, job.attemptsMade);
-      o.message(`${t.name}: attempt ${job.attemptsMade} of ${o.attempts} failed: ${failedReason}; retried after a backoff`);
+    void queue.getJob(id).then((job) => {
+      if (!job || final.has(t.id) || job.attemptsMade <= (attemptsSeen.get(t.id) ?? 0) || !job.failedReason) return;
+      attemptsSeen.set(t.id, job.attemptsMade);
+      o.message(`${t.name}: attempt ${job.attemptsMade} of ${o.attempts} failed: ${job.failedReason}; retried after a backoff`);
     }).catch(() => {});
-  });
+  };
+  events.on('delayed', ({ jobId: id }) => onRetry(id));
+  events.on('waiting', ({ jobId: id }) => onRetry(id));
   events.on('stalled', ({ jobId: id }) => {
     const t = byJob.get(id);
     if (t && !final.has(t.id)) o.message(`${t.name}: its worker stopped answering; the trial is back in the queue and resumes from its last checkpoint`);
@@ -168,7 +174,8 @@ async function follow(o: QueueSweepOptions, name: string, dir: string, preset: s
   let added = 0;
   for (const t of o.trials) {
     const ts = store.trial(t.id);
-    if (ts.readStatus()?.state === 'done') {
+    const st = ts.readStatus();
+    if (st?.state === 'done' && st.step >= t.config.train.steps) {
       store.setTrialStatus(t.id, 'done');
       final.set(t.id, 'skipped');
       result.skipped++;

@@ -24,7 +24,8 @@ export function parseRedisUrl(url: string, flag = '--queue', env: NodeJS.Process
   try {
     u = new URL(url);
   } catch {
-    throw new UserError(`'${redactUrl(url)}' is not a URL`, { where: flag, hint: 'write redis://HOST:PORT, redis://:PASSWORD@HOST:PORT or rediss://HOST:PORT (TLS)' });
+    // Not echoed: a value that does not parse may still hold a password.
+    throw new UserError('the value is not a URL', { where: flag, hint: 'write redis://HOST:PORT, redis://:PASSWORD@HOST:PORT or rediss://HOST:PORT (TLS)' });
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
     throw new UserError(`'${u.protocol}' is not a Redis URL scheme`, { where: flag, hint: 'write redis://HOST:PORT, or rediss://HOST:PORT for TLS' });
@@ -42,6 +43,8 @@ export function parseRedisUrl(url: string, flag = '--queue', env: NodeJS.Process
   };
   if (u.username) connection.username = decodeURIComponent(u.username);
   if (u.password) connection.password = decodeURIComponent(u.password);
+  // A password in the URL shows in `ps` on this machine; MOEC_REDIS_PASSWORD keeps it out of the command line.
+  else if (env.MOEC_REDIS_PASSWORD) connection.password = env.MOEC_REDIS_PASSWORD;
   if (u.protocol === 'rediss:') {
     // SNI carries host names only (an IP address there is refused by RFC 6066); the certificate is checked either way.
     connection.tls = isIP(host) ? {} : { servername: host };
@@ -60,4 +63,13 @@ export function parseRedisUrl(url: string, flag = '--queue', env: NodeJS.Process
 /** The URL with any user and password replaced, for messages about a URL that did not parse. */
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1***@');
+}
+
+/**
+ * Replaces `url` in this process's argv with its credential-free form: lock files record the command
+ * line of their holder (runtime/store/lock.ts), and they live in the run store.
+ */
+export function scrubArgv(url: string, target: RedisTarget): void {
+  if (!/@/.test(url)) return;
+  process.argv = process.argv.map((a) => (a === url ? target.display : a.startsWith('--queue=') && a.slice(8) === url ? `--queue=${target.display}` : a));
 }

@@ -91,7 +91,7 @@ async function train(task: ChildTask): Promise<void> {
       };
       const before = ts.readStatus();
       // Delivered again after it finished (its completion was lost with a Redis outage): nothing to train.
-      if (before?.state === 'done') return await finish('done', before.wall_s);
+      if (before?.state === 'done' && before.step >= t.config.train.steps) return await finish('done', before.wall_s);
       const sweepData = await prepareSweepData([t], (msg) => process.stderr.write(`${msg}\n`));
       const started = Date.now();
       try {

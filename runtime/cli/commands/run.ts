@@ -11,7 +11,7 @@ import type { Command } from '../command.js';
 import { compileOrExplain } from './compile.js';
 import { loweringFor } from '../../gpu/lowering.js';
 import { runQueueSweep } from '../../queue/coordinator.js';
-import { parseRedisUrl } from '../../queue/redis-url.js';
+import { parseRedisUrl, scrubArgv } from '../../queue/redis-url.js';
 import path from 'node:path';
 
 /** Shell-style glob (* and ?) against a trial's id or name. */
@@ -133,6 +133,7 @@ the current step with a checkpoint; --resume continues from there and skips fini
 /** `moec run --queue`: compile every trial here (errors with their place in the file), then enqueue and follow. */
 async function runQueued(file: string, load: ReturnType<typeof loadPipeline>, trials: Trial[], url: string, values: { out?: string; portable?: boolean; steps?: string; attempts?: string }): Promise<number> {
   const target = parseRedisUrl(url);
+  scrubArgv(url, target);
   const attempts = values.attempts === undefined ? 3 : Number(values.attempts);
   if (!Number.isInteger(attempts) || attempts < 1) throw new UserError(`--attempts '${values.attempts}' is not a positive whole number`, { where: '--attempts' });
   // No device here: the plan is checked for what the compiler alone can tell; each worker checks its own limits.

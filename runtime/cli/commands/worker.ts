@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { UserError } from '../../../grammar/user-error.js';
-import { parseRedisUrl } from '../../queue/redis-url.js';
+import { parseRedisUrl, scrubArgv } from '../../queue/redis-url.js';
 import { DEFAULT_TRANSFER_LIMIT } from '../../queue/transfer.js';
 import { runWorker } from '../../queue/worker.js';
 import { adapterOption } from '../adapter-flag.js';
@@ -41,6 +41,7 @@ through the queue. Ctrl-C: running trials write a checkpoint and go back to the 
     if (positionals.length) { console.error(this.usage); return 1; }
     if (!values.queue) throw new UserError('no queue given', { where: '--queue', hint: 'name the Redis that moec run --queue uses, e.g. --queue redis://HOST:6379' });
     const target = parseRedisUrl(values.queue);
+    scrubArgv(values.queue, target);
     const mb = values['max-transfer-mb'] === undefined ? DEFAULT_TRANSFER_LIMIT / 2 ** 20 : Number(values['max-transfer-mb']);
     if (!(mb >= 0)) throw new UserError(`--max-transfer-mb '${values['max-transfer-mb']}' is not a number of MiB`, { where: '--max-transfer-mb' });
     const stop = { requested: false };

@@ -44,6 +44,8 @@ test('Redis restarted and the coordinator killed mid-sweep: re-attached, nothing
       const root = path.join(dir, `w${i}`);
       return existsSync(root) && filesUnder(root).some((f) => f.endsWith('step-8.safetensors'));
     }), 180_000, 10);
+    const lockFile = path.join(out, 'sweep', '.lock');
+    assert.ok(existsSync(lockFile) && !readFileSync(lockFile, 'utf8').includes(PASSWORD), 'the sweep lock records the command line without the password');
     first.child.kill('SIGKILL');
     redis.child.kill('SIGTERM'); // a clean shutdown: the AOF is flushed
     assert.equal(await redis.exited, 0, redis.output());

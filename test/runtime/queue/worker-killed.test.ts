@@ -38,8 +38,25 @@ test('a worker killed mid-trial: the trial resumes on the other worker, done onc
     await waitFor('the trials to be enqueued', () => /2 trials enqueued/.test(coordinator.output()) && /1 trial enqueued/.test(badCoordinator.output()), 60_000);
     const workers: Proc[] = [0, 1].map(() => procs.start(process.execPath, [moec, 'worker', '--queue', url, '--lock-seconds', '2'], { cwd: dir, env }));
 
-    // Kill the worker of the first trial to reach its step-8 checkpoint, before it finishes.
+    // A crash: SIGKILL the trial process (its pid is in the trial's lock) at the first step-4 checkpoint;
+    // the worker lives, the attempt fails and the trial is retried after the backoff.
     const runDir = path.join(out, 'sweep');
+    const crashed = await waitFor('a trial at its step-4 checkpoint', () => {
+      if (!existsSync(runDir)) return undefined;
+      for (const id of readdirSync(runDir)) {
+        const lock = path.join(runDir, id, '.lock');
+        if (!existsSync(path.join(runDir, id, 'checkpoints', 'step-4.safetensors')) || !existsSync(lock)) continue;
+        try {
+          return { id, pid: (JSON.parse(readFileSync(lock, 'utf8')) as { pid: number }).pid };
+        } catch {
+          return undefined; // being written
+        }
+      }
+      return undefined;
+    }, 180_000, 10);
+    process.kill(crashed.pid, 'SIGKILL');
+
+    // Kill the worker of the first trial to reach its step-8 checkpoint, before it finishes.
     const victim = await waitFor('a trial at its step-8 checkpoint', () => {
       if (!existsSync(runDir)) return undefined;
       for (const id of readdirSync(runDir)) {
@@ -57,6 +74,8 @@ test('a worker killed mid-trial: the trial resumes on the other worker, done onc
     assert.match(coordinator.output(), /stopped answering; the trial is back in the queue/);
     assert.match(coordinator.output(), new RegExp(`start +${victim.id} .*resumed at step (8|12|16|20|24|28)`));
     assert.match(survivor.output(), new RegExp(`trial ${victim.id}: done`));
+    assert.match(coordinator.output(), /attempt 1 of 3 failed: the trial process ended without a result \(signal SIGKILL\)/);
+    assert.match(coordinator.output(), new RegExp(`start +${crashed.id} .*resumed at step`));
 
     // Every trial once, with the one-process run's losses, the index and the report written.
     const ref = path.join(dir, 'ref', 'sweep');
