@@ -23,7 +23,7 @@ const MAX_MUTANT = 200_000;
 
 function deep(r: () => number): string {
   const open = ['[', 'a(', 'moe { ', 'label(', '{'][Math.floor(r() * 5)]!;
-  const n = [10, 63, 64, 65, 410, 547, 781, 3000][Math.floor(r() * 8)]!;
+  const n = [10, 63, 64, 65, 410, 547, 781][Math.floor(r() * 7)]!;
   const close = r() < 0.5 ? '' : (open === '[' ? ']' : open.endsWith('(') ? ')' : '}').repeat(n);
   return open.repeat(n) + close;
 }
