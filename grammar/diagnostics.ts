@@ -102,7 +102,7 @@ export function renderDiagnostic(d: Diagnostic, source: (file: string) => string
   const lines = [head];
   const text = d.span ? source(d.span.file) : undefined;
   if (d.span && text !== undefined) {
-    const lineText = lineOf(text, d.span.start, d.span.line).replace(/\r$/, '').replace(/\t/g, ' ');
+    const lineText = lineOf(text, d.span.start, d.span.line).replace(/\r$/, '').replace(/\t/g, ' ').replace(/[\x00-\x1f\x7f]/g, '\ufffd'); // a file's escape sequences never reach the terminal
     const num = String(d.span.line);
     const pad = ' '.repeat(num.length);
     let startCol = Math.max(1, d.span.col);

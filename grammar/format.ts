@@ -86,7 +86,7 @@ class Printer {
     this.leading(item.span.start, '');
     this.blankIfGap(item.span.line);
     if (item.kind === 'import') {
-      this.out.push(`import ${JSON.stringify(item.path)}`);
+      this.out.push(`import ${quote(item.path)}`);
       this.lastLine = item.span.endLine;
       this.trailing(item.span.endLine, item.span.end, nextOffset);
       this.prevImport = true;
@@ -113,4 +113,9 @@ export function formatFile(ast: MoeFile): string {
   const p = new Printer(comments);
   ast.items.forEach((item, i) => p.top(item, ast.items[i + 1]?.span.start ?? Infinity, i === 0));
   return p.finish();
+}
+
+/** A string literal of the .moe language (its escapes are \\ \" \n \t; JSON's \u0001 is not one). */
+function quote(s: string): string {
+  return `"${s.replace(/[\\"]/g, '\\$&').replace(/\n/g, '\\n').replace(/\t/g, '\\t')}"`;
 }

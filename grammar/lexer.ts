@@ -32,6 +32,11 @@ export const allTokens: TokenType[] = [
 
 export const moeLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false, skipValidations: true });
 
+/** Control characters shown as escapes (a raw one prints as nothing, or moves the terminal's cursor). */
+function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export interface LexProblem { offset: number; length: number; line: number; col: number; message: string }
 
 export interface LexResult { tokens: IToken[]; comments: IToken[]; problems: LexProblem[] }
@@ -43,7 +48,7 @@ export function lex(text: string): LexResult {
     const ch = text.slice(e.offset, e.offset + Math.max(1, e.length));
     return {
       offset: e.offset, length: Math.max(1, e.length), line: e.line ?? 1, col: e.column ?? 1,
-      message: `unexpected character${ch.length > 1 ? 's' : ''} '${ch}'`,
+      message: `unexpected character${ch.length > 1 ? 's' : ''} '${printable(ch)}'`,
     };
   });
   const tokens: IToken[] = [];

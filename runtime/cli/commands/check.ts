@@ -16,7 +16,7 @@ export function printDiagnostics(ds: readonly Diagnostic[], sources: ReadonlyMap
     const key = `${d.span?.file}:${d.span?.start}:${d.severity}:${d.message}`;
     if (printed.has(key)) continue;
     printed.add(key);
-    process.stderr.write(`${renderDiagnostic(d, (f) => sources.get(f), opts.color ?? false)}${opts.suffix ?? ''}\n`);
+    console.error(`${renderDiagnostic(d, (f) => sources.get(f), opts.color ?? false)}${opts.suffix ?? ''}`);
     if (d.severity === 'error') errors++;
     else warnings++;
   }

@@ -188,3 +188,15 @@ test('the stated maximum context compiles (at batch 1), and one past it is refus
   assert.ok(c.plan.buffers.length > 0);
   assert.equal(load(quick.replace('context 64', 'context 65536')).ok, false);
 });
+
+test('control characters: fmt keeps an import path as written, diagnostics show them escaped, never raw', async () => {
+  const { formatFile } = await import('../../../grammar/format.js');
+  const src = 'import "common.mo\u0001e"\n';
+  const once = formatFile(parseSource(src, 'c.moe').ast);
+  assert.equal(once, src);
+  assert.equal(parseSource(once, 'c.moe').ast.items[0]!.kind === 'import' && (parseSource(once, 'c.moe').ast.items[0] as { path: string }).path, 'common.mo\u0001e');
+  const bad = parseSource('train { seed 1 }\u001b[2J\n', 'c.moe');
+  assert.equal(bad.diagnostics[0]!.message, "unexpected character '\\u001b'");
+  const shown = renderDiagnostic(bad.diagnostics[0]!, () => 'train { seed 1 }\u001b[2J\n');
+  assert.ok(!shown.includes('\u001b'), JSON.stringify(shown));
+});

@@ -63,3 +63,15 @@ test('moec check on a missing file says only that, not a cascade of missing bloc
   assert.match(r.err, /error: cannot read '.*no-such-file\.moe': no such file\n1 file: 1 error/);
   assert.doesNotMatch(r.err, /no data set is defined/);
 });
+
+test('moec expand: a warning every trial shares is printed once, on lines of its own', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moec-expand-'));
+  const file = path.join(dir, 'soft.moe');
+  writeFileSync(file, readFileSync(path.join(pipelinesDir, 'quickstart.moe'), 'utf8').replace('capacity dropless', 'dispatch soft').replace('model.moe.top in [1, 2]', 'model.moe.top in [1, 2]\n  seeds 2'));
+  const r = await capture(() => expandCommand.run([file]));
+  assert.equal(r.code, 0, r.err);
+  const heads = r.err.split('\n').filter((l) => /warning: /.test(l));
+  assert.equal(heads.length, 1, r.err);
+  assert.match(heads[0]!, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:24:14 warning: Soft MoE is not causal`));
+  assert.match(r.out, /^4 trials$/m);
+});
