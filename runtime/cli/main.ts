@@ -11,9 +11,11 @@ import { dataCommand } from './commands/data.js';
 import { reportCommand } from './commands/report.js';
 import { lsCommand } from './commands/ls.js';
 import { showCommand } from './commands/show.js';
+import { statusCommand } from './commands/status.js';
+import { slurmTaskCommand } from './commands/slurm-task.js';
 
 // The registry of sub-commands; each lives in commands/<name>.ts.
-const commands: Command[] = [doctorCommand, checkCommand, expandCommand, compileCommand, runCommand, fmtCommand, docsCommand, dataCommand, reportCommand, lsCommand, showCommand];
+const commands: Command[] = [doctorCommand, checkCommand, expandCommand, compileCommand, runCommand, fmtCommand, docsCommand, dataCommand, reportCommand, lsCommand, showCommand, statusCommand, slurmTaskCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -9,6 +9,7 @@ import { adapterOption, limitsOf, openGpu } from '../adapter-flag.js';
 import type { Command } from '../command.js';
 import { compileOrExplain } from './compile.js';
 import { loweringFor } from '../../gpu/lowering.js';
+import { runOnSlurm } from './run-slurm.js';
 
 /** Shell-style glob (* and ?) against a trial's id or name. */
 function matches(pattern: string, t: Trial): boolean {
@@ -20,6 +21,7 @@ export const runCommand: Command = {
   name: 'run',
   summary: 'train every trial of a sweep on the GPU, live, and write the report',
   usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--parallel N] [--resume] [--force] [--portable] [--adapter NAME]
+       moec run FILE --slurm [--partition P] [--time HH:MM:SS] [--max-parallel M] [--dry-run] [...]
 
 Compiles every trial (all of them, before any training starts), prepares the data, trains the
 trials one after another on the GPU and writes runs/<sweep>/ (configs, metrics, checkpoints) and
@@ -35,13 +37,21 @@ step with a checkpoint; --resume continues from there and skips finished trials.
   --force          replace an existing run directory
   --portable       compile plans that use nothing adapter-specific (on lavapipe: the 8×8 matmul
                    instead of the faster subgroup one); the losses then match runs made that way
-  --adapter NAME   the GPU to use (see moec doctor)`,
+  --adapter NAME   the GPU to use (see moec doctor)
+  --slurm          submit the trials not yet done as a Slurm job array (a task per trial) and
+                   follow it; the run directory (--out) must be on a filesystem the compute nodes
+                   share. See docs/DISTRIBUTED.md. Ctrl-C stops following; the tasks go on.
+  --partition P    the Slurm partition (default: the cluster's)
+  --time T         each task's time limit (HH:MM:SS); a task near it checkpoints and is requeued
+  --max-parallel M at most M tasks at once (--array=...%M)
+  --dry-run        print the job script and submit nothing`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true,
       options: {
         preset: { type: 'string' }, only: { type: 'string' }, steps: { type: 'string' }, parallel: { type: 'string', default: '1' }, out: { type: 'string', default: 'runs' },
         resume: { type: 'boolean' }, force: { type: 'boolean' }, portable: { type: 'boolean' }, ...adapterOption,
+        slurm: { type: 'boolean' }, partition: { type: 'string' }, time: { type: 'string' }, 'max-parallel': { type: 'string' }, 'dry-run': { type: 'boolean' },
       },
     });
     if (positionals.length !== 1) { console.error(this.usage); return 1; }
@@ -63,6 +73,10 @@ step with a checkpoint; --resume continues from there and skips finished trials.
         t.config.train.warmup = Math.min(t.config.train.warmup, Math.max(0, n - 1));
       }
     }
+    for (const flag of ['partition', 'time', 'max-parallel', 'dry-run'] as const) {
+      if (values[flag] !== undefined && !values.slurm) throw new UserError(`--${flag} applies to Slurm submissions only`, { where: `--${flag}`, hint: 'add --slurm' });
+    }
+    if (values.slurm) return runOnSlurm({ file, trials, preset: values.preset ?? null, steps: values.steps === undefined ? null : Number(values.steps), out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), portable: Boolean(values.portable), adapter: values.adapter ?? null, partition: values.partition, time: values.time, maxParallel: values['max-parallel'], dryRun: Boolean(values['dry-run']) });
     const parallel = Number(values.parallel);
     if (!Number.isInteger(parallel) || parallel < 1) throw new UserError(`--parallel '${values.parallel}' is not a positive whole number`, { where: '--parallel' });
     // Refuse a second writer before compiling anything; held until the run ends.
