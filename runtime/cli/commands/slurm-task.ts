@@ -30,7 +30,7 @@ ${EXIT_STOPPED}, and the job script requeues the task when the signal came befor
     if (positionals.length < 1 || positionals.length > 2) { console.error(this.usage); return 1; }
     const listFile = path.resolve(positionals[0]!);
     const list = readTrialList(listFile);
-    const rawIndex = positionals[1] ?? process.env.SLURM_ARRAY_TASK_ID;
+    const rawIndex = positionals[1] ?? (process.env.SLURM_ARRAY_TASK_ID || undefined);
     if (rawIndex === undefined) throw new UserError('no trial index: give INDEX or run inside a Slurm array task (SLURM_ARRAY_TASK_ID)', { where: 'INDEX' });
     const index = Number(rawIndex);
     if (!Number.isInteger(index) || index < 0 || index >= list.trials.length) {
@@ -50,6 +50,10 @@ ${EXIT_STOPPED}, and the job script requeues the task when the signal came befor
     const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGUSR1', 'SIGINT'];
     for (const s of signals) process.on(s, onSignal);
 
+    // The run store was created at submission; without it there is nowhere to train into.
+    if (!RunStore.open(list.runDir).index.trials.some((t) => t.id === entry.id)) {
+      throw new UserError(`trial ${entry.id} is not in the run's index.json`, { where: list.runDir, hint: 'the run directory was replaced after submission; submit again with moec run FILE --slurm' });
+    }
     const trialDir = path.join(list.runDir, entry.id);
     const attempt = new Attempt(trialDir, 'slurm-task');
     attempt.start(slurmPlaceFromEnv());
