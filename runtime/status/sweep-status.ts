@@ -92,7 +92,7 @@ export function formatStatus(s: SweepStatus): string {
   const lines = [`${s.sweep} (${path.resolve(s.dir)}): ${s.trials.length} trials: ${counts.map(([k, n]) => `${n} ${k}`).join(', ')}`];
   const width = Math.max(...s.trials.map((t) => t.id.length), 5);
   for (const t of [...s.trials].sort((a, b) => ORDER.indexOf(a.state) - ORDER.indexOf(b.state))) {
-    const parts = [`${t.id.padEnd(width)}  ${t.state.padEnd(7)}  ${`${t.step}/${t.steps}`.padStart(9)}  ${t.name}`];
+    const parts = [`${t.id.padEnd(width)}  ${t.state.padEnd(7)}  ${`${t.step}/${t.steps || '?'}`.padStart(9)}  ${t.name}`];
     const extra: string[] = [];
     if (t.where && (t.state === 'running' || t.state === 'lost' || t.state === 'stopped' || t.state === 'failed')) extra.push(`${t.state === 'running' ? 'on' : 'last on'} ${t.where}`);
     if (t.attempts > 1 || t.requeued > 0) extra.push(`${t.attempts} attempts${t.requeued ? `, requeued ${t.requeued}×` : ''}`);
