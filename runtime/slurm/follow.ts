@@ -2,7 +2,6 @@
 // run store is polled, and its new records become the same events a local run emits, so the live
 // view and the log view show it as they show a local sweep. squeue tells when no task is left.
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Trial } from '../../compiler/frontend/index.js';
 import { trialInfo } from '../run/sweep.js';
 import { readAttempts } from '../status/attempts.js';
@@ -104,17 +103,4 @@ export async function followSlurm(o: FollowOptions): Promise<FollowResult> {
   }
   o.listener({ type: 'sweep-end', out: o.runDir });
   return result;
-}
-
-/**
- * Makes index.json agree with the trials' status.json files. Array tasks each rewrite the index
- * from their own copy, so the last writer can leave another trial's state stale there; status.json
- * is each trial's own record and is right.
- */
-export function reconcileIndex(runDir: string): void {
-  const store = RunStore.open(runDir);
-  for (const t of store.index.trials) {
-    const st = existsSync(path.join(runDir, t.id)) ? store.trial(t.id).readStatus() : null;
-    if (st && st.state !== t.status) store.setTrialStatus(t.id, st.state);
-  }
 }

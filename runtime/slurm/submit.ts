@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Trial } from '../../compiler/frontend/index.js';
 import { UserError } from '../../grammar/user-error.js';
-import { sweepName } from '../run/sweep.js';
+import { lockSweep, sweepName } from '../run/sweep.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import { RunStore } from '../store/run-store.js';
 import { requireSlurm, sbatch, squeueArrays } from './commands.js';
@@ -65,6 +65,18 @@ export function submitSlurm(o: SlurmSubmitOptions): SlurmSubmission {
   const runDir = path.resolve(o.out, sweepName(o.file, o.preset));
   if (o.partition !== undefined && !/^[A-Za-z0-9_.,-]+$/.test(o.partition)) throw new UserError(`--partition '${o.partition}' is not a partition name`, { where: '--partition', hint: 'sinfo lists the partitions' });
   const timeSec = o.time === undefined ? undefined : parseTimeLimit(o.time);
+  if (o.dryRun) return submitLocked(o, runDir, timeSec);
+  requireSlurm('sbatch');
+  // One submitter at a time: two would both find a trial without a task and submit it twice.
+  const lock = lockSweep(runDir);
+  try {
+    return submitLocked(o, runDir, timeSec);
+  } finally {
+    lock.release();
+  }
+}
+
+function submitLocked(o: SlurmSubmitOptions, runDir: string, timeSec: number | undefined): SlurmSubmission {
   const exists = RunStore.exists(runDir);
   if (exists && !o.resume && !o.force) throw new UserError('a run already exists here', { where: runDir, hint: 'pass --resume to submit its unfinished trials (and follow the tasks already queued), or --force to delete it and start again' });
   const resuming = exists && o.resume;
@@ -105,8 +117,6 @@ export function submitSlurm(o: SlurmSubmitOptions): SlurmSubmission {
     logDir: path.join(dir, 'logs'), workdir: process.cwd(), moec: moecCommand(), list: listPath,
   });
   if (o.dryRun) return { ...base, script, scriptPath };
-
-  requireSlurm('sbatch');
   const adapterNote = '(set by the Slurm array tasks)';
   const info = { sweep: path.basename(runDir), file: path.resolve(o.file), preset: o.preset, adapter: adapterNote, trials: o.trials.map((t) => ({ id: t.id, name: t.name })) };
   const store = resuming ? RunStore.open(runDir) : RunStore.create(runDir, info, { force: o.force });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Trial } from '../../../compiler/frontend/index.js';
 import { UserError } from '../../../grammar/user-error.js';
 import { writeReport } from '../../report/report.js';
-import { followSlurm, reconcileIndex } from '../../slurm/follow.js';
+import { followSlurm } from '../../slurm/follow.js';
 import { submitSlurm } from '../../slurm/submit.js';
 import { createSweepView, wantsLiveView } from '../../ui/sweep-view.js';
 
@@ -67,7 +67,6 @@ export async function runOnSlurm(o: RunOnSlurmOptions): Promise<number> {
     console.log(`detached: ${r.done.length} done, ${r.failed.length} failed, ${r.unfinished.length} not finished; 'moec status ${rel}' shows them, 'moec run ${o.file} --slurm --resume' follows again`);
     return 0;
   }
-  reconcileIndex(sub.runDir);
   let report: string | null = null;
   let reportError: string | undefined;
   try {

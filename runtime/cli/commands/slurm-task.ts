@@ -80,13 +80,15 @@ ${EXIT_STOPPED}, and the job script requeues the task when the signal came befor
       const compiled = compileOrExplain(load, trial, limitsOf(gpu), list.portable ? {} : loweringFor(gpu));
       const data = await prepareSweepData([trial], log);
       const view = createSweepView({ tty: false, stdout: process.stdout, stderr: process.stderr });
-      const r = await runSweep({ file: list.file, load, trials: [trial], compiled: new Map([[trial.id, compiled]]), gpu, out: list.out, resume: true, force: false, listener: view.listener, stop, data, report: false });
+      const r = await runSweep({ file: list.file, load, trials: [trial], compiled: new Map([[trial.id, compiled]]), gpu, out: list.out, resume: true, force: false, listener: view.listener, stop, data, report: false, lock: null });
       await view.done();
       const step = RunStore.open(list.runDir).trial(entry.id).readStatus()?.step;
       const extra = { ...(step !== undefined ? { step } : {}), ...(signal ? { signal } : {}) };
       if (r.done || r.skipped) {
         attempt.end(r.done ? 'done' : 'skipped', extra);
-        log(`trial ${entry.id} ${r.done ? 'done' : 'was already done'}`);
+        // Skipped: finished already, or another live process holds its trial lock (then it is left to that one).
+        const state = RunStore.open(list.runDir).trial(entry.id).readStatus()?.state;
+        log(`trial ${entry.id} ${r.done ? 'done' : state === 'done' ? 'was already done' : 'is being trained by another process (its trial lock is held); left to it'}`);
         return 0;
       }
       if (r.failed) {
