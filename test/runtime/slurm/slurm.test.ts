@@ -138,7 +138,7 @@ function metricsOf(runDir: string): Map<string, { steps: number[]; losses: Map<n
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('a sweep as a Slurm job array on a one-host cluster: one task requeued mid-trial, every trial done once', { timeout: 420_000 }, async (t) => {
+test('a sweep as a Slurm job array on a one-host cluster: one task requeued, one signalled as at its time limit, every trial done once', { timeout: 420_000 }, async (t) => {
   const why = clusterUnavailable();
   if (why) {
     t.skip(`no Slurm cluster can run here: ${why}`);
@@ -185,16 +185,34 @@ test('a sweep as a Slurm job array on a one-host cluster: one task requeued mid-
     const task0 = `${sub.array_job_id}_0`;
     cluster.cmd('scontrol', ['requeue', task0]);
     // A requeued job waits out a begin-time hold (about two minutes); a test need not.
-    for (let i = 0; i < 100; i++) {
-      await sleep(200);
-      const q = cluster.cmd('squeue', ['-h', '-r', '-j', task0, '-o', '%T']).trim();
-      if (q === 'PENDING') break;
-    }
+    const waitPending = async (task: string) => {
+      for (let i = 0; i < 300; i++) {
+        await sleep(200);
+        if (cluster.cmd('squeue', ['-h', '-r', '-j', task, '-o', '%T']).trim() === 'PENDING') return;
+      }
+      assert.fail(`${task} was not requeued`);
+    };
+    await waitPending(task0);
     const mid = run(['status', runDir], dir, env);
     assert.equal(mid.status, 0, mid.stderr);
     assert.match(mid.stdout, new RegExp(`${first} +queued .*\\n +Slurm task ${task0} pending \\(BeginTime\\)`));
     assert.match(mid.stdout, /running .*\n +on .*Slurm job \d+_1 \(\d+\)|queued .*\n +Slurm task \d+_1 pending/);
     cluster.cmd('scontrol', ['update', `JobId=${task0}`, 'StartTime=now']);
+
+    // The second task gets what --signal=B:USR1@S sends before the time limit: USR1 to the batch
+    // shell alone, which passes it on; moec checkpoints and exits 75, and the shell requeues the task.
+    const second = index().trials[1]!.id;
+    const task1 = `${sub.array_job_id}_1`;
+    let checkpointed = false;
+    for (let i = 0; i < 1200 && !checkpointed; i++) {
+      await sleep(100);
+      const ck = path.join(runDir, second, 'checkpoints');
+      checkpointed = existsSync(ck) && readdirSync(ck).some((f) => /^step-(10|20|30|40|50)\.safetensors$/.test(f));
+    }
+    assert.ok(checkpointed, `the second trial never checkpointed: ${stderr}`);
+    cluster.cmd('scancel', ['--signal=USR1', '--batch', task1]);
+    await waitPending(task1);
+    cluster.cmd('scontrol', ['update', `JobId=${task1}`, 'StartTime=now']);
 
     const code = await exited;
     assert.equal(code, 0, `follower:\n${stdout}\n${stderr}`);
@@ -212,12 +230,17 @@ test('a sweep as a Slurm job array on a one-host cluster: one task requeued mid-
     const attempts = readFileSync(path.join(runDir, first!, 'attempts.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(attempts.map((a) => a.event === 'start' ? `start ${a.slurm.restarts}` : `end ${a.outcome}`), ['start 0', 'end stopped', 'start 1', 'end done']);
     assert.equal(attempts[1].signal, 'SIGTERM');
+    const attempts2 = readFileSync(path.join(runDir, second, 'attempts.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(attempts2.map((a) => a.event === 'start' ? `start ${a.slurm.restarts}` : `end ${a.outcome}`), ['start 0', 'end stopped', 'start 1', 'end done']);
+    assert.equal(attempts2[1].signal, 'SIGUSR1');
+    const log1 = readFileSync(path.join(runDir, 'slurm', 'logs', `${task1}.out`), 'utf8');
+    assert.match(log1, /moec: checkpointed before the time limit; requeueing/);
     assert.ok(existsSync(path.join(runDir, 'report.md')));
     const idx = JSON.parse(readFileSync(path.join(runDir, 'index.json'), 'utf8')) as { trials: { status: string }[] };
     assert.deepEqual(idx.trials.map((x) => x.status), ['done', 'done']);
     const after = run(['status', runDir], dir, env);
     assert.match(after.stdout, /2 trials: 2 done/);
-    assert.match(after.stdout, new RegExp(`${first} +done +120/120 .*\\n +2 attempts, requeued 1×`));
+    for (const id of [first, second]) assert.match(after.stdout, new RegExp(`${id} +done +120/120 .*\\n +2 attempts, requeued 1×`));
     // Submitting again finds nothing to do.
     const again = run(['run', file, '--slurm', '--resume', '--out', out], dir, env);
     assert.equal(again.status, 0, again.stderr);
