@@ -13,9 +13,11 @@ import { reportCommand } from './commands/report.js';
 import { lsCommand } from './commands/ls.js';
 import { showCommand } from './commands/show.js';
 import { workerCommand } from './commands/worker.js';
+import { statusCommand } from './commands/status.js';
+import { slurmTaskCommand } from './commands/slurm-task.js';
 
 // The registry of sub-commands; each lives in commands/<name>.ts.
-const commands: Command[] = [doctorCommand, checkCommand, expandCommand, compileCommand, runCommand, fmtCommand, docsCommand, dataCommand, reportCommand, lsCommand, showCommand, workerCommand];
+const commands: Command[] = [doctorCommand, checkCommand, expandCommand, compileCommand, runCommand, fmtCommand, docsCommand, dataCommand, reportCommand, lsCommand, showCommand, statusCommand, workerCommand, slurmTaskCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

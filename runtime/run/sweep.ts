@@ -30,8 +30,13 @@ export interface SweepOptions {
   data: SweepData;
   /** Trials trained at once (their steps interleave on the one GPU queue); default 1. */
   parallel?: number;
-  /** The sweep directory's lock, when the caller took it early (lockSweep); else runSweep takes it. */
-  lock?: Lock;
+  /**
+   * The sweep directory's lock, when the caller took it early (lockSweep); else runSweep takes it.
+   * null: take none, only the trial locks (a Slurm array task, one of many on one sweep).
+   */
+  lock?: Lock | null;
+  /** Write the sweep's report at the end (default true); a Slurm array task trains one trial and leaves it to the submitter. */
+  report?: boolean;
   /** Where notes for the user go (e.g. what --force removes). */
   log?: (msg: string) => void;
 }
@@ -66,11 +71,11 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
   const preset = o.load.pipeline?.preset ?? null;
   const name = sweepName(o.file, preset);
   const dir = path.join(o.out, name);
-  const sweepLock = o.lock ?? lockSweep(dir);
+  const sweepLock = o.lock === null ? null : o.lock ?? lockSweep(dir);
   try {
     return await runLocked(o, name, dir);
   } finally {
-    sweepLock.release();
+    sweepLock?.release();
   }
 }
 
@@ -138,7 +143,7 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   await Promise.all(Array.from({ length: Math.max(1, o.parallel ?? 1) }, worker));
   // The trials' records are on disk whatever happens here: a failing report must not fail the run.
   try {
-    result.reportPath = (await writeReport(dir)).files.markdown;
+    if (o.report !== false) result.reportPath = (await writeReport(dir)).files.markdown;
   } catch (e) {
     result.reportError = `${(e as Error).message}; the runs are intact: retry with 'moec report ${dir}'`;
   }

@@ -13,6 +13,7 @@ import { loweringFor } from '../../gpu/lowering.js';
 import { runQueueSweep } from '../../queue/coordinator.js';
 import { parseRedisUrl, scrubArgv } from '../../queue/redis-url.js';
 import path from 'node:path';
+import { runOnSlurm } from './run-slurm.js';
 
 /** Shell-style glob (* and ?) against a trial's id or name. */
 function matches(pattern: string, t: Trial): boolean {
@@ -25,6 +26,7 @@ export const runCommand: Command = {
   summary: 'train every trial of a sweep on the GPU, live, and write the report',
   usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--parallel N] [--resume] [--force] [--portable] [--adapter NAME]
        moec run FILE --queue redis://[:PASSWORD@]HOST:PORT [--attempts N] [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--portable]
+       moec run FILE --slurm [--partition P] [--time HH:MM:SS] [--max-parallel M] [--dry-run] [...]
 
 Compiles every trial (all of them, before any training starts), prepares the data, trains the
 trials one after another on the GPU and writes runs/<sweep>/ (configs, metrics, checkpoints) and
@@ -46,13 +48,21 @@ the current step with a checkpoint; --resume continues from there and skips fini
                    'moec worker' processes on any number of machines, and follow them live; Ctrl-C
                    detaches (the sweep goes on), the same command again re-attaches (docs/DISTRIBUTED.md)
   --attempts N     with --queue: tries per trial when its process crashes (default 3; a bad
-                   configuration or data fails at once)`,
+                   configuration or data fails at once)
+  --slurm          submit the trials not yet done as a Slurm job array (a task per trial) and
+                   follow it; the run directory (--out) must be on a filesystem the compute nodes
+                   share. See docs/DISTRIBUTED.md. Ctrl-C stops following; the tasks go on.
+  --partition P    the Slurm partition (default: the cluster's)
+  --time T         each task's time limit (HH:MM:SS); a task near it checkpoints and is requeued
+  --max-parallel M at most M tasks at once (--array=...%M)
+  --dry-run        print the job script and submit nothing`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true,
       options: {
         preset: { type: 'string' }, only: { type: 'string' }, steps: { type: 'string' }, parallel: { type: 'string', default: '1' }, out: { type: 'string', default: 'runs' },
         resume: { type: 'boolean' }, force: { type: 'boolean' }, portable: { type: 'boolean' }, queue: { type: 'string' }, attempts: { type: 'string' }, ...adapterOption,
+        slurm: { type: 'boolean' }, partition: { type: 'string' }, time: { type: 'string' }, 'max-parallel': { type: 'string' }, 'dry-run': { type: 'boolean' },
       },
     });
     if (positionals.length !== 1) { console.error(this.usage); return 1; }
@@ -80,6 +90,11 @@ the current step with a checkpoint; --resume continues from there and skips fini
         t.config.train.warmup = Math.min(t.config.train.warmup, Math.max(0, n - 1));
       }
     }
+    for (const flag of ['partition', 'time', 'max-parallel', 'dry-run'] as const) {
+      if (values[flag] !== undefined && !values.slurm) throw new UserError(`--${flag} applies to Slurm submissions only`, { where: `--${flag}`, hint: 'add --slurm' });
+    }
+    if (values.slurm && values.queue !== undefined) throw new UserError('--slurm and --queue are two ways to run a sweep elsewhere: choose one', { where: '--queue' });
+    if (values.slurm) return runOnSlurm({ file, trials, preset: values.preset ?? null, steps: values.steps === undefined ? null : Number(values.steps), out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), portable: Boolean(values.portable), adapter: values.adapter ?? null, partition: values.partition, time: values.time, maxParallel: values['max-parallel'], dryRun: Boolean(values['dry-run']) });
     if (values.queue !== undefined) return runQueued(file, load, trials, values.queue, values);
     const parallel = Number(values.parallel);
     if (!Number.isInteger(parallel) || parallel < 1) throw new UserError(`--parallel '${values.parallel}' is not a positive whole number`, { where: '--parallel' });
