@@ -3,7 +3,7 @@ import type { DataSet, LoadResult, Trial } from '../../compiler/frontend/index.j
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import { summarize } from '../../compiler/lower/summary.js';
 import { UserError } from '../../grammar/user-error.js';
-import { prepareDataset, type PreparedClusters, type PreparedData, type PreparedText } from '../data/index.js';
+import { checkSameTokenizer, prepareDataset, type PreparedClusters, type PreparedData, type PreparedText } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
 import { RunStore, type TrialStore } from '../store/run-store.js';
@@ -117,7 +117,14 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
     for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await get(cfg.data[ref.data]!), split: ref.split });
     const expertData = new Map<string, D>();
     for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await get(cfg.data[ref.data]!));
-    return { data: await get(cfg.data[cfg.train.data]!), evals, expertData };
+    const train = await get(cfg.data[cfg.train.data]!);
+    // A data set evaluated under another tokenizer than the training data's is refused, not scored.
+    const tok = cfg.data[cfg.train.data]!;
+    for (const d of [...evals.map((e) => e.data), ...expertData.values()]) {
+      const text = d as { kind?: string; name: string; tokenizer: 'gpt2' | 'bytes'; vocab: number };
+      if (text.kind === 'text') checkSameTokenizer(text, { tokenizer: tok.tokenizer, vocab: cfg.model.vocab, what: `the model (trained on '${tok.name}')` }, o.file);
+    }
+    return { data: train, evals, expertData };
   };
   const runLanguageModel = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
     const d = await trialData(t.config, (ds) => data.get(ds));
