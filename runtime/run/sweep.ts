@@ -26,6 +26,8 @@ export interface SweepOptions {
   stop: { requested: boolean };
   /** Prepared data sets (see prepareSweepData): prepared before the live view starts drawing. */
   data: SweepData;
+  /** Write each trial's initial weights (initial.safetensors). */
+  saveInit?: boolean;
   /** Trials trained at once (their steps interleave on the one GPU queue); default 1. */
   parallel?: number;
 }
@@ -131,14 +133,14 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
     const model = await GpuModel.create(o.gpu, compiled, `trial ${t.id}`);
     hold(model);
     store.setTrialStatus(t.id, 'running');
-    return trainTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
+    return trainTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop, saveInit: Boolean(o.saveInit) });
   };
   const runPatch = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
     const d = await trialData(t.config, (ds) => data.clusters(ds));
     const model = await PatchModel.create(o.gpu, compiled, `trial ${t.id}`);
     hold(model);
     store.setTrialStatus(t.id, 'running');
-    return trainPatchTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
+    return trainPatchTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop, saveInit: Boolean(o.saveInit) });
   };
   const runOne = async (t: Trial) => {
     const ts = store.trial(t.id);

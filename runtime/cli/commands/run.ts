@@ -19,7 +19,7 @@ function matches(pattern: string, t: Trial): boolean {
 export const runCommand: Command = {
   name: 'run',
   summary: 'train every trial of a sweep on the GPU, live, and write the report',
-  usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--parallel N] [--resume] [--force] [--portable] [--adapter NAME]
+  usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--parallel N] [--resume] [--force] [--save-init] [--portable] [--adapter NAME]
 
 Compiles every trial (all of them, before any training starts), prepares the data, trains the
 trials one after another on the GPU and writes runs/<sweep>/ (configs, metrics, checkpoints) and
@@ -33,6 +33,8 @@ step with a checkpoint; --resume continues from there and skips finished trials.
                    memory on the device at the same time (moec compile prints it)
   --resume         continue an existing run directory
   --force          replace an existing run directory
+  --save-init      also write each trial's initial weights (step 0) to <trial>/initial.safetensors,
+                   kept beside the checkpoints (moec sample/eval/export read it by path)
   --portable       compile plans that use nothing adapter-specific (on lavapipe: the 8×8 matmul
                    instead of the faster subgroup one); the losses then match runs made that way
   --adapter NAME   the GPU to use (see moec doctor)`,
@@ -41,7 +43,7 @@ step with a checkpoint; --resume continues from there and skips finished trials.
       args: argv, allowPositionals: true,
       options: {
         preset: { type: 'string' }, only: { type: 'string' }, steps: { type: 'string' }, parallel: { type: 'string', default: '1' }, out: { type: 'string', default: 'runs' },
-        resume: { type: 'boolean' }, force: { type: 'boolean' }, portable: { type: 'boolean' }, ...adapterOption,
+        resume: { type: 'boolean' }, force: { type: 'boolean' }, 'save-init': { type: 'boolean' }, portable: { type: 'boolean' }, ...adapterOption,
       },
     });
     if (positionals.length !== 1) { console.error(this.usage); return 1; }
@@ -84,7 +86,7 @@ step with a checkpoint; --resume continues from there and skips finished trials.
       for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits, lowering));
       const data = await prepareSweepData(trials, (msg) => process.stderr.write(`${msg}\n`));
       view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr });
-      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel });
+      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel, saveInit: Boolean(values['save-init']) });
       await view.done();
       view = undefined;
       console.log(`${r.done} done, ${r.failed} failed, ${r.stopped} stopped, ${r.skipped} skipped; report: ${r.reportPath ?? 'not written'}`);
