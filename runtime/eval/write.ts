@@ -1,6 +1,7 @@
 // The files `moec eval` writes beside a sweep's report: eval/NAME.json (everything), NAME.csv (one
 // row per trial), NAME-experts.csv (assignments per trial, layer, label value and expert) and
 // NAME.md (a report section: the perplexity table and the assignment shares per layer).
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../store/atomic.js';
 import type { TrialEval } from './evaluate.js';
@@ -17,6 +18,7 @@ export function evalName(label: string): string {
 }
 
 export function writeEval(dir: string, name: string, o: { data: string; by: string | null; results: TrialEval[]; skipped: { trial: string; why: string }[] }): string[] {
+  mkdirSync(path.join(dir, 'eval'), { recursive: true });
   const base = path.join(dir, 'eval', name);
   const files = [`${base}.json`, `${base}.csv`, `${base}-experts.csv`, `${base}.md`];
   const keys = [...new Set(o.results.flatMap((r) => Object.keys(r.params)))].sort();
