@@ -45,7 +45,10 @@ export interface SampleResult {
   unit: 'token' | 'sequence' | null;
   scope: 'layer' | 'global' | null;
   context: number;
+  /** Per token after the first (each a full-window forward and its read-backs). */
   msPerToken: number;
+  /** The first token, which also builds the GPU pipelines. */
+  firstTokenMs: number;
 }
 
 /** Samples token id from a logits row with temperature and top-k; `u` is a uniform draw in [0, 1). */
@@ -89,6 +92,7 @@ export async function sample(gpu: Gpu, t: TrainedTrial, o: SampleOptions): Promi
     const labels = o.label !== undefined ? Uint32Array.of(o.label) : undefined;
     const out: SampledToken[] = [];
     const started = performance.now();
+    let firstDone = started;
     for (let i = 0; i < o.tokens; i++) {
       const ctx = ids.slice(-T);
       // Positions past the text hold end-of-text tokens; causal attention never lets them reach it.
@@ -108,11 +112,14 @@ export async function sample(gpu: Gpu, t: TrainedTrial, o: SampleOptions): Promi
       }
       out.push(rec);
       ids.push(id);
+      if (i === 0) firstDone = performance.now();
     }
-    const ms = (performance.now() - started) / Math.max(1, o.tokens);
+    const end = performance.now();
+    // The first token also pays for building the GPU pipelines; the rate is of the tokens after it.
+    const ms = o.tokens > 1 ? (end - firstDone) / (o.tokens - 1) : end - started;
     return {
       trial: t.record.id, step: t.step, tokenizer: tok.name, prompt: o.prompt, promptTokens: ids.length - out.length,
-      text: tok.decode(out.map((x) => x.id)), tokens: out, routingLayers: layers, unit: moe?.unit ?? null, scope: moe?.scope ?? null, context: T, msPerToken: ms,
+      text: tok.decode(out.map((x) => x.id)), tokens: out, routingLayers: layers, unit: moe?.unit ?? null, scope: moe?.scope ?? null, context: T, msPerToken: ms, firstTokenMs: firstDone - started,
     };
   } finally {
     model.destroy();

@@ -66,7 +66,7 @@ window's tokens. See docs/AFTER-TRAINING.md.`,
         if (!r.routingLayers.length) console.error('(a dense model: there are no experts to show)');
         else console.log(`\n${expertView(r, Boolean(process.stdout.isTTY))}`);
       }
-      console.error(`${r.tokens.length} tokens from trial ${r.trial} (step ${r.step}) in ${r.msPerToken.toFixed(1)} ms/token: each a full forward over the ${r.context}-token window (no KV cache)`);
+      console.error(`${r.tokens.length} tokens from trial ${r.trial} (step ${r.step}) in ${r.msPerToken.toFixed(1)} ms/token after the first (${(r.firstTokenMs / 1000).toFixed(1)} s, building the GPU pipelines): each a full forward over the ${r.context}-token window (no KV cache)`);
       return 0;
     } finally {
       gpu.destroy();
