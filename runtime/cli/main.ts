@@ -15,9 +15,12 @@ import { showCommand } from './commands/show.js';
 import { workerCommand } from './commands/worker.js';
 import { statusCommand } from './commands/status.js';
 import { slurmTaskCommand } from './commands/slurm-task.js';
+import { sampleCommand } from './commands/sample.js';
+import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
 
 // The registry of sub-commands; each lives in commands/<name>.ts.
-const commands: Command[] = [doctorCommand, checkCommand, expandCommand, compileCommand, runCommand, fmtCommand, docsCommand, dataCommand, reportCommand, lsCommand, showCommand, statusCommand, workerCommand, slurmTaskCommand];
+const commands: Command[] = [doctorCommand, checkCommand, expandCommand, compileCommand, runCommand, fmtCommand, docsCommand, dataCommand, reportCommand, lsCommand, showCommand, statusCommand, sampleCommand, evalCommand, exportCommand, workerCommand, slurmTaskCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

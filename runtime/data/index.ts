@@ -29,6 +29,7 @@ export { prepareDataset, loadDocuments, type PrepareOptions } from './prepare.js
 export { Batcher, IGNORE, sequentialBatches, sequentialBatchCount, trainBatcher, type BatcherOptions, type BatcherState, type TextBatch } from './batcher.js';
 export { ClusterBatcher, prepareClusters, type ClusterBatch } from './clusters.js';
 export { tokenizer, type Tokenizer } from './tokenizers.js';
+export { checkSameTokenizer } from './tokenizer-check.js';
 export { fetchEach, fetchSource, builtinNames, type FetchFailure, type SourceSummary } from './fetch.js';
 export { formatLabelStats } from './stats.js';
 export { cacheRoot } from './cache.js';

@@ -175,6 +175,22 @@ export class PlanExecutor {
     return new Float32Array(await this.readBytes(name));
   }
 
+  /** `bytes` bytes of a buffer from byte `start` (4-byte aligned), e.g. one row of the logits. */
+  async readRange(name: string, start: number, bytes: number): Promise<ArrayBuffer> {
+    const b = this.bound(name);
+    if (start % 4 || bytes % 4 || start < 0 || start + bytes > b.bytes) throw new Error(`read of ${name}: bytes ${start}..${start + bytes} are outside its ${b.bytes} or not 4-byte aligned`);
+    const staging = this.gpu.device.createBuffer({ label: `read:${name}:range`, size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      const encoder = this.gpu.device.createCommandEncoder({ label: `read ${name} range` });
+      encoder.copyBufferToBuffer(b.buffer, b.offset + start, staging, 0, bytes);
+      this.gpu.device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      return staging.getMappedRange().slice(0);
+    } finally {
+      staging.destroy();
+    }
+  }
+
   async readBytes(name: string): Promise<ArrayBuffer> {
     const b = this.bound(name);
     const size = align(b.bytes, 4);

@@ -37,6 +37,8 @@ export interface SweepOptions {
   lock?: Lock | null;
   /** Write the sweep's report at the end (default true); a Slurm array task trains one trial and leaves it to the submitter. */
   report?: boolean;
+  /** Write each trial's initial weights (initial.safetensors). */
+  saveInit?: boolean;
   /** Where notes for the user go (e.g. what --force removes). */
   log?: (msg: string) => void;
 }
@@ -94,7 +96,7 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   if (o.resume) checkResumable(store, o, dir);
   const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
-  const ctx: TrialRunContext = { gpu: o.gpu, store, data: o.data, listener: o.listener, adapter, stop: o.stop };
+  const ctx: TrialRunContext = { gpu: o.gpu, store, data: o.data, listener: o.listener, adapter, stop: o.stop, saveInit: Boolean(o.saveInit), file: o.file };
   const runOne = async (t: Trial) => {
     let lock: Lock;
     try {

@@ -3,6 +3,7 @@
 import type { DataSet, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import { summarize } from '../../compiler/lower/summary.js';
+import { checkSameTokenizer } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import type { RunStore, TrialStore } from '../store/run-store.js';
 import type { SweepListener, TrialInfo } from '../train/events.js';
@@ -20,6 +21,10 @@ export interface TrialRunContext {
   /** The adapter's description, recorded with the trial's status and checkpoints. */
   adapter: string;
   stop: { requested: boolean };
+  /** Write the trial's initial weights (initial.safetensors). */
+  saveInit?: boolean;
+  /** The .moe file, named in data errors. */
+  file?: string;
 }
 
 /** What the live view shows of a trial before it starts. */
@@ -33,12 +38,19 @@ export function trialInfo(t: Trial): TrialInfo {
 }
 
 /** The data a trial trains and evaluates on, prepared by `get` (text or the cluster task). */
-async function trialData<D>(cfg: Trial['config'], get: (ds: DataSet) => Promise<D>) {
+async function trialData<D>(cfg: Trial['config'], get: (ds: DataSet) => Promise<D>, file?: string) {
   const evals: { name: string; data: D; split: 'train' | 'valid' }[] = [];
   for (const ref of cfg.evaluate.perplexity) evals.push({ name: `${ref.data}.${ref.split}`, data: await get(cfg.data[ref.data]!), split: ref.split });
   const expertData = new Map<string, D>();
   for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await get(cfg.data[ref.data]!));
-  return { data: await get(cfg.data[cfg.train.data]!), evals, expertData };
+  const train = await get(cfg.data[cfg.train.data]!);
+  // A data set evaluated under another tokenizer than the training data's is refused, not scored.
+  const tok = cfg.data[cfg.train.data]!;
+  for (const d of [...evals.map((e) => e.data), ...expertData.values()]) {
+    const text = d as { kind?: string; name: string; tokenizer: 'gpt2' | 'bytes'; vocab: number };
+    if (text.kind === 'text') checkSameTokenizer(text, { tokenizer: tok.tokenizer, vocab: cfg.model.vocab, what: `the model (trained on '${tok.name}')` }, file);
+  }
+  return { data: train, evals, expertData };
 }
 
 /**
@@ -53,16 +65,16 @@ export async function trainOneTrial(ctx: TrialRunContext, t: Trial, compiled: Co
   ts.writePlan(summarize(compiled));
   let model: PlanModel | undefined;
   try {
-    const common = { trial: t, store: ts, listener: ctx.listener, adapter: ctx.adapter, stop: ctx.stop };
+    const common = { trial: t, store: ts, listener: ctx.listener, adapter: ctx.adapter, stop: ctx.stop, saveInit: Boolean(ctx.saveInit) };
     let r: TrainOutcome;
     if (compiled.patch) {
-      const d = await trialData(t.config, (ds) => ctx.data.clusters(ds));
+      const d = await trialData(t.config, (ds) => ctx.data.clusters(ds), ctx.file);
       const m = await PatchModel.create(ctx.gpu, compiled, `trial ${t.id}`);
       model = m;
       store.setTrialStatus(t.id, 'running');
       r = await trainPatchTrial({ model: m, ...d, ...common });
     } else {
-      const d = await trialData(t.config, (ds) => ctx.data.get(ds));
+      const d = await trialData(t.config, (ds) => ctx.data.get(ds), ctx.file);
       const m = await GpuModel.create(ctx.gpu, compiled, `trial ${t.id}`);
       model = m;
       store.setTrialStatus(t.id, 'running');

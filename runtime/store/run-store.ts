@@ -334,6 +334,18 @@ export class TrialStore {
     return { step, path: file, bytes: statSync(file).size };
   }
 
+  /** Where the step-0 weights go (`moec run --save-init`): beside the checkpoints, never pruned or resumed from. */
+  get initialPath(): string {
+    return path.join(this.dir, 'initial.safetensors');
+  }
+
+  /** The initial weights (no optimiser state), written once. */
+  saveInitial(tensors: Map<string, TensorData>, state: CheckpointState): CheckpointRef {
+    this.ensureDir();
+    writeSafetensors(this.initialPath, tensors, { format: 'moec', step: '0', state: JSON.stringify(state) });
+    return { step: 0, path: this.initialPath, bytes: statSync(this.initialPath).size };
+  }
+
   /** Delete all but the newest `keep` checkpoints. */
   private prune(): void {
     for (const old of this.checkpoints().slice(0, -this.keep)) rmSync(old.path, { force: true });

@@ -5,6 +5,8 @@ import type { SweepListener } from './events.js';
 import { moeLayers, readMoeStats } from './experts.js';
 import type { PlanModel } from './model.js';
 import { lrAt } from './schedule.js';
+import { existsSync } from 'node:fs';
+import { initParams, splitParams } from './init.js';
 import { loweringNames } from '../../compiler/lower/kernels.js';
 
 export type TrainOutcome = { status: 'done' | 'stopped'; step: number; wallSeconds: number };
@@ -17,6 +19,8 @@ export interface TrialRun {
   adapter: string;
   /** Set by Ctrl-C: finish the step, checkpoint, return 'stopped'. */
   stop: { requested: boolean };
+  /** Also write the initial weights to initial.safetensors (`moec run --save-init`). */
+  saveInit?: boolean;
   /** Read the training loss back every this many steps (each read is a GPU sync). */
   logEvery?: number;
 }
@@ -72,6 +76,13 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
     if (ck.fellBack) changed = changed ? `${ck.fellBack}; ${changed}` : ck.fellBack;
   } else {
     model.initParams(seed);
+  }
+  // The initial weights are a function of (graph, seed) alone, so they are recomputed on the host
+  // when a resumed trial lacks them: nothing is read from the GPU.
+  if (o.saveInit && !existsSync(store.initialPath)) {
+    const { graph, layout } = model.compiled;
+    const init = splitParams(graph, layout, initParams(graph, layout, seed));
+    store.saveInitial(new Map([...init].map(([name, data]) => [name, { shape: graph.get(name).shape, data }])), { step: 0, seed, initial: true });
   }
   listener({ type: 'trial-start', id: trial.id, ...(ck ? { resumedFrom: step } : {}), ...(changed ? { note: changed } : {}) });
   const logEvery = o.logEvery ?? Math.max(1, Math.min(10, Math.floor(cfg.evaluate.every / 2)));

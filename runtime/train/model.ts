@@ -3,6 +3,7 @@ import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import type { Gpu } from '../gpu/device.js';
 import { PlanExecutor } from '../executor/executor.js';
 import { initParams, splitParams } from './init.js';
+import { UserError } from '../../grammar/user-error.js';
 
 /**
  * A compiled trial on the GPU: its executor and the parameter, gradient and optimiser-state
@@ -64,6 +65,19 @@ export class PlanModel {
 }
 
 /**
+ * Token ids past the vocabulary would be clamped by the embedding kernel (and targets past it scored
+ * against a wrong row), so they are refused here, on the host, where every batch is uploaded: an
+ * O(batch·context) scan of arrays already in memory, no GPU read-back inside a step.
+ */
+export function checkTokenIds(tokens: Uint32Array, targets: Uint32Array, vocab: number): void {
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i]! >= vocab) throw new UserError(`token id ${tokens[i]} at position ${i} of the batch is outside the model's vocabulary (0..${vocab - 1})`, { hint: "the data was tokenised with another tokenizer than the model's: use the model's tokenizer (see 'moec show TRIAL')" });
+    const t = targets[i]!;
+    if (t >= vocab && t !== 0xffffffff) throw new UserError(`target id ${t} at position ${i} of the batch is outside the model's vocabulary (0..${vocab - 1})`, { hint: "the data was tokenised with another tokenizer than the model's" });
+  }
+}
+
+/**
  * One trial's language model on the GPU: its compiled plan, executor and step counters. Each optimiser
  * step is one submit (or zero_grads + micro_step × accumulate + update with accumulation); only
  * the two 16-byte uniform blocks and the batch are written per step, and nothing is read back
@@ -93,6 +107,7 @@ export class GpuModel extends PlanModel {
   private writeBatch(tokens: Uint32Array, targets: Uint32Array, labels?: Uint32Array): void {
     const n = this.spec.batch * this.spec.context;
     if (tokens.length !== n || targets.length !== n) throw new Error(`batch has ${tokens.length}/${targets.length} tokens/targets; the plan takes ${n}`);
+    checkTokenIds(tokens, targets, this.spec.vocab);
     this.ex.write('tokens', tokens);
     this.ex.write('targets', targets);
     // Label routers (MoE) read one label id per sequence.
@@ -130,6 +145,13 @@ export class GpuModel extends PlanModel {
     this.writeBatch(tokens, targets, labels);
     this.ex.run('zero_grads');
     this.ex.run('micro_step');
+  }
+
+  /** The forward pass alone on one batch (no targets): the logits stay in 'logits', each MoE layer's choices in its sel buffer. */
+  forward(tokens: Uint32Array, labels?: Uint32Array): void {
+    this.writeRng(0, 0, false);
+    this.writeBatch(tokens, new Uint32Array(tokens.length).fill(0xffffffff), labels);
+    this.ex.run('eval_step');
   }
 
   /** Token-weighted validation loss over `batches`, one read-back at the end. */

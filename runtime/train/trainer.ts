@@ -22,7 +22,7 @@ export interface TrainOptions extends TrialRun {
 }
 
 /** Perplexity on the first `batches` validation batches (all of them when `batches` is 0). */
-async function perplexity(model: GpuModel, e: EvalSet, batches: number, routeLabel: string | null): Promise<{ loss: number; tokens: number }> {
+export async function perplexity(model: GpuModel, e: EvalSet, batches: number, routeLabel: string | null): Promise<{ loss: number; tokens: number }> {
   const { batch, context } = model.spec;
   const split = e.split === 'valid' ? e.data.valid : e.data.train;
   function* limited(): Generator<{ tokens: Uint32Array; targets: Uint32Array; labels?: Uint32Array }> {

@@ -24,7 +24,7 @@ function matches(pattern: string, t: Trial): boolean {
 export const runCommand: Command = {
   name: 'run',
   summary: 'train every trial of a sweep on the GPU, live, and write the report',
-  usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--parallel N] [--resume] [--force] [--portable] [--adapter NAME]
+  usage: `usage: moec run FILE [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--parallel N] [--resume] [--force] [--save-init] [--portable] [--adapter NAME]
        moec run FILE --queue redis://[:PASSWORD@]HOST:PORT [--attempts N] [--preset NAME] [--only PATTERN] [--steps N] [--out DIR] [--portable]
        moec run FILE --slurm [--partition P] [--time HH:MM:SS] [--max-parallel M] [--dry-run] [...]
 
@@ -41,6 +41,8 @@ the current step with a checkpoint; --resume continues from there and skips fini
   --resume         continue an existing run directory
   --force          run the chosen trials again from scratch: removes the records of exactly those
                    trials (says which); trials --only leaves out keep theirs
+  --save-init      also write each trial's initial weights (step 0) to <trial>/initial.safetensors,
+                   kept beside the checkpoints (moec sample/eval/export read it by path)
   --portable       compile plans that use nothing adapter-specific (on lavapipe: the 8×8 matmul
                    instead of the faster subgroup one); the losses then match runs made that way
   --adapter NAME   the GPU to use (see moec doctor)
@@ -61,7 +63,7 @@ the current step with a checkpoint; --resume continues from there and skips fini
       args: argv, allowPositionals: true,
       options: {
         preset: { type: 'string' }, only: { type: 'string' }, steps: { type: 'string' }, parallel: { type: 'string', default: '1' }, out: { type: 'string', default: 'runs' },
-        resume: { type: 'boolean' }, force: { type: 'boolean' }, portable: { type: 'boolean' }, queue: { type: 'string' }, attempts: { type: 'string' }, ...adapterOption,
+        resume: { type: 'boolean' }, force: { type: 'boolean' }, 'save-init': { type: 'boolean' }, portable: { type: 'boolean' }, queue: { type: 'string' }, attempts: { type: 'string' }, ...adapterOption,
         slurm: { type: 'boolean' }, partition: { type: 'string' }, time: { type: 'string' }, 'max-parallel': { type: 'string' }, 'dry-run': { type: 'boolean' },
       },
     });
@@ -129,7 +131,7 @@ the current step with a checkpoint; --resume continues from there and skips fini
       for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits, lowering));
       const data = await prepareSweepData(trials, (msg) => process.stderr.write(`${msg}\n`));
       view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr });
-      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel, lock, log: (m) => view?.message(m) });
+      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel, lock, log: (m) => view?.message(m), saveInit: Boolean(values['save-init']) });
       await view.done();
       view = undefined;
       console.log(`${r.done} done, ${r.failed} failed, ${r.stopped} stopped, ${r.skipped} skipped; report: ${r.reportPath ?? 'not written'}`);
