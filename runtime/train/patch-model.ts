@@ -84,21 +84,4 @@ export class PatchModel extends PlanModel {
   }
 }
 
-/**
- * Dispatch entropy (Chen et al. 2022): for each cluster, the entropy (nats) of which experts its
- * samples went to, averaged over clusters weighted by their samples. 0 when every cluster goes to a
- * single expert; ln M when each is spread evenly over all M.
- */
-export function dispatchEntropy(dispatch: number[][]): number {
-  let total = 0;
-  let acc = 0;
-  for (const row of dispatch) {
-    const n = row.reduce((a, b) => a + b, 0);
-    if (n === 0) continue;
-    let h = 0;
-    for (const c of row) if (c > 0) h -= (c / n) * Math.log(c / n);
-    acc += n * h;
-    total += n;
-  }
-  return total > 0 ? acc / total : 0;
-}
+export { clusterExpertEntropy, dispatchEntropy } from './dispatch-entropy.js';
