@@ -492,6 +492,10 @@ export function resolveView(scope: Scope, view: View, preset: string | null, ctx
     ctx.error(`train uses model '${modelName}', which is not defined${didYouMean(modelName, models)}`, ctx.spanOf('/train/model'), models.length ? `defined models: ${models.join(', ')}` : undefined);
   }
   if (typeof train.warmup === 'object' && train.warmup !== null) train.warmup = Math.round((train.warmup[PCT] ?? 0) * train.steps);
+  // NGD normalises each expert's gradient: global clipping does not apply, so its default is off.
+  if (train.optimizer === 'ngd' && !ctx.spans.has('/train/clip')) train.clip = 0;
+  // `synthetic { seed none }`: each trial's data set is drawn from its own seed.
+  for (const d of Object.values(data)) if (d.source.kind === 'clusters' && d.synthetic.seed === null && typeof train.seed === 'number') d.synthetic.seed = train.seed;
 
   ctx.spans.set('/model', scope.model.get(modelName)?.nameSpan ?? scope.rootSpan);
   const model = resolveObject(view.model.get(modelName), modelSchema, '/model', ctx) as unknown as Model & { ffn: number | Marker | undefined };

@@ -21,8 +21,12 @@ export interface PatchGraphSpec extends PatchModelShape {
   name: string;
   /** The router trains (false: frozen). */
   trainRouter: boolean;
-  /** Standard deviation of the filters' initialisation. */
-  initStd: number;
+  /** The filters' initialisation. */
+  init: { kind: 'normal'; std: number } | { kind: 'uniform'; bound: number };
+  /** The router's peak rate as a fraction of the experts' (the 'adam.router' uniform the runtime writes). */
+  routerLrScale: number;
+  /** Each step is the whole training split, in order (the runtime writes it once). */
+  fullBatch: boolean;
 }
 
 export const PATCH_ROUTER = 'h.0.mlp.router.weight';
@@ -47,7 +51,7 @@ export function buildPatchGraph(s: PatchGraphSpec): Graph {
   g.tensor('grad_norm', [2], 'output');
   const noisy = s.routed && s.noise > 0;
   if (noisy) g.tensor('rng', [4], 'uniform', { dtype: 'u32' });
-  const W = param(g, PATCH_EXPERTS, [M, J, D], 'normal', { std: s.initStd, decay: true });
+  const W = param(g, PATCH_EXPERTS, [M, J, D], s.init.kind, { ...(s.init.kind === 'normal' ? { std: s.init.std } : { bound: s.init.bound }), decay: true });
   const theta = s.routed ? param(g, PATCH_ROUTER, [D, M], s.trainRouter ? 'zeros' : 'normal', { std: 1 / Math.sqrt(D), decay: true, trainable: s.trainRouter }) : null;
   const state = g.tensor('patch.state', [B, patchStateWidth(s)], 'activation');
   const pre = g.tensor('patch.pre', [B, P, J], 'activation');

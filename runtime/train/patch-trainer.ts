@@ -1,4 +1,4 @@
-import { ClusterBatcher, type PreparedClusters } from '../data/index.js';
+import { ClusterBatcher, FullBatcher, type PreparedClusters } from '../data/index.js';
 import { runTrainingLoop, type TrainOutcome, type TrialRun } from './loop.js';
 import { clusterExpertEntropy, dispatchEntropy } from './dispatch-entropy.js';
 import type { PatchModel } from './patch-model.js';
@@ -29,7 +29,8 @@ export async function trainPatchTrial(o: PatchTrainOptions): Promise<TrainOutcom
   const cfg = trial.config;
   const seed = trial.seed;
   const { batch, patches, dim } = model.shape;
-  const batcher = new ClusterBatcher(o.data.train, patches, dim, batch, seed);
+  const batcher = model.shape.fullBatch ? new FullBatcher(o.data.train) : new ClusterBatcher(o.data.train, patches, dim, batch, seed);
+  if (batcher.batch !== batch) throw new Error(`full batch of ${batcher.batch} training samples, but the plan was compiled for ${batch}`);
   const evaluate = async (step: number, final: boolean, lastLoad: number[][] | undefined) => {
     const extra: Record<string, number> = {};
     let first: { loss: number; accuracy: number; entropy: number; spread: number } | undefined;
