@@ -6,14 +6,15 @@
 import { statsLength } from '../reference/moe.js';
 import { type PatchModelShape, patchStateWidth } from '../reference/clusters.js';
 import { registerKernel } from '../lower/kernels.js';
-import { patchEvalKernel, patchForwardKernel, patchLossKernel, patchRouterGradKernel, patchWeightGradKernel } from '../kernels/patch-model.js';
+import { patchDwChunks, patchEvalKernel, patchForwardKernel, patchLossKernel, patchRouterGradKernel, patchWeightGradPartialKernel, patchWeightGradReduceKernel } from '../kernels/patch-model.js';
 import { Graph } from './ir.js';
 import { param } from './gpt2.js';
 import { moeStatsName } from './moe.js';
 
 registerKernel('patch_fwd', (n, s: PatchModelShape) => patchForwardKernel(n, s));
 registerKernel('patch_loss', (n, s: PatchModelShape) => patchLossKernel(n, s));
-registerKernel('patch_dw', (n, s: PatchModelShape) => patchWeightGradKernel(n, s));
+registerKernel('patch_dw_partial', (n, s: PatchModelShape) => patchWeightGradPartialKernel(n, s));
+registerKernel('patch_dw', (n, s: PatchModelShape) => patchWeightGradReduceKernel(n, s));
 registerKernel('patch_dtheta', (n, s: PatchModelShape) => patchRouterGradKernel(n, s));
 registerKernel('patch_eval', (n, s: PatchModelShape) => patchEvalKernel(n, s));
 
@@ -64,7 +65,9 @@ export function buildPatchGraph(s: PatchGraphSpec): Graph {
   } else {
     g.op('backward', 'patch.loss', 'patch_loss', [shape], [state, 'y', 'train_loss']);
   }
-  g.op('backward', 'patch.experts.dw', 'patch_dw', [shape], ['x', pre, state, 'y', `grad.${W}`]);
+  const partial = g.tensor('patch.dw.partial', [patchDwChunks(shape) * M * J * D], 'activation');
+  g.op('backward', 'patch.experts.dw.partial', 'patch_dw_partial', [shape], ['x', pre, state, 'y', partial]);
+  g.op('backward', 'patch.experts.dw', 'patch_dw', [shape], [partial, `grad.${W}`]);
   g.op('eval', 'patch.eval', 'patch_eval', [shape], [state, 'y', 'cluster', 'eval_sum']);
   return g;
 }
