@@ -102,3 +102,15 @@ test('synthetic centre, scale and seed: ranges, positions, and seed none = each 
   const per = load(source({ synthetic: 'seed none', extra: 'sweep { seeds 2 }' }));
   assert.deepEqual(per.trials.map((t) => [t.seed, t.config.data['blobs']!.synthetic.seed]), [[1, 1], [2, 2]], 'a data set per seed');
 });
+
+test('a preset may set the sweep\'s seeds (chen2022.moe: small 5, full 10), with a diagnostic when misused', () => {
+  const text = (preset: string) => `${source()}\nsweep { seeds 3 }\npreset small { ${preset} }\n`;
+  const run = (preset: string) => loadPipeline('mem.moe', { readFile: () => text(preset), preset: 'small' });
+  assert.deepEqual(run('seeds 5').trials.map((t) => t.seed), [1, 2, 3, 4, 5]);
+  assert.deepEqual(run('seeds [7, 9]').trials.map((t) => t.seed), [7, 9]);
+  assert.deepEqual(loadPipeline('mem.moe', { readFile: () => text('seeds 5') }).trials.map((t) => t.seed), [1, 2, 3], 'no preset: the sweep\'s own');
+  const bad = run('seeds 0').diagnostics.filter((d) => d.severity === 'error');
+  assert.ok(bad.some((d) => d.span?.line === 13 && /a preset's 'seeds' must be a count of at least 1/.test(d.message)), bad.map((d) => `${d.span?.line} ${d.message}`).join('\n'));
+  const noSweep = loadPipeline('mem.moe', { readFile: () => `${source()}\npreset small { seeds 2 }\n`, preset: 'small' }).diagnostics;
+  assert.ok(noSweep.some((d) => /sets seeds, but the file has no sweep block/.test(d.message)));
+});
