@@ -18,7 +18,7 @@ const source = (model: string, extra = '', train = SGD) => `
 data blobs {
   source clusters
   valid 25%
-  synthetic { clusters 3; patches 3; dim 8; noise 0.1; feature [0.5, 2]; distractor [0.5, 2]; samples 1200 }
+  synthetic { clusters 3; patches 3; dim 8; noise 0.1; feature [0.5, 2]; distractor [0.5, 2]; samples 1200; seed 3 }
 }
 model p {
 ${model}
