@@ -4,7 +4,7 @@ import path from 'node:path';
 import { didYouMean, error, hasErrors, sortDiagnostics, warning, type Diagnostic } from '../../grammar/diagnostics.js';
 import type { Span } from '../../grammar/span.js';
 import { leavesFolder, loadScope, PATH_HINT, readFromDisk, type ReadFile, type Scope } from './load.js';
-import { applyOverrides, Ctx, presetOverrides, resolveView, type Override } from './resolve.js';
+import { applyOverrides, Ctx, presetOverrides, presetSeeds, resolveView, type Override } from './resolve.js';
 import { expand, parseSweep } from './sweep.js';
 import type { Pipeline, Trial } from './types.js';
 import { validatePipeline } from './validate.js';
@@ -83,6 +83,13 @@ function resolveScope(scope: Scope, opts: LoadOptions, diagnostics: Diagnostic[]
   dataPathWarnings(scope, pipeline, ctx);
   diagnostics.push(...ctx.diagnostics);
   const sweep = parseSweep(scope.sweep, scope, diagnostics);
+  const seeds = preset !== null ? presetSeeds(scope.preset.get(preset)!, diagnostics) : undefined;
+  if (seeds && !sweep) diagnostics.push(error(`preset '${preset}' sets seeds, but the file has no sweep block`, seeds.span, 'add sweep { seeds N }, or remove seeds from the preset'));
+  if (seeds && sweep) {
+    sweep.seeds = seeds.seeds;
+    sweep.seedSpan = seeds.span;
+    sweep.spec.seeds = seeds.seeds;
+  }
   pipeline.sweep = sweep?.spec ?? null;
   if (hasErrors(diagnostics)) return { pipeline, trials: [], ctx };
   const ex = expand(scope, overrides, pipeline, sweep, preset, { validate: opts.validateTrials ?? true });

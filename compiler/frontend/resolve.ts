@@ -447,6 +447,8 @@ export function presetOverrides(def: Def, scope: Scope, diagnostics: Diagnostic[
   };
   const walk = (t: Tree, prefix: string[]): void => {
     for (const e of t.entries.flatMap((x) => oneLine(x, prefix))) {
+      // `seeds N` in a preset replaces the sweep's seeds (read by presetSeeds, not a field path).
+      if (prefix.length === 0 && e.key === 'seeds') continue;
       const keys = [...prefix, ...e.key.split('.')];
       if (e.block) { walk(e.block, keys); continue; }
       const bad = checkPath(keys, scope);
@@ -458,6 +460,21 @@ export function presetOverrides(def: Def, scope: Scope, diagnostics: Diagnostic[
   };
   walk(def.tree, []);
   return out;
+}
+
+/** A preset's `seeds N` or `seeds [a, b, ...]`: the seeds its sweep runs instead of the sweep's own. */
+export function presetSeeds(def: Def, diagnostics: Diagnostic[]): { seeds: number[]; span: Span } | undefined {
+  const e = def.tree.entries.find((x) => x.key === 'seeds');
+  if (!e) return undefined;
+  const v = e.args.flat()[0];
+  const whole = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+  if (v && e.args.flat().length === 1 && v.kind === 'number' && whole(v.value) && v.value >= 1 && v.value <= 10000) return { seeds: Array.from({ length: v.value }, (_, i) => i + 1), span: e.keySpan };
+  if (v && e.args.flat().length === 1 && v.kind === 'list' && v.items.length && v.items.every((x) => x.kind === 'number' && whole(x.value))) {
+    const seeds = v.items.map((x) => (x as { value: number }).value);
+    if (new Set(seeds).size === seeds.length) return { seeds, span: e.keySpan };
+  }
+  diagnostics.push(error(`a preset's 'seeds' must be a count of at least 1 or a list of distinct whole numbers`, v?.span ?? e.keySpan, 'write: seeds 5  or  seeds [1, 2, 3]'));
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -527,6 +544,10 @@ export function resolveView(scope: Scope, view: View, preset: string | null, ctx
     ctx.error(`train uses model '${modelName}', which is not defined${didYouMean(modelName, models)}`, ctx.spanOf('/train/model'), models.length ? `defined models: ${models.join(', ')}` : undefined);
   }
   if (typeof train.warmup === 'object' && train.warmup !== null) train.warmup = Math.round((train.warmup[PCT] ?? 0) * train.steps);
+  // NGD normalises each expert's gradient: global clipping does not apply, so its default is off.
+  if (train.optimizer === 'ngd' && !ctx.spans.has('/train/clip')) train.clip = 0;
+  // `synthetic { seed none }`: each trial's data set is drawn from its own seed.
+  for (const d of Object.values(data)) if (d.source.kind === 'clusters' && d.synthetic.seed === null && typeof train.seed === 'number') d.synthetic.seed = train.seed;
 
   ctx.spans.set('/model', scope.model.get(modelName)?.nameSpan ?? scope.rootSpan);
   const model = resolveObject(view.model.get(modelName), modelSchema, '/model', ctx) as unknown as Model & { ffn: number | Marker | undefined };

@@ -61,6 +61,13 @@ export const corpusLanguages: Record<string, readonly string[]> = {
   udhr: ['en', 'de', 'fr', 'it', 'es', 'ru', 'pt', 'nl', 'pl', 'sv', 'fi', 'tr', 'zh', 'ja', 'ar'],
 };
 
+// Keys of the cluster task that Chen et al. 2022's setup needs (issue 16), kept in their own blocks.
+const chenSyntheticKeys: Record<string, JsonSchema> = {
+  centre: range('Range of the cluster-centre signal b: the patch b·c_k (Chen et al.: U(1, 2)).', [0.5, 2]),
+  scale: num('Factor every patch is multiplied by after it is drawn (Chen et al.: 10).', 1, { exclusiveMinimum: 0, maximum: 1e6 }),
+  seed: int('Seed of the data set (its directions and samples), separate from `train.seed` (initialisation, batches, router noise): every trial sees the same data set unless this is swept. `none`: the trial\'s `train.seed`, so each seed of a sweep draws its own data set.', 0, 0, { maximum: 4294967295, type: ['integer', 'null'], 'x-syntax': 'SEED | none' }),
+};
+
 export const dataSchema: JsonSchema = {
   type: 'object',
   description: 'A named data set: `data NAME { ... }`. Several may be defined; `train` trains on one, `evaluate` may use any.',
@@ -102,21 +109,32 @@ export const dataSchema: JsonSchema = {
       type: 'object',
       'x-form': 'block',
       'x-applies': ['clusters'],
-      description: 'Parameters of the synthetic cluster task (Chen et al. 2022): each sample is PATCHES patches of dimension DIM; one patch carries the class feature scaled by a signal drawn from `feature`, one a cluster-centre distractor scaled by `distractor`, the rest Gaussian noise.',
+      description: 'Parameters of the synthetic cluster task (Chen et al. 2022): each sample is PATCHES patches of dimension DIM; one patch carries the label signal (`feature`), one the cluster centre (`centre`), one another cluster\'s feature (`distractor`), the rest Gaussian noise (`noise`); every patch is then multiplied by `scale`.',
       'x-syntax': 'synthetic { clusters 4  patches 4  dim 50 ... }',
       additionalProperties: false,
-      required: ['clusters', 'patches', 'dim', 'noise', 'feature', 'distractor', 'samples'],
+      required: ['clusters', 'patches', 'dim', 'noise', 'feature', 'distractor', 'samples', ...Object.keys(chenSyntheticKeys)],
       default: {},
       properties: {
         clusters: int('Number of clusters (the experts should specialise one per cluster).', 4, 2, { maximum: 1024 }),
         patches: int('Patches per sample.', 4, 2, { maximum: 1024 }),
         dim: int('Dimension of each patch.', 50, 1, { maximum: 65536 }),
-        noise: num('Standard deviation of the Gaussian noise patches.', 0.1, { minimum: 0, maximum: 1000 }),
-        feature: range('Range of the class-feature signal strength.', [0.5, 2]),
-        distractor: range('Range of the cluster-centre (distractor) signal strength.', [0.5, 2]),
+        noise: num('Standard deviation of each coordinate of the Gaussian noise patch (Chen et al. write N(0, (s/√d)²): noise = s/√dim, e.g. 0.1414 for s = 1 and dim 50).', 0.1, { minimum: 0, maximum: 1000 }),
+        feature: range('Range of the label signal a: the patch y·a·v_k (Chen et al.: U(0.5, 2)).', [0.5, 2]),
+        distractor: range('Range of the distractor signal g: the patch e·g·v_k\' with another cluster k\' and a random sign e (Chen et al.: U(0.5, 3) in settings 1 and 2, U(0.5, 2) in 3 and 4).', [0.5, 2]),
         samples: int('Number of generated samples (training and validation together).', 16000, 2, { maximum: 10_000_000 }),
+        ...chenSyntheticKeys,
       },
     },
+  },
+};
+
+// The patch model's experts (the cluster task only).
+const chenMoeKeys: Record<string, JsonSchema> = {
+  init: enm(['normal', 'fan-in'], 'Initialisation of the patch model\'s expert filters: `normal`: N(0, init-scale²); `fan-in`: U(−init-scale/√dim, init-scale/√dim), PyTorch\'s default for Conv1d (bound 1/√fan-in) times `init-scale` (Chen et al.: fan-in with init-scale 0.001). Cluster task only.', 'normal'),
+  initScale: {
+    type: ['number', 'null'], exclusiveMinimum: 0, maximum: 100, default: null,
+    description: 'Scale of the expert filters\' initialisation (see `init`). Cluster task only.',
+    'x-default-text': '0.1 for init normal, 1 for init fan-in (PyTorch\'s own default)',
   },
 };
 
@@ -127,7 +145,7 @@ export const moeSchema: JsonSchema = {
   'x-syntax': 'moe { experts 8  top 2 ... }',
   default: null,
   additionalProperties: false,
-  required: ['every', 'experts', 'top', 'unit', 'prefix', 'scope', 'router', 'label', 'dim', 'gate', 'normalize', 'noise', 'noiseDist', 'capacity', 'dropless', 'balance', 'zloss', 'shared', 'expert', 'activation', 'second', 'dispatch', 'slots', 'layers'],
+  required: ['every', 'experts', 'top', 'unit', 'prefix', 'scope', 'router', 'label', 'dim', 'gate', 'normalize', 'noise', 'noiseDist', 'capacity', 'dropless', 'balance', 'zloss', 'shared', 'expert', 'activation', 'second', 'dispatch', 'slots', 'layers', ...Object.keys(chenMoeKeys)],
   properties: {
     every: int('Every n-th layer is an MoE layer (layers n, 2n, ...; 1: all layers).', 1, 1, { maximum: 256 }),
     experts: int('Number of experts N per MoE layer.', 8, 1, { maximum: 1024 }),
@@ -160,6 +178,7 @@ export const moeSchema: JsonSchema = {
     dispatch: enm(['sparse', 'soft'], 'Sparse routing (tokens go to their top-k experts) or Soft MoE (every expert processes weighted mixes of all tokens, `slots` per expert).', 'sparse'),
     slots: int('Soft MoE: slots per expert.', 1, 1, { maximum: 1024 }),
     layers: { type: 'array', items: { type: 'integer' }, description: 'Indices (0-based) of the MoE layers.', 'x-derived': true },
+    ...chenMoeKeys,
   },
 };
 
@@ -185,18 +204,34 @@ export const modelSchema: JsonSchema = {
   },
 };
 
+// Training keys of the patch model (the cluster task only): the router's own rate and optimiser,
+// and full-batch gradient descent, as Chen et al. 2022 train it.
+const chenTrainKeys: Record<string, JsonSchema> = {
+  routerLr: {
+    type: ['number', 'null'], exclusiveMinimum: 0, maximum: 1e3, default: null,
+    description: 'Peak learning rate of the patch model\'s router (Chen et al.: 0.1, with the experts at 1e-3); it follows the same schedule as `lr`, in proportion. Cluster task only.',
+    'x-default-text': 'lr',
+  },
+  routerOptimizer: {
+    type: ['string', 'null'], enum: ['sgd', 'adamw', null], default: null, 'x-syntax': 'sgd | adamw',
+    description: 'Optimiser of the patch model\'s router: `sgd` (plain gradient descent, as Chen et al.) or `adamw` (with `betas`, `eps`, `wd`). Cluster task only.',
+    'x-default-text': 'sgd under optimizer sgd or ngd, adamw under adamw (and under adam, without weight decay)',
+  },
+  fullBatch: bool('Full-batch gradient descent (Chen et al.): each step uses every training sample once, in order, instead of `batch` samples drawn with replacement; `batch` must then be left out. Cluster task only.', false),
+};
+
 export const trainSchema: JsonSchema = {
   type: 'object',
   description: 'How to train: `train { ... }`.',
   additionalProperties: false,
-  required: ['data', 'model', 'steps', 'batch', 'accumulate', 'optimizer', 'lr', 'betas', 'eps', 'wd', 'schedule', 'warmup', 'minLr', 'clip', 'seed', 'precision', 'sample', 'balanceBy'],
+  required: ['data', 'model', 'steps', 'batch', 'accumulate', 'optimizer', 'lr', 'betas', 'eps', 'wd', 'schedule', 'warmup', 'minLr', 'clip', 'seed', 'precision', 'sample', 'balanceBy', ...Object.keys(chenTrainKeys)],
   properties: {
     data: { type: 'string', 'x-form': 'ref', description: 'The data set to train on.', 'x-syntax': 'DATA', 'x-default-text': 'the first data set defined' },
     model: { type: 'string', 'x-form': 'ref', description: 'The model to train.', 'x-syntax': 'MODEL', 'x-default-text': 'the only model defined' },
     steps: int('Optimizer steps.', 1000, 1, { maximum: 10_000_000 }),
     batch: int('Sequences per micro-batch.', 16, 1, { maximum: 65535 }),
     accumulate: int('Micro-batches accumulated per optimizer step (gradient accumulation).', 1, 1, { maximum: 1024 }),
-    optimizer: enm(['adamw', 'adam', 'sgd', 'ngd'], 'Optimizer. `adamw`: Adam with decoupled weight decay; `adam`: Adam without weight decay (`wd` is not used); `sgd`: plain gradient descent p ← p − lr·(g + wd·p), g after `clip`. `ngd` (the cluster task\'s patch model only): normalised gradient descent as Chen et al. 2022 ("Towards Understanding Mixture of Experts in Deep Learning") train the experts: each expert\'s filters W_m ← W_m − lr·(g_m/‖g_m‖_F + wd·W_m), with g_m that expert\'s gradient and ‖g_m‖_F its own Frobenius norm (an expert whose gradient is zero, e.g. because no sample was routed to it, moves only by the weight decay); the learned router gets plain gradient descent with the same `lr` (the paper gives it its own rate). It needs `clip 0`: the step\'s size is `lr` whatever the gradient\'s norm.', 'adamw'),
+    optimizer: enm(['adamw', 'adam', 'sgd', 'ngd'], 'Optimizer. `adamw`: Adam with decoupled weight decay; `adam`: Adam without weight decay (`wd` is not used); `sgd`: plain gradient descent p ← p − lr·(g + wd·p), g after `clip`. `ngd` (the cluster task\'s patch model only): normalised gradient descent as Chen et al. 2022 ("Towards Understanding Mixture of Experts in Deep Learning") train the experts: each expert\'s filters W_m ← W_m − lr·(g_m/‖g_m‖_F + wd·W_m), with g_m that expert\'s gradient and ‖g_m‖_F its own Frobenius norm (an expert whose gradient is zero, e.g. because no sample was routed to it, moves only by the weight decay); the learned router gets plain gradient descent (see `router-optimizer`, `router-lr`). Its `clip` is 0: the step\'s size is `lr` whatever the gradient\'s norm.', 'adamw'),
     lr: num('Peak learning rate.', 6e-4, { exclusiveMinimum: 0, maximum: 10 }),
     betas: { type: 'array', items: { type: 'number', minimum: 0, exclusiveMaximum: 1 }, minItems: 2, maxItems: 2, default: [0.9, 0.95], description: 'Adam betas.', 'x-syntax': '[BETA1, BETA2]' },
     eps: num('Adam epsilon.', 1e-8, { exclusiveMinimum: 0, maximum: 1 }),
@@ -204,13 +239,14 @@ export const trainSchema: JsonSchema = {
     schedule: enm(['constant', 'cosine', 'linear'], 'Learning-rate schedule after warmup: constant, cosine decay or linear decay to `min-lr`.', 'cosine'),
     warmup: int('Linear warmup steps; `5%` means 5% of `steps`.', 0, 0, { maximum: 10_000_000, 'x-units': ['steps-percent'], 'x-syntax': 'STEPS | PERCENT%' }),
     minLr: num('Final learning rate as a fraction of `lr`.', 0.1, { minimum: 0, maximum: 1, 'x-units': ['percent'] }),
-    clip: num('Global gradient-norm clipping threshold (0: off).', 1, { minimum: 0, maximum: 1e6 }),
+    clip: num('Global gradient-norm clipping threshold (0: off).', 1, { minimum: 0, maximum: 1e6, 'x-default-text': '1; 0 under optimizer ngd (which normalises each expert\'s gradient, so clipping does not apply)' }),
     seed: int('Random seed (initialisation, data order, router noise).', 1, 0, { maximum: 4294967295 }),
     precision: enm(['f32', 'f16'], 'Precision of activations and matmuls (f16 needs the shader-f16 feature).', 'f32'),
     sample: enm(['uniform', 'balanced'], 'How training windows are drawn: uniformly over the training tokens, or `balanced(LABEL)`: each window first draws a value of LABEL uniformly (e.g. each language equally often, whatever its size), then a position within that value\'s documents.', 'uniform', {
       'x-form': 'call', 'x-call': { positional: { balanced: 'balanceBy' }, keys: { balanced: ['balanceBy'] } }, 'x-syntax': 'uniform | balanced(LABEL)',
     }),
     balanceBy: { type: ['string', 'null'], description: 'For `sample balanced(LABEL)`: the label whose values are drawn equally often. The training data must carry it.', default: null },
+    ...chenTrainKeys,
   },
 };
 

@@ -20,6 +20,14 @@ export interface SyntheticClusters {
   feature: [number, number];
   distractor: [number, number];
   samples: number;
+  /**
+   * Chen et al. 2022's setup: the centre signal's range, the data scale, the data seed (null: the
+   * trial's seed). Resolve always sets them; configs built in code may leave them out (then
+   * [0.5, 2], 1 and 0, the schema's defaults).
+   */
+  centre?: [number, number];
+  scale?: number;
+  seed?: number | null;
 }
 
 export interface DataSet {
@@ -73,6 +81,9 @@ export interface MoeConfig {
   slots: number;
   /** 0-based indices of MoE layers (derived from `every`). */
   layers: number[];
+  /** The patch model's expert filters: N(0, initScale²) or U(±initScale/√dim) (null scale: 0.1 or 1). Optional for configs built in code (normal). */
+  init?: 'normal' | 'fan-in';
+  initScale?: number | null;
 }
 
 export interface Model {
@@ -111,6 +122,10 @@ export interface Train {
   sample: 'uniform' | 'balanced';
   /** Label for sample 'balanced'. */
   balanceBy: string | null;
+  /** The patch model (cluster task): the router's peak rate (null: lr) and optimiser (null: from `optimizer`), full-batch steps. */
+  routerLr?: number | null;
+  routerOptimizer?: 'sgd' | 'adamw' | null;
+  fullBatch?: boolean;
 }
 
 export interface EvalRef {

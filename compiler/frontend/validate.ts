@@ -141,7 +141,7 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
       ctx.error(`'${keyName(prop)}' applies only to source ${applies.join(' or ')}, not to source ${d.source.kind}`, ctx.spanOf(`${ptr}/${prop}`));
     }
     const syn = d.synthetic;
-    for (const r of ['feature', 'distractor'] as const) {
+    for (const r of ['feature', 'centre', 'distractor'] as const) {
       const v = syn?.[r];
       if (Array.isArray(v) && v.length === 2 && v[0]! > v[1]!) ctx.error(`'${r}' range [${v[0]}, ${v[1]}] is reversed: write [LOW, HIGH]`, ctx.spanOf(`${ptr}/synthetic/${r}`));
     }
@@ -175,6 +175,7 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
       if (ctx.spans.has(`/model/moe/${k}`)) ctx.error(`'${keyName(k)}' does not apply to the patch model of the cluster task (Chen et al. 2022): it routes each whole sample to one expert`, ctx.spanOf(`/model/moe/${k}`), hint);
     }
   }
+  chenKeysCheck(p, ctx);
   if (t.optimizer === 'ngd') {
     // NGD normalises each expert's gradient block of the patch model; a language model has no such
     // blocks defined for it, and global-norm clipping would be a no-op or a silent rescale.
@@ -184,6 +185,28 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
       const written = ctx.spans.has('/train/clip');
       ctx.error(`optimizer ngd normalises each expert's gradient, so gradient-norm clipping does not apply; clip is ${t.clip}${written ? '' : ' (the default)'}`, ctx.spanOf(written ? '/train/clip' : '/train/optimizer'), 'write clip 0 in the train block');
     }
+  }
+}
+
+/** The patch model's own keys (Chen et al. 2022's setup): where they apply and what they combine with. */
+function chenKeysCheck(p: Pipeline, ctx: Ctx): void {
+  const t = p.train;
+  const clusters = p.data[t.data]?.source.kind === 'clusters';
+  const written = (ptr: string) => ctx.spans.has(ptr);
+  const patchOnly = ['/train/routerLr', '/train/routerOptimizer', '/train/fullBatch', '/model/moe/init', '/model/moe/initScale'];
+  if (!clusters) {
+    for (const ptr of patchOnly.filter(written)) {
+      ctx.error(`'${keyName(ptr.split('/').pop()!)}' applies only to the patch model of the cluster task (Chen et al. 2022); '${t.data}' is not source clusters`, ctx.spanOf(ptr), 'remove it, or train on a data set with source clusters');
+    }
+    return;
+  }
+  const moe = p.model.moe;
+  const noRouter = !moe || moe.experts <= 1 ? 'the single model (experts 1) has no router' : moe.router === 'frozen' ? 'a frozen router is never trained' : null;
+  for (const [ptr, value] of [['/train/routerLr', t.routerLr], ['/train/routerOptimizer', t.routerOptimizer]] as const) {
+    if (noRouter && written(ptr) && value !== null && value !== undefined) ctx.error(`'${keyName(ptr.split('/').pop()!)}' has nothing to train: ${noRouter}`, ctx.spanOf(ptr), 'remove it for this model (in a sweep zip, write none for the models without a trained router)');
+  }
+  if (t.fullBatch && written('/train/batch')) {
+    ctx.error(`'batch' does not apply with full-batch true: every step uses the whole training split`, ctx.spanOf('/train/batch'), 'remove batch, or write full-batch false');
   }
 }
 

@@ -51,10 +51,10 @@ export interface BlockBuilder {
 const std = 0.02;
 
 /** Declares a parameter and, if trainable, its gradient view. */
-export function param(g: Graph, name: string, shape: number[], init: 'normal' | 'zeros' | 'ones', opts: { std?: number; decay?: boolean; trainable?: boolean } = {}): string {
+export function param(g: Graph, name: string, shape: number[], init: 'normal' | 'uniform' | 'zeros' | 'ones', opts: { std?: number; bound?: number; decay?: boolean; trainable?: boolean } = {}): string {
   const trainable = opts.trainable ?? true;
   g.tensor(name, shape, 'param', {
-    init: init === 'normal' ? { kind: 'normal', std: opts.std ?? std } : { kind: init },
+    init: init === 'normal' ? { kind: 'normal', std: opts.std ?? std } : init === 'uniform' ? { kind: 'uniform', bound: opts.bound ?? std } : { kind: init },
     decay: opts.decay ?? shape.length >= 2,
     trainable,
   });

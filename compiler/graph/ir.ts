@@ -20,6 +20,8 @@ export type TensorKind =
 
 export type Init =
   | { kind: 'normal'; std: number }
+  /** U(−bound, bound). */
+  | { kind: 'uniform'; bound: number }
   | { kind: 'zeros' }
   | { kind: 'ones' };
 

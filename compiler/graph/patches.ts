@@ -6,14 +6,15 @@
 import { statsLength } from '../reference/moe.js';
 import { type PatchModelShape, patchStateWidth } from '../reference/clusters.js';
 import { registerKernel } from '../lower/kernels.js';
-import { patchEvalKernel, patchForwardKernel, patchLossKernel, patchRouterGradKernel, patchWeightGradKernel } from '../kernels/patch-model.js';
+import { patchDwChunks, patchEvalKernel, patchForwardKernel, patchLossKernel, patchRouterGradKernel, patchWeightGradPartialKernel, patchWeightGradReduceKernel } from '../kernels/patch-model.js';
 import { Graph } from './ir.js';
 import { param } from './gpt2.js';
 import { moeStatsName } from './moe.js';
 
 registerKernel('patch_fwd', (n, s: PatchModelShape) => patchForwardKernel(n, s));
 registerKernel('patch_loss', (n, s: PatchModelShape) => patchLossKernel(n, s));
-registerKernel('patch_dw', (n, s: PatchModelShape) => patchWeightGradKernel(n, s));
+registerKernel('patch_dw_partial', (n, s: PatchModelShape) => patchWeightGradPartialKernel(n, s));
+registerKernel('patch_dw', (n, s: PatchModelShape) => patchWeightGradReduceKernel(n, s));
 registerKernel('patch_dtheta', (n, s: PatchModelShape) => patchRouterGradKernel(n, s));
 registerKernel('patch_eval', (n, s: PatchModelShape) => patchEvalKernel(n, s));
 
@@ -21,8 +22,12 @@ export interface PatchGraphSpec extends PatchModelShape {
   name: string;
   /** The router trains (false: frozen). */
   trainRouter: boolean;
-  /** Standard deviation of the filters' initialisation. */
-  initStd: number;
+  /** The filters' initialisation. */
+  init: { kind: 'normal'; std: number } | { kind: 'uniform'; bound: number };
+  /** The router's peak rate as a fraction of the experts' (the 'adam.router' uniform the runtime writes). */
+  routerLrScale: number;
+  /** Each step is the whole training split, in order (the runtime writes it once). */
+  fullBatch: boolean;
 }
 
 export const PATCH_ROUTER = 'h.0.mlp.router.weight';
@@ -47,7 +52,7 @@ export function buildPatchGraph(s: PatchGraphSpec): Graph {
   g.tensor('grad_norm', [2], 'output');
   const noisy = s.routed && s.noise > 0;
   if (noisy) g.tensor('rng', [4], 'uniform', { dtype: 'u32' });
-  const W = param(g, PATCH_EXPERTS, [M, J, D], 'normal', { std: s.initStd, decay: true });
+  const W = param(g, PATCH_EXPERTS, [M, J, D], s.init.kind, { ...(s.init.kind === 'normal' ? { std: s.init.std } : { bound: s.init.bound }), decay: true });
   const theta = s.routed ? param(g, PATCH_ROUTER, [D, M], s.trainRouter ? 'zeros' : 'normal', { std: 1 / Math.sqrt(D), decay: true, trainable: s.trainRouter }) : null;
   const state = g.tensor('patch.state', [B, patchStateWidth(s)], 'activation');
   const pre = g.tensor('patch.pre', [B, P, J], 'activation');
@@ -60,7 +65,9 @@ export function buildPatchGraph(s: PatchGraphSpec): Graph {
   } else {
     g.op('backward', 'patch.loss', 'patch_loss', [shape], [state, 'y', 'train_loss']);
   }
-  g.op('backward', 'patch.experts.dw', 'patch_dw', [shape], ['x', pre, state, 'y', `grad.${W}`]);
+  const partial = g.tensor('patch.dw.partial', [patchDwChunks(shape) * M * J * D], 'activation');
+  g.op('backward', 'patch.experts.dw.partial', 'patch_dw_partial', [shape], ['x', pre, state, 'y', partial]);
+  g.op('backward', 'patch.experts.dw', 'patch_dw', [shape], [partial, `grad.${W}`]);
   g.op('eval', 'patch.eval', 'patch_eval', [shape], [state, 'y', 'cluster', 'eval_sum']);
   return g;
 }

@@ -2,7 +2,7 @@ import type { TrialConfig } from '../frontend/types.js';
 import { type BlockBuilder, buildGpt2Graph, type Gpt2Spec } from '../graph/gpt2.js';
 import { moeBlock, unsupportedMoe } from '../graph/moe.js';
 import { buildPatchGraph, PATCH_EXPERTS, PATCH_ROUTER, type PatchGraphSpec } from '../graph/patches.js';
-import { PATCH_INIT_STD, unsupportedPatch } from './patch-settings.js';
+import { patchExpertInit, patchRouterOptimizer, patchTrainBatch, unsupportedPatch } from './patch-settings.js';
 import { elementBytes, type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
 import { layoutParams, type ParamLayout } from '../graph/layout.js';
 import type { RowKernel } from '../kernels/layernorm.js';
@@ -119,6 +119,48 @@ function addNgd(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd: NgdTargets): vo
 }
 
 /**
+ * The patch model's update (Chen et al. 2022 train its two parts differently): the experts' filters
+ * by `optimizer` (NGD per expert, SGD or AdamW) on the 'adam' uniform, the learned router by its own
+ * optimiser on the 'adam.router' uniform, whose rate the runtime writes as lr × routerLrScale.
+ * Clipping, when on, is global over both (the grad_norm the sgd and adamw_clip kernels read).
+ */
+function addPatchOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout, router: { name: string; optimizer: 'sgd' | 'adamw' } | null): void {
+  const total = layout.total;
+  if (s.optimizer === 'ngd' && s.clip > 0) throw new Error(`graph ${g.name}: ngd needs clip 0`);
+  g.tensor('params', [total], 'param', { region: 'params', offset: 0 });
+  g.tensor('grads', [total], 'grad', { region: 'grads', offset: 0 });
+  if (s.optimizer === 'adamw' || router?.optimizer === 'adamw') {
+    g.tensor('adam.m', [total], 'optimizer');
+    g.tensor('adam.v', [total], 'optimizer');
+  }
+  if (router) g.tensor('adam.router', [4], 'uniform');
+  g.op('zero', 'grads.zero', 'fill', [total], ['grads']);
+  g.op('zero', 'train_loss.zero', 'fill', [1], ['train_loss']);
+  const clip = s.clip > 0 ? ['grad_norm'] : [];
+  if (s.clip > 0) {
+    const partials = g.tensor('grad_norm.partials', [gradNormKernels('probe', { count: total }).partials], 'activation');
+    g.op('update', 'grad_norm.partial', 'gradnorm_partial', [total], ['grads', partials]);
+    g.op('update', 'grad_norm', 'gradnorm_total', [total], [partials, 'grad_norm']);
+  }
+  const update = (name: string, optimizer: 'adamw' | 'sgd' | 'ngd', uniform: string, opName: string) => {
+    const offset = layout.offsets.get(name);
+    if (offset === undefined || g.get(name).trainable === false) throw new Error(`graph ${g.name}: '${name}' is not a trainable parameter`);
+    const [first, ...rest] = g.get(name).shape;
+    const count = numel(g.get(name).shape);
+    if (optimizer === 'ngd') g.op('update', opName, 'ngd', [offset, first!, rest.reduce((a, b) => a * b, 1), s.wd], ['params', 'grads', uniform]);
+    else if (optimizer === 'sgd') g.op('update', opName, 'sgd', [offset, count, s.wd, s.clip], ['params', 'grads', uniform, ...clip]);
+    else {
+      const cfg = { beta1: s.betas[0], beta2: s.betas[1], eps: s.eps, weightDecay: s.wd };
+      if (s.clip > 0) g.op('update', opName, 'adamw_clip', [offset, count, cfg, s.clip], ['params', 'grads', 'adam.m', 'adam.v', uniform, ...clip]);
+      else g.op('update', opName, 'adamw', [offset, count, cfg], ['params', 'grads', 'adam.m', 'adam.v', uniform]);
+    }
+  };
+  const experts = s.optimizer ?? 'adamw';
+  update(PATCH_EXPERTS, experts, 'adam', experts === 'ngd' ? 'ngd.blocks' : `${experts}.${PATCH_EXPERTS}`);
+  if (router) update(router.name, router.optimizer, 'adam.router', `${router.optimizer}.${router.name}`);
+}
+
+/**
  * Lays out the f16 weight copies ('shadow' tensors) in their own region, each on a 256-byte
  * boundary (128 halfs) so its binding offset is legal, and adds the cast that refreshes them: after
  * the optimiser in every step, and alone in the refresh_shadows program (run after the host writes
@@ -230,17 +272,20 @@ function compilePatchTrial(c: TrialConfig, name: string): CompiledTrial {
   if (bad) throw new CompileError(bad.message, bad.ptr, bad.hint);
   const m = c.model.moe!;
   const syn = ds.synthetic;
+  const routed = m.experts > 1;
+  const trainRouter = routed && m.router !== 'frozen';
+  const batch = patchTrainBatch(c);
   const patch: PatchGraphSpec = {
-    name, batch: c.train.batch, patches: syn.patches, dim: syn.dim, experts: m.experts, filters: c.model.ffn,
-    act: m.expert === 'linear' ? 'linear' : m.activation, routed: m.experts > 1,
+    name, batch, patches: syn.patches, dim: syn.dim, experts: m.experts, filters: c.model.ffn,
+    act: m.expert === 'linear' ? 'linear' : m.activation, routed,
     noise: m.noise, noiseDist: m.noiseDist, salt: 0x7a7c, balance: m.balance, zloss: m.zloss,
-    clusters: syn.clusters, trainRouter: m.router !== 'frozen', initStd: PATCH_INIT_STD,
+    clusters: syn.clusters, trainRouter: m.router !== 'frozen', init: patchExpertInit(c),
+    routerLrScale: trainRouter ? (c.train.routerLr ?? c.train.lr) / c.train.lr : 1, fullBatch: c.train.fullBatch === true,
   };
-  const spec: Gpt2Spec = { ...spec0, layers: 1, width: syn.dim, heads: 1, ffn: c.model.ffn, vocab: 0, context: syn.patches, dropout: 0 };
+  const spec: Gpt2Spec = { ...spec0, batch, layers: 1, width: syn.dim, heads: 1, ffn: c.model.ffn, vocab: 0, context: syn.patches, dropout: 0 };
   const graph = buildPatchGraph(patch);
   const layout = layoutParams(graph);
-  const ngd = spec.optimizer === 'ngd' ? { blocks: PATCH_EXPERTS, plain: graph.tensors.has(PATCH_ROUTER) && patch.trainRouter ? [PATCH_ROUTER] : [] } : undefined;
-  addOptimizer(graph, spec, layout, ngd);
+  addPatchOptimizer(graph, spec, layout, trainRouter ? { name: PATCH_ROUTER, optimizer: patchRouterOptimizer(c) } : null);
   const { plan, memory } = lowerGraph(graph);
   return { plan, graph, layout, memory, spec, patch };
 }

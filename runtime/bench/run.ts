@@ -1,4 +1,5 @@
 // `npm run bench`: every figure in one run on one adapter, so ratios compare like with like.
+import { patchBench } from './patch.js';
 import { runBench } from './entry.js';
 import { parseArgs } from 'node:util';
 import { defaultTiling, subgroupTiling, type MatmulShape, type MatmulTiling } from '../../compiler/kernels/matmul.js';
@@ -92,6 +93,7 @@ async function main(): Promise<void> {
         console.log(`- sweep wall time: ${q.wall.map((w) => `${w.workers} worker${w.workers > 1 ? 's' : ''} ${w.seconds.toFixed(1)} s`).join(', ')}; the same sweep in one local moec run: ${q.localSeconds.toFixed(1)} s`);
       }
     }
+    if (want('patch')) await patchBench(gpu);
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
     // The subgroup tiling (16×4 per invocation, A shared by subgroupBroadcast) where the adapter suits it.

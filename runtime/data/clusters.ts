@@ -6,15 +6,17 @@
 // - Each sample: a cluster k (uniform), a label y = +1 or -1 (uniform), another cluster k' != k
 //   (uniform) and a sign e = +1 or -1 (uniform). Of its P patches, at positions in a random order:
 //     one patch    y * a * v_k    the label signal,            a ~ U(feature)
-//     one patch    b * c_k        the cluster-centre signal,   b ~ U(distractor)
+//     one patch    b * c_k        the cluster-centre signal,   b ~ U(centre)
 //     one patch    e * g * v_k'   a distractor: another cluster's feature with a random sign, g ~ U(distractor)
 //                                 (only when P >= 3)
-//     the rest     N(0, noise^2 I) Gaussian noise.
-//   The paper draws the centre and distractor strengths from separate ranges; the .moe schema has one
-//   range, `distractor`, and both use it. Only the label-signal patch says anything about y; the centre
-//   patch says which cluster (so which expert) the sample belongs to.
+//     the rest     N(0, noise^2 I) Gaussian noise (Chen et al.'s N(0, (s/√d)²): noise = s/√dim).
+//   and every patch is multiplied by `scale` (Chen et al.: 10). Only the label-signal patch says
+//   anything about y; the centre patch says which cluster (so which expert) the sample belongs to.
 // - samples (train + validation) are generated in order; the last round(samples * valid) are validation.
+// - Everything derives from the data seed `synthetic.seed` (resolve turns `seed none` into the
+//   trial's seed); the model's seed (initialisation, batches, router noise) is separate.
 import type { DataSet } from '../../compiler/frontend/types.js';
+import { clusterTrainSamples } from '../../compiler/lower/patch-settings.js';
 import { UserError } from '../../grammar/user-error.js';
 import { Rng } from './rng.js';
 import type { ClusterSplit, PreparedClusters } from './types.js';
@@ -40,12 +42,16 @@ function emptySplit(n: number, patches: number, dim: number): ClusterSplit {
   return { n, x: new Float32Array(n * patches * dim), y: new Int8Array(n), cluster: new Uint32Array(n) };
 }
 
-export function prepareClusters(ds: DataSet, seed: number): PreparedClusters {
+/** `fallbackSeed` is used only when the data set names no seed of its own (configs built in code). */
+export function prepareClusters(ds: DataSet, fallbackSeed: number): PreparedClusters {
   const { clusters: K, patches: P, dim: D, noise, feature, distractor, samples } = ds.synthetic;
+  const centre = ds.synthetic.centre ?? [0.5, 2];
+  const scale = ds.synthetic.scale ?? 1;
+  const seed = ds.synthetic.seed ?? fallbackSeed;
   const where = `data ${ds.name}`;
   if (D < 2 * K) throw new UserError(`synthetic dim ${D} is too small for ${K} clusters: each cluster needs a feature and a centre direction`, { where, hint: `set dim to at least ${2 * K}` });
-  const nValid = Math.round(samples * ds.valid);
-  const nTrain = samples - nValid;
+  const nTrain = clusterTrainSamples(ds.synthetic, ds.valid);
+  const nValid = samples - nTrain;
   if (nTrain < 1) throw new UserError(`synthetic samples ${samples} with valid ${ds.valid} leaves no training samples`, { where, hint: 'raise samples or lower valid' });
   const basis = orthonormal(2 * K, D, new Rng(seed, 0x5eed));
   const features = basis.slice(0, K);
@@ -60,7 +66,7 @@ export function prepareClusters(ds: DataSet, seed: number): PreparedClusters {
     const other = (k + 1 + rng.int(K - 1)) % K;
     const e = rng.sign();
     const a = rng.uniform(feature[0], feature[1]);
-    const b = rng.uniform(distractor[0], distractor[1]);
+    const b = rng.uniform(centre[0], centre[1]);
     const g = rng.uniform(distractor[0], distractor[1]);
     const order = rng.shuffle(Array.from({ length: P }, (_, p) => p));
     split.y[j] = y;
@@ -69,10 +75,10 @@ export function prepareClusters(ds: DataSet, seed: number): PreparedClusters {
     for (let slot = 0; slot < P; slot++) {
       const at = base + order[slot]! * D;
       const x = split.x;
-      if (slot === 0) for (let d = 0; d < D; d++) x[at + d] = y * a * features[k]![d]!;
-      else if (slot === 1) for (let d = 0; d < D; d++) x[at + d] = b * centres[k]![d]!;
-      else if (slot === 2) for (let d = 0; d < D; d++) x[at + d] = e * g * features[other]![d]!;
-      else for (let d = 0; d < D; d++) x[at + d] = noise * rng.normal();
+      if (slot === 0) for (let d = 0; d < D; d++) x[at + d] = scale * y * a * features[k]![d]!;
+      else if (slot === 1) for (let d = 0; d < D; d++) x[at + d] = scale * b * centres[k]![d]!;
+      else if (slot === 2) for (let d = 0; d < D; d++) x[at + d] = scale * e * g * features[other]![d]!;
+      else for (let d = 0; d < D; d++) x[at + d] = scale * noise * rng.normal();
     }
   }
   return {
@@ -109,6 +115,39 @@ export class ClusterBatcher {
 
   next(): ClusterBatch {
     return this.at(this.position++);
+  }
+
+  state(): { position: number } {
+    return { position: this.position };
+  }
+
+  restore(state: { position: number }): void {
+    this.position = state.position;
+  }
+}
+
+/**
+ * Full-batch gradient descent (Chen et al.): every step is the whole training split, each sample
+ * once, in order. The batch is one object, so the model can tell it is unchanged and skip the upload.
+ */
+export class FullBatcher {
+  position = 0;
+  private readonly all: ClusterBatch;
+  constructor(split: ClusterSplit) {
+    this.all = { x: split.x, y: split.y, cluster: split.cluster };
+  }
+
+  get batch(): number {
+    return this.all.y.length;
+  }
+
+  at(_step: number): ClusterBatch {
+    return this.all;
+  }
+
+  next(): ClusterBatch {
+    this.position++;
+    return this.all;
   }
 
   state(): { position: number } {

@@ -27,7 +27,7 @@
 // own files (text, folder, jsonl, parquet) are read with errors (UserError) that name the file and line.
 export { prepareDataset, loadDocuments, type PrepareOptions } from './prepare.js';
 export { Batcher, IGNORE, sequentialBatches, sequentialBatchCount, trainBatcher, type BatcherOptions, type BatcherState, type TextBatch } from './batcher.js';
-export { ClusterBatcher, prepareClusters, type ClusterBatch } from './clusters.js';
+export { ClusterBatcher, FullBatcher, prepareClusters, type ClusterBatch } from './clusters.js';
 export { tokenizer, type Tokenizer } from './tokenizers.js';
 export { checkSameTokenizer } from './tokenizer-check.js';
 export { fetchEach, fetchSource, builtinNames, type FetchFailure, type SourceSummary } from './fetch.js';

@@ -70,6 +70,7 @@ export async function writeReport(dir: string): Promise<Report> {
   };
   md.push(cls ? '## Test accuracy and dispatch entropy' : '## Validation perplexity', '');
   md.push(groupTableMd(groups, paths, averages.length === 1 ? averages[0]! : NaN).replace('mean of last NaN', 'mean of last M'), '');
+  if (cls) md.push('Dispatch entropy is Chen et al. 2022\'s: Σ_m (n_m/n)·H(clusters of the samples expert m receives), in nats, on the test split (0: every expert sees one cluster; at most ln of the clusters). H(expert | cluster) is its mirror, Σ_k (n_k/n)·H(experts cluster k goes to) (0: every cluster goes to one expert; at most ln of the experts); the two agree only for a one-to-one map. Runs written before moec recorded both show only the mirror.', '');
   md.push(`Mean ± sample standard deviation over the seeds that finished; \`(n=1)\`: a single finished seed, no spread to show. Failed and unfinished trials are counted under "seeds done" and left out of the statistics. Total and active parameter counts are per model.`, '');
 
   const fx = effectsSection(run, trials, cls);

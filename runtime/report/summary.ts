@@ -36,9 +36,14 @@ export interface TrialRow {
   /** Mean validation perplexity over the last `average` evaluations. */
   ppl_avg: number | null;
   average: number;
-  /** Classification tasks (the cluster task): test accuracy and dispatch entropy, mean of the last `average` evaluations. */
+  /**
+   * Classification tasks (the cluster task), means of the last `average` evaluations: test accuracy;
+   * dispatch entropy as Chen et al. define it, Σ_m (n_m/n)·H(cluster | expert m); and its mirror
+   * Σ_k (n_k/n)·H(expert | cluster k) (metrics key cluster_expert_entropy).
+   */
   acc_avg: number | null;
   entropy_avg: number | null;
+  spread_avg: number | null;
   params_total: number | null;
   params_active: number | null;
   tokens_per_s: number | null;
@@ -59,6 +64,7 @@ export interface GroupRow {
   ppl_avg: Stat;
   acc_avg: Stat;
   entropy_avg: Stat;
+  spread_avg: Stat;
   params_total: number | null;
   params_active: number | null;
   tokens_per_s: Stat;
@@ -78,7 +84,11 @@ export function trialRow(t: TrialData): TrialRow {
   const ppls = t.evals.map((e) => e.valid_ppl);
   const last = ppls.length ? ppls[ppls.length - 1]! : null;
   const tail = ppls.slice(-average);
-  const tailOf = (key: string) => stat(t.evals.map((e) => e[key]).filter((v): v is number => typeof v === 'number').slice(-average)).mean;
+  const tailOf = (key: string, evals = t.evals) => stat(evals.map((e) => e[key]).filter((v): v is number => typeof v === 'number').slice(-average)).mean;
+  // Runs written before cluster_expert_entropy existed stored the mirror quantity under
+  // dispatch_entropy: read it as that, and leave the paper's entropy unknown for them.
+  const current = t.evals.filter((e) => 'cluster_expert_entropy' in e);
+  const older = t.evals.filter((e) => !('cluster_expert_entropy' in e) && 'dispatch_entropy' in e);
   const trainRates = t.metrics.filter((m) => m.kind === 'train').map((m) => m.tokens_per_s);
   const rate = t.status && t.status.tokens_per_s > 0 ? t.status.tokens_per_s : stat(trainRates).mean;
   const params = { ...(rec?.params ?? {}) };
@@ -87,7 +97,8 @@ export function trialRow(t: TrialData): TrialRow {
   return {
     id: t.id, name: t.name, config: configName(t.name), params, seed: rec?.seed ?? null, status: t.state,
     step: t.status?.step ?? lastStep, steps: t.status?.steps ?? rec?.config.train.steps ?? null, evals: ppls.length,
-    ppl_last: last, ppl_avg: tail.length ? stat(tail).mean : null, average, acc_avg: tailOf('valid_acc'), entropy_avg: tailOf('dispatch_entropy'),
+    ppl_last: last, ppl_avg: tail.length ? stat(tail).mean : null, average, acc_avg: tailOf('valid_acc'),
+    entropy_avg: tailOf('dispatch_entropy', current), spread_avg: current.length ? tailOf('cluster_expert_entropy', current) : tailOf('dispatch_entropy', older),
     params_total: rec?.params_count.total ?? null, params_active: rec?.params_count.active ?? null,
     tokens_per_s: rate, wall_s: t.status?.wall_s ?? null, error: t.status?.error ?? null,
   };
@@ -103,7 +114,7 @@ export function groupRows(rows: TrialRow[]): GroupRow[] {
       config, params: rs[0]!.params, trials: rs.map((r) => r.id), seeds: rs.length, done: done.length,
       failed: rs.filter((r) => r.status === 'failed').length, unfinished: rs.filter((r) => r.status !== 'done' && r.status !== 'failed').length,
       ppl_last: stat(num((r) => r.ppl_last)), ppl_avg: stat(num((r) => r.ppl_avg)),
-      acc_avg: stat(num((r) => r.acc_avg)), entropy_avg: stat(num((r) => r.entropy_avg)),
+      acc_avg: stat(num((r) => r.acc_avg)), entropy_avg: stat(num((r) => r.entropy_avg)), spread_avg: stat(num((r) => r.spread_avg)),
       params_total: rs[0]!.params_total, params_active: rs[0]!.params_active,
       tokens_per_s: stat(num((r) => r.tokens_per_s)), wall_s: stat(num((r) => r.wall_s)),
     };

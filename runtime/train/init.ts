@@ -23,8 +23,9 @@ export function initParams(g: Graph, layout: ParamLayout, seed: number): Float32
     const n = numel(t.shape);
     const init = t.init ?? { kind: 'zeros' };
     if (init.kind === 'ones') out.fill(1, offset, offset + n);
-    if (init.kind !== 'normal') continue;
     const r = rng(tensorSeed(seed, name));
+    if (init.kind === 'uniform') for (let i = 0; i < n; i++) out[offset + i] = (2 * r() - 1) * init.bound;
+    if (init.kind !== 'normal') continue;
     // Box-Muller, two values per pair of uniforms; 1 - r() keeps the log finite.
     for (let i = 0; i < n; i += 2) {
       const rad = Math.sqrt(-2 * Math.log(1 - r())) * init.std;

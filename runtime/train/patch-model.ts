@@ -4,6 +4,7 @@ import type { ClusterBatch, ClusterSplit } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { PlanExecutor } from '../executor/executor.js';
 import { PlanModel } from './model.js';
+import { adamwUniforms } from '../../compiler/kernels/adamw.js';
 
 export interface PatchEval {
   loss: number;
@@ -21,10 +22,20 @@ export interface PatchEval {
  */
 export class PatchModel extends PlanModel {
   private readonly noisy: boolean;
+  private readonly routerUniform: boolean;
+  /** The training batch now in x and y: a full batch is uploaded once, not every step. */
+  private resident: ClusterBatch | null = null;
 
   private constructor(compiled: CompiledTrial, ex: PlanExecutor) {
     super(compiled, ex);
     this.noisy = compiled.plan.buffers.some((b) => b.name === 'rng');
+    this.routerUniform = compiled.plan.buffers.some((b) => b.name === 'adam.router');
+  }
+
+  /** The experts' rate in 'adam'; the router's, lr × routerLrScale, in 'adam.router'. */
+  protected override writeLr(step: number, lr: number): void {
+    super.writeLr(step, lr);
+    if (this.routerUniform) this.ex.write('adam.router', adamwUniforms(step, lr * this.shape.routerLrScale, { beta1: this.spec.betas[0], beta2: this.spec.betas[1] }));
   }
 
   static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan'): Promise<PatchModel> {
@@ -40,8 +51,11 @@ export class PatchModel extends PlanModel {
   private write(b: ClusterBatch, seed: number, step: number, train: boolean): void {
     const { batch: B, patches: P, dim: D } = this.shape;
     if (b.x.length !== B * P * D || b.y.length !== B) throw new Error(`batch has ${b.y.length} samples of ${b.x.length / Math.max(1, b.y.length)} floats; the plan takes ${B} of ${P * D}`);
-    this.ex.write('x', b.x);
-    this.ex.write('y', Float32Array.from(b.y));
+    if (!train || this.resident !== b) {
+      this.ex.write('x', b.x);
+      this.ex.write('y', Float32Array.from(b.y));
+    }
+    this.resident = train ? b : null;
     if (!train) this.ex.write('cluster', b.cluster);
     if (this.noisy) this.ex.write('rng', new Uint32Array([seed >>> 0, step >>> 0, train ? 1 : 0, 0]));
   }
@@ -84,21 +98,4 @@ export class PatchModel extends PlanModel {
   }
 }
 
-/**
- * Dispatch entropy (Chen et al. 2022): for each cluster, the entropy (nats) of which experts its
- * samples went to, averaged over clusters weighted by their samples. 0 when every cluster goes to a
- * single expert; ln M when each is spread evenly over all M.
- */
-export function dispatchEntropy(dispatch: number[][]): number {
-  let total = 0;
-  let acc = 0;
-  for (const row of dispatch) {
-    const n = row.reduce((a, b) => a + b, 0);
-    if (n === 0) continue;
-    let h = 0;
-    for (const c of row) if (c > 0) h -= (c / n) * Math.log(c / n);
-    acc += n * h;
-    total += n;
-  }
-  return total > 0 ? acc / total : 0;
-}
+export { clusterExpertEntropy, dispatchEntropy } from './dispatch-entropy.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { patchEvalKernel, patchForwardKernel, patchLossKernel, patchRouterGradKernel, patchWeightGradKernel } from '../../../compiler/kernels/patch-model.js';
+import { patchDwChunks, patchEvalKernel, patchForwardKernel, patchLossKernel, patchRouterGradKernel, patchWeightGradPartialKernel, patchWeightGradReduceKernel } from '../../../compiler/kernels/patch-model.js';
 import { sgdKernel } from '../../../compiler/kernels/sgd.js';
 import { PlanBuilder } from '../../../compiler/plan/builder.js';
 import {
@@ -46,12 +46,15 @@ async function runAll(s: PatchModelShape, seed: number, train: boolean) {
   b.buffer('stats', statsLength(M), 'output');
   b.buffer('dh', B * M);
   b.buffer('dW', M * J * D);
+  // Chunks of 4 samples: several partial sums, the last one short (B = 13).
+  b.buffer('partial', patchDwChunks(s, 4) * M * J * D);
   b.buffer('dtheta', D * M);
   b.buffer('acc', 3 + s.clusters * M, 'output');
   const noisy = s.routed && s.noise > 0;
   b.dispatch('p', patchForwardKernel('fwd', s), ['x', 'W', 'y', 'state', 'pre', ...(s.routed ? ['theta'] : []), ...(noisy ? ['rng'] : [])]);
   b.dispatch('p', patchLossKernel('loss', s), ['state', 'y', 'train_loss', ...(s.routed ? ['stats', 'dh'] : [])]);
-  b.dispatch('p', patchWeightGradKernel('dw', s), ['x', 'pre', 'state', 'y', 'dW']);
+  b.dispatch('p', patchWeightGradPartialKernel('dw.partial', s, 4), ['x', 'pre', 'state', 'y', 'partial']);
+  b.dispatch('p', patchWeightGradReduceKernel('dw', s, 4), ['partial', 'dW']);
   if (s.routed) b.dispatch('p', patchRouterGradKernel('dtheta', s), ['x', 'dh', 'dtheta']);
   b.dispatch('p', patchEvalKernel('eval', s), ['state', 'y', 'cluster', 'acc']);
   const ex = await PlanExecutor.create(await testGpu(), b.build());

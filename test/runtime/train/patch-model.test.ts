@@ -18,7 +18,7 @@ const source = (model: string, extra = '', train = SGD) => `
 data blobs {
   source clusters
   valid 25%
-  synthetic { clusters 3; patches 3; dim 8; noise 0.1; feature [0.5, 2]; distractor [0.5, 2]; samples 1200 }
+  synthetic { clusters 3; patches 3; dim 8; noise 0.1; feature [0.5, 2]; distractor [0.5, 2]; samples 1200; seed 3 }
 }
 model p {
 ${model}
@@ -168,11 +168,13 @@ test('optimizer ngd: one normalised update over the expert blocks, plain SGD for
   }
 });
 
-test('optimizer ngd is refused with gradient clipping, at the clip line or (clip by default) at the optimizer line', () => {
+test('optimizer ngd: clipping written is refused at the clip line; left out, clip defaults to 0 (1 for the others)', () => {
   const written = load(moeModel(''), '', 'optimizer ngd; lr 0.02; wd 0; clip 0.5').diagnostics;
   assert.ok(written.some((d) => /^11:\d+ optimizer ngd normalises each expert's gradient, so gradient-norm clipping does not apply; clip is 0.5$/.test(d)), written.join('\n'));
-  const dflt = load(moeModel(''), '', 'optimizer ngd; lr 0.02; wd 0').diagnostics;
-  assert.ok(dflt.some((d) => /^11:\d+ .*clip is 1 \(the default\)$/.test(d)), dflt.join('\n'));
+  const dflt = load(moeModel(''), '', 'optimizer ngd; lr 0.02; wd 0');
+  assert.deepEqual(dflt.diagnostics, []);
+  assert.equal(dflt.trials[0]!.config.train.clip, 0);
+  assert.equal(load(moeModel(''), '', 'optimizer sgd; lr 0.02').trials[0]!.config.train.clip, 1);
 });
 
 test('compileTrial refuses optimizer ngd for a language model (no silent fallback), pointing at the optimizer', () => {
@@ -211,8 +213,107 @@ test('training the patch model with optimizer ngd (Chen et al. 2022): cubic expe
   }
 });
 
-test('dispatch entropy: 0 when each cluster uses one expert, ln M when spread evenly', () => {
+test('dispatch entropy (Chen et al.): 0 when each expert sees one cluster, ln K when every expert sees all K evenly', () => {
   assert.equal(dispatchEntropy([[5, 0], [0, 7]]), 0);
-  assert.ok(Math.abs(dispatchEntropy([[3, 3, 3], [1, 1, 1]]) - Math.log(3)) < 1e-12);
-  assert.ok(Math.abs(dispatchEntropy([[4, 0], [2, 2]]) - (4 * Math.log(2)) / 8) < 1e-12, 'weighted by samples');
+  assert.ok(Math.abs(dispatchEntropy([[3, 3, 3], [3, 3, 3]]) - Math.log(2)) < 1e-12);
+  // Expert 0 sees clusters (4, 2) of 8 samples, expert 1 cluster 1 only.
+  const h = -((2 / 3) * Math.log(2 / 3) + (1 / 3) * Math.log(1 / 3));
+  assert.ok(Math.abs(dispatchEntropy([[4, 0], [2, 2]]) - (6 / 8) * h) < 1e-12, 'weighted by samples');
+});
+
+// Chen et al. 2022's setup (issue 16): data × 10, PyTorch's fan-in start, full batch, the router's
+// own rate and optimiser.
+const chenSource = (train: string, moe = 'noise 0') => `
+data blobs {
+  source clusters
+  valid 50%
+  synthetic { clusters 3; patches 3; dim 8; noise 0.1; feature [0.5, 2]; centre [1, 2]; distractor [0.5, 3]; scale 10; seed 4; samples 48 }
+}
+model p {
+  ffn 4
+  moe { experts 3; top 1; balance 0; activation cubic; init fan-in; init-scale 0.05; ${moe} }
+}
+train { steps 20; full-batch true; schedule constant; wd 0; ${train} }
+`;
+
+async function chenModel(train: string, moe?: string) {
+  const r = loadPipeline('chen.moe', { readFile: () => chenSource(train, moe) });
+  assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error').map((d) => d.message), []);
+  const t = r.trials[0]!;
+  const c = compileTrial(t.config, t.id);
+  const m = await PatchModel.create(await testGpu(), c);
+  return { t, c, m, data: prepareClusters(t.config.data['blobs']!, 0) };
+}
+
+test('patch model gradients with the paper\'s keys (scale 10, fan-in start, full batch) equal finite differences', async () => {
+  const { m, c, data } = await chenModel('optimizer ngd; lr 0.001; router-lr 0.1');
+  try {
+    assert.equal(c.patch!.batch, 24);
+    m.initParams(3);
+    const flat = await m.readFlat('params');
+    const routerAt = c.layout.offsets.get(PATCH_ROUTER)!;
+    for (let i = 0; i < 24; i++) flat[routerAt + i] = 0.02 * Math.sin(i + 1);
+    // Filters large enough that the cubic experts' outputs are not negligible against h.
+    const wAt = c.layout.offsets.get(PATCH_EXPERTS)!;
+    for (let i = 0; i < 3 * 4 * 8; i++) flat[wAt + i] = 0.04 * Math.cos(0.7 * i + 0.3);
+    m.writeParams(flat);
+    const b = { x: data.train.x, y: data.train.y, cluster: data.train.cluster };
+    m.gradients(b);
+    const grads = await m.readFlat('grads');
+    const sel = async () => Array.from((await m.ex.read('patch.state')).filter((_, i) => i % 9 === 0)).join();
+    const sel0 = await sel();
+    let checked = 0;
+    let flipped = 0;
+    for (const [name, offset] of c.layout.offsets) {
+      const n = c.graph.get(name).shape.reduce((a, x) => a * x, 1);
+      for (let i = 0; i < n; i++) {
+        const h = 2e-3;
+        const loss = async (d: number) => {
+          const p = flat.slice();
+          p[offset + i]! += d;
+          m.writeParams(p);
+          m.gradients(b);
+          return { loss: await m.trainLoss(), sel: await sel() };
+        };
+        const [plus, minus] = [await loss(h), await loss(-h)];
+        if (plus.sel !== sel0 || minus.sel !== sel0) { flipped++; continue; }
+        const fd = (plus.loss - minus.loss) / (2 * h);
+        const g = grads[offset + i]!;
+        assert.ok(Math.abs(fd - g) <= 0.03 * Math.abs(g) + 2e-4, `${name}[${i}]: fd ${fd} vs ${g}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 100 && flipped <= 10, `checked ${checked}, skipped ${flipped} for flipped choices`);
+  } finally {
+    m.destroy();
+  }
+});
+
+test('router-lr: one step moves the router by router-lr × its gradient and the experts by lr × theirs', async () => {
+  const { m, c, data } = await chenModel('optimizer sgd; lr 0.2; router-lr 0.05; clip 0');
+  try {
+    m.initParams(5);
+    const flat = await m.readFlat('params');
+    const routerAt = c.layout.offsets.get(PATCH_ROUTER)!;
+    for (let i = 0; i < 24; i++) flat[routerAt + i] = 0.02 * Math.sin(i + 1);
+    m.writeParams(flat);
+    const b = { x: data.train.x, y: data.train.y, cluster: data.train.cluster };
+    m.gradients(b);
+    const g = await m.readFlat('grads');
+    m.trainStep(1, 0.2, 0, b);
+    const after = await m.readFlat('params');
+    let moved = 0;
+    for (const [name, offset] of c.layout.offsets) {
+      const rate = name === PATCH_ROUTER ? 0.05 : 0.2;
+      const n = c.graph.get(name).shape.reduce((a, x) => a * x, 1);
+      for (let i = offset; i < offset + n; i++) {
+        const want = flat[i]! - rate * g[i]!;
+        assert.ok(Math.abs(after[i]! - want) <= 1e-6 + 1e-5 * Math.abs(want), `${name}[${i - offset}]: ${after[i]} vs ${want}`);
+        if (g[i] !== 0) moved++;
+      }
+    }
+    assert.ok(moved > 50, `${moved} weights with a gradient`);
+  } finally {
+    m.destroy();
+  }
 });
