@@ -4,6 +4,7 @@ import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import { summarize } from '../../compiler/lower/summary.js';
 import { UserError } from '../../grammar/user-error.js';
 import { prepareDataset, type PreparedClusters, type PreparedData, type PreparedText } from '../data/index.js';
+import type { CompileProgress } from '../executor/pipelines.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
 import { RunStore, type TrialStore } from '../store/run-store.js';
@@ -119,19 +120,27 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
     for (const ref of cfg.evaluate.experts) expertData.set(ref.data, await get(cfg.data[ref.data]!));
     return { data: await get(cfg.data[cfg.train.data]!), evals, expertData };
   };
+  // Kernel compilation is its own phase, shown with its progress and timed apart from training.
+  const compileReporter = (id: string) => {
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    return { seconds, progress: (p: CompileProgress) => o.listener({ type: 'compile', id, ...p, seconds: seconds() }) };
+  };
   const runLanguageModel = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
     const d = await trialData(t.config, (ds) => data.get(ds));
-    const model = await GpuModel.create(o.gpu, compiled, `trial ${t.id}`);
+    const c = compileReporter(t.id);
+    const model = await GpuModel.create(o.gpu, compiled, `trial ${t.id}`, { onProgress: c.progress });
     hold(model);
     store.setTrialStatus(t.id, 'running');
-    return trainTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
+    return trainTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop, compileSeconds: c.seconds() });
   };
   const runPatch = async (t: Trial, compiled: CompiledTrial, ts: TrialStore, hold: (m: PlanModel) => void): Promise<TrainOutcome> => {
     const d = await trialData(t.config, (ds) => data.clusters(ds));
-    const model = await PatchModel.create(o.gpu, compiled, `trial ${t.id}`);
+    const c = compileReporter(t.id);
+    const model = await PatchModel.create(o.gpu, compiled, `trial ${t.id}`, { onProgress: c.progress });
     hold(model);
     store.setTrialStatus(t.id, 'running');
-    return trainPatchTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop });
+    return trainPatchTrial({ model, trial: t, ...d, store: ts, listener: o.listener, adapter, stop: o.stop, compileSeconds: c.seconds() });
   };
   const runOne = async (t: Trial) => {
     const ts = store.trial(t.id);
@@ -151,7 +160,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
       store.setTrialStatus(t.id, r.status);
       if (r.status === 'done') result.done++;
       else result.stopped++;
-      o.listener({ type: 'trial-end', id: t.id, status: r.status, wallSeconds: r.wallSeconds });
+      o.listener({ type: 'trial-end', id: t.id, status: r.status, wallSeconds: r.wallSeconds, tokensPerSec: r.tokensPerSec });
     } catch (e) {
       // A data problem is the user's to fix; anything else is recorded with the trial and the sweep goes on.
       if (e instanceof UserError && !(e.message.startsWith('trial'))) throw e;

@@ -3,6 +3,7 @@ import type { PatchGraphSpec } from '../../compiler/graph/patches.js';
 import type { ClusterBatch, ClusterSplit } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { PlanExecutor } from '../executor/executor.js';
+import type { PipelineOptions } from '../executor/pipelines.js';
 import { PlanModel } from './model.js';
 
 export interface PatchEval {
@@ -27,9 +28,9 @@ export class PatchModel extends PlanModel {
     this.noisy = compiled.plan.buffers.some((b) => b.name === 'rng');
   }
 
-  static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan'): Promise<PatchModel> {
+  static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan', opts: PipelineOptions = {}): Promise<PatchModel> {
     if (!compiled.patch) throw new Error(`${source}: not a patch-model plan`);
-    return new PatchModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source));
+    return new PatchModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source, opts));
   }
 
   get shape(): PatchGraphSpec {

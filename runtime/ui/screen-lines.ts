@@ -72,6 +72,7 @@ export function headerLines(model: SweepModel, width: number): Line[] {
     ...(c.stopped ? [`${c.stopped} stopped`] : []),
     ...(c.pending ? [`${c.pending} pending`] : []),
     `elapsed ${formatDuration(model.elapsedSeconds())}`,
+    ...(c.running + c.pending > 0 ? [`sweep ETA ${formatDuration(model.sweepEtaSeconds())}`] : []),
   ].join(' · ');
   return [
     [{ text: truncate(first, width), bold: true }],
@@ -117,6 +118,12 @@ function trialRow(t: TrialState, cols: Columns, width: number): Line {
   const symbol: Segment = { text: `${STATUS_SYMBOL[t.status]} `, color: STATUS_COLOR[t.status] };
   const name = fit(t.info.name, cols.name) + ' ';
   if (t.status === 'pending') return [symbol, { text: truncate(name + 'pending', width - 2), color: 'gray' }];
+  if (t.phase === 'compiling' && t.compile) {
+    const c = t.compile;
+    const bar = cols.bar > 0 ? [{ text: progressBar(c.total > 0 ? c.done / c.total : 0, cols.bar), color: 'yellow' as const }, { text: ' ' }] : [];
+    const shared = c.shared ? `, ${c.shared} shared` : '';
+    return clip([symbol, { text: name }, ...bar, { text: `compiling kernels ${c.done}/${c.total}${shared} · ${formatDuration(c.seconds)}`, color: 'yellow' }], width);
+  }
   const fraction = t.info.steps > 0 ? t.step / t.info.steps : 0;
   const eta = t.status === 'running' ? etaSeconds(t.step, t.info.steps, t.firstStep, t.elapsed) : undefined;
   const rest =
@@ -191,6 +198,14 @@ export function messageLine(text: string, width: number): Line {
   return [{ text: truncate(`» ${text.split('\n')[0]}`, width), color: 'yellow' }];
 }
 
+/** The router's losses and drops at the last logged step, over the MoE layers (mean, with the worst layer's drop). */
+export function moeStatsText(m: { balance: number[]; z: number[]; dropped: number[] }): string {
+  const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
+  const layers = m.balance.length;
+  const dropped = m.dropped.length ? Math.max(...m.dropped) : NaN;
+  return `balance loss ${formatFixed(mean(m.balance), 3)} · z loss ${formatFixed(mean(m.z), 3)} · dropped ${formatFixed(100 * mean(m.dropped), 1)}% (worst layer ${formatFixed(100 * dropped, 1)}%)${layers > 1 ? ` · mean of ${layers} layers` : ''}`;
+}
+
 /** The sparkline and the expert-load heat map of one running trial. */
 export function detailLines(t: TrialState, width: number): Line[] {
   const lines: Line[] = [[{ text: '▶ ', color: 'cyan' }, { text: truncate(t.info.name, width - 2), bold: true }]];
@@ -203,6 +218,7 @@ export function detailLines(t: TrialState, width: number): Line[] {
     lines.push(plain('  dense model: no expert load'));
     return lines.map((l) => clip(l, width));
   }
+  if (t.moe) lines.push(plain(truncate(`  ${moeStatsText(t.moe)}`, width)));
   if (!t.expertLoad) {
     lines.push(plain(truncate('  expert load: waiting for the first evaluation', width)));
     return lines.map((l) => clip(l, width));
