@@ -39,7 +39,7 @@ export function createLogView(opts: LogViewOptions): SweepView {
         // The first and the last event of the phase: enough to see it began and how long it took.
         const t = model.get(e.id);
         if (e.done === 0) line(t, 'compile', `${t.info.name}: ${e.total} kernels`);
-        else if (e.done === e.total) line(t, 'compile', `${e.done}/${e.total} kernels ready in ${formatDuration(e.seconds)}${e.shared ? ` (${e.shared} shared with earlier trials)` : ''}`);
+        else if (e.done === e.total) line(t, 'compile', `${e.done}/${e.total} kernels ready in ${formatDuration(e.seconds)}${e.shared ? ` (${e.shared} reused: identical to a kernel compiled before)` : ''}`);
         break;
       }
       case 'trial-start': {

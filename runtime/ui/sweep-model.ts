@@ -32,7 +32,7 @@ export interface TrialState {
   error?: string;
   wallSeconds?: number;
   /** Kernel compilation before the first step: kernels done of total, and for how long. */
-  compile?: { done: number; total: number; shared: number; seconds: number };
+  compile?: { done: number; total: number; shared: number; seconds: number; /** Model clock (ms) when compilation began. */ startedAt: number };
   /** 'compiling' until the trial's first training event. */
   phase?: 'compiling' | 'training';
   /** Per MoE layer at the last logged step: balance loss, z loss, dropped fraction. */
@@ -85,7 +85,8 @@ export class SweepModel {
         const t = this.get(e.id);
         t.status = 'running';
         t.phase = 'compiling';
-        t.compile = { done: e.done, total: e.total, shared: e.shared, seconds: e.seconds };
+        // The clock runs on between kernels (one can take a minute on a software adapter).
+        t.compile = { done: e.done, total: e.total, shared: e.shared, seconds: e.seconds, startedAt: t.compile?.startedAt ?? this.now() - 1000 * e.seconds };
         break;
       }
       case 'trial-start': {
@@ -185,6 +186,12 @@ export class SweepModel {
     }
     if (steps === 0) return undefined;
     return (left * seconds) / steps;
+  }
+
+  /** Seconds the trial has been compiling its kernels, now (frozen once training starts). */
+  compileSeconds(t: TrialState): number | undefined {
+    if (!t.compile) return undefined;
+    return t.phase === 'compiling' && this.endedAt === undefined ? (this.now() - t.compile.startedAt) / 1000 : t.compile.seconds;
   }
 
   get(id: string): TrialState {
