@@ -174,18 +174,23 @@ export class SweepModel {
   sweepEtaSeconds(): number | undefined {
     let seconds = 0;
     let steps = 0;
-    let left = 0;
+    let pendingSteps = 0;
+    let running = 0;
     for (const t of this.trials) {
       const ran = t.step - t.firstStep;
       // elapsed: this process's time on the trial, as of its last step (its own segment only).
-      if (ran > 0 && t.elapsed > 0 && t.status !== 'skipped') {
+      const timed = ran > 0 && t.elapsed > 0 && t.status !== 'skipped';
+      if (timed) {
         seconds += t.elapsed;
         steps += ran;
       }
-      if (t.status === 'running' || t.status === 'pending') left += Math.max(0, t.info.steps - t.step);
+      const left = Math.max(0, t.info.steps - t.step);
+      // A running trial at its own rate (as its row's ETA), the others at the sweep's mean rate.
+      if (t.status === 'running' && timed) running += (left * t.elapsed) / ran;
+      else if (t.status === 'running' || t.status === 'pending') pendingSteps += left;
     }
     if (steps === 0) return undefined;
-    return (left * seconds) / steps;
+    return running + (pendingSteps * seconds) / steps;
   }
 
   /** Seconds the trial has been compiling its kernels, now (frozen once training starts). */
