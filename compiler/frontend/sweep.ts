@@ -310,7 +310,7 @@ export function expand(scope: Scope, baseOverrides: Override[], base: Pipeline, 
   };
   const named = (parts: [string, string][]) => (parts.length ? parts.map(([k, v]) => `${k}=${v}`).join(',') : 'base');
   for (const t of pending) {
-    const name = named(t.parts);
+    let name = named(t.parts);
     const ctx = new Ctx(t.overrides.length ? name : undefined);
     let p: Pipeline;
     if (t.overrides.length === 0) p = base;
@@ -321,6 +321,10 @@ export function expand(scope: Scope, baseOverrides: Override[], base: Pipeline, 
       if (ctx.diagnostics.some((d) => d.severity === 'error')) continue;
     }
     const config: TrialConfig = { ...p, sweep: null };
+    // `expert=mlp` says nothing of the activation that sets the experts apart (Chen et al.'s cubic
+    // experts vs linear ones): the name carries it.
+    const moe = p.model.moe;
+    if (moe && t.parts.some(([k, v]) => k === 'expert' && v === 'mlp')) name = named(t.parts.map(([k, v]) => (k === 'expert' && v === 'mlp' ? [k, `mlp(${moe.activation})`] : [k, v])));
     const params: Record<string, string> = {};
     for (const o of t.overrides) params[o.path.join('.')] = valueText(o.args[0]![0]!);
     add({ id: trialId(config), name, params, seed: p.train.seed, baseline: null, matches: null, params_count: countParams(p.model, patchDim(p)), config }, sweep?.dims[0]?.params[0]?.keySpan);
@@ -337,7 +341,9 @@ export function expand(scope: Scope, baseOverrides: Override[], base: Pipeline, 
         if (pd === undefined) dense.ffn = denseFfnFor(dense, target);
         const config: TrialConfig = { ...moeTrial.config, model: dense };
         const seedPart = seeds.length ? `,seed=${moeTrial.seed}` : '';
-        let name = `dense=same-${kind},ffn=${dense.ffn}${seedPart}`;
+        // The name says which MoE configuration the baseline matches (seed left to its own part).
+        const of = moeTrial.name.split(',').filter((x) => !/^seed=\d+$/.test(x)).join(',');
+        let name = `dense=same-${kind}(${of}),ffn=${dense.ffn}${seedPart}`;
         const id = trialId(config);
         if (!byId.has(id) && trials.some((x) => x.name === name)) name = `dense=same-${kind},ffn=${dense.ffn},for=${moeTrial.name}`;
         add({

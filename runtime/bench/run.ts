@@ -10,6 +10,7 @@ import { benchQueue } from './queue.js';
 import { isSkipped, torchBench } from './torch.js';
 import { benchModels, benchTraining } from './train.js';
 import { moeBench } from './moe.js';
+import { compileBench } from './compile.js';
 import { measureRates, rooflineTable, speedBound, type Rates } from './roofline.js';
 import { loweringFor } from '../gpu/lowering.js';
 
@@ -94,6 +95,8 @@ async function main(): Promise<void> {
       }
     }
     if (want('patch')) await patchBench(gpu);
+    // Minutes of cold compiles in fresh processes on a software adapter: only when named.
+    if (values.only?.split(',').includes('compile')) compileBench();
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
     // The subgroup tiling (16×4 per invocation, A shared by subgroupBroadcast) where the adapter suits it.

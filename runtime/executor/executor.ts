@@ -2,6 +2,7 @@ import { assertValidPlan } from '../../compiler/plan/schema.js';
 import type { Plan, PlanKernel } from '../../compiler/plan/types.js';
 import { UserError } from '../../grammar/user-error.js';
 import type { Gpu } from '../gpu/device.js';
+import { createPipelines, isWarm, markWarm, type PipelineOptions } from './pipelines.js';
 import { memoryBudget, preflight, regionSizes } from './preflight.js';
 
 interface BoundBuffer {
@@ -53,7 +54,7 @@ export class PlanExecutor {
   ) {}
 
   /** Validates the plan (schema, references, device limits) before any GPU work, then builds it. */
-  static async create(gpu: Gpu, plan: unknown, source = 'plan'): Promise<PlanExecutor> {
+  static async create(gpu: Gpu, plan: unknown, source = 'plan', opts: PipelineOptions = {}): Promise<PlanExecutor> {
     assertValidPlan(plan, source);
     preflight(plan, gpu.limits, gpu.features, source, memoryBudget(gpu.info));
     gpu.checkAlive();
@@ -80,29 +81,8 @@ export class PlanExecutor {
       }
     });
 
-    const pipelines = new Map<string, { pipeline: GPUComputePipeline; kernel: PlanKernel }>();
-    for (const k of plan.kernels) {
-      const module = await gpu.compile(k.name, k.wgsl);
-      const pipeline = await gpu.scoped(`kernel '${k.name}' (pipeline)`, () =>
-        device.createComputePipelineAsync({
-          label: k.name,
-          layout: device.createPipelineLayout({
-            bindGroupLayouts: [
-              device.createBindGroupLayout({
-                label: k.name,
-                entries: k.bindings.map((b) => ({
-                  binding: b.binding,
-                  visibility: GPUShaderStage.COMPUTE,
-                  buffer: { type: b.type },
-                })),
-              }),
-            ],
-          }),
-          compute: { module, entryPoint: k.entryPoint },
-        }),
-      );
-      pipelines.set(k.name, { pipeline, kernel: k });
-    }
+    const made = await createPipelines(gpu, plan.kernels, opts);
+    const pipelines = new Map(plan.kernels.map((k) => [k.name, { pipeline: made.get(k.name)!, kernel: k }]));
 
     const programs = new Map<string, Step[]>();
     for (const [name, list] of Object.entries(plan.programs)) {
@@ -123,6 +103,7 @@ export class PlanExecutor {
       );
       programs.set(name, steps);
     }
+    if (opts.warm ?? true) await warmUp(gpu, programs, allocations, opts);
     return new PlanExecutor(gpu, plan, buffers, allocations, programs);
   }
 
@@ -278,4 +259,45 @@ export class PlanExecutor {
     for (const b of this.staging.values()) b.destroy();
     this.staging.clear();
   }
+}
+
+/**
+ * Runs one workgroup of each kernel's first dispatch, one kernel per submit, so the driver compiles
+ * it now and says so: lavapipe (llvmpipe) generates a shader's machine code at its first dispatch,
+ * not when the pipeline is created, and left alone that time lands inside training step 1. The
+ * buffers are new (all zero) and are cleared again afterwards, so the plan starts from the state
+ * WebGPU gives it. Pipelines already dispatched on this device (shared with an earlier trial) are
+ * counted without running.
+ */
+async function warmUp(gpu: Gpu, programs: Map<string, Step[]>, allocations: GPUBuffer[], opts: PipelineOptions): Promise<void> {
+  const first = new Map<string, Step>();
+  for (const steps of programs.values()) for (const s of steps) if (!first.has(s.kernel)) first.set(s.kernel, s);
+  // Kernels no program dispatches have nothing to compile.
+  const total = first.size;
+  let done = 0;
+  let shared = 0;
+  const device = gpu.device;
+  opts.onProgress?.({ done, total, shared });
+  for (const s of first.values()) {
+    if (isWarm(s.pipeline)) shared++;
+    else {
+      gpu.checkAlive();
+      const encoder = device.createCommandEncoder({ label: `compile ${s.kernel}` });
+      const pass = encoder.beginComputePass({ label: `compile ${s.kernel}` });
+      pass.setPipeline(s.pipeline);
+      pass.setBindGroup(0, s.bindGroup);
+      pass.dispatchWorkgroups(1, 1, 1);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      markWarm(s.pipeline);
+    }
+    done++;
+    opts.onProgress?.({ done, total, shared });
+  }
+  const encoder = device.createCommandEncoder({ label: 'clear after compile' });
+  for (const b of allocations) encoder.clearBuffer(b);
+  device.queue.submit([encoder.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  gpu.checkAlive();
 }

@@ -171,8 +171,10 @@ export class Gpu {
     this.checkAlive();
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ label: kernel, code });
+    // Popped before any await: kernels compiling at once must not pop each other's scope.
+    const scope = this.device.popErrorScope();
     const info = await module.getCompilationInfo();
-    const scopeError = await this.device.popErrorScope();
+    const scopeError = await scope;
     let errors = info.messages.filter((m) => m.type === 'error').map((m) => ({ line: m.lineNum, col: m.linePos, text: m.message }));
     if (!errors.length && scopeError) {
       // Dawn may report a parse error only through the error scope, as ":LINE:COL error: MESSAGE".

@@ -7,6 +7,7 @@ import type { ExpertRecord } from '../store/types.js';
 import type { TrialData } from './load.js';
 import { alignExperts } from './align.js';
 import { configName, stat } from './summary.js';
+import type { ConfigLabel } from './labels.js';
 
 export interface CurvePoint { config: string; step: number; mean: number; lo: number; hi: number; seeds: number }
 
@@ -31,22 +32,49 @@ export function perplexityCurves(trials: TrialData[], field = 'valid_ppl'): Curv
   }).sort((a, b) => (a.config < b.config ? -1 : a.config > b.config ? 1 : a.step - b.step));
 }
 
-/** `accuracy`: the cluster task's test accuracy on a linear axis instead of perplexity on a log one. */
-export function perplexitySpec(points: CurvePoint[], configs: string[], accuracy = false): TopLevelSpec {
-  const x = { field: 'step', type: 'quantitative' as const, title: 'optimizer step' };
-  const color = { field: 'config', type: 'nominal' as const, title: 'configuration', sort: configs };
+/** Optimizer steps are whole numbers: ticks at integers only, printed without decimals. */
+export const stepAxis = { tickMinStep: 1, format: 'd' };
+
+/**
+ * `accuracy`: the cluster task's test accuracy on a linear axis instead of perplexity on a log one.
+ * `labels`: the legend's short name per configuration (labels.ts); the full key is in the tooltip
+ * and in the table the report prints beside the figure. Both axes are fitted to the data.
+ */
+export function perplexitySpec(points: CurvePoint[], labels: ConfigLabel[], accuracy = false): TopLevelSpec {
+  const short = new Map(labels.map((l) => [l.config, l.label]));
+  const values = points.map((p) => ({ ...p, label: short.get(p.config) ?? p.config }));
+  const x = { field: 'step', type: 'quantitative' as const, title: 'optimizer step', scale: { nice: false }, axis: stepAxis };
+  const color = { field: 'label', type: 'nominal' as const, title: 'configuration', sort: labels.map((l) => l.label) };
+  // Fitted to the curves and their bands (a band reaching towards zero on the log axis is cut at
+  // half its mean, and clipped), with a little room above and below.
+  const finite = points.flatMap((p) => [accuracy ? p.lo : Math.max(p.lo, p.mean / 2), p.hi, p.mean]).filter((v) => Number.isFinite(v) && (accuracy || v > 0));
+  const lo = Math.min(...finite);
+  const hi = Math.max(...finite);
+  const span = hi - lo || Math.abs(hi) * 0.1 || 1;
+  const pad = hi > lo ? (hi / lo) ** 0.05 : 1.05;
+  const domain = !finite.length ? undefined : accuracy ? [lo - 0.05 * span, hi + 0.05 * span] : [lo / pad, hi * pad];
   const y = accuracy
-    ? { type: 'quantitative' as const, scale: { zero: false }, title: 'test accuracy' }
-    : { type: 'quantitative' as const, scale: { type: 'log' as const }, title: 'validation perplexity (log)' };
+    ? { type: 'quantitative' as const, scale: { zero: false, nice: false, ...(domain ? { domain } : {}) }, title: 'test accuracy' }
+    : { type: 'quantitative' as const, scale: { type: 'log' as const, nice: false, ...(domain ? { domain } : {}) }, title: 'validation perplexity (log)' };
+  const fmt = accuracy ? '.3f' : '.2f';
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: accuracy ? 'Test accuracy over training' : 'Validation perplexity over training', subtitle: ['line: mean over the seeds that reached each step', 'band: ±1 std over seeds (none where only one seed reported)'] },
     width: 560,
     height: 320,
-    data: { values: points },
+    data: { values },
     layer: [
-      { transform: [{ filter: 'datum.seeds > 1' }], mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color: { ...color, legend: null } } },
-      { mark: { type: 'line', point: true }, encoding: { x, y: { ...y, field: 'mean' }, color: { ...color, legend: { labelLimit: 420 } }, tooltip: [{ field: 'seeds' }] } },
+      { transform: [{ filter: 'datum.seeds > 1' }], mark: { type: 'area', opacity: 0.18, clip: true }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color: { ...color, legend: null } } },
+      {
+        mark: { type: 'line', point: true, clip: true },
+        encoding: {
+          x, y: { ...y, field: 'mean' }, color: { ...color, legend: { labelLimit: 280 } },
+          tooltip: [
+            { field: 'label', title: 'configuration' }, { field: 'config', title: 'full key' }, { field: 'step', title: 'step', format: 'd' },
+            { field: 'mean', title: accuracy ? 'accuracy (mean)' : 'perplexity (mean)', format: fmt }, { field: 'lo', title: '−1 std', format: fmt }, { field: 'hi', title: '+1 std', format: fmt }, { field: 'seeds', title: 'seeds' },
+          ],
+        },
+      },
     ],
     // One legend, from the lines: the band's pale swatches would hide the colours.
     resolve: { legend: { color: 'independent' } },
@@ -110,7 +138,13 @@ export function assignmentSpec(cells: AssignmentCell[], title: string, subtitle:
       width: Math.max(120, 34 * experts),
       height: Math.max(60, 26 * values.length),
       layer: [
-        { mark: 'rect', encoding: { x, y, color: { field: 'fraction', type: 'quantitative', scale: { domain: [0, 1], scheme: 'blues' }, title: 'fraction of row' } } },
+        {
+          mark: 'rect',
+          encoding: {
+            x, y, color: { field: 'fraction', type: 'quantitative', scale: { domain: [0, 1], scheme: 'blues' }, title: 'fraction of row' },
+            tooltip: [{ field: 'layer', title: 'MoE layer' }, { field: 'value', title: 'label' }, { field: 'expert' }, { field: 'fraction', format: '.3f' }, { field: 'tokens', title: 'assignments' }],
+          },
+        },
         {
           mark: { type: 'text', fontSize: 9 },
           encoding: { x, y, text: { field: 'fraction', type: 'quantitative', format: '.2f' }, color: { condition: { test: 'datum.fraction > 0.55', value: 'white' }, value: 'black' } },
@@ -157,8 +191,9 @@ export function loadSpec(points: LoadPoint[], title: string, subtitle: string[])
         {
           mark: { type: 'line', point: true },
           encoding: {
-            x: { field: 'step', type: 'quantitative', title: 'optimizer step' },
-            y: { field: 'fraction', type: 'quantitative', title: 'fraction of routed tokens' },
+            x: { field: 'step', type: 'quantitative', title: 'optimizer step', scale: { nice: false }, axis: stepAxis },
+            y: { field: 'fraction', type: 'quantitative', title: 'fraction of routed tokens', scale: { zero: false } },
+            tooltip: [{ field: 'layer', title: 'MoE layer' }, { field: 'expert' }, { field: 'step', format: 'd' }, { field: 'fraction', format: '.3f' }],
             color: { field: 'expert', type: 'nominal', title: 'expert', sort: Array.from({ length: experts }, (_, i) => i) },
           },
         },

@@ -1,18 +1,22 @@
 // `moec report DIR` and the end of `moec run`: report.md with the tables and figures of a sweep,
 // the tables as CSV and JSON, and every figure as SVG and PNG under figures/.
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../store/atomic.js';
 import { effectsSection, type EffectsResult } from './effects-section.js';
-import { perSeedJsd, specialisation, specialisationTable, topTokensSection } from './specialisation.js';
+import { perSeedEntropy, perSeedJsd, specialisation, specialisationTable, topTokensSection } from './specialisation.js';
 import { assignment, assignmentSpec, loadOverTraining, loadSpec, perplexityCurves, perplexitySpec } from './charts.js';
 import { loadRun, type RunData, type TrialData } from './load.js';
 import { writeChart } from './render.js';
+import { reportHtml, type HtmlFigure } from './html.js';
+import { configLabels, type ConfigLabel } from './labels.js';
 import { configName, groupRows, sweptPaths, trialRow, type GroupRow, type TrialRow } from './summary.js';
-import { classifies, duration, groupCsv, groupTableMd, trialCsv, trialTableMd } from './tables.js';
+import { classifies, duration, groupCsv, groupTableMd, markdownTable, trialCsv, trialTableMd } from './tables.js';
 
 export interface ReportFiles {
   markdown: string;
+  /** One self-contained page with the tables and the figures drawn live (html.ts). */
+  html: string;
   csv: string;
   trialsCsv: string;
   json: string;
@@ -63,19 +67,19 @@ export async function writeReport(dir: string): Promise<Report> {
   }
   const cls = classifies(trials);
   const rel = (p: string) => path.relative(dir, p).split(path.sep).join('/');
+  // report.md links each figure's PNG; report.html draws it live from the same spec in its place.
+  const live: HtmlFigure[] = [];
   const figure = async (spec: Parameters<typeof writeChart>[0], name: string, alt: string) => {
     const f = await writeChart(spec, path.join(figDir, name));
     figures.push(f.svg, f.png);
-    md.push(`![${alt}](${rel(f.png)})`, '', `[SVG](${rel(f.svg)})`, '');
+    const marker = `<!--moec-figure-${live.length}-->`;
+    live.push({ marker, spec, alt });
+    md.push(marker, `![${alt}](${rel(f.png)})`, '', `[SVG](${rel(f.svg)})`, '');
   };
   md.push(cls ? '## Test accuracy and dispatch entropy' : '## Validation perplexity', '');
   md.push(groupTableMd(groups, paths, averages.length === 1 ? averages[0]! : NaN).replace('mean of last NaN', 'mean of last M'), '');
   if (cls) md.push('Dispatch entropy is Chen et al. 2022\'s: Σ_m (n_m/n)·H(clusters of the samples expert m receives), in nats, on the test split (0: every expert sees one cluster; at most ln of the clusters). H(expert | cluster) is its mirror, Σ_k (n_k/n)·H(experts cluster k goes to) (0: every cluster goes to one expert; at most ln of the experts); the two agree only for a one-to-one map. Runs written before moec recorded both show only the mirror.', '');
   md.push(`Mean ± sample standard deviation over the seeds that finished; \`(n=1)\`: a single finished seed, no spread to show. Failed and unfinished trials are counted under "seeds done" and left out of the statistics. Total and active parameter counts are per model.`, '');
-
-  const fx = effectsSection(run, trials, cls);
-  md.push(...fx.md);
-  for (const p of fx.plots) await figure(p.spec, p.name, p.alt);
 
   md.push('## Trials', '');
   md.push(trialTableMd(trials), '');
@@ -88,8 +92,16 @@ export async function writeReport(dir: string): Promise<Report> {
 
   const points = perplexityCurves(run.trials, cls ? 'valid_acc' : 'valid_ppl');
   md.push(cls ? '## Test accuracy over training' : '## Perplexity over training', '');
-  if (points.length) await figure(perplexitySpec(points, groups.map((g) => g.config), cls), cls ? 'accuracy' : 'perplexity', cls ? 'test accuracy vs step' : 'validation perplexity vs step');
-  else md.push('No evaluation has been logged yet.', '');
+  const labels = configLabels(groups);
+  if (points.length) {
+    await figure(perplexitySpec(points, labels, cls), cls ? 'accuracy' : 'perplexity', cls ? 'test accuracy vs step' : 'validation perplexity vs step');
+    md.push(...legendKey(labels, groups), '');
+  } else md.push('No evaluation has been logged yet.', '');
+
+  // After the curves: what each swept value did, with its interval over seeds.
+  const fx = effectsSection(run, trials, cls);
+  md.push(...fx.md);
+  for (const p of fx.plots) await figure(p.spec, p.name, p.alt);
 
   const byConfig = new Map<string, TrialData[]>();
   for (const t of run.trials) byConfig.set(configName(t.name), [...(byConfig.get(configName(t.name)) ?? []), t]);
@@ -111,7 +123,7 @@ export async function writeReport(dir: string): Promise<Report> {
       await figure(assignmentSpec(a.cells, `${config}: ${data} by ${label}`, sub), `experts-${n}-${slug(config)}-${slug(data)}-${slug(label)}`, `expert assignment for ${config}`);
       const byLayer = new Map<number, Record<string, number[]>>();
       for (const c of a.cells) ((byLayer.get(c.layer) ?? byLayer.set(c.layer, {}).get(c.layer)!)[c.value] ??= [])[c.expert] = c.tokens;
-      md.push(...specialisationTable([...byLayer].sort((x, y) => x[0] - y[0]).map(([layer, counts]) => specialisation(layer, counts)), label, perSeedJsd(used, data, label)));
+      md.push(...specialisationTable([...byLayer].sort((x, y) => x[0] - y[0]).map(([layer, counts]) => specialisation(layer, counts)), label, perSeedJsd(used, data, label), perSeedEntropy(used, data, label), a.seeds));
     }
   }
 
@@ -135,9 +147,18 @@ export async function writeReport(dir: string): Promise<Report> {
   md.push(`---`, `Generated by \`moec report\` at ${new Date().toISOString()}. Wall times: ${duration(trials.reduce((a, t) => a + (t.wall_s ?? 0), 0))} in all.`, '');
 
   const files: ReportFiles = {
-    markdown: path.join(dir, 'report.md'), csv: path.join(dir, 'report.csv'), trialsCsv: path.join(dir, 'report-trials.csv'), json: path.join(dir, 'report.json'), effectsCsv: path.join(dir, 'effects.csv'), figures,
+    markdown: path.join(dir, 'report.md'), html: path.join(dir, 'report.html'), csv: path.join(dir, 'report.csv'), trialsCsv: path.join(dir, 'report-trials.csv'), json: path.join(dir, 'report.json'), effectsCsv: path.join(dir, 'effects.csv'), figures,
   };
-  writeFileAtomic(files.markdown, md.join('\n'));
+  const text = md.join('\n');
+  writeFileAtomic(files.markdown, text.replace(/^<!--moec-figure-\d+-->\n/gm, ''));
+  // In the HTML, the marker and the static image after it give way to the live chart.
+  const htmlMd = text.replace(/^(<!--moec-figure-\d+-->)\n!\[[^\]]*\]\([^)]*\)\n\n\[SVG\]\([^)]*\)$/gm, '$1');
+  let source: string | null = null;
+  try { source = readFileSync(i.file, 'utf8'); } catch { /* moved or deleted since the run: the trials' configs still say it all */ }
+  writeFileAtomic(files.html, await reportHtml({
+    title: `${i.sweep}: moec report`, markdown: htmlMd, figures: live,
+    config: { file: i.file, source, trials: run.trials.map((t) => ({ id: t.id, name: t.name, config: t.record?.config ?? null })) },
+  }));
   writeFileAtomic(files.csv, groupCsv(groups, paths));
   writeFileAtomic(files.trialsCsv, trialCsv(trials, paths));
   writeFileAtomic(files.effectsCsv, fx.csv);
@@ -150,4 +171,11 @@ function expertPairs(run: RunData): { data: string; label: string }[] {
   const seen = new Map<string, { data: string; label: string }>();
   for (const t of run.trials) for (const r of t.experts) if (!seen.has(`${r.data}/${r.label}`)) seen.set(`${r.data}/${r.label}`, { data: r.data, label: r.label });
   return [...seen.values()];
+}
+
+/** The legend's short names beside the full key of each configuration (its trial name without the seed). */
+function legendKey(labels: ConfigLabel[], groups: GroupRow[]): string[] {
+  if (labels.every((l) => l.label === l.config)) return [];
+  const byConfig = new Map(groups.map((g) => [g.config, g]));
+  return [markdownTable(['in the legend', 'configuration (full key)', 'seeds'], labels.map((l) => [l.label, l.config, String(byConfig.get(l.config)?.seeds ?? '')]))];
 }

@@ -48,7 +48,15 @@ export interface TrialRow {
   params_active: number | null;
   tokens_per_s: number | null;
   wall_s: number | null;
+  /** Seconds the last segment spent compiling kernels (not in wall_s). */
+  compile_s: number | null;
   error: string | null;
+  /** Every `perplexity` data set of `evaluate`: mean perplexity over the last `average` evaluations. */
+  ppl_sets: Record<string, number | null>;
+  /** At the last logged training step, mean over the MoE layers (null for dense models). */
+  balance_last: number | null;
+  z_last: number | null;
+  dropped_last: number | null;
 }
 
 export interface GroupRow {
@@ -69,6 +77,10 @@ export interface GroupRow {
   params_active: number | null;
   tokens_per_s: Stat;
   wall_s: Stat;
+  ppl_sets: Record<string, Stat>;
+  balance_last: Stat;
+  z_last: Stat;
+  dropped_last: Stat;
 }
 
 const SEED = 'train.seed';
@@ -89,18 +101,28 @@ export function trialRow(t: TrialData): TrialRow {
   // dispatch_entropy: read it as that, and leave the paper's entropy unknown for them.
   const current = t.evals.filter((e) => 'cluster_expert_entropy' in e);
   const older = t.evals.filter((e) => !('cluster_expert_entropy' in e) && 'dispatch_entropy' in e);
-  const trainRates = t.metrics.filter((m) => m.kind === 'train').map((m) => m.tokens_per_s);
-  const rate = t.status && t.status.tokens_per_s > 0 ? t.status.tokens_per_s : stat(trainRates).mean;
+  const trains = t.metrics.filter((m) => m.kind === 'train');
+  const trainRates = trains.map((m) => m.tokens_per_s);
+  const sets = [...new Set(t.evals.flatMap((e) => Object.keys(e).filter((k) => k.endsWith('.ppl')).map((k) => k.slice(0, -4))))];
+  const ppl_sets = Object.fromEntries(sets.map((d) => [d, tailOf(`${d}.ppl`)]));
+  const lastMoe = [...trains].reverse().find((m) => Array.isArray((m as unknown as Record<string, unknown>).moe_balance)) as unknown as Record<string, number[]> | undefined;
+  const layerMean = (k: string) => {
+    const v = lastMoe?.[k];
+    return Array.isArray(v) && v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+  };
+  // status.json's rate covers every segment when it records train_s; before that it was the last
+  // read-back interval's, and the mean over metrics.jsonl (all segments) says more.
+  const rate = t.status && t.status.tokens_per_s > 0 && t.status.train_s !== undefined ? t.status.tokens_per_s : (stat(trainRates).mean ?? (t.status?.tokens_per_s || null));
   const params = { ...(rec?.params ?? {}) };
   delete params[SEED];
   const lastStep = t.metrics.reduce((a, m) => Math.max(a, m.step), 0);
   return {
     id: t.id, name: t.name, config: configName(t.name), params, seed: rec?.seed ?? null, status: t.state,
     step: t.status?.step ?? lastStep, steps: t.status?.steps ?? rec?.config.train.steps ?? null, evals: ppls.length,
-    ppl_last: last, ppl_avg: tail.length ? stat(tail).mean : null, average, acc_avg: tailOf('valid_acc'),
-    entropy_avg: tailOf('dispatch_entropy', current), spread_avg: current.length ? tailOf('cluster_expert_entropy', current) : tailOf('dispatch_entropy', older),
+    ppl_last: last, ppl_avg: tail.length ? stat(tail).mean : null, average, acc_avg: tailOf('valid_acc'), entropy_avg: tailOf('dispatch_entropy', current), spread_avg: current.length ? tailOf('cluster_expert_entropy', current) : tailOf('dispatch_entropy', older),
     params_total: rec?.params_count.total ?? null, params_active: rec?.params_count.active ?? null,
-    tokens_per_s: rate, wall_s: t.status?.wall_s ?? null, error: t.status?.error ?? null,
+    tokens_per_s: rate, wall_s: t.status?.wall_s ?? null, compile_s: t.status?.compile_s ?? null, error: t.status?.error ?? null,
+    ppl_sets, balance_last: layerMean('moe_balance'), z_last: layerMean('moe_z'), dropped_last: layerMean('moe_dropped'),
   };
 }
 
@@ -117,6 +139,8 @@ export function groupRows(rows: TrialRow[]): GroupRow[] {
       acc_avg: stat(num((r) => r.acc_avg)), entropy_avg: stat(num((r) => r.entropy_avg)), spread_avg: stat(num((r) => r.spread_avg)),
       params_total: rs[0]!.params_total, params_active: rs[0]!.params_active,
       tokens_per_s: stat(num((r) => r.tokens_per_s)), wall_s: stat(num((r) => r.wall_s)),
+      ppl_sets: Object.fromEntries(pplSets(rs).map((d) => [d, stat(num((r) => r.ppl_sets[d] ?? null))])),
+      balance_last: stat(num((r) => r.balance_last)), z_last: stat(num((r) => r.z_last)), dropped_last: stat(num((r) => r.dropped_last)),
     };
   });
 }
@@ -127,3 +151,11 @@ export function sweptPaths(rows: TrialRow[]): string[] {
   for (const r of rows) for (const k of Object.keys(r.params)) if (!seen.includes(k)) seen.push(k);
   return seen;
 }
+
+/** The perplexity data sets the rows were evaluated on, in first-seen order. */
+export function pplSets(rows: { ppl_sets: Record<string, unknown> }[]): string[] {
+  return [...new Set(rows.flatMap((r) => Object.keys(r.ppl_sets)))];
+}
+
+/** Whether any row routes (has the router's balance, z and drop statistics). */
+export const routes = (rows: { balance_last: Stat | number | null }[]) => rows.some((r) => (typeof r.balance_last === 'number' ? true : r.balance_last !== null && r.balance_last.n > 0));

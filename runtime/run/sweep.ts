@@ -126,7 +126,7 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
       const r = await trainOneTrial(ctx, t, o.compiled.get(t.id)!);
       if (r.status === 'done') result.done++;
       else result.stopped++;
-      o.listener({ type: 'trial-end', id: t.id, status: r.status, wallSeconds: r.wallSeconds });
+      o.listener({ type: 'trial-end', id: t.id, status: r.status, wallSeconds: r.wallSeconds, tokensPerSec: r.tokensPerSec });
     } catch (e) {
       // A data problem is the user's to fix; anything else is recorded with the trial and the sweep goes on.
       if (e instanceof UserError && !(e.message.startsWith('trial'))) throw e;

@@ -4,6 +4,7 @@ import type { DataSet, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import { summarize } from '../../compiler/lower/summary.js';
 import { checkSameTokenizer } from '../data/index.js';
+import type { CompileProgress } from '../executor/pipelines.js';
 import type { Gpu } from '../gpu/device.js';
 import type { RunStore, TrialStore } from '../store/run-store.js';
 import type { SweepListener, TrialInfo } from '../train/events.js';
@@ -65,20 +66,24 @@ export async function trainOneTrial(ctx: TrialRunContext, t: Trial, compiled: Co
   ts.writePlan(summarize(compiled));
   let model: PlanModel | undefined;
   try {
+    // Kernel compilation is its own phase, shown with its progress and timed apart from training.
+    const started = performance.now();
+    const compileSeconds = () => (performance.now() - started) / 1000;
+    const onProgress = (p: CompileProgress) => ctx.listener({ type: 'compile', id: t.id, ...p, seconds: compileSeconds() });
     const common = { trial: t, store: ts, listener: ctx.listener, adapter: ctx.adapter, stop: ctx.stop, saveInit: Boolean(ctx.saveInit) };
     let r: TrainOutcome;
     if (compiled.patch) {
       const d = await trialData(t.config, (ds) => ctx.data.clusters(ds), ctx.file);
-      const m = await PatchModel.create(ctx.gpu, compiled, `trial ${t.id}`);
+      const m = await PatchModel.create(ctx.gpu, compiled, `trial ${t.id}`, { onProgress });
       model = m;
       store.setTrialStatus(t.id, 'running');
-      r = await trainPatchTrial({ model: m, ...d, ...common });
+      r = await trainPatchTrial({ model: m, ...d, ...common, compileSeconds: compileSeconds() });
     } else {
       const d = await trialData(t.config, (ds) => ctx.data.get(ds), ctx.file);
-      const m = await GpuModel.create(ctx.gpu, compiled, `trial ${t.id}`);
+      const m = await GpuModel.create(ctx.gpu, compiled, `trial ${t.id}`, { onProgress });
       model = m;
       store.setTrialStatus(t.id, 'running');
-      r = await trainTrial({ model: m, ...d, ...common });
+      r = await trainTrial({ model: m, ...d, ...common, compileSeconds: compileSeconds() });
     }
     store.setTrialStatus(t.id, r.status);
     return r;

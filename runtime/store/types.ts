@@ -78,8 +78,14 @@ export interface StatusRecord {
   error?: string;
   started: string;
   finished?: string;
+  /** Seconds over every segment of the trial (each resume adds its own). */
   wall_s: number;
+  /** Tokens (samples) trained per second of training, over every segment; evaluations excluded. */
   tokens_per_s: number;
+  /** Seconds spent in training steps, over every segment: what tokens_per_s divides by. */
+  train_s?: number;
+  /** Kernels compiled for this process's segment, and the seconds it took (not in wall_s). */
+  compile_s?: number;
   adapter: string;
 }
 

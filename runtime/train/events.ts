@@ -18,6 +18,8 @@ export type TrialStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped' 
 
 export type SweepEvent =
   | { type: 'sweep-start'; sweep: string; adapter: string; out: string; trials: TrialInfo[] }
+  /** Kernels of the trial compiled so far (before its first step; not counted in its throughput or ETA). */
+  | { type: 'compile'; id: string; done: number; total: number; /** Of done, found compiled by an earlier trial. */ shared: number; seconds: number }
   | { type: 'trial-start'; id: string; resumedFrom?: number; /** Set when the resume runs other kernels than the checkpoint's. */ note?: string }
   | {
       type: 'step';
@@ -28,6 +30,8 @@ export type SweepEvent =
       tokensPerSec: number;
       /** Seconds since the trial started (this process). */
       elapsed: number;
+      /** Per MoE layer, at this step: the balance and z losses and the fraction of assignments dropped. */
+      moe?: { balance: number[]; z: number[]; dropped: number[] };
     }
   | {
       type: 'eval';
@@ -41,7 +45,7 @@ export type SweepEvent =
       expertLoad?: number[][];
     }
   | { type: 'checkpoint'; id: string; step: number; path: string }
-  | { type: 'trial-end'; id: string; status: Exclude<TrialStatus, 'pending' | 'running'>; error?: string; wallSeconds: number }
+  | { type: 'trial-end'; id: string; status: Exclude<TrialStatus, 'pending' | 'running'>; error?: string; /** Over every segment, resumes included. */ wallSeconds: number; tokensPerSec?: number }
   | { type: 'sweep-end'; out: string };
 
 export type SweepListener = (e: SweepEvent) => void;

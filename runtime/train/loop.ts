@@ -9,7 +9,8 @@ import { existsSync } from 'node:fs';
 import { initParams, splitParams } from './init.js';
 import { loweringNames } from '../../compiler/lower/kernels.js';
 
-export type TrainOutcome = { status: 'done' | 'stopped'; step: number; wallSeconds: number };
+/** Wall time and throughput are over every segment of the trial, resumes included. */
+export type TrainOutcome = { status: 'done' | 'stopped'; step: number; wallSeconds: number; tokensPerSec: number };
 
 /** What every trainer passes in: the model, the trial, where its records go, and the stop flag. */
 export interface TrialRun {
@@ -21,6 +22,8 @@ export interface TrialRun {
   stop: { requested: boolean };
   /** Also write the initial weights to initial.safetensors (`moec run --save-init`). */
   saveInit?: boolean;
+  /** Seconds this process spent compiling the trial's kernels (recorded, kept out of wall time). */
+  compileSeconds?: number;
   /** Read the training loss back every this many steps (each read is a GPU sync). */
   logEvery?: number;
 }
@@ -64,7 +67,10 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
   // Where the steps run: a resume on another adapter or lowering runs other kernels, so its losses
   // cannot equal an uninterrupted run's bit for bit; that is said and recorded, not refused.
   const kernels = { adapter: o.adapter, lowering: loweringNames(model.compiled.lowering).join(',') || 'portable' };
+  // A resumed trial's wall time and throughput continue its earlier segments' (status.json).
+  const before = store.readStatus();
   const ck = store.resume();
+  const prior = ck && before ? { wall: before.wall_s, train: before.train_s ?? 0, units: (before.train_s ?? 0) * before.tokens_per_s } : { wall: 0, train: 0, units: 0 };
   let changed: string | undefined;
   if (ck) {
     restoreTensors(model, ck.tensors, ck.path);
@@ -88,8 +94,16 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
   const logEvery = o.logEvery ?? Math.max(1, Math.min(10, Math.floor(cfg.evaluate.every / 2)));
   let lastLog = { step, time: performance.now() };
   let perSec = 0;
+  // Training time and units of this segment, between read-backs (evaluations excluded).
+  let trainS = 0;
+  let units = 0;
+  const wall = () => prior.wall + (Date.now() - started) / 1000;
+  const rate = () => (prior.train + trainS > 0 ? (prior.units + units) / (prior.train + trainS) : 0);
   const status = (state: 'running' | 'done' | 'stopped') =>
-    store.writeStatus({ state, step, steps, started: new Date(started).toISOString(), ...(state === 'running' ? {} : { finished: new Date().toISOString() }), wall_s: (Date.now() - started) / 1000, tokens_per_s: perSec, adapter: o.adapter });
+    store.writeStatus({
+      state, step, steps, started: before && ck ? before.started : new Date(started).toISOString(), ...(state === 'running' ? {} : { finished: new Date().toISOString() }),
+      wall_s: wall(), tokens_per_s: rate(), train_s: prior.train + trainS, ...(o.compileSeconds !== undefined ? { compile_s: o.compileSeconds } : {}), adapter: o.adapter,
+    });
   const save = async () => {
     const ref = store.saveCheckpoint(step, await checkpointTensors(model), { step, batcher: h.batcher.state(), seed, ...kernels } as Record<string, unknown>);
     listener({ type: 'checkpoint', id: trial.id, step, path: ref.path });
@@ -106,6 +120,8 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
       const loss = await model.trainLoss();
       const now = performance.now();
       perSec = ((step - lastLog.step) * h.unitsPerStep) / ((now - lastLog.time) / 1000);
+      trainS += (now - lastLog.time) / 1000;
+      units += (step - lastLog.step) * h.unitsPerStep;
       lastLog = { step, time: now };
       if (!Number.isFinite(loss)) throw new Error(`training loss is ${loss} at step ${step}: the run diverged (lower train.lr${cfg.train.optimizer === 'ngd' ? ': ngd moves each expert by lr per step, whatever its gradient' : ', or set train.clip'})`);
       const moe: Record<string, unknown> = {};
@@ -115,7 +131,7 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
         Object.assign(moe, { moe_load: st.load, moe_balance: st.balance, moe_z: st.z, moe_dropped: st.dropped, moe_entropy: st.entropy });
       }
       store.appendMetric({ kind: 'train', step, loss, lr, tokens_per_s: perSec, time_s: (Date.now() - started) / 1000, ...moe });
-      listener({ type: 'step', id: trial.id, step, loss, lr, tokensPerSec: perSec, elapsed: (Date.now() - started) / 1000 });
+      listener({ type: 'step', id: trial.id, step, loss, lr, tokensPerSec: perSec, elapsed: (Date.now() - started) / 1000, ...(moe.moe_balance !== undefined ? { moe: { balance: moe.moe_balance as number[], z: moe.moe_z as number[], dropped: moe.moe_dropped as number[] } } : {}) });
     }
     if (evalDue && step < steps) {
       await h.evaluate(step, false, lastLoad);
@@ -128,5 +144,5 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
   await save();
   const outcome = step >= steps ? 'done' : 'stopped';
   status(outcome);
-  return { status: outcome, step, wallSeconds: (Date.now() - started) / 1000 };
+  return { status: outcome, step, wallSeconds: wall(), tokensPerSec: rate() };
 }

@@ -2,6 +2,7 @@ import { adamwUniforms } from '../../compiler/kernels/adamw.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import type { Gpu } from '../gpu/device.js';
 import { PlanExecutor } from '../executor/executor.js';
+import type { PipelineOptions } from '../executor/pipelines.js';
 import { initParams, splitParams } from './init.js';
 import { UserError } from '../../grammar/user-error.js';
 
@@ -95,8 +96,8 @@ export class GpuModel extends PlanModel {
     this.hasLabels = names.has('labels');
   }
 
-  static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan'): Promise<GpuModel> {
-    return new GpuModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source));
+  static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan', opts: PipelineOptions = {}): Promise<GpuModel> {
+    return new GpuModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source, opts));
   }
 
   /** Dropout masks derive from (seed, step); `train` 0 turns dropout off. */

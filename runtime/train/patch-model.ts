@@ -3,6 +3,7 @@ import type { PatchGraphSpec } from '../../compiler/graph/patches.js';
 import type { ClusterBatch, ClusterSplit } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { PlanExecutor } from '../executor/executor.js';
+import type { PipelineOptions } from '../executor/pipelines.js';
 import { PlanModel } from './model.js';
 import { adamwUniforms } from '../../compiler/kernels/adamw.js';
 
@@ -38,9 +39,9 @@ export class PatchModel extends PlanModel {
     if (this.routerUniform) this.ex.write('adam.router', adamwUniforms(step, lr * this.shape.routerLrScale, { beta1: this.spec.betas[0], beta2: this.spec.betas[1] }));
   }
 
-  static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan'): Promise<PatchModel> {
+  static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan', opts: PipelineOptions = {}): Promise<PatchModel> {
     if (!compiled.patch) throw new Error(`${source}: not a patch-model plan`);
-    return new PatchModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source));
+    return new PatchModel(compiled, await PlanExecutor.create(gpu, compiled.plan, source, opts));
   }
 
   get shape(): PatchGraphSpec {

@@ -35,6 +35,13 @@ export function createLogView(opts: LogViewOptions): SweepView {
       case 'sweep-start':
         write(`sweep ${e.sweep}: ${e.trials.length} trials on ${e.adapter}, out ${e.out}`);
         break;
+      case 'compile': {
+        // The first and the last event of the phase: enough to see it began and how long it took.
+        const t = model.get(e.id);
+        if (e.done === 0) line(t, 'compile', `${t.info.name}: ${e.total} kernels`);
+        else if (e.done === e.total) line(t, 'compile', `${e.done}/${e.total} kernels ready in ${formatDuration(e.seconds)}${e.shared ? ` (${e.shared} reused: identical to a kernel compiled before)` : ''}`);
+        break;
+      }
       case 'trial-start': {
         const t = model.get(e.id);
         lastLogged.set(e.id, { step: t.step, elapsed: 0 });

@@ -72,6 +72,7 @@ export function headerLines(model: SweepModel, width: number): Line[] {
     ...(c.stopped ? [`${c.stopped} stopped`] : []),
     ...(c.pending ? [`${c.pending} pending`] : []),
     `elapsed ${formatDuration(model.elapsedSeconds())}`,
+    ...(c.running + c.pending > 0 ? [`sweep ETA ${formatDuration(model.sweepEtaSeconds())}`] : []),
   ].join(' · ');
   return [
     [{ text: truncate(first, width), bold: true }],
@@ -113,10 +114,16 @@ function tableHeader(cols: Columns, width: number, classification: boolean): Lin
   return [{ text: truncate(text, width), color: 'gray' }];
 }
 
-function trialRow(t: TrialState, cols: Columns, width: number): Line {
+function trialRow(t: TrialState, cols: Columns, width: number, model: SweepModel): Line {
   const symbol: Segment = { text: `${STATUS_SYMBOL[t.status]} `, color: STATUS_COLOR[t.status] };
   const name = fit(t.info.name, cols.name) + ' ';
   if (t.status === 'pending') return [symbol, { text: truncate(name + 'pending', width - 2), color: 'gray' }];
+  if (t.phase === 'compiling' && t.compile) {
+    const c = t.compile;
+    const bar = cols.bar > 0 ? [{ text: progressBar(c.total > 0 ? c.done / c.total : 0, cols.bar), color: 'yellow' as const }, { text: ' ' }] : [];
+    const shared = c.shared ? `, ${c.shared} reused` : '';
+    return clip([symbol, { text: name }, ...bar, { text: `compiling kernels ${c.done}/${c.total}${shared} · ${formatDuration(model.compileSeconds(t))}`, color: 'yellow' }], width);
+  }
   const fraction = t.info.steps > 0 ? t.step / t.info.steps : 0;
   const eta = t.status === 'running' ? etaSeconds(t.step, t.info.steps, t.firstStep, t.elapsed) : undefined;
   const rest =
@@ -191,9 +198,22 @@ export function messageLine(text: string, width: number): Line {
   return [{ text: truncate(`» ${text.split('\n')[0]}`, width), color: 'yellow' }];
 }
 
+/** The router's losses and drops at the last logged step, over the MoE layers (mean, with the worst layer's drop). */
+export function moeStatsText(m: { balance: number[]; z: number[]; dropped: number[] }): string {
+  const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
+  const layers = m.balance.length;
+  const dropped = m.dropped.length ? Math.max(...m.dropped) : NaN;
+  return `balance loss ${formatFixed(mean(m.balance), 3)} · z loss ${formatFixed(mean(m.z), 3)} · dropped ${formatFixed(100 * mean(m.dropped), 1)}% (worst layer ${formatFixed(100 * dropped, 1)}%)${layers > 1 ? ` · mean of ${layers} layers` : ''}`;
+}
+
 /** The sparkline and the expert-load heat map of one running trial. */
 export function detailLines(t: TrialState, width: number): Line[] {
   const lines: Line[] = [[{ text: '▶ ', color: 'cyan' }, { text: truncate(t.info.name, width - 2), bold: true }]];
+  if (t.phase === 'compiling' && t.compile) {
+    // Nothing trains yet: say what the wait is, not an empty sparkline.
+    lines.push(plain(truncate(`  compiling ${t.compile.total - t.compile.done} more kernel${t.compile.total - t.compile.done === 1 ? '' : 's'} before step 1 (not counted in tok/s or the ETA)`, width)));
+    return lines.map((l) => clip(l, width));
+  }
   const first = t.losses[0];
   const last = t.loss;
   const range = first !== undefined && last !== undefined ? ` ${formatFixed(first, 4)} → ${formatFixed(last, 4)}` : '';
@@ -203,6 +223,7 @@ export function detailLines(t: TrialState, width: number): Line[] {
     lines.push(plain('  dense model: no expert load'));
     return lines.map((l) => clip(l, width));
   }
+  if (t.moe) lines.push(plain(truncate(`  ${moeStatsText(t.moe)}`, width)));
   if (!t.expertLoad) {
     lines.push(plain(truncate('  expert load: waiting for the first evaluation', width)));
     return lines.map((l) => clip(l, width));
@@ -235,9 +256,9 @@ export function liveLines(model: SweepModel, opts: ScreenOptions): Line[] {
   const running = model.trials.filter((t) => t.status === 'running');
   const pending = model.trials.filter((t) => t.status === 'pending');
   const table: Line[] = [tableHeader(cols, width, model.trials.some((t) => t.info.task === 'classification'))];
-  for (const t of running) table.push(trialRow(t, cols, width));
+  for (const t of running) table.push(trialRow(t, cols, width, model));
   const shownPending = pending.slice(0, opts.nextPending ?? 3);
-  for (const t of shownPending) table.push(trialRow(t, cols, width));
+  for (const t of shownPending) table.push(trialRow(t, cols, width, model));
   const more = pending.length - shownPending.length;
   if (more > 0) table.push([{ text: truncate(`  … ${more} more pending`, width), color: 'gray' }]);
   if (running.length === 0 && pending.length === 0) return out;

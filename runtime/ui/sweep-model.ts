@@ -31,6 +31,12 @@ export interface TrialState {
   stride: number;
   error?: string;
   wallSeconds?: number;
+  /** Kernel compilation before the first step: kernels done of total, and for how long. */
+  compile?: { done: number; total: number; shared: number; seconds: number; /** Model clock (ms) when compilation began. */ startedAt: number };
+  /** 'compiling' until the trial's first training event. */
+  phase?: 'compiling' | 'training';
+  /** Per MoE layer at the last logged step: balance loss, z loss, dropped fraction. */
+  moe?: { balance: number[]; z: number[]; dropped: number[] };
 }
 
 export interface SweepHeader {
@@ -75,9 +81,18 @@ export class SweepModel {
           this.byId.set(info.id, t);
         });
         break;
+      case 'compile': {
+        const t = this.get(e.id);
+        t.status = 'running';
+        t.phase = 'compiling';
+        // The clock runs on between kernels (one can take a minute on a software adapter).
+        t.compile = { done: e.done, total: e.total, shared: e.shared, seconds: e.seconds, startedAt: t.compile?.startedAt ?? this.now() - 1000 * e.seconds };
+        break;
+      }
       case 'trial-start': {
         const t = this.get(e.id);
         t.status = 'running';
+        t.phase = 'training';
         t.firstStep = e.resumedFrom ?? 0;
         t.step = t.firstStep;
         t.elapsed = 0;
@@ -90,6 +105,7 @@ export class SweepModel {
         t.loss = e.loss;
         t.tokensPerSec = e.tokensPerSec;
         t.elapsed = e.elapsed;
+        if (e.moe) t.moe = e.moe;
         if (e.step % t.stride === 0) {
           t.losses.push(e.loss);
           if (t.losses.length >= LOSS_HISTORY) {
@@ -114,6 +130,7 @@ export class SweepModel {
         const t = this.get(e.id);
         t.status = e.status;
         t.wallSeconds = e.wallSeconds;
+        if (e.tokensPerSec !== undefined && e.tokensPerSec > 0) t.tokensPerSec = e.tokensPerSec;
         if (e.error !== undefined) t.error = e.error;
         this.finished.push(t);
         this.printed.push({ key: `trial:${t.info.id}:${this.printed.length}`, trial: t });
@@ -147,6 +164,39 @@ export class SweepModel {
     const c: Record<TrialStatus, number> = { pending: 0, running: 0, done: 0, failed: 0, skipped: 0, stopped: 0 };
     for (const t of this.trials) c[t.status]++;
     return c;
+  }
+
+  /**
+   * Seconds left in the whole sweep: the steps every unfinished trial has still to run, at the
+   * mean seconds per step observed so far over the trials that have trained (compilation and the
+   * steps a resume skipped are not counted). Undefined until a step has been timed.
+   */
+  sweepEtaSeconds(): number | undefined {
+    let seconds = 0;
+    let steps = 0;
+    let pendingSteps = 0;
+    let running = 0;
+    for (const t of this.trials) {
+      const ran = t.step - t.firstStep;
+      // elapsed: this process's time on the trial, as of its last step (its own segment only).
+      const timed = ran > 0 && t.elapsed > 0 && t.status !== 'skipped';
+      if (timed) {
+        seconds += t.elapsed;
+        steps += ran;
+      }
+      const left = Math.max(0, t.info.steps - t.step);
+      // A running trial at its own rate (as its row's ETA), the others at the sweep's mean rate.
+      if (t.status === 'running' && timed) running += (left * t.elapsed) / ran;
+      else if (t.status === 'running' || t.status === 'pending') pendingSteps += left;
+    }
+    if (steps === 0) return undefined;
+    return running + (pendingSteps * seconds) / steps;
+  }
+
+  /** Seconds the trial has been compiling its kernels, now (frozen once training starts). */
+  compileSeconds(t: TrialState): number | undefined {
+    if (!t.compile) return undefined;
+    return t.phase === 'compiling' && this.endedAt === undefined ? (this.now() - t.compile.startedAt) / 1000 : t.compile.seconds;
   }
 
   get(id: string): TrialState {

@@ -9,7 +9,7 @@ function row(params: Record<string, string>, seed: number, ppl: number | null, s
   return {
     id: name, name, config: name.replace(/,?seed=\d+$/, ''), params, seed, status, step: 10, steps: 10, evals: 1,
     ppl_last: ppl, ppl_avg: ppl, average: 1, acc_avg: null, entropy_avg: null, spread_avg: null, params_total: 1, params_active: 1,
-    tokens_per_s: 1, wall_s: 1, error: null,
+    tokens_per_s: 1, wall_s: 1, error: null, compile_s: null, ppl_sets: {}, balance_last: null, z_last: null, dropped_last: null,
   };
 }
 

@@ -34,7 +34,7 @@ test('report: table numbers, honest about seeds and failures, with SVG and PNG f
 
   const md = readFileSync(r.files.markdown, 'utf8');
   assert.match(md, /6 trials in 3 configurations, 2 seeds each: 5 done, 1 failed, 0 not finished/);
-  assert.match(md, /\| top=1 \| 1 \| 2\/2 \| 13\.00 ± 1\.41 \| 13\.50 ± 1\.41 \|/);
+  assert.match(md, /\| top=1 \| 1 \| 2\/2 \| 13\.00 ± 1\.41 \(n=2\) \| 13\.50 ± 1\.41 \(n=2\) \|/);
   assert.match(md, /\| top=3 \| 3 \| 1\/2 \(1 failed\) \| 32\.00 \(n=1\) \|/);
   assert.match(md, /\*\*failed\*\* at step 20\/40: GPU device lost: out of memory/);
 

@@ -31,7 +31,8 @@ test('the live view shows header, trial rows with progress, a loss sparkline and
   const lines = frameLines(ui.lastFrame());
   assert.deepEqual(lines.slice(0, 2), [
     'moec  sweep ablation · llvmpipe (LLVM 19, 256 bits) · out runs/ablation',
-    'trials 0/3 finished · 0 done · 1 running · 0 failed · 2 pending · elapsed 5s',
+    // 10 steps in 5 s: 110 steps left in the sweep at 0.5 s each.
+    'trials 0/3 finished · 0 done · 1 running · 0 failed · 2 pending · elapsed 5s · sweep ETA 55s',
   ]);
   const row = lines.find((l) => l.startsWith('▶ top=1 unit=token'));
   assert.ok(row, lines.join('\n'));
@@ -68,7 +69,8 @@ test('finished trials move to the static area as one line each and leave the liv
   assert.equal(lines.filter((l) => l.includes('top=2 unit=sequence')).length, 1);
   assert.ok(lines.some((l) => l.startsWith('▶ dense ')));
   assert.ok(lines.includes('  dense model: no expert load'));
-  assert.ok(lines.includes('trials 2/3 finished · 1 done · 1 running · 1 failed · elapsed 0s'));
+  // The running trial at its own rate: 19 steps left at 1 s each.
+  assert.ok(lines.includes('trials 2/3 finished · 1 done · 1 running · 1 failed · elapsed 0s · sweep ETA 19s'), lines.join('\n'));
 });
 
 test('a 100-trial sweep keeps the live region small: only running, a few pending and a count', async () => {
