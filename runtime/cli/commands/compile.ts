@@ -4,6 +4,7 @@ import { CompileError, compileTrial, type CompiledTrial } from '../../../compile
 import type { LoweringOptions } from '../../../compiler/lower/kernels.js';
 import { loweringFor } from '../../gpu/lowering.js';
 import { defaultLimits, type DeviceLimits, estimateTime, limitProblems, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
+import { fittingMicroBatch } from '../../../compiler/lower/fit.js';
 import { type DeviceProfile, profileNamed, profiles } from '../../../compiler/lower/profiles.js';
 import { error, renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { UserError } from '../../../grammar/user-error.js';
@@ -50,26 +51,11 @@ function explainLimits(r: LoadResult, t: Trial, c: CompiledTrial, limits: Device
   const problems = limitProblems(c, limits);
   const [worst] = problems;
   if (worst) {
-    const split = worst.ptr === '/train/batch' ? fittingMicroBatch(t, limits, lowering) : undefined;
+    const split = worst.ptr === '/train/batch' ? fittingMicroBatch(t.config, limits, lowering) : undefined;
     const hint = split ? `set train.batch ${split.batch} and train.accumulate ${split.accumulate}: the same ${split.batch * split.accumulate} sequences per step fit in micro-batches (or ${worst.hint})` : worst.hint;
     const on = limits.name ? ` (profile ${limits.name})` : '';
     fail(`${problems.length > 1 ? `${worst.message} (and ${problems.length - 1} more over the device's limits)` : worst.message}${on}`, worst.ptr, hint);
   }
-}
-
-/** The largest micro-batch (a divisor of train.batch) whose plan fits `limits`, with the accumulation that keeps the batch. */
-function fittingMicroBatch(t: Trial, limits: DeviceLimits, lowering: LoweringOptions): { batch: number; accumulate: number } | undefined {
-  const { batch, accumulate } = t.config.train;
-  for (let d = 2; d <= batch; d++) {
-    if (batch % d !== 0) continue;
-    const train = { ...t.config.train, batch: batch / d, accumulate: accumulate * d };
-    try {
-      if (!limitProblems(compileTrial({ ...t.config, train }, t.id, lowering), limits).length) return { batch: train.batch, accumulate: train.accumulate };
-    } catch (e) {
-      if (!(e instanceof CompileError)) throw e;
-    }
-  }
-  return undefined;
 }
 
 /** The profiles `--limits` names (comma-separated), or a UserError listing them. */
