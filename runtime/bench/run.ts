@@ -10,6 +10,7 @@ import { benchModels, benchTraining } from './train.js';
 import { moeBench } from './moe.js';
 import { measureRates, rooflineTable, speedBound, type Rates } from './roofline.js';
 import { loweringFor } from '../gpu/lowering.js';
+import { compileGpt2 } from '../../compiler/lower/compile.js';
 
 // The plain register-blocked vec4 kernel (4×4 outputs per invocation) DESIGN.md quotes at ~5
 // GFLOP/s on lavapipe; measured here beside the default so the gain is a same-run ratio.
@@ -67,6 +68,20 @@ async function trainSection(gpu: Gpu, full: boolean, rates: Rates): Promise<void
   console.log(tables.join('\n'));
 }
 
+/**
+ * GPT-2 small's layer shape and vocabulary on this adapter with the LM head chunked over tokens:
+ * 2 of its 12 layers and 256 tokens per step (1 × 256), so a software adapter finishes in minutes.
+ */
+async function gpt2Section(gpu: Gpu): Promise<void> {
+  const spec = { name: 'gpt2-small L2', layers: 2, width: 768, heads: 12, ffn: 3072, vocab: 50257, context: 256, batch: 1, dropout: 0, accumulate: 1, betas: [0.9, 0.95] as [number, number], eps: 1e-8, wd: 0.1, clip: 1 };
+  const compiled = compileGpt2(spec, undefined, loweringFor(gpu));
+  console.log(`\n## GPT-2 small, vocabulary chunked (2 of 12 layers, C768 H12 T256 B1, V50257)\n`);
+  console.log(`- ${compiled.graph.notes.join('; ') || 'LM head unchunked'}`);
+  const r = await benchTraining(gpu, spec, 3, () => compiled);
+  console.log(`- ${r.msPerStep.toFixed(0)} ms per step, ${r.tokensPerSec.toFixed(1)} tokens/s, ${r.gflops.toFixed(2)} GFLOP/s (${(r.flopsPerStep / 1e9).toFixed(1)} GFLOP per step), peak memory ${(r.peakBytes / 2 ** 20).toFixed(1)} MiB; loss ${r.lossFirst.toFixed(3)} -> ${r.lossLast.toFixed(3)}`);
+  if (r.profile) console.log(`- where the step goes: ${r.profile.slice(0, 8).map((p) => `${p.kind} ${pct(p.share)}`).join(', ')}`);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean' }, full: { type: 'boolean' }, adapter: { type: 'string' }, only: { type: 'string' } } });
   const want = (section: string) => values.only === undefined || values.only.split(',').includes(section);
@@ -81,6 +96,7 @@ async function main(): Promise<void> {
       if (want('train')) await trainSection(gpu, !!values.full, rates);
       if (want('moe')) await moeBench(gpu, rates);
     }
+    if (want('gpt2')) await gpt2Section(gpu);
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
     // The subgroup tiling (16×4 per invocation, A shared by subgroupBroadcast) where the adapter suits it.
