@@ -1,6 +1,7 @@
 import type { MatmulShape } from '../reference/matmul.js';
 import { Graph } from './ir.js';
 import { alignFloats } from './layout.js';
+import { addLmHead } from './lm-head.js';
 
 /** What the graph builder needs from a trial: the model, the batch and the optimiser settings. */
 export interface Gpt2Spec {
@@ -32,6 +33,8 @@ export interface Gpt2Spec {
    * the master weights and the optimiser stay f32. Default f32.
    */
   precision?: 'f32' | 'f16';
+  /** Rows per chunk of the LM head (a multiple of 64); default: chosen from the logits' size (graph/lm-head.ts). */
+  headChunkRows?: number;
 }
 
 
@@ -208,21 +211,17 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   const nf = g.tensor('ln_f', NC, 'activation');
   const stf = g.tensor('ln_f.stats', [2 * N], 'activation');
   g.op('forward', 'ln_f', 'ln_fwd', [{ rows: N, C }], [resid, branch, lnf.w, lnf.b, sf, nf, stf]);
-  const logits = g.tensor('logits', [N, V], 'activation');
   const wteM = f16 ? shadowOf(g, wte) : wte;
-  g.op('forward', 'lm_head', 'matmul', [head({ m: N, n: V, k: C, transB: true }, true)], [nf, wteM, logits]);
-  const losses = g.tensor('losses', [N], 'activation');
-  g.op('forward', 'loss', 'ce_fwd', [{ N, V }], [logits, 'targets', losses]);
-  g.op('forward', 'loss.mean', 'ce_mean', [{ N, V }, 1 / s.accumulate], [losses, 'targets', 'loss']);
+  // d.ln_f is declared after the head's tensors, as before chunking (buffer order in the plan).
+  const lmHead = addLmHead(g, { N, C, V, gradScale: 1 / s.accumulate, ...(s.headChunkRows ? { chunkRows: s.headChunkRows } : {}), mm: head },
+    { x: nf, W: wteM, dW: `grad.${wte}`, dx: 'd.ln_f', targets: 'targets', loss: 'loss' });
   g.op('eval', 'eval.sum', 'eval_sum', [1 / s.accumulate], ['loss', 'eval_sum']);
 
   // Backward: `dresid` carries dL/d(residual stream) down the network; LayerNorm backward adds into it.
   const dresid = g.tensor('dresid', NC, 'activation');
   g.op('backward', 'dresid.zero', 'fill', [N * C], [dresid]);
-  g.op('backward', 'loss.dlogits', 'ce_bwd', [{ N, V }], [logits, 'targets', 'loss']);
   const dnf = g.tensor('d.ln_f', NC, 'activation');
-  g.op('backward', 'lm_head.dx', 'matmul', [head({ m: N, n: C, k: V }, true)], [logits, wteM, dnf]);
-  g.op('backward', 'lm_head.dW', 'matmul', [head({ m: V, n: C, k: N, transA: true, accumulate: true }, false)], [logits, nf, `grad.${wte}`]);
+  lmHead.backward();
   g.op('backward', 'ln_f.dx', 'ln_bwd', [{ rows: N, C }], [dnf, sf, stf, lnf.w, dresid]);
   g.op('backward', 'ln_f.dwb', 'ln_dwb', [{ rows: N, C }, 64, alignFloats(C)], [dnf, sf, stf, lnf.dwb]);
   for (let l = Lc - 1; l >= 0; l--) {

@@ -40,6 +40,12 @@ export interface Tensor {
   offset?: number;
   /** Floats the view spans when it is not the product of the shape (packed LayerNorm grads). */
   span?: number;
+  /**
+   * A window of another tensor (rows of an activation or input), `viewOffset` elements in: bound at
+   * that offset of the base's allocation, live whenever the base is (a chunk of a larger tensor).
+   */
+  viewOf?: string;
+  viewOffset?: number;
 }
 
 /** A generator in compiler/lower/kernels.ts and the arguments it is called with. */
@@ -67,6 +73,8 @@ export const elementBytes = (dtype: Tensor['dtype']) => (dtype === 'f16' ? 2 : 4
 export class Graph {
   readonly tensors = new Map<string, Tensor>();
   readonly ops: Op[] = [];
+  /** What the graph builder decided for the user to know (e.g. a chunked LM head), for the compile summary. */
+  readonly notes: string[] = [];
 
   constructor(readonly name: string) {}
 
@@ -83,6 +91,15 @@ export class Graph {
   op(phase: Phase, name: string, kind: string, args: unknown[], bind: string[]): void {
     for (const t of bind) if (!this.tensors.has(t)) throw new Error(`graph: op '${name}' binds unknown tensor '${t}'`);
     this.ops.push({ name, phase, kernel: { kind, args }, bind });
+  }
+
+  /** A view of `rows` rows of `base` (rows of `rowLength` elements) from row `row0`. */
+  rowsOf(base: string, row0: number, rows: number, rowLength: number): string {
+    const b = this.get(base);
+    if (b.viewOf) throw new Error(`graph: '${base}' is itself a view`);
+    if ((row0 + rows) * rowLength > numel(b.shape)) throw new Error(`graph: rows ${row0}..${row0 + rows} are past the end of '${base}'`);
+    const shape = rowLength === 1 ? [rows] : [rows, rowLength];
+    return this.tensor(`${base}.rows${row0}_${row0 + rows}`, shape, b.kind, { dtype: b.dtype, viewOf: base, viewOffset: row0 * rowLength });
   }
 
   get(name: string): Tensor {

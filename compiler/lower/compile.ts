@@ -191,22 +191,36 @@ export function lowerGraph(g: Graph, opts: LoweringOptions = {}): { plan: Plan; 
 
   // Liveness over the longest program, in execution order.
   const order = g.opsIn(...programPhases.train_step);
+  // A view (rows of a larger tensor) is live whenever its base is: liveness and regions go by the base.
+  const baseOf = (name: string) => g.get(name).viewOf ?? name;
   const planned = new Map<string, number>();
-  for (const t of g.tensors.values()) if (t.kind === 'activation') planned.set(t.name, 4 * numel(t.shape));
-  const memory = planMemory(lifetimes(order.map((o) => ({ label: o.name, buffers: o.bind, bindings: kernelOf.get(o)!.bindings })), planned));
+  for (const t of g.tensors.values()) if (t.kind === 'activation' && !t.viewOf) planned.set(t.name, 4 * numel(t.shape));
+  const memory = planMemory(lifetimes(order.map((o) => ({ label: o.name, buffers: o.bind.map(baseOf), bindings: kernelOf.get(o)!.bindings })), planned));
 
   const b = new PlanBuilder(g.name);
-  const used = new Set(g.ops.flatMap((o) => o.bind));
+  const used = new Set(g.ops.flatMap((o) => o.bind.flatMap((n) => [n, baseOf(n)])));
+  const viewed = new Set([...g.tensors.values()].filter((t) => t.viewOf && used.has(t.name)).map((t) => t.viewOf!));
   const buffers: PlanBuffer[] = [];
+  const placed = new Map<string, { region: string; offset: number }>();
   for (const t of g.tensors.values()) {
     if (!used.has(t.name)) continue;
     // Storage bindings are sized in multiples of 4 bytes (an odd number of f16 elements rounds up).
     const bytes = Math.ceil((elementBytes(t.dtype) * (t.span ?? numel(t.shape))) / 4) * 4;
     const buf: PlanBuffer = { name: t.name, bytes, role: roleOf[t.kind] };
-    const region = t.kind === 'activation' ? memory.regionOf.get(t.name) : t.region;
+    let region = t.kind === 'activation' ? memory.regionOf.get(t.name) : t.region;
+    let offset = t.kind === 'activation' ? 0 : elementBytes(t.dtype) * (t.offset ?? 0);
+    // A viewed tensor that has no region of its own (an input) becomes a region, so views can alias it.
+    if (region === undefined && viewed.has(t.name)) region = t.name;
+    if (t.viewOf) {
+      const base = placed.get(t.viewOf);
+      if (!base) throw new Error(`lowering: view '${t.name}' is declared before its base '${t.viewOf}'`);
+      region = base.region;
+      offset = base.offset + elementBytes(t.dtype) * t.viewOffset!;
+    }
     if (region !== undefined) {
       buf.region = region;
-      buf.offset = t.kind === 'activation' ? 0 : elementBytes(t.dtype) * t.offset!;
+      buf.offset = offset;
+      placed.set(t.name, { region, offset });
     }
     buffers.push(buf);
   }

@@ -22,6 +22,10 @@ export interface PlanSummary {
   largestBinding: { name: string; bytes: number };
   /** Adapter-specific kernels the plan was lowered with (e.g. subgroupMatmul); none: portable. */
   lowering: string[];
+  /** FLOPs of one eval_step (one validation batch). */
+  evalFlops: number;
+  /** What the compiler chose for the user to know (a chunked LM head, ...). */
+  notes: string[];
 }
 
 /** Bytes each distinct allocation takes: a region once at its furthest extent, other buffers alone. */
@@ -63,10 +67,29 @@ export function summarize(c: CompiledTrial): PlanSummary {
     largestBuffer: { name: largest.name, bytes: largest.bytes },
     largestBinding: { name: binding.name, bytes: binding.bytes },
     lowering: loweringNames(c.lowering),
+    evalFlops: (plan.programs.eval_step ?? []).reduce((a, d) => a + (kernels.get(d.kernel)!.flops ?? 0), 0),
+    notes: [...c.graph.notes],
   };
 }
 
+/** What a trial's training will take at a matmul rate: a lower bound (every FLOP at that rate). */
+export interface TimeEstimate {
+  stepSeconds: number;
+  trialSeconds: number;
+  evaluations: number;
+}
+
+/** Step and trial time at `flopsPerSecond`: steps × step, plus each evaluation's batches of every evaluated set. */
+export function estimateTime(s: PlanSummary, run: { steps: number; every: number; batches: number; sets: number }, flopsPerSecond: number): TimeEstimate {
+  const stepSeconds = s.flopsPerStep / flopsPerSecond;
+  const evaluations = run.every > 0 && run.sets > 0 ? Math.ceil(run.steps / run.every) : 0;
+  const evalSeconds = (evaluations * run.sets * run.batches * s.evalFlops) / flopsPerSecond;
+  return { stepSeconds, trialSeconds: run.steps * stepSeconds + evalSeconds, evaluations };
+}
+
 export interface DeviceLimits {
+  /** A named profile's name (compile --limits), for messages. */
+  name?: string;
   maxBufferSize: number;
   maxStorageBufferBindingSize: number;
   /** Device memory, where known (WebGPU does not say; a flag or the adapter's vendor tables may). */

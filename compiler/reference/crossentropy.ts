@@ -47,3 +47,48 @@ export function crossEntropyBackwardReference(N: number, V: number, logits: Floa
   }
   return d;
 }
+
+export interface LinearCrossEntropy extends CrossEntropyForward {
+  /** dL/dx (N×C) and dL/dW (V×C) of the mean loss times gradScale. */
+  dx: Float32Array;
+  dW: Float32Array;
+}
+
+/**
+ * The tied LM head and cross-entropy in one, unchunked, in f64: logits = x·Wᵀ (x N×C, W V×C), the
+ * mean loss over non-ignored rows, and the gradients of gradScale × that mean. The reference for
+ * the chunked head of graph/lm-head.ts.
+ */
+export function linearCrossEntropyReference(N: number, C: number, V: number, x: Float32Array, W: Float32Array, targets: Uint32Array, gradScale: number): LinearCrossEntropy {
+  const losses = new Float32Array(N);
+  const dx = new Float64Array(N * C);
+  const dW = new Float64Array(V * C);
+  const count = targets.reduce((a, t) => a + (t === IGNORE_INDEX ? 0 : 1), 0);
+  const scale = gradScale / Math.max(1, count);
+  const row = new Float64Array(V);
+  let total = 0;
+  for (let n = 0; n < N; n++) {
+    const t = targets[n]!;
+    if (t === IGNORE_INDEX) continue;
+    let max = -Infinity;
+    for (let v = 0; v < V; v++) {
+      let s = 0;
+      for (let c = 0; c < C; c++) s += x[n * C + c]! * W[v * C + c]!;
+      row[v] = s;
+      max = Math.max(max, s);
+    }
+    let sum = 0;
+    for (let v = 0; v < V; v++) sum += Math.exp(row[v]! - max);
+    const l = Math.log(sum) + max - row[t]!;
+    losses[n] = l;
+    total += l;
+    for (let v = 0; v < V; v++) {
+      const d = (Math.exp(row[v]! - max) / sum - (v === t ? 1 : 0)) * scale;
+      for (let c = 0; c < C; c++) {
+        dx[n * C + c] += d * W[v * C + c]!;
+        dW[v * C + c] += d * x[n * C + c]!;
+      }
+    }
+  }
+  return { losses, mean: count ? total / count : 0, count, dx: Float32Array.from(dx), dW: Float32Array.from(dW) };
+}

@@ -13,6 +13,7 @@ import { moeBench } from './moe.js';
 import { compileBench } from './compile.js';
 import { measureRates, rooflineTable, speedBound, type Rates } from './roofline.js';
 import { loweringFor } from '../gpu/lowering.js';
+import { compileGpt2 } from '../../compiler/lower/compile.js';
 
 // The plain register-blocked vec4 kernel (4×4 outputs per invocation) DESIGN.md quotes at ~5
 // GFLOP/s on lavapipe; measured here beside the default so the gain is a same-run ratio.
@@ -70,6 +71,22 @@ async function trainSection(gpu: Gpu, full: boolean, rates: Rates): Promise<void
   console.log(tables.join('\n'));
 }
 
+/**
+ * GPT-2's vocabulary on this adapter with the LM head chunked over tokens, at width 512 (of GPT-2
+ * small's 768: at 768 the 147 MiB wte and the 202 MiB parameter buffer exceed the 128 MiB binding
+ * limit of lavapipe and WebGPU's defaults), 2 of its 12 layers and 256 tokens per step (1 × 256),
+ * so a software adapter finishes in minutes.
+ */
+async function gpt2Section(gpu: Gpu): Promise<void> {
+  const spec = { name: 'gpt2 vocab L2 C512', layers: 2, width: 512, heads: 8, ffn: 2048, vocab: 50257, context: 256, batch: 1, dropout: 0, accumulate: 1, betas: [0.9, 0.95] as [number, number], eps: 1e-8, wd: 0.1, clip: 1 };
+  const compiled = compileGpt2(spec, undefined, loweringFor(gpu));
+  console.log(`\n## GPT-2's vocabulary, head chunked (2 layers, C512 H8 T256 B1, V50257)\n`);
+  console.log(`- ${compiled.graph.notes.join('; ') || 'LM head unchunked'}`);
+  const r = await benchTraining(gpu, spec, 3, () => compiled);
+  console.log(`- ${r.msPerStep.toFixed(0)} ms per step, ${r.tokensPerSec.toFixed(1)} tokens/s, ${r.gflops.toFixed(2)} GFLOP/s (${(r.flopsPerStep / 1e9).toFixed(1)} GFLOP per step), peak memory ${(r.peakBytes / 2 ** 20).toFixed(1)} MiB; loss ${r.lossFirst.toFixed(3)} -> ${r.lossLast.toFixed(3)}`);
+  if (r.profile) console.log(`- where the step goes: ${r.profile.slice(0, 8).map((p) => `${p.kind} ${pct(p.share)}`).join(', ')}`);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean' }, full: { type: 'boolean' }, adapter: { type: 'string' }, only: { type: 'string' } } });
   const want = (section: string) => values.only === undefined || values.only.split(',').includes(section);
@@ -97,6 +114,7 @@ async function main(): Promise<void> {
     if (want('patch')) await patchBench(gpu);
     // Minutes of cold compiles in fresh processes on a software adapter: only when named.
     if (values.only?.split(',').includes('compile')) compileBench();
+    if (want('gpt2')) await gpt2Section(gpu);
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
     // The subgroup tiling (16×4 per invocation, A shared by subgroupBroadcast) where the adapter suits it.

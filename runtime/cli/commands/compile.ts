@@ -3,7 +3,9 @@ import { loadPipeline, type LoadResult, type Trial } from '../../../compiler/fro
 import { CompileError, compileTrial, type CompiledTrial } from '../../../compiler/lower/compile.js';
 import type { LoweringOptions } from '../../../compiler/lower/kernels.js';
 import { loweringFor } from '../../gpu/lowering.js';
-import { defaultLimits, type DeviceLimits, limitProblems, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
+import { defaultLimits, type DeviceLimits, estimateTime, limitProblems, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
+import { fittingMicroBatch } from '../../../compiler/lower/fit.js';
+import { type DeviceProfile, profileNamed, profiles } from '../../../compiler/lower/profiles.js';
 import { error, renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { UserError } from '../../../grammar/user-error.js';
 import { adapterOption, limitsOf, openGpu } from '../adapter-flag.js';
@@ -29,7 +31,7 @@ export function selectTrials(r: LoadResult, sel: string | undefined, file: strin
 }
 
 /** Compiles a trial, turning a refusal into a diagnostic that points at the .moe setting. */
-export function compileOrExplain(r: LoadResult, t: Trial, limits: DeviceLimits, lowering: LoweringOptions = {}): CompiledTrial {
+export function compileOrExplain(r: LoadResult, t: Trial, limits: DeviceLimits | DeviceLimits[], lowering: LoweringOptions = {}): CompiledTrial {
   const fail = (message: string, ptr: string, hint: string): never => {
     const d = error(`trial ${t.id} (${t.name}): ${message}`, r.spanOf(ptr), hint);
     throw new UserError(renderDiagnostic(d, (f) => r.sources.get(f), Boolean(process.stderr.isTTY)), { preformatted: true });
@@ -41,10 +43,44 @@ export function compileOrExplain(r: LoadResult, t: Trial, limits: DeviceLimits, 
     if (e instanceof CompileError) return fail(e.message, e.ptr, e.hint);
     throw e;
   }
+  for (const l of Array.isArray(limits) ? limits : [limits]) explainLimits(r, t, c, l, lowering, fail);
+  return c;
+}
+
+function explainLimits(r: LoadResult, t: Trial, c: CompiledTrial, limits: DeviceLimits, lowering: LoweringOptions, fail: (message: string, ptr: string, hint: string) => never): void {
   const problems = limitProblems(c, limits);
   const [worst] = problems;
-  if (worst) fail(problems.length > 1 ? `${worst.message} (and ${problems.length - 1} more over the device's limits)` : worst.message, worst.ptr, worst.hint);
-  return c;
+  if (worst) {
+    const split = worst.ptr === '/train/batch' ? fittingMicroBatch(t.config, limits, lowering) : undefined;
+    const hint = split ? `set train.batch ${split.batch} and train.accumulate ${split.accumulate}: the same ${split.batch * split.accumulate} sequences per step fit in micro-batches (or ${worst.hint})` : worst.hint;
+    const on = limits.name ? ` (profile ${limits.name})` : '';
+    fail(`${problems.length > 1 ? `${worst.message} (and ${problems.length - 1} more over the device's limits)` : worst.message}${on}`, worst.ptr, hint);
+  }
+}
+
+/** The profiles `--limits` names (comma-separated), or a UserError listing them. */
+export function profilesOf(flag: string): DeviceProfile[] {
+  return flag.split(',').map((n) => {
+    const p = profileNamed(n.trim());
+    if (!p) throw new UserError(`--limits '${n.trim()}' is not a device profile`, { hint: `use one or more of: ${profiles.map((q) => q.name).join(', ')} (comma-separated)` });
+    return p;
+  });
+}
+
+const duration = (s: number) => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : s < 120 ? `${s.toFixed(1)} s` : s < 7200 ? `${(s / 60).toFixed(1)} min` : s < 172800 ? `${(s / 3600).toFixed(1)} h` : `${(s / 86400).toFixed(1)} days`);
+
+/** One line per device: peak memory against its memory, and the step / trial time at its matmul rate. */
+export function formatEstimates(t: Trial, s: PlanSummary, devices: { name: string; limits: DeviceLimits; flops?: number }[]): string {
+  const ev = t.config.evaluate;
+  const run = { steps: t.config.train.steps, every: ev.every, batches: ev.batches, sets: ev.perplexity.length + ev.experts.length };
+  const L = devices.map((d) => {
+    const mem = d.limits.memoryBytes ? `${bytes(s.peakBytes)} of ${bytes(d.limits.memoryBytes)} (${((100 * s.peakBytes) / d.limits.memoryBytes).toFixed(1)}%)` : `${bytes(s.peakBytes)} (device memory unknown)`;
+    const bind = `largest binding ${bytes(s.largestBinding.bytes)} of ${bytes(d.limits.maxStorageBufferBindingSize)}`;
+    if (!d.flops) return `  ${d.name.padEnd(17)} ${mem}, ${bind}; no matmul rate (pass --rate GFLOPS or a --limits profile that has one)`;
+    const e = estimateTime(s, run, d.flops);
+    return `  ${d.name.padEnd(17)} ${mem}, ${bind}; at ${human(d.flops, 'FLOP/s')}: ${duration(e.stepSeconds)} per step, ${duration(e.trialSeconds)} per trial (${run.steps} steps, ${e.evaluations} evaluations)`;
+  });
+  return ['  estimates         (time: every FLOP at the matmul rate, a lower bound)', ...L].join('\n');
 }
 
 export function formatSummary(t: Trial, s: PlanSummary): string {
@@ -59,6 +95,7 @@ export function formatSummary(t: Trial, s: PlanSummary): string {
     `  peak memory       ${bytes(s.peakBytes)} (everything is allocated up front)`,
     `  largest buffer    ${s.largestBinding.name} ${bytes(s.largestBinding.bytes)}`,
     `  lowering          ${s.lowering.length ? `${s.lowering.join(', ')} (for this adapter)` : 'portable'}`,
+    ...s.notes.map((n) => `  chosen            ${n}`),
   ];
   return L.join('\n');
 }
@@ -66,7 +103,7 @@ export function formatSummary(t: Trial, s: PlanSummary): string {
 export const compileCommand: Command = {
   name: 'compile',
   summary: 'compile trials to GPU plans: a summary, the plan JSON, or the WGSL',
-  usage: `usage: moec compile FILE [--trial ID|N] [--preset NAME] [--emit summary|plan|wgsl] [--adapter NAME] [--no-device] [--portable]
+  usage: `usage: moec compile FILE [--trial ID|N] [--preset NAME] [--emit summary|plan|wgsl] [--adapter NAME] [--no-device] [--portable] [--limits NAME[,NAME]] [--rate GFLOPS]
 
 Lowers each trial (or the one --trial names) to its Plan: kernels, dispatches per program, buffer
 sizes, parameter count, FLOPs per step and peak memory. Buffers are checked against the GPU's
@@ -76,11 +113,14 @@ limits (the adapter's, or WebGPU's guaranteed minimums with --no-device).
   --preset NAME  apply 'preset NAME { ... }' first
   --adapter NAME check against this adapter's limits
   --no-device    do not open a GPU; check against WebGPU's default limits (implies --portable)
-  --portable     lower without adapter-specific kernels (as moec run --portable does)`,
+  --portable     lower without adapter-specific kernels (as moec run --portable does)
+  --limits NAMES check against device profiles instead of an adapter (implies --no-device), and
+                 estimate memory and time on each: ${profiles.map((p) => p.name).join(', ')}
+  --rate GFLOPS  the matmul rate for the time estimate (default: the profile's; on lavapipe its measured rate)`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true,
-      options: { trial: { type: 'string' }, preset: { type: 'string' }, emit: { type: 'string', default: 'summary' }, 'no-device': { type: 'boolean' }, portable: { type: 'boolean' }, ...adapterOption },
+      options: { trial: { type: 'string' }, preset: { type: 'string' }, emit: { type: 'string', default: 'summary' }, 'no-device': { type: 'boolean' }, portable: { type: 'boolean' }, limits: { type: 'string' }, rate: { type: 'string' }, ...adapterOption },
     });
     if (positionals.length !== 1) { console.error(this.usage); return 1; }
     const emit = values.emit as Emit;
@@ -91,19 +131,32 @@ limits (the adapter's, or WebGPU's guaranteed minimums with --no-device).
     if (!r.ok) return 1;
     const trials = selectTrials(r, values.trial, file);
     if (emit !== 'summary' && trials.length !== 1) throw new UserError(`--emit ${emit} prints one trial; ${file} has ${trials.length}`, { hint: 'pick one with --trial ID (see moec expand)' });
-    let limits = defaultLimits;
+    const named = values.limits !== undefined ? profilesOf(values.limits) : undefined;
+    let rate: number | undefined;
+    if (values.rate !== undefined) {
+      rate = Number(values.rate) * 1e9;
+      if (!(rate > 0)) throw new UserError(`--rate '${values.rate}' is not a positive number of GFLOP/s`, { hint: 'e.g. --rate 19.5 (npm run bench -- --only matmul measures the adapter\'s best)' });
+    }
+    let devices: { name: string; limits: DeviceLimits; flops?: number }[] = [{ name: 'webgpu', limits: defaultLimits }];
     let lowering: LoweringOptions = {};
-    if (!values['no-device']) {
+    if (named) devices = named.map((p) => ({ name: p.name, limits: p, ...(rate ?? p.matmulFlops ? { flops: rate ?? p.matmulFlops } : {}) }));
+    else if (!values['no-device']) {
       const gpu = await openGpu(values);
-      limits = limitsOf(gpu);
+      // A software adapter is taken to run at lavapipe's measured rate unless --rate says otherwise.
+      const flops = rate ?? (gpu.info.software ? profileNamed('lavapipe')!.matmulFlops : undefined);
+      devices = [{ name: 'this adapter', limits: limitsOf(gpu), ...(flops ? { flops } : {}) }];
       if (!values.portable) lowering = loweringFor(gpu);
       gpu.destroy();
-    }
+    } else if (rate) devices[0]!.flops = rate;
     for (const t of trials) {
-      const c = compileOrExplain(r, t, limits, lowering);
+      const c = compileOrExplain(r, t, devices.map((d) => d.limits), lowering);
       if (emit === 'plan') console.log(JSON.stringify(c.plan, null, 2));
       else if (emit === 'wgsl') for (const k of c.plan.kernels) console.log(`// ---- kernel ${k.name} (workgroup ${k.workgroupSize.join('x')})\n${k.wgsl.trim()}\n`);
-      else console.log(formatSummary(t, summarize(c)));
+      else {
+        const s = summarize(c!);
+        console.log(formatSummary(t, s));
+        console.log(formatEstimates(t, s, devices));
+      }
     }
     return 0;
   },

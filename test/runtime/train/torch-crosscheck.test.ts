@@ -22,9 +22,17 @@ const spec: Gpt2Spec = {
 
 const python = await torchPython();
 
-test('moec loss and gradients equal PyTorch on the same GPT-2 weights', { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' }, async () => {
+// The LM head chunked over tokens (graph/lm-head.ts): 150 rows in chunks of 64, 64 and 22.
+const chunked: Gpt2Spec = { ...spec, name: 'crosscheck-chunked', layers: 1, context: 50, headChunkRows: 64 };
+
+for (const [what, s] of [['', spec], [' with the LM head chunked over tokens', chunked]] as const) {
+  test(`moec loss and gradients equal PyTorch on the same GPT-2 weights${what}`, { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' }, () => crossCheck(s));
+}
+
+async function crossCheck(spec: Gpt2Spec): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-torch-'));
   const compiled = compileGpt2(spec);
+  if (spec.headChunkRows) assert.match(compiled.graph.notes.join(), /3 chunks of 64 rows/);
   const m = await GpuModel.create(await testGpu(), compiled);
   try {
     m.initParams(11);
@@ -46,4 +54,4 @@ test('moec loss and gradients equal PyTorch on the same GPT-2 weights', { skip: 
   } finally {
     m.destroy();
   }
-});
+}
