@@ -1,13 +1,14 @@
 // Benchmark: what the queue costs per trial. A redis-server of its own on a free port, the moec CLI
 // as coordinator and workers (real processes, as on a cluster), a tiny four-trial sweep.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, QueueEvents } from 'bullmq';
 import { QUEUE_NAME, QUEUE_PREFIX, asProgress } from '../queue/job.js';
+import { writeWordCorpus } from './word-corpus.js';
 
 const moec = fileURLToPath(new URL('../cli/moec.js', import.meta.url));
 
@@ -26,19 +27,7 @@ sweep { train.lr in [3e-3, 2e-3, 1e-3, 5e-4] }
 `;
 
 function corpus(dir: string): void {
-  const words = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all we'.split(' ');
-  let x = 7;
-  for (const topic of ['news', 'fiction']) {
-    mkdirSync(path.join(dir, topic), { recursive: true });
-    for (let d = 0; d < 15; d++) {
-      const out: string[] = [];
-      for (let i = 0; i < 300; i++) {
-        x = (x * 1103515245 + 12345) % 2147483648;
-        out.push(words[x % words.length]!);
-      }
-      writeFileSync(path.join(dir, topic, `doc${d}.txt`), `${topic} ${out.join(' ')}.\n`);
-    }
-  }
+  writeWordCorpus(dir, { vocab: 38, seed: 7, docs: 15, words: 300 });
 }
 
 const freePort = () => new Promise<number>((resolve) => {

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeWordCorpus } from '../../../runtime/bench/word-corpus.js';
 
 // Real `moec run` processes on one sweep directory: a second run (or --resume) is refused while the
 // first holds the sweep, naming it; SIGTERM stops a run like Ctrl-C; --only --force reruns only
@@ -13,19 +14,7 @@ import { fileURLToPath } from 'node:url';
 const moec = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../runtime/cli/moec.js');
 
 function corpus(dir: string): void {
-  const words = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there'.split(' ');
-  let x = 11;
-  for (const topic of ['news', 'fiction']) {
-    mkdirSync(path.join(dir, topic), { recursive: true });
-    for (let d = 0; d < 8; d++) {
-      const out: string[] = [];
-      for (let i = 0; i < 200; i++) {
-        x = (x * 1103515245 + 12345) % 2147483648;
-        out.push(words[x % words.length]!);
-      }
-      writeFileSync(path.join(dir, topic, `doc${d}.txt`), `${topic} ${out.join(' ')}.\n`);
-    }
-  }
+  writeWordCorpus(dir, { vocab: 34, seed: 11, docs: 8, words: 200 });
 }
 
 function setup(steps: number, train = '', seeds = 2) {

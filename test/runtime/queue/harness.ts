@@ -1,10 +1,11 @@
 // Real processes for the queue tests: a redis-server of our own on a free port, moec coordinators
 // and workers, each stopped by its pid when the test ends (also when it fails).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeWordCorpus } from '../../../runtime/bench/word-corpus.js';
 
 export const moec = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../runtime/cli/moec.js');
 
@@ -70,19 +71,7 @@ export async function startRedis(procs: Procs, cwd: string, args: string[]): Pro
 
 /** A folder of text files in two topics (no network), as the resume tests use. */
 export function corpus(dir: string): void {
-  const words = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all we their has would when if so no will more can who out up said what its about into than them only like other time new some could these two may first then do any'.split(' ');
-  let x = 7;
-  for (const topic of ['news', 'fiction']) {
-    mkdirSync(path.join(dir, topic), { recursive: true });
-    for (let d = 0; d < 15; d++) {
-      const out: string[] = [];
-      for (let i = 0; i < 300; i++) {
-        x = (x * 1103515245 + 12345) % 2147483648;
-        out.push(words[x % words.length]!);
-      }
-      writeFileSync(path.join(dir, topic, `doc${d}.txt`), `${topic} ${out.join(' ')}.\n`);
-    }
-  }
+  writeWordCorpus(dir, { vocab: 72, seed: 7, docs: 15, words: 300 });
 }
 
 /** Two tiny trials (a learning-rate sweep), a checkpoint every 4 steps. */

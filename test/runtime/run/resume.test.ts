@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeWordCorpus } from '../../../runtime/bench/word-corpus.js';
 
 // `moec run` end to end on a user folder of text files (no network), then kill -9 in the middle of
 // a second run and --resume it: the losses after the checkpoint must equal the uninterrupted run's.
@@ -12,19 +13,7 @@ import { fileURLToPath } from 'node:url';
 const moec = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../runtime/cli/moec.js');
 
 function corpus(dir: string): void {
-  const words = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all we their has would when if so no will more can who out up said what its about into than them only like other time new some could these two may first then do any'.split(' ');
-  let x = 7;
-  for (const topic of ['news', 'fiction']) {
-    mkdirSync(path.join(dir, topic), { recursive: true });
-    for (let d = 0; d < 15; d++) {
-      const out: string[] = [];
-      for (let i = 0; i < 300; i++) {
-        x = (x * 1103515245 + 12345) % 2147483648;
-        out.push(words[x % words.length]!);
-      }
-      writeFileSync(path.join(dir, topic, `doc${d}.txt`), `${topic} ${out.join(' ')}.\n`);
-    }
-  }
+  writeWordCorpus(dir, { vocab: 72, seed: 7, docs: 15, words: 300 });
 }
 
 const pipeline = (data: string) => `

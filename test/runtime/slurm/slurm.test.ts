@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clusterUnavailable, startLocalCluster, type LocalCluster } from './local-cluster.js';
+import { writeWordCorpus } from '../../../runtime/bench/word-corpus.js';
 
 // moec run --slurm end to end on a one-host Slurm cluster (munged, slurmctld, slurmd started here):
 // a two-trial sweep as a job array, one task requeued mid-trial; every trial ends done once, its
@@ -14,19 +15,7 @@ import { clusterUnavailable, startLocalCluster, type LocalCluster } from './loca
 const moec = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../runtime/cli/moec.js');
 
 function corpus(dir: string): void {
-  const words = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all we their has would when if so no will more'.split(' ');
-  let x = 11;
-  for (const topic of ['news', 'fiction']) {
-    mkdirSync(path.join(dir, topic), { recursive: true });
-    for (let d = 0; d < 8; d++) {
-      const out: string[] = [];
-      for (let i = 0; i < 200; i++) {
-        x = (x * 1103515245 + 12345) % 2147483648;
-        out.push(words[x % words.length]!);
-      }
-      writeFileSync(path.join(dir, topic, `doc${d}.txt`), `${topic} ${out.join(' ')}.\n`);
-    }
-  }
+  writeWordCorpus(dir, { vocab: 47, seed: 11, docs: 8, words: 200 });
 }
 
 const pipeline = (data: string, steps: number) => `
