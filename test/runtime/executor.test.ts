@@ -131,7 +131,7 @@ test('a WGSL compile error names the kernel, the WGSL line and the message', asy
 /** A Gpu whose device fails on any use: proves a check happens before GPU work. */
 function untouchableGpu(real: Gpu): Gpu {
   const device = new Proxy({}, { get: (_t, p) => { throw new Error(`GPU touched: device.${String(p)}`); } });
-  return { limits: real.limits, features: real.features, device, checkAlive() {}, hasTimestamps: false } as unknown as Gpu;
+  return { limits: real.limits, features: real.features, info: real.info, device, checkAlive() {}, hasTimestamps: false } as unknown as Gpu;
 }
 
 test('a buffer larger than the device allows is refused before any GPU work', async () => {

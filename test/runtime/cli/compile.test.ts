@@ -60,7 +60,8 @@ test('a model too large for the device is refused with the bytes, the limit and 
   assert.equal(r.status, 1);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   assert.match(r.stderr, /big\.moe:14:\d+ error: .* needs 500\.0 MiB, over the device's maxBufferSize of 256\.0 MiB \(and \d+ more over the device's limits\)/);
-  assert.match(r.stderr, /hint: lower train\.batch/);
+  // The hint names the micro-batch split that fits (compiler/lower/fit.ts), keeping the 1000 sequences per step.
+  assert.match(r.stderr, /hint: set train\.batch 250 and train\.accumulate 4: the same 1000 sequences per step fit in micro-batches \(or lower train\.batch/);
   // A batch whose kernels need more workgroups than WebGPU allows in one dimension.
   const grid = compile(pipeline('grid', '  steps 10\n  batch 4096'));
   assert.equal(grid.status, 1);
