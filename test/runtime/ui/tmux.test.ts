@@ -36,7 +36,7 @@ test(
       const live = await waitFor('a running trial with its heat map', (t) => /^▶ unit=/m.test(t) && /^ {2}L0 │/m.test(t) && /^✔ \[/m.test(t));
       const lines = live.split('\n');
       assert.equal(lines.filter((l) => l.startsWith('moec  sweep demo · synthetic (no GPU) · out runs/demo')).length, 1, live);
-      assert.equal(lines.filter((l) => /^trials \d+\/30 finished · \d+ done · [12] running · \d+ failed( · \d+ pending)? · elapsed \d+s$/.test(l)).length, 1, live);
+      assert.equal(lines.filter((l) => /^trials \d+\/30 finished · \d+ done · [12] running · \d+ failed( · \d+ pending)? · elapsed \d+s( · sweep ETA \S+)?$/.test(l)).length, 1, live);
       assert.equal(lines.filter((l) => /^ {2}trial +progress +step +loss +val ppl +tok\/s +ETA$/.test(l)).length, 1, live);
       assert.ok(lines.some((l) => /^▶ unit=\S+ top=\d experts=\d+ seed=\d +[█▏▎▍▌▋▊▉░]+ +\d+\/12 /.test(l)), live);
       assert.ok(lines.some((l) => l.startsWith('  loss ') && /[▁▂▃▄▅▆▇█]/.test(l)), live);
