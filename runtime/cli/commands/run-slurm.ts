@@ -5,26 +5,15 @@ import type { Trial } from '../../../compiler/frontend/index.js';
 import { UserError } from '../../../grammar/user-error.js';
 import { writeReport } from '../../report/report.js';
 import { followSlurm } from '../../slurm/follow.js';
-import { submitSlurm } from '../../slurm/submit.js';
+import { submitSlurm, type SlurmSubmitOptions } from '../../slurm/submit.js';
 import { createSweepView, wantsLiveView } from '../../ui/sweep-view.js';
 
-export interface RunOnSlurmOptions {
-  file: string;
-  trials: Trial[];
-  preset: string | null;
-  steps: number | null;
-  out: string;
-  resume: boolean;
-  force: boolean;
-  portable: boolean;
-  adapter: string | null;
-  partition: string | undefined;
-  time: string | undefined;
+/** What submitSlurm takes, with --max-parallel still as the flag's text (checked here). */
+export type RunOnSlurmOptions = Omit<SlurmSubmitOptions, 'maxParallel'> & {
   maxParallel: string | undefined;
-  dryRun: boolean;
   /** Poll interval of the follower (tests shorten it). */
   pollMs?: number;
-}
+};
 
 export async function runOnSlurm(o: RunOnSlurmOptions): Promise<number> {
   let maxParallel: number | undefined;
@@ -32,10 +21,8 @@ export async function runOnSlurm(o: RunOnSlurmOptions): Promise<number> {
     maxParallel = Number(o.maxParallel);
     if (!Number.isInteger(maxParallel) || maxParallel < 1) throw new UserError(`--max-parallel '${o.maxParallel}' is not a positive whole number`, { where: '--max-parallel' });
   }
-  const sub = submitSlurm({
-    file: o.file, trials: o.trials, preset: o.preset, steps: o.steps, out: o.out, resume: o.resume, force: o.force, portable: o.portable, adapter: o.adapter,
-    ...(o.partition !== undefined ? { partition: o.partition } : {}), ...(o.time !== undefined ? { time: o.time } : {}), ...(maxParallel ? { maxParallel } : {}), dryRun: o.dryRun,
-  });
+  const { maxParallel: _flag, pollMs: _poll, ...rest } = o;
+  const sub = submitSlurm({ ...rest, ...(maxParallel ? { maxParallel } : {}) });
   const rel = path.relative(process.cwd(), sub.runDir) || '.';
   const skipped = [sub.done.length ? `${sub.done.length} done already` : '', sub.held.length ? `${sub.held.length} held by tasks already queued` : ''].filter(Boolean).join(', ');
   if (o.dryRun) {
