@@ -5,6 +5,7 @@
 // Dense baselines keep layers, width and heads and solve for the FFN hidden width `ffn`:
 // the hidden width (d) also changes attention and embeddings, which would confound the
 // comparison, and the FFN width is the part experts replicate.
+import { routers } from '../routing/index.js';
 import type { Model, MoeConfig, ParamCount } from './types.js';
 
 const denseFfn = (d: number, h: number) => d * h + h + h * d + d;
@@ -13,17 +14,8 @@ function expertParams(d: number, h: number, moe: MoeConfig): number {
   return moe.expert === 'linear' ? d * d + d : denseFfn(d, h);
 }
 
-function routerParams(d: number, moe: MoeConfig): number {
-  switch (moe.router) {
-    case 'learned':
-    case 'frozen':
-      return d * moe.experts;
-    case 'cosine':
-      return d * moe.dim + moe.dim * moe.experts + 1;
-    default:
-      return 0;
-  }
-}
+/** One routing layer's router parameters, as its router kind counts them (compiler/routing). */
+const routerParams = (d: number, moe: MoeConfig): number => routers[moe.router].params(d, moe);
 
 /** Parameters outside the FFNs: embeddings, attention, layer norms. */
 function nonFfnParams(m: Model): number {

@@ -18,14 +18,14 @@
 // causal); `unit sequence(prefix P)` pools the first P tokens only, so the decision depends on
 // tokens < P alone: causal for every token from position P − 1 on.
 //
-// Routers: learned (x·Wr), frozen (the same, never updated: outside AdamW), cosine (X-MoE: cosine
-// of a C→D projection with learned expert embeddings, times a learned inverse temperature), random
-// (K distinct uniform experts per token, hashed from seed and step) and label ((label + k) mod E).
-// Training options: Gaussian or uniform U(0, noise) noise on the logits (noisy top-k), GShard's
-// sampled second expert.
+// Router kinds are plug-ins (compiler/routing): a scoring router (learned, frozen, cosine) adds the
+// ops from the routing input to the logits and back, a rule router (random, label) names the input
+// its selection rule reads; this file builds what they share. Training options of scoring routers:
+// Gaussian or uniform U(0, noise) noise on the logits (noisy top-k), GShard's sampled second expert.
+// The slot layout (assignments, slots, per-expert offsets) is compiler/routing/slots.ts.
 //
-// Soft MoE (`dispatch soft`, Puigcerver et al. 2023) is its own block (softMoeBlock): no router,
-// top-k or dispatch; a learned Φ mixes each sequence's tokens into E·S slots the same stacked
+// Soft MoE (`dispatch soft`, Puigcerver et al. 2023) is its own block (graph/moe-soft.ts): no
+// router, top-k or dispatch; a learned Φ mixes each sequence's tokens into E·S slots the same stacked
 // experts process, and mixes the slots back per token. It is not causal (see softMoeBlock).
 //
 // Global scope: the first MoE layer routes and every MoE layer reuses its decision (one router,
@@ -34,21 +34,28 @@ import type { MoeConfig } from '../frontend/types.js';
 import { moeCombineBackwardKernel, moeCombineKernel, type CombineShape } from '../kernels/moe-combine.js';
 import { moeDispatchKernel, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
 import { groupedBiasGradKernel, groupedMatmulKernel, groupedMatmulSubgroupKernel, groupedWeightGradKernel, groupedWeightGradSubgroupKernel, type WeightGradShape } from '../kernels/moe-grouped.js';
-import {
-  type CosineShape, moeAuxLossKernel, moeCosineBackwardEmbKernel, moeCosineBackwardPKernel, moeCosineBackwardScaleKernel, moeCosineForwardKernel, moePoolBackwardKernel,
-  moePoolForwardKernel, moeRouterBackwardKernel, moeRouterForwardKernel, moeRouterNoiseKernel, type PoolShape,
-} from '../kernels/moe-router.js';
+import { moeAuxLossKernel, moeRouterBackwardKernel } from '../kernels/moe-router.js';
+import { moePoolBackwardKernel, moePoolForwardKernel, type PoolShape } from '../kernels/moe-pool.js';
+import { moeRouterNoiseKernel } from '../kernels/moe-noise.js';
 import {
   moeSoftCombineBackwardKernel, moeSoftCombineKernel, moeSoftDispatchBackwardKernel, moeSoftDispatchKernel, moeSoftStatsKernel, moeSoftWeightsKernel, type SoftShape,
 } from '../kernels/moe-soft.js';
 import { registerKernel } from '../lower/kernels.js';
 import type { GroupedMatmulShape, MoeRouterShape } from '../reference/moe.js';
 import { statsLength } from '../reference/moe.js';
-import { softDims } from '../reference/moe-soft.js';
+import { gates, routerForwardKernel, routerMode, routers } from '../routing/index.js';
+import { type MoeUnsupported, unsupported } from '../routing/router.js';
+import { assignmentCount, type SlotLayout } from '../routing/slots.js';
+import { poolOf, tokensPerRow, unitOf } from '../routing/unit.js';
 import { type BlockBuilder, denseMlp, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
+import { moeSelName, moeStatsName } from './moe-names.js';
+import { softMoeBlock } from './moe-soft.js';
 
-registerKernel('moe_router_fwd', (n, s: MoeRouterShape) => moeRouterForwardKernel(n, s));
+export { moeSelName, moeStatsName } from './moe-names.js';
+export type { MoeUnsupported } from '../routing/router.js';
+
+registerKernel('moe_router_fwd', (n, s: MoeRouterShape) => routerForwardKernel(n, s));
 registerKernel('moe_router_bwd', (n, s: MoeRouterShape & { balance: number; zloss: number }) => moeRouterBackwardKernel(n, s));
 registerKernel('moe_dispatch', (n, s: MoeDispatchShape) => moeDispatchKernel(n, s));
 registerKernel('moe_gmm', (n, s: GroupedMatmulShape) => groupedMatmulKernel(n, s), (n, s: GroupedMatmulShape) => groupedMatmulSubgroupKernel(n, s));
@@ -59,10 +66,7 @@ registerKernel('moe_combine_bwd', (n, s: CombineShape) => moeCombineBackwardKern
 registerKernel('moe_pool_fwd', (n, s: PoolShape) => moePoolForwardKernel(n, s));
 registerKernel('moe_pool_bwd', (n, s: PoolShape) => moePoolBackwardKernel(n, s));
 registerKernel('moe_router_noise', (n, count: number, noise: number, salt: number, dist: 'gaussian' | 'uniform') => moeRouterNoiseKernel(n, count, noise, salt, dist));
-registerKernel('moe_cosine_fwd', (n, s: CosineShape) => moeCosineForwardKernel(n, s));
-registerKernel('moe_cosine_dp', (n, s: CosineShape) => moeCosineBackwardPKernel(n, s));
-registerKernel('moe_cosine_demb', (n, s: CosineShape) => moeCosineBackwardEmbKernel(n, s));
-registerKernel('moe_cosine_dscale', (n, s: CosineShape) => moeCosineBackwardScaleKernel(n, s));
+for (const r of Object.values(routers)) for (const [kind, gen] of Object.entries(r.kernels ?? {})) registerKernel(kind, gen as Parameters<typeof registerKernel>[1]);
 registerKernel('moe_soft_weights', (n, s: SoftShape) => moeSoftWeightsKernel(n, s));
 registerKernel('moe_soft_dispatch', (n, s: SoftShape) => moeSoftDispatchKernel(n, s));
 registerKernel('moe_soft_combine', (n, s: SoftShape) => moeSoftCombineKernel(n, s));
@@ -71,18 +75,12 @@ registerKernel('moe_soft_combine_bwd', (n, s: SoftShape) => moeSoftCombineBackwa
 registerKernel('moe_soft_dispatch_bwd', (n, s: SoftShape) => moeSoftDispatchBackwardKernel(n, s));
 registerKernel('moe_aux_loss', (n, balance: number, zloss: number, scale: number) => moeAuxLossKernel(n, balance, zloss, scale));
 
-/** A setting this lowering does not implement: the MoeConfig field and why. */
-export interface MoeUnsupported {
-  field: keyof MoeConfig;
-  message: string;
-  hint: string;
-}
-
 /** The first MoE setting the lowering cannot build, or null. */
 export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | null {
-  const no = (field: keyof MoeConfig, message: string, hint: string) => ({ field, message, hint });
-  if (moe.noise > 0 && (moe.router === 'random' || moe.router === 'label')) return no('noise', `router noise needs router logits; a ${moe.router} router has none`, 'use noise 0, or a learned or frozen router');
-  if (moe.second === 'sampled' && (moe.router === 'random' || moe.router === 'label')) return no('second', `a sampled second expert needs router scores; a ${moe.router} router has none`, 'use second top');
+  const no = unsupported;
+  const router = routers[moe.router];
+  if (moe.noise > 0 && !router.scores) return no('noise', `router noise needs router logits; a ${moe.router} router has none`, 'use noise 0, or a learned or frozen router');
+  if (moe.second === 'sampled' && !router.scores) return no('second', `a sampled second expert needs router scores; a ${moe.router} router has none`, 'use second top');
   if (moe.dispatch === 'soft') {
     // Soft MoE has one learned Φ per layer and no top-k, gates, capacity or auxiliary losses.
     // Settings that would change a sparse layer are refused rather than ignored; top, capacity,
@@ -99,9 +97,12 @@ export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | nu
     if (moe.normalize) return no('normalize', `${soft} has no top-k weights to renormalise`, 'leave normalize out');
     return null;
   }
+  const own = router.refuse?.(moe, s);
+  if (own) return own;
   if (moe.shared > 0 && (moe.expert !== 'mlp' || moe.activation !== 'gelu')) return no('shared', 'shared experts are GELU MLPs; they are lowered only next to GELU MLP experts', 'use shared 0, or expert mlp with activation gelu');
   if (moe.top > moe.experts) return no('top', `top ${moe.top} is more than the ${moe.experts} experts`, 'pick top <= experts');
-  if (moe.unit === 'sequence' && moe.prefix !== null && moe.prefix > s.context) return no('prefix', `prefix ${moe.prefix} is longer than the context ${s.context}`, 'pick a prefix up to the context length');
+  const unit = unitOf(moe);
+  if (unit.kind === 'sequence' && unit.prefix !== null && unit.prefix > s.context) return no('prefix', `prefix ${unit.prefix} is longer than the context ${s.context}`, 'pick a prefix up to the context length');
   return null;
 }
 
@@ -110,14 +111,9 @@ const NOISE_SALT = 0x100;
 
 /** Slots per expert: capacity · N·K / E rounded up (all N·K when dropless). */
 export function expertCapacity(moe: MoeConfig, tokens: number): number {
-  const NK = tokens * moe.top;
+  const NK = assignmentCount({ top: moe.top }, tokens);
   return moe.dropless ? NK : Math.max(1, Math.min(NK, Math.ceil((moe.capacity * NK) / moe.experts)));
 }
-
-/** Name of layer l's statistics output. */
-export const moeStatsName = (l: number) => `h${l}.moe.stats`;
-/** Name of layer l's routing decisions: K expert ids per routed row (token, or sequence). */
-export const moeSelName = (l: number) => `h${l}.moe.sel`;
 
 /**
  * The FFN of a GPT-2 graph with MoE layers at moe.layers and the dense MLP elsewhere. The balance
@@ -136,21 +132,19 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
   const F = s.ffn;
   const E = moe.experts;
   const K = moe.top;
-  const NK = N * K;
-  const seq = moe.unit === 'sequence';
-  const rep = seq ? T : 1;
+  const slots: SlotLayout = { top: K };
+  const NK = assignmentCount(slots, N);
+  const unit = unitOf(moe);
+  const rep = tokensPerRow(unit, T);
   const R = N / rep;
-  const pool: PoolShape = { tokens: N, seqLen: T, width: C, prefix: Math.min(moe.prefix ?? T, T) };
-  const mode: MoeRouterShape['mode'] = moe.router === 'random' ? 'random' : moe.router === 'label' ? 'label' : 'logits';
-  const logits = mode === 'logits';
-  const cosine = moe.router === 'cosine';
-  const trainRouter = moe.router === 'learned' || cosine;
-  const cosShape: CosineShape = { rows: R, dim: moe.dim, experts: E };
+  const pool = poolOf(unit, N, T, C);
+  const router = routers[moe.router];
+  const mode = routerMode(router);
+  const gate = gates[moe.gate];
   const scale = 1 / s.accumulate;
   const routing: MoeRouterShape = {
-    tokens: N, experts: E, top: K, rep, mode, score: moe.gate === 'sigmoid' ? 'sigmoid' : 'softmax',
-    // top-k then softmax over the kept logits is softmax-topk renormalised.
-    normalize: moe.gate === 'topk-softmax' || moe.normalize,
+    tokens: N, experts: E, top: K, rep, mode, score: gate.score,
+    normalize: gate.normalize(moe),
     sampled: moe.second === 'sampled',
     salt: 0x6d6f6500, seqLen: T, // 'moe\0', plus the index of the layer that routes
   };
@@ -167,24 +161,17 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
   const routingOf = (g: Graph, l: number) => {
     const o = owner(l);
     const t = (name: string, shape: number[], dtype: 'f32' | 'u32' = 'f32') => g.tensor(`h${o}.moe.${name}`, shape, 'activation', { dtype });
-    if (mode === 'label') g.tensor('labels', [s.batch], 'input', { dtype: 'u32' });
+    if (!router.scores) router.declareInput?.(g, s);
     return {
       owner: o,
-      router: logits && !cosine ? param(g, `h.${o}.mlp.router.weight`, [C, E], 'normal', { trainable: trainRouter }) : null,
-      // Cosine router: projection C→D, expert embeddings D×E, log inverse temperature (starts at 1: scale e).
-      cos: cosine
-        ? {
-          Wp: param(g, `h.${o}.mlp.router.proj.weight`, [C, moe.dim], 'normal'),
-          emb: param(g, `h.${o}.mlp.router.embedding.weight`, [moe.dim, E], 'normal'),
-          logScale: param(g, `h.${o}.mlp.router.log_scale`, [1], 'ones', { decay: false }),
-          P: t('router.proj', [R, moe.dim]),
-        }
-        : null,
-      pooled: seq ? t('pooled', [R, C]) : null,
-      logits: logits ? t('logits', [R, E]) : null,
+      scorer: router.scores ? router.scorer({ g, moe, owner: o, rows: R, width: C, experts: E, t: (name, shape) => t(name, shape) }) : null,
+      pooled: pool ? t('pooled', [R, C]) : null,
+      logits: router.scores ? t('logits', [R, E]) : null,
       // An output (never aliased), so evaluation can read which experts each token took.
       sel: g.tensor(moeSelName(o), [NK], 'output', { dtype: 'u32' }),
       gate: t('gate', [NK]),
+      // The dispatch table: expert e's slots offsets[e] .. offsets[e+1], slot -> assignment (perm),
+      // assignment -> slot (pos); assignments per token as `slots` says.
       offsets: t('offsets', [E + 1], 'u32'),
       perm: t('perm', [NK], 'u32'),
       pos: t('pos', [NK], 'u32'),
@@ -231,23 +218,18 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       const L = experts(g, l);
       if (r.owner === l) {
         if (r.pooled) g.op('forward', `h${l}.moe.pool`, 'moe_pool_fwd', [pool], [x, r.pooled]);
-        if (r.cos) {
-          g.op('forward', `h${l}.mlp.router.proj`, 'matmul', [{ m: R, n: moe.dim, k: C }], [r.pooled ?? x, r.cos.Wp, r.cos.P]);
-          g.op('forward', `h${l}.mlp.router`, 'moe_cosine_fwd', [cosShape], [r.cos.P, r.cos.emb, r.cos.logScale, r.logits!]);
-        } else if (r.logits) {
-          g.op('forward', `h${l}.mlp.router`, 'matmul', [{ m: R, n: E, k: C }], [r.pooled ?? x, r.router!, r.logits]);
-        }
+        r.scorer?.forward(g, l, r.pooled ?? x, r.logits!);
         if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, 'moe_router_noise', [R * E, moe.noise, r.route.salt + NOISE_SALT, moe.noiseDist], [r.logits, 'rng']);
-        const input = mode === 'logits' ? r.logits! : mode === 'random' ? 'rng' : 'labels';
-        const sampling = mode === 'logits' && moe.second === 'sampled' && K > 1 ? ['rng'] : [];
+        const input = router.scores ? r.logits! : router.input;
+        const sampling = router.scores && moe.second === 'sampled' && K > 1 ? ['rng'] : [];
         g.op('forward', `h${l}.moe.route`, 'moe_router_fwd', [r.route], [input, ...sampling, r.sel, r.gate]);
-        const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits, score: routing.score };
+        const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits: router.scores, score: routing.score };
         g.op('forward', `h${l}.moe.dispatch`, 'moe_dispatch', [dispatch], [r.sel, ...(r.logits ? [r.logits] : []), r.offsets, r.perm, r.pos, r.stats]);
       }
       if (linearExperts) {
-        g.op('forward', `h${l}.mlp.experts.proj`, 'moe_gmm', [{ rows: NK, n: C, k: C, experts: E, gather: { top: K }, bias: true }], [x, L.W2, L.Y, r.offsets, r.perm, L.b2]);
+        g.op('forward', `h${l}.mlp.experts.proj`, 'moe_gmm', [{ rows: NK, n: C, k: C, experts: E, gather: slots, bias: true }], [x, L.W2, L.Y, r.offsets, r.perm, L.b2]);
       } else {
-        g.op('forward', `h${l}.mlp.experts.c_fc`, 'moe_gmm', [{ rows: NK, n: F, k: C, experts: E, gather: { top: K }, bias: true, activation: act, savePre: true }], [x, L.W1!, L.A!, r.offsets, r.perm, L.b1!, L.H!]);
+        g.op('forward', `h${l}.mlp.experts.c_fc`, 'moe_gmm', [{ rows: NK, n: F, k: C, experts: E, gather: slots, bias: true, activation: act, savePre: true }], [x, L.W1!, L.A!, r.offsets, r.perm, L.b1!, L.H!]);
         g.op('forward', `h${l}.mlp.experts.c_proj`, 'moe_gmm', [{ rows: NK, n: C, k: F, experts: E, bias: true }], [L.A!, L.W2, L.Y, r.offsets, L.b2]);
       }
       g.op('forward', `h${l}.moe.combine`, 'moe_combine', [combine, true], [L.Y, r.gate, r.pos, out]);
@@ -267,7 +249,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       g.op('backward', `h${l}.moe.combine.dx`, 'moe_combine_bwd', [combine], [dout, L.Y, r.gate, r.pos, dY, L.dgate]);
       const proj = linearExperts ? `h${l}.mlp.experts.proj` : `h${l}.mlp.experts.c_proj`;
       const projIn = linearExperts ? x : L.A!;
-      const gather = linearExperts ? { gather: { top: K } } : {};
+      const gather = linearExperts ? { gather: slots } : {};
       g.op('backward', `${proj}.dW`, 'moe_wgrad', [{ k: linearExperts ? C : F, n: C, experts: E, rows: NK, ...gather }], [projIn, dY, r.offsets, ...(linearExperts ? [r.perm] : []), `grad.${L.W2}`]);
       g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E, NK], [dY, r.offsets, `grad.${L.b2}`]);
       if (linearExperts) {
@@ -275,7 +257,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       } else {
         const dH = t('dfc', [NK, F]);
         g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: NK, n: F, k: C, experts: E, transB: true, actGrad: act }], [dY, L.W2, dH, r.offsets, L.H!]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, gather: { top: K }, rows: NK }], [x, dH, r.offsets, r.perm, `grad.${L.W1}`]);
+        g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, gather: slots, rows: NK }], [x, dH, r.offsets, r.perm, `grad.${L.W1}`]);
         g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E, NK], [dH, r.offsets, `grad.${L.b1}`]);
         g.op('backward', `h${l}.mlp.experts.c_fc.dx`, 'moe_gmm', [{ rows: NK, n: C, k: F, experts: E, transB: true }], [dH, L.W1!, dX, r.offsets]);
       }
@@ -292,29 +274,18 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         g.op('backward', `${S.name}.c_fc.db`, 'bias_grad', [N, F], [dA, `grad.${S.b1}`]);
       }
       // The router is differentiated once, at its owner, which the reverse layer order reaches last.
-      if (!r.logits || r.owner !== l) return;
+      if (!r.scorer || !router.scores || r.owner !== l) return;
       // Gate gradients of the later layers sharing this routing (global scope), in layer order.
       if (global) for (const m of [...moeLayers].filter((m) => m !== l).sort((a, b) => a - b)) {
         g.op('backward', `h${l}.moe.dgate.add_h${m}`, 'scale_add', [NK, 1], [experts(g, m).dgate, L.dgate]);
       }
-      // Router: gate, balance and z-loss gradients → logits → Wr (if trained) and x.
+      // Router: gate, balance and z-loss gradients → logits → the scorer's weights (if trained) and x.
       const dlogits = t('dlogits', [R, E]);
       const route = { ...r.route, balance: moe.balance * scale, zloss: moe.zloss * scale };
-      g.op('backward', `h${l}.moe.route.dx`, 'moe_router_bwd', [route], [r.logits, r.sel, L.dgate, r.stats, dlogits]);
+      g.op('backward', `h${l}.moe.route.dx`, 'moe_router_bwd', [route], [r.logits!, r.sel, L.dgate, r.stats, dlogits]);
       const rin = r.pooled ?? x;
-      // A linear router maps rin (C) to logits (E) by Wr; a cosine router to P (D) by Wp, then cosines.
-      let dOut = dlogits;
-      let W = r.router!;
-      let width = E;
-      if (r.cos) {
-        const dP = t('router.dproj', [R, moe.dim]);
-        const cosIn = [r.cos.P, r.cos.emb, r.cos.logScale, dlogits];
-        g.op('backward', `h${l}.mlp.router.dproj`, 'moe_cosine_dp', [cosShape], [...cosIn, dP]);
-        g.op('backward', `h${l}.mlp.router.embedding.dW`, 'moe_cosine_demb', [cosShape], [...cosIn, `grad.${r.cos.emb}`]);
-        g.op('backward', `h${l}.mlp.router.log_scale.d`, 'moe_cosine_dscale', [cosShape], [...cosIn, `grad.${r.cos.logScale}`]);
-        [dOut, W, width] = [dP, r.cos.Wp, moe.dim];
-      }
-      if (trainRouter) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, 'matmul', [{ m: C, n: width, k: R, transA: true, accumulate: true }], [rin, dOut, `grad.${W}`]);
+      const { dOut, W, width } = r.scorer.backward(g, l, dlogits);
+      if (router.trained) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, 'matmul', [{ m: C, n: width, k: R, transA: true, accumulate: true }], [rin, dOut, `grad.${W}`]);
       if (r.pooled) {
         const dpooled = t('dpooled', [R, C]);
         g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: R, n: C, k: width, transB: true }], [dOut, W, dpooled]);
@@ -323,90 +294,6 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: N, n: C, k: width, transB: true, accumulate: true }], [dOut, W, dx]);
       }
       if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, 'moe_aux_loss', [moe.balance, moe.zloss, scale], [r.stats, 'train_loss']);
-    },
-  };
-}
-
-/**
- * Soft MoE FFN layers (Puigcerver et al. 2023), per sequence of T tokens (notation in
- * reference/moe-soft.ts): logits L = x·Φ (Φ = h.{l}.mlp.soft.phi, C × E·S), dispatch weights D
- * (softmax over the sequence's tokens), slot inputs X̃ = Dᵀ·x, the same stacked experts as the
- * sparse layers over the E·S slots of every sequence (grouped matmuls, slot rows expert-contiguous),
- * combine weights W (softmax over slots), output W·Ỹ. Every expert sees every sequence's slots.
- * Not causal: a token's output mixes slots computed from every token of its sequence, later ones
- * included (`moec check` warns). The statistics output keeps the sparse layout (softStatsReference).
- */
-function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): BlockBuilder {
-  const moeLayers = new Set(moe.layers);
-  const shape: SoftShape = { seqs: s.batch, seqLen: s.context, width: s.width, experts: moe.experts, slots: moe.slots };
-  const { M, N, rows: R } = softDims(shape);
-  const C = s.width;
-  const F = s.ffn;
-  const E = moe.experts;
-  const linearExperts = moe.expert === 'linear';
-  const act = moe.activation;
-  const projStd = 0.02 / Math.sqrt(2 * s.layers);
-  const layer = (g: Graph, l: number) => {
-    const p = `h.${l}.mlp.experts`;
-    const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
-    return {
-      // Φ: GPT-2's normal(0.02) init, weight-decayed like a router.
-      phi: param(g, `h.${l}.mlp.soft.phi`, [C, M], 'normal'),
-      W1: linearExperts ? null : param(g, `${p}.c_fc.weight`, [E, C, F], 'normal'),
-      b1: linearExperts ? null : param(g, `${p}.c_fc.bias`, [E, F], 'zeros', { decay: false }),
-      W2: param(g, linearExperts ? `${p}.proj.weight` : `${p}.c_proj.weight`, [E, linearExperts ? C : F, C], 'normal', { std: projStd }),
-      b2: param(g, linearExperts ? `${p}.proj.bias` : `${p}.c_proj.bias`, [E, C], 'zeros', { decay: false }),
-      logits: t('soft.logits', [N, M]),
-      D: t('soft.dispatch', [N, M]),
-      W: t('soft.combine', [N, M]),
-      offsets: g.tensor(`h${l}.moe.offsets`, [E + 1], 'activation', { dtype: 'u32' }),
-      Xs: t('soft.slots', [R, C]),
-      H: linearExperts ? null : t('fc', [R, F]),
-      A: linearExperts ? null : t('act', [R, F]),
-      Y: t('proj', [R, C]),
-      stats: g.tensor(moeStatsName(l), [statsLength(E)], 'output'),
-    };
-  };
-  return {
-    forward(g, l, x, out) {
-      if (!moeLayers.has(l)) return dense.forward(g, l, x, out);
-      const L = layer(g, l);
-      g.op('forward', `h${l}.mlp.soft.logits`, 'matmul', [{ m: N, n: M, k: C }], [x, L.phi, L.logits]);
-      g.op('forward', `h${l}.moe.soft.weights`, 'moe_soft_weights', [shape], [L.logits, L.D, L.W, L.offsets]);
-      g.op('forward', `h${l}.moe.soft.dispatch`, 'moe_soft_dispatch', [shape], [x, L.D, L.Xs]);
-      if (linearExperts) {
-        g.op('forward', `h${l}.mlp.experts.proj`, 'moe_gmm', [{ rows: R, n: C, k: C, experts: E, bias: true }], [L.Xs, L.W2, L.Y, L.offsets, L.b2]);
-      } else {
-        g.op('forward', `h${l}.mlp.experts.c_fc`, 'moe_gmm', [{ rows: R, n: F, k: C, experts: E, bias: true, activation: act, savePre: true }], [L.Xs, L.W1!, L.A!, L.offsets, L.b1!, L.H!]);
-        g.op('forward', `h${l}.mlp.experts.c_proj`, 'moe_gmm', [{ rows: R, n: C, k: F, experts: E, bias: true }], [L.A!, L.W2, L.Y, L.offsets, L.b2]);
-      }
-      g.op('forward', `h${l}.moe.soft.combine`, 'moe_soft_combine', [shape], [L.Y, L.W, out]);
-      g.op('forward', `h${l}.moe.soft.stats`, 'moe_soft_stats', [shape], [L.W, L.stats]);
-    },
-    backward(g, l, x, dout, dx) {
-      if (!moeLayers.has(l)) return dense.backward(g, l, x, dout, dx);
-      const L = layer(g, l);
-      const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
-      const dY = t('dproj', [R, C]);
-      const dXs = t('soft.dslots', [R, C]);
-      const dlogits = t('soft.dlogits', [N, M]);
-      // dlogits: the combine softmax's part (written), then the dispatch softmax's (added).
-      g.op('backward', `h${l}.moe.soft.combine.dx`, 'moe_soft_combine_bwd', [shape], [dout, L.Y, L.W, dY, dlogits]);
-      const proj = linearExperts ? `h${l}.mlp.experts.proj` : `h${l}.mlp.experts.c_proj`;
-      g.op('backward', `${proj}.dW`, 'moe_wgrad', [{ k: linearExperts ? C : F, n: C, experts: E, rows: R }], [linearExperts ? L.Xs : L.A!, dY, L.offsets, `grad.${L.W2}`]);
-      g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E, R], [dY, L.offsets, `grad.${L.b2}`]);
-      if (linearExperts) {
-        g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: C, k: C, experts: E, transB: true }], [dY, L.W2, dXs, L.offsets]);
-      } else {
-        const dH = t('dfc', [R, F]);
-        g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: F, k: C, experts: E, transB: true, actGrad: act }], [dY, L.W2, dH, L.offsets, L.H!]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, rows: R }], [L.Xs, dH, L.offsets, `grad.${L.W1}`]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E, R], [dH, L.offsets, `grad.${L.b1}`]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.dx`, 'moe_gmm', [{ rows: R, n: C, k: F, experts: E, transB: true }], [dH, L.W1!, dXs, L.offsets]);
-      }
-      g.op('backward', `h${l}.moe.soft.dispatch.dx`, 'moe_soft_dispatch_bwd', [shape], [x, L.D, dXs, dx, dlogits]);
-      g.op('backward', `h${l}.mlp.soft.phi.dW`, 'matmul', [{ m: C, n: M, k: N, transA: true, accumulate: true }], [x, dlogits, `grad.${L.phi}`]);
-      g.op('backward', `h${l}.mlp.soft.logits.dx`, 'matmul', [{ m: N, n: C, k: M, transB: true, accumulate: true }], [dlogits, L.phi, dx]);
     },
   };
 }

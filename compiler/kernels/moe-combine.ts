@@ -1,3 +1,4 @@
+import { assignmentWgsl, tokenOfWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
@@ -19,6 +20,7 @@ export interface CombineShape {
 export function moeCombineKernel(name: string, s: CombineShape, weighted = true, wg = 256): RowKernel {
   const { tokens: N, width: C, top: K } = s;
   checkDims(name, { N, C, K, wg });
+  const slots = { top: K };
   const decls = ['var<storage, read> Y: array<f32>;', ...(weighted ? ['var<storage, read> gate: array<f32>;'] : []), 'var<storage, read> pos: array<u32>;', 'var<storage, read_write> out: array<f32>;'];
   const wgsl = `
 ${decls.map((d, i) => `@group(0) @binding(${i}) ${d}`).join('\n')}
@@ -30,8 +32,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let c = i % ${u(C)};
   var acc = 0.0;
   for (var k = 0u; k < ${u(K)}; k++) {
-    let s = pos[n * ${u(K)} + k];
-    if (s != 0xffffffffu) { acc += ${weighted ? `gate[n * ${u(K)} + k] * ` : ''}Y[s * ${u(C)} + c]; }
+    let s = pos[${assignmentWgsl(slots, 'n', 'k')}];
+    if (s != 0xffffffffu) { acc += ${weighted ? `gate[${assignmentWgsl(slots, 'n', 'k')}] * ` : ''}Y[s * ${u(C)} + c]; }
   }
   out[i] = acc;
 }
@@ -60,7 +62,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (a >= ${u(N * K)}) { return; }
   let s = pos[a];
   if (s == 0xffffffffu) { dgate[a] = 0.0; return; }
-  let n = a / ${u(K)};
+  let n = ${tokenOfWgsl({ top: K }, 'a')};
   let g = gate[a];
   var d = 0.0;
   for (var c = 0u; c < ${u(C)}; c++) {

@@ -1,4 +1,5 @@
 import { type MoeRouting, STAT, statsLength } from '../reference/moe.js';
+import { assignmentWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
@@ -80,7 +81,7 @@ var<workgroup> routed: array<u32, ${E}>;
 var<workgroup> meanScore: array<f32, ${E}>;
 var<workgroup> off: array<u32, ${E + 1}>;
 
-fn assignment(q: u32) -> u32 { return (q % ${u(N)}) * ${u(K)} + q / ${u(N)}; }
+fn assignment(q: u32) -> u32 { return ${assignmentWgsl({ top: K }, `(q % ${u(N)})`, `q / ${u(N)}`)}; }
 
 @compute @workgroup_size(${W}, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {

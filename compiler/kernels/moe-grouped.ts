@@ -1,4 +1,5 @@
 import type { GroupedMatmulShape } from '../reference/moe.js';
+import { type SlotLayout, tokenOfWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
@@ -162,7 +163,7 @@ export function groupedMatmulKernel(name: string, g: GroupedMatmulShape): RowKer
   const L: string[] = [];
   for (let i = 0; i < TM; i++) {
     L.push(`  let s${i} = min(row0 + ${u(i)}, hi - 1u);`);
-    L.push(`  let ar${i} = ${g.gather ? `(perm[s${i}] / ${u(g.gather.top)})` : `s${i}`} * ${u(Kd)};`);
+    L.push(`  let ar${i} = ${g.gather ? `(${tokenOfWgsl(g.gather, `perm[s${i}]`)})` : `s${i}`} * ${u(Kd)};`);
   }
   const cols = groupedColumns(g, TM, G, KU, bVec);
   L.push(...cols.setup);
@@ -248,7 +249,7 @@ export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape,
   const P: string[] = [];
   for (let h = 0; h < SM / 8; h++) {
     P.push(`  let sl${h} = min(row0 + ${u(8 * h)} + s8, hi - 1u);`);
-    P.push(`  let ar${h} = ${g.gather ? `(perm[sl${h}] / ${u(g.gather.top)})` : `sl${h}`} * ${u(Kd)};`);
+    P.push(`  let ar${h} = ${g.gather ? `(${tokenOfWgsl(g.gather, `perm[sl${h}]`)})` : `sl${h}`} * ${u(Kd)};`);
   }
   const L: string[] = [];
   L.push(NB > 1 ? `  let col0 = ((wid.x * ${u(NB)} + cb) * ${u(SW)} + lid.x) * ${u(SN)};` : `  let col0 = (wid.x * ${u(SW)} + lid.x) * ${u(SN)};`);
@@ -298,7 +299,7 @@ export interface WeightGradShape {
   k: number;
   n: number;
   experts: number;
-  gather?: { top: number };
+  gather?: SlotLayout;
   rows?: number;
 }
 
@@ -323,7 +324,7 @@ export function groupedWeightGradKernel(name: string, g: WeightGradShape): RowKe
   else for (let j = 0; j < TN; j++) L.push(`  let c${j} = min(col0 + ${u(j)}, ${u(Nd - 1)});`);
   for (let i = 0; i < TM; i++) for (let q = 0; q < G; q++) L.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
   L.push(`  for (var s = offsets[e]; s < offsets[e + 1u]; s++) {`);
-  L.push(`    let a = ${g.gather ? `(perm[s] / ${u(g.gather.top)})` : 's'} * ${u(Kd)};`);
+  L.push(`    let a = ${g.gather ? `(${tokenOfWgsl(g.gather, 'perm[s]')})` : 's'} * ${u(Kd)};`);
   if (aVec) for (let h = 0; h < TM / 4; h++) L.push(`    let a${h} = A[(a + rg${h}) / 4u];`);
   const aVal = (i: number) => (aVec ? `a${Math.floor(i / 4)}[${i % 4}]` : `A[a + r${i}]`);
   for (let q = 0; q < G; q++) L.push(`    let d${q} = ${dVec ? `D[(s * ${u(Nd)} + cg${q}) / 4u]` : vec4Of([0, 1, 2, 3].map((t) => `D[s * ${u(Nd)} + c${4 * q + t}]`))};`);
@@ -422,7 +423,7 @@ export function groupedWeightGradSubgroupKernel(name: string, g: WeightGradShape
   };
   // 8 slots from s0; `guarded`: the last group, where slots ≥ hi are skipped (a workgroup-uniform test).
   const group = (guarded: boolean): string[] => {
-    const B = g.gather ? [`    let pr = (perm[min(s0 + s8, hi - 1u)] / ${u(g.gather.top)}) * ${u(Kd)};`] : [];
+    const B = g.gather ? [`    let pr = (${tokenOfWgsl(g.gather, 'perm[min(s0 + s8, hi - 1u)]')}) * ${u(Kd)};`] : [];
     for (let t = 0; t < 8; t++) {
       if (aVec && t % P === 0) B.push(...sharedLoad(t / P));
       B.push(...(guarded && t > 0 ? [`    if (s0 + ${u(t)} < hi) {`, ...slot(t), '    }'] : slot(t)));

@@ -5,7 +5,10 @@
 // tokens share one decision). An assignment a = n·K + k is token n's k-th choice; a slot is a row
 // of the expert-contiguous (gathered) order.
 
+import { assignmentOf, NO_SLOT, type SlotLayout, tokenOf } from '../routing/slots.js';
 import { dropoutHash, dropoutKey } from './dropout.js';
+
+export { NO_SLOT } from '../routing/slots.js';
 
 /** The routing shape every MoE kernel shares. */
 export interface MoeRouting {
@@ -20,11 +23,11 @@ export interface MoeRouting {
 
 export interface MoeRouterShape extends MoeRouting {
   /**
-   * 'logits': top-k of router logits; 'random': K distinct uniform experts per token from a hash of
-   * (seed, step, salt, assignment); 'label': experts (label + k) mod E for the label of the token's
-   * sequence, k < K (label i goes to expert i mod E first, as the .moe reference says). Gates 1/K.
+   * 'logits': top-k of router logits (scoring routers); any other mode is the name of a router kind
+   * that follows a fixed rule (random, label, ...: compiler/routing), which brings its kernel body
+   * and reference.
    */
-  mode: 'logits' | 'random' | 'label';
+  mode: 'logits' | (string & {});
   /** Gate score: softmax over all experts, or an independent sigmoid per expert. */
   score: 'softmax' | 'sigmoid';
   /** Renormalise the K kept scores to sum to 1 (topk-softmax is softmax with this on). */
@@ -36,8 +39,6 @@ export interface MoeRouterShape extends MoeRouting {
   /** GShard: while training, choices after the first are sampled in proportion to their scores. */
   sampled?: boolean;
 }
-
-export const NO_SLOT = 0xffffffff;
 
 export const routingRows = (s: MoeRouting) => s.tokens / s.rep;
 
@@ -56,42 +57,17 @@ function rowScores(logits: Float32Array, r: number, E: number, score: 'softmax' 
   return { l, p, sc, lse: m + Math.log(sum) };
 }
 
-/** The k-th of K distinct uniform experts for assignment a (the kernel's draw, bit for bit). */
-function randomExperts(E: number, K: number, key: number, n: number): number[] {
-  const taken: number[] = [];
-  for (let k = 0; k < K; k++) {
-    let r = dropoutHash(key, n * K + k) % (E - k);
-    for (let e = 0; e < E; e++) {
-      if (taken.includes(e)) continue;
-      if (r === 0) {
-        taken.push(e);
-        break;
-      }
-      r--;
-    }
-  }
-  return taken;
-}
-
-/** Router forward: the selected experts `sel` (N·K) and their gates (N·K). */
+/** Router forward of a scoring router (mode 'logits'): the selected experts `sel` (N·K) and their gates (N·K). */
 export function moeRouterReference(
   s: MoeRouterShape,
-  inputs: { logits?: Float32Array; labels?: Uint32Array; seed?: number; step?: number; train?: boolean },
+  inputs: { logits?: Float32Array; seed?: number; step?: number; train?: boolean },
 ): { sel: Uint32Array; gate: Float32Array } {
   const { tokens: N, experts: E, top: K } = s;
   const sel = new Uint32Array(N * K);
   const gate = new Float32Array(N * K);
+  if (s.mode !== 'logits') throw new Error(`router mode '${s.mode}': its reference is its router kind's (compiler/routing)`);
   const key = dropoutKey(inputs.seed ?? 0, inputs.step ?? 0, s.salt);
   for (let n = 0; n < N; n++) {
-    if (s.mode === 'random') {
-      randomExperts(E, K, key, n).forEach((e, k) => { sel[n * K + k] = e; gate[n * K + k] = 1 / K; });
-      continue;
-    }
-    if (s.mode === 'label') {
-      const label = inputs.labels![Math.floor(n / s.seqLen)]!;
-      for (let k = 0; k < K; k++) { sel[n * K + k] = (label + k) % E; gate[n * K + k] = 1 / K; }
-      continue;
-    }
     const r = Math.floor(n / s.rep);
     const { l, sc } = rowScores(inputs.logits!, r, E, s.score);
     const taken = new Set<number>();
@@ -140,7 +116,7 @@ export function moeDispatchReference(
   const rank = new Array<number>(E).fill(0);
   for (let k = 0; k < K; k++) {
     for (let n = 0; n < N; n++) {
-      const a = n * K + k;
+      const a = assignmentOf({ top: K }, n, k);
       const e = sel[a]!;
       const r = rank[e]!++;
       if (r < s.capacity) {
@@ -182,8 +158,8 @@ export interface GroupedMatmulShape {
   n: number;
   k: number;
   experts: number;
-  /** A's row for slot s is token perm[s] / top (the gather), else slot s. */
-  gather?: { top: number };
+  /** A's row for slot s is the token of assignment perm[s] (the gather), else slot s. */
+  gather?: SlotLayout;
   /** B[e] is stored n×k (C = A·B[e]ᵀ) instead of k×n. */
   transB?: boolean;
   bias?: boolean;
@@ -219,7 +195,7 @@ export function groupedMatmulReference(
   const { n: Nc, k: Kc, experts: E } = g;
   for (let s = 0; s < io.offsets[E]!; s++) {
     const e = expertOf(io.offsets, s);
-    const row = g.gather ? Math.floor(io.perm![s]! / g.gather.top) : s;
+    const row = g.gather ? tokenOf(g.gather, io.perm![s]!) : s;
     for (let c = 0; c < Nc; c++) {
       let acc = 0;
       for (let k = 0; k < Kc; k++) {
@@ -237,13 +213,13 @@ export function groupedMatmulReference(
 
 /** dW[e] += Σ_{slots s of e} A[row(s)]ᵀ · D[s]  (dW[e] is k×n); db[e] += Σ D[s]. */
 export function groupedWeightGradReference(
-  g: { k: number; n: number; experts: number; gather?: { top: number } },
+  g: { k: number; n: number; experts: number; gather?: SlotLayout },
   io: { A: Float32Array; D: Float32Array; offsets: Uint32Array; perm?: Uint32Array; dW: Float32Array; db?: Float32Array },
 ): void {
   const { k: Kc, n: Nc, experts: E } = g;
   for (let e = 0; e < E; e++) {
     for (let s = io.offsets[e]!; s < io.offsets[e + 1]!; s++) {
-      const row = g.gather ? Math.floor(io.perm![s]! / g.gather.top) : s;
+      const row = g.gather ? tokenOf(g.gather, io.perm![s]!) : s;
       for (let i = 0; i < Kc; i++) for (let c = 0; c < Nc; c++) io.dW[e * Kc * Nc + i * Nc + c]! += io.A[row * Kc + i]! * io.D[s * Nc + c]!;
       if (io.db) for (let c = 0; c < Nc; c++) io.db[e * Nc + c]! += io.D[s * Nc + c]!;
     }
@@ -253,11 +229,13 @@ export function groupedWeightGradReference(
 /** out[n] = Σ_k gate[n,k] · Y[pos[n,k]] over kept assignments (gate = 1 when `gate` is null). */
 export function combineReference(N: number, C: number, K: number, Y: Float32Array, gate: Float32Array | null, pos: Uint32Array): Float32Array {
   const out = new Float32Array(N * C);
+  const slots: SlotLayout = { top: K };
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < K; k++) {
-      const s = pos[n * K + k]!;
+      const a = assignmentOf(slots, n, k);
+      const s = pos[a]!;
       if (s === NO_SLOT) continue;
-      for (let c = 0; c < C; c++) out[n * C + c]! += (gate ? gate[n * K + k]! : 1) * Y[s * C + c]!;
+      for (let c = 0; c < C; c++) out[n * C + c]! += (gate ? gate[a]! : 1) * Y[s * C + c]!;
     }
   }
   return out;
@@ -269,7 +247,7 @@ export function combineBackwardReference(N: number, C: number, K: number, dout: 
   for (let a = 0; a < N * K; a++) {
     const s = pos[a]!;
     if (s === NO_SLOT) continue;
-    const n = Math.floor(a / K);
+    const n = tokenOf({ top: K }, a);
     let d = 0;
     for (let c = 0; c < C; c++) {
       dY[s * C + c] = gate[a]! * dout[n * C + c]!;

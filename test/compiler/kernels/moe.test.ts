@@ -5,6 +5,7 @@ import { moeDispatchKernel } from '../../../compiler/kernels/moe-dispatch.js';
 import { groupedBiasGradKernel, groupedMatmulKernel, groupedWeightGradKernel } from '../../../compiler/kernels/moe-grouped.js';
 import { moeCosineForwardKernel, moePoolBackwardKernel, moePoolForwardKernel, moeRouterBackwardKernel, moeRouterForwardKernel, moeRouterNoiseKernel } from '../../../compiler/kernels/moe-router.js';
 import { PlanBuilder } from '../../../compiler/plan/builder.js';
+import { routerForwardKernel, routerReference } from '../../../compiler/routing/index.js';
 import { dropoutUniforms } from '../../../compiler/reference/dropout.js';
 import {
   type ExpertActivation, combineBackwardReference, cosineLogitsReference, combineReference, groupedMatmulReference, groupedWeightGradReference, type MoeRouterShape, moeDispatchReference,
@@ -54,7 +55,7 @@ async function runCase(c: Case) {
   f32('dlogits', R * E);
   const logitsMode = c.mode === 'logits';
   const routerIn = c.mode === 'logits' ? ['logits', ...(c.sampled && c.top > 1 ? ['rng'] : [])] : c.mode === 'random' ? ['rng'] : ['labels'];
-  b.dispatch('fwd', moeRouterForwardKernel('router', c), [...routerIn, 'sel', 'gate']);
+  b.dispatch('fwd', routerForwardKernel('router', c), [...routerIn, 'sel', 'gate']);
   b.dispatch('fwd', moeDispatchKernel('dispatch', { ...routing, capacity: c.capacity, logits: logitsMode, score: c.score }), ['sel', ...(logitsMode ? ['logits'] : []), 'offsets', 'perm', 'pos', 'stats']);
   b.dispatch('fwd', groupedMatmulKernel('fc', { rows: NK, n: F, k: C, experts: E, gather: { top: K }, bias: true, activation: c.act ?? 'gelu', savePre: true }), ['x', 'W1', 'A', 'offsets', 'perm', 'b1', 'H']);
   b.dispatch('fwd', groupedMatmulKernel('proj', { rows: NK, n: C, k: F, experts: E, bias: true }), ['A', 'W2', 'Y', 'offsets', 'b2']);
@@ -99,7 +100,7 @@ async function check(c: Case) {
   const { tokens: N, width: C, experts: E, top: K, ffn: F } = c;
   const NK = N * K;
   const { inp, labels, got } = await runCase(c);
-  const r = moeRouterReference(c, { logits: inp.logits, labels, seed: 77, step: 5, train: true });
+  const r = routerReference(c, { logits: inp.logits, labels, seed: 77, step: 5, train: true });
   assert.deepEqual(got.sel, r.sel, 'router: selected experts');
   close('router: gates', got.gate, r.gate);
   const d = moeDispatchReference({ ...c }, got.sel, c.mode === 'logits' ? inp.logits : null);

@@ -1,0 +1,44 @@
+// The cosine router (X-MoE, Chi et al. 2022): logits[r, e] = cos(x_r·Wp, emb_e) · exp(logScale), a
+// C→D projection Wp, expert embeddings emb (D×E) and a learned log inverse temperature (starts at
+// 1: scale e). Kernels in kernels/moe-cosine.ts, reference in reference/moe.ts.
+import { param } from '../graph/gpt2.js';
+import {
+  type CosineShape, moeCosineBackwardEmbKernel, moeCosineBackwardPKernel, moeCosineBackwardScaleKernel, moeCosineForwardKernel,
+} from '../kernels/moe-cosine.js';
+import type { RouterLayer, ScoringRouter } from './router.js';
+
+export const cosineRouter: ScoringRouter = {
+  kind: 'cosine',
+  scores: true,
+  trained: true,
+  params: (width, moe) => width * moe.dim + moe.dim * moe.experts + 1,
+  kernels: {
+    moe_cosine_fwd: (n: string, s: CosineShape) => moeCosineForwardKernel(n, s),
+    moe_cosine_dp: (n: string, s: CosineShape) => moeCosineBackwardPKernel(n, s),
+    moe_cosine_demb: (n: string, s: CosineShape) => moeCosineBackwardEmbKernel(n, s),
+    moe_cosine_dscale: (n: string, s: CosineShape) => moeCosineBackwardScaleKernel(n, s),
+  },
+  scorer(L: RouterLayer) {
+    const { g, moe, owner: o, rows: R, width: C, experts: E } = L;
+    const D = moe.dim;
+    const shape: CosineShape = { rows: R, dim: D, experts: E };
+    const Wp = param(g, `h.${o}.mlp.router.proj.weight`, [C, D], 'normal');
+    const emb = param(g, `h.${o}.mlp.router.embedding.weight`, [D, E], 'normal');
+    const logScale = param(g, `h.${o}.mlp.router.log_scale`, [1], 'ones', { decay: false });
+    const P = L.t('router.proj', [R, D]);
+    return {
+      forward(g, l, input, logits) {
+        g.op('forward', `h${l}.mlp.router.proj`, 'matmul', [{ m: R, n: D, k: C }], [input, Wp, P]);
+        g.op('forward', `h${l}.mlp.router`, 'moe_cosine_fwd', [shape], [P, emb, logScale, logits]);
+      },
+      backward(g, l, dlogits) {
+        const dP = g.tensor(`h${l}.moe.router.dproj`, [R, D], 'activation');
+        const cosIn = [P, emb, logScale, dlogits];
+        g.op('backward', `h${l}.mlp.router.dproj`, 'moe_cosine_dp', [shape], [...cosIn, dP]);
+        g.op('backward', `h${l}.mlp.router.embedding.dW`, 'moe_cosine_demb', [shape], [...cosIn, `grad.${emb}`]);
+        g.op('backward', `h${l}.mlp.router.log_scale.d`, 'moe_cosine_dscale', [shape], [...cosIn, `grad.${logScale}`]);
+        return { dOut: dP, W: Wp, width: D };
+      },
+    };
+  },
+};

@@ -1,0 +1,41 @@
+// The router kinds and gates, registered in one table each. A new router kind is a file of this
+// folder (see router.ts for what it brings) plus its line here; the frontend's schema lists its
+// name. The sparse MoE layer (graph/moe.ts), the parameter counts (frontend/params.ts) and the
+// lowering's refusals read these tables, never the kind's name.
+import type { RouterKind } from '../frontend/types.js';
+import { moeRouterForwardKernel } from '../kernels/moe-router.js';
+import { moeRouterReference, type MoeRouterShape } from '../reference/moe.js';
+import { cosineRouter } from './cosine.js';
+import { labelRouter } from './label.js';
+import { frozenRouter, learnedRouter } from './linear.js';
+import { randomRouter } from './random.js';
+import type { RouterPlugin, RuleInputs, RuleRouter } from './router.js';
+
+export const routers: Record<RouterKind, RouterPlugin> = {
+  learned: learnedRouter,
+  frozen: frozenRouter,
+  cosine: cosineRouter,
+  random: randomRouter,
+  label: labelRouter,
+};
+
+export { gates } from './gates.js';
+export type { MoeUnsupported, RouterPlugin, RuleRouter, ScoringRouter } from './router.js';
+
+/** The rule router whose kernel mode is `mode` (every mode but 'logits'). */
+export function ruleRouter(mode: string): RuleRouter {
+  const r = routers[mode as RouterKind];
+  if (!r || r.scores) throw new Error(`no router kind follows the rule '${mode}'`);
+  return r;
+}
+
+/** The router kind's mode in the router forward kernel: 'logits' for scoring routers, else its kind. */
+export const routerMode = (r: RouterPlugin): MoeRouterShape['mode'] => (r.scores ? 'logits' : r.kind);
+
+/** The router forward kernel of any mode. */
+export const routerForwardKernel = (name: string, s: MoeRouterShape) => moeRouterForwardKernel(name, s, s.mode === 'logits' ? undefined : ruleRouter(s.mode).rule);
+
+/** The router forward's reference of any mode. */
+export function routerReference(s: MoeRouterShape, inputs: RuleInputs & { logits?: Float32Array; train?: boolean }): { sel: Uint32Array; gate: Float32Array } {
+  return s.mode === 'logits' ? moeRouterReference(s, inputs) : ruleRouter(s.mode).reference(s, inputs);
+}
