@@ -33,6 +33,8 @@ export interface SelectionRule {
   usesRng: boolean;
   /** The body, after `let n = gid.x;` and its guard. */
   body(s: MoeRouterShape): string;
+  /** WGSL functions the body calls, placed before main (mix32 comes with `usesRng`). */
+  helpers?: string;
 }
 
 /**
@@ -97,7 +99,7 @@ export function moeRouterForwardKernel(name: string, s: MoeRouterShape, rule?: S
   const wgsl = `
 ${usesRng ? 'struct Rng { seed: u32, step: u32, train: u32, pad: u32 }' : ''}
 ${decls.map((d, i) => `@group(0) @binding(${i}) ${d}`).join('\n')}
-${usesRng ? mix32Wgsl : ''}
+${usesRng ? mix32Wgsl : ''}${logits ? '' : rule!.helpers ?? ''}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n = gid.x;
