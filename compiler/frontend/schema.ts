@@ -155,9 +155,9 @@ export const moeSchema: JsonSchema = {
     }),
     prefix: int('For sequence routing: pool only the first P tokens (null: the whole sequence).', null, 1, { maximum: 65535 }),
     scope: enm(['layer', 'global'], 'Routing scope: a router per MoE layer, or one decision shared by every MoE layer (made at the first MoE layer, or from the label for a label router).', 'layer'),
-    router: enm(['learned', 'frozen', 'random', 'label', 'cosine'], 'Router: learned (linear, trained), frozen (random init, never trained), random (uniform random assignment), label (expert chosen from a data label, e.g. the language), cosine (low-dim projection, L2-normalised, learned temperature).', 'learned', {
+    router: enm(['learned', 'frozen', 'random', 'label', 'cosine', 'hash'], 'Router: learned (linear, trained), frozen (random init, never trained), random (uniform random assignment), label (expert chosen from a data label, e.g. the language), cosine (low-dim projection, L2-normalised, learned temperature), hash (Roller et al. 2021, Hash Layers: each token id goes to a fixed expert by a fixed random hash, the same for every trial, per MoE layer; with top K, K distinct hashed experts with gates 1/K; no router parameters; token routing only, no noise, z-loss or sampled second expert, and `balance` has nothing to act on).', 'learned', {
       'x-form': 'call', 'x-call': { positional: { label: 'label', cosine: 'dim' }, keys: { cosine: ['dim'], label: ['label'] } },
-      'x-syntax': 'learned | frozen | random | label(LABEL) | cosine | cosine(dim D)',
+      'x-syntax': 'learned | frozen | random | label(LABEL) | cosine | cosine(dim D) | hash',
     }),
     label: { type: ['string', 'null'], description: 'For `router label(LABEL)`: the data label that picks the expert (label value i goes to expert i mod N). The training data must carry it.', default: null },
     dim: int('For `router cosine(dim D)`: dimension of the routing projection.', 32, 1, { maximum: 65536 }),

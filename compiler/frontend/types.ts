@@ -50,7 +50,7 @@ export interface DataSet {
   synthetic: SyntheticClusters;
 }
 
-export type RouterKind = 'learned' | 'frozen' | 'random' | 'label' | 'cosine';
+export type RouterKind = 'learned' | 'frozen' | 'random' | 'label' | 'cosine' | 'hash';
 
 export interface MoeConfig {
   every: number;

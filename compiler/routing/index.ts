@@ -7,6 +7,7 @@ import { moeRouterForwardKernel } from '../kernels/moe-router.js';
 import { moeRouterReference, type MoeRouterShape } from '../reference/moe.js';
 import { cosineRouter } from './cosine.js';
 import { labelRouter } from './label.js';
+import { hashRouter } from './hash.js';
 import { frozenRouter, learnedRouter } from './linear.js';
 import { randomRouter } from './random.js';
 import type { RouterPlugin, RuleInputs, RuleRouter } from './router.js';
@@ -17,6 +18,7 @@ export const routers: Record<RouterKind, RouterPlugin> = {
   cosine: cosineRouter,
   random: randomRouter,
   label: labelRouter,
+  hash: hashRouter,
 };
 
 export { gates } from './gates.js';
