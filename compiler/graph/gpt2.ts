@@ -49,6 +49,8 @@ export interface BlockBuilder {
   forward(g: Graph, l: number, x: string, out: string): void;
   /** Backward: reads `dout` (N×C) and writes dL/dx into `dx` (N×C, overwritten); accumulates parameter grads. */
   backward(g: Graph, l: number, x: string, dout: string, dx: string): void;
+  /** MoE blocks: the layers that write statistics, as the runtime reads them (graph/moe-outputs.ts). */
+  routing?: import('./moe-outputs.js').MoeRoutingRecord[];
 }
 
 const std = 0.02;

@@ -5,7 +5,7 @@ import { softDims } from '../reference/moe-soft.js';
 import type { SoftShape } from '../kernels/moe-soft.js';
 import { type BlockBuilder, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
-import { moeStatsName } from './moe-names.js';
+import { moeStatsName } from './moe-outputs.js';
 
 /**
  * Soft MoE FFN layers (Puigcerver et al. 2023), per sequence of T tokens (notation in
@@ -48,6 +48,7 @@ export function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): 
     };
   };
   return {
+    routing: [...moeLayers].sort((a, b) => a - b).map((layer) => ({ layer, experts: E, selPerToken: null })),
     forward(g, l, x, out) {
       if (!moeLayers.has(l)) return dense.forward(g, l, x, out);
       const L = layer(g, l);

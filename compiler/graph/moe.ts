@@ -49,10 +49,10 @@ import { assignmentCount, type SlotLayout } from '../routing/slots.js';
 import { poolOf, tokensPerRow, unitOf } from '../routing/unit.js';
 import { type BlockBuilder, denseMlp, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
-import { moeSelName, moeStatsName } from './moe-names.js';
+import { moeSelName, moeStatsName } from './moe-outputs.js';
 import { softMoeBlock } from './moe-soft.js';
 
-export { moeSelName, moeStatsName } from './moe-names.js';
+export { moeSelName, moeStatsName } from './moe-outputs.js';
 export type { MoeUnsupported } from '../routing/router.js';
 
 registerKernel('moe_router_fwd', (n, s: MoeRouterShape) => routerForwardKernel(n, s));
@@ -212,6 +212,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
     });
 
   return {
+    routing: [...moeLayers].filter((l) => owner(l) === l).sort((a, b) => a - b).map((layer) => ({ layer, experts: E, selPerToken: K })),
     forward(g, l, x, out) {
       if (!moeLayers.has(l)) return dense.forward(g, l, x, out);
       const r = routingOf(g, l);

@@ -1,7 +1,8 @@
 import type { TrialConfig } from '../frontend/types.js';
 import { type BlockBuilder, buildGpt2Graph, type Gpt2Spec } from '../graph/gpt2.js';
 import { moeBlock, unsupportedMoe } from '../graph/moe.js';
-import { buildPatchGraph, PATCH_EXPERTS, PATCH_ROUTER, type PatchGraphSpec } from '../graph/patches.js';
+import type { MoeRoutingRecord } from '../graph/moe-outputs.js';
+import { buildPatchGraph, PATCH_EXPERTS, PATCH_LAYER, PATCH_ROUTER, type PatchGraphSpec } from '../graph/patches.js';
 import { patchExpertInit, patchRouterOptimizer, patchTrainBatch, unsupportedPatch } from './patch-settings.js';
 import { elementBytes, type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
 import { layoutParams, type ParamLayout } from '../graph/layout.js';
@@ -30,6 +31,8 @@ export interface CompiledTrial {
   patch?: PatchGraphSpec;
   /** What the lowering was told about the adapter (empty: a portable plan). */
   lowering?: LoweringOptions;
+  /** The layers that write MoE statistics (empty for a dense model). */
+  routing: MoeRoutingRecord[];
 }
 
 /** The programs a training plan holds, as sequences of graph phases. */
@@ -243,7 +246,7 @@ export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringOp
   addOptimizer(graph, spec, layout);
   addShadowRefresh(graph, layout);
   const { plan, memory } = lowerGraph(graph, opts);
-  return { plan, graph, layout, memory, spec, lowering: opts };
+  return { plan, graph, layout, memory, spec, lowering: opts, routing: ffn?.routing ?? [] };
 }
 
 /** A trial the compiler cannot lower, with the setting to change. */
@@ -301,5 +304,5 @@ function compilePatchTrial(c: TrialConfig, name: string): CompiledTrial {
   const layout = layoutParams(graph);
   addPatchOptimizer(graph, spec, layout, trainRouter ? { name: PATCH_ROUTER, optimizer: patchRouterOptimizer(c) } : null);
   const { plan, memory } = lowerGraph(graph);
-  return { plan, graph, layout, memory, spec, patch };
+  return { plan, graph, layout, memory, spec, patch, routing: routed ? [{ layer: PATCH_LAYER, experts: m.experts, selPerToken: null }] : [] };
 }

@@ -1,12 +1,19 @@
-import { moeSelName, moeStatsName } from '../../compiler/graph/moe.js';
+import { type MoeRoutingRecord, moeSelName, moeStatsName } from '../../compiler/graph/moe-outputs.js';
 import { STAT } from '../../compiler/reference/moe.js';
+import { assignmentOf } from '../../compiler/routing/slots.js';
 import { sequentialBatches, type PreparedText } from '../data/index.js';
 import type { GpuModel, PlanModel } from './model.js';
 
-/** The MoE layers of a compiled model, in order. */
+/** The MoE layers that write statistics, in order, as the compiler recorded them. */
 export function moeLayers(model: PlanModel): number[] {
-  const names = new Set(model.compiled.plan.buffers.map((b) => b.name));
-  return Array.from({ length: model.spec.layers }, (_, l) => l).filter((l) => names.has(moeStatsName(l)));
+  return model.compiled.routing.map((r) => r.layer);
+}
+
+/** The compiler's record of layer l's statistics output. */
+function recordOf(model: PlanModel, l: number): MoeRoutingRecord {
+  const r = model.compiled.routing.find((x) => x.layer === l);
+  if (!r) throw new Error(`layer ${l} writes no MoE statistics in this plan`);
+  return r;
 }
 
 export interface MoeStepStats {
@@ -23,7 +30,7 @@ export async function readMoeStats(model: PlanModel, layers = moeLayers(model)):
   const out: MoeStepStats = { load: [], balance: [], z: [], dropped: [], entropy: [] };
   for (const l of layers) {
     const s = await model.ex.read(moeStatsName(l));
-    const E = (s.length - STAT.counts) / 2;
+    const E = recordOf(model, l).experts;
     const counts = Array.from(s.subarray(STAT.counts, STAT.counts + E));
     const total = counts.reduce((a, b) => a + b, 0);
     out.load.push(counts.map((c) => (total > 0 ? c / total : 0)));
@@ -53,20 +60,13 @@ export class TokenTally {
 
   /** Adds the decisions the last forward pass left in each routing layer's selections. */
   async add(tokens: Uint32Array, real: number): Promise<void> {
-    const m = this.model.compiled.plan.buffers;
-    const moe = this.model.compiled.spec;
-    for (const l of moeLayers(this.model)) {
-      const name = moeSelName(l);
-      if (!m.some((b) => b.name === name)) continue;
-      const sel = new Uint32Array(await this.model.ex.readBytes(name));
-      const K = sel.length / (moe.batch * moe.context);
-      if (!Number.isInteger(K)) continue; // sequence routing: one decision per sequence, not per token
-      const stats = m.find((b) => b.name === moeStatsName(l))!;
-      const E = (stats.bytes / 4 - STAT.counts) / 2;
+    for (const { layer: l, experts: E, selPerToken: K } of this.model.compiled.routing) {
+      if (K === null) continue; // no selections output (Soft MoE)
+      const sel = new Uint32Array(await this.model.ex.readBytes(moeSelName(l)));
       const perExpert = this.counts.get(l) ?? Array.from({ length: E }, () => new Map<number, number>());
-      for (let n = 0; n < real * moe.context; n++) {
+      for (let n = 0; n < real * this.model.compiled.spec.context; n++) {
         for (let k = 0; k < K; k++) {
-          const e = sel[n * K + k]!;
+          const e = sel[assignmentOf({ top: K }, n, k)]!;
           const c = (perExpert[e] ??= new Map<number, number>());
           c.set(tokens[n]!, (c.get(tokens[n]!) ?? 0) + 1);
         }
