@@ -33,7 +33,8 @@
 import type { MoeConfig } from '../frontend/types.js';
 import { moeCombineBackwardKernel, moeCombineKernel, type CombineShape } from '../kernels/moe-combine.js';
 import { moeDispatchKernel, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
-import { groupedBiasGradKernel, groupedMatmulKernel, groupedMatmulSubgroupKernel, groupedWeightGradKernel, groupedWeightGradSubgroupKernel, type WeightGradShape } from '../kernels/moe-grouped.js';
+import { groupedBiasGradKernel, groupedMatmulKernel, groupedWeightGradKernel, type WeightGradShape } from '../kernels/moe-grouped.js';
+import { groupedMatmulSubgroupKernel, groupedWeightGradSubgroupKernel } from '../kernels/moe-grouped-subgroup.js';
 import { moeAuxLossKernel, moeRouterBackwardKernel } from '../kernels/moe-router.js';
 import { moePoolBackwardKernel, moePoolForwardKernel, type PoolShape } from '../kernels/moe-pool.js';
 import { moeRouterNoiseKernel } from '../kernels/moe-noise.js';
