@@ -47,6 +47,7 @@ import { statsLength } from '../reference/moe.js';
 import { gates, routerForwardKernel, routerMode, routers } from '../routing/index.js';
 import { type MoeUnsupported, unsupported } from '../routing/router.js';
 import { assignmentCount, type SlotLayout } from '../routing/slots.js';
+import { routerChoiceOf } from '../routing/choice.js';
 import { poolOf, tokensPerRow, unitOf } from '../routing/unit.js';
 import { type BlockBuilder, denseMlp, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
@@ -88,7 +89,7 @@ export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | nu
     // dropless and balance (whose defaults are not 'off') are ignored, as `moec check` warns.
     const soft = 'Soft MoE (dispatch soft)';
     if (moe.router !== 'learned') return no('router', `${soft} learns its dispatch/combine logits Φ; a ${moe.router} router does not apply`, 'use router learned, or dispatch sparse');
-    if (moe.unit !== 'token') return no('unit', `${soft} mixes the tokens of each sequence into slots; unit ${moe.unit} does not apply`, 'use unit token, or dispatch sparse');
+    if (unitOf(moe).kind !== 'token') return no('unit', `${soft} mixes the tokens of each sequence into slots; unit ${unitOf(moe).kind} does not apply`, 'use unit token, or dispatch sparse');
     if (moe.scope !== 'layer') return no('scope', `${soft} has its own Φ in every MoE layer; scope ${moe.scope} is not lowered for it`, 'use scope layer');
     if (moe.shared > 0) return no('shared', `shared experts are not lowered next to ${soft}`, 'use shared 0');
     if (moe.noise > 0) return no('noise', `${soft} has no router logits to add noise to`, 'use noise 0');
@@ -139,7 +140,8 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
   const rep = tokensPerRow(unit, T);
   const R = N / rep;
   const pool = poolOf(unit, N, T, C);
-  const router = routers[moe.router];
+  // The router's settings, checked against its kind once (a label router without its label throws).
+  const router = routers[routerChoiceOf(moe).kind];
   const mode = routerMode(router);
   const gate = gates[moe.gate];
   const scale = 1 / s.accumulate;

@@ -5,13 +5,17 @@ import { param } from '../graph/gpt2.js';
 import {
   type CosineShape, moeCosineBackwardEmbKernel, moeCosineBackwardPKernel, moeCosineBackwardScaleKernel, moeCosineForwardKernel,
 } from '../kernels/moe-cosine.js';
+import { choiceOf } from './choice.js';
 import type { RouterLayer, ScoringRouter } from './router.js';
 
 export const cosineRouter: ScoringRouter = {
   kind: 'cosine',
   scores: true,
   trained: true,
-  params: (width, moe) => width * moe.dim + moe.dim * moe.experts + 1,
+  params: (width, moe) => {
+    const { dim: D } = choiceOf(moe, 'cosine');
+    return width * D + D * moe.experts + 1;
+  },
   kernels: {
     moe_cosine_fwd: (n: string, s: CosineShape) => moeCosineForwardKernel(n, s),
     moe_cosine_dp: (n: string, s: CosineShape) => moeCosineBackwardPKernel(n, s),
@@ -20,7 +24,7 @@ export const cosineRouter: ScoringRouter = {
   },
   scorer(L: RouterLayer) {
     const { g, moe, owner: o, rows: R, width: C, experts: E } = L;
-    const D = moe.dim;
+    const { dim: D } = choiceOf(moe, 'cosine');
     const shape: CosineShape = { rows: R, dim: D, experts: E };
     const Wp = param(g, `h.${o}.mlp.router.proj.weight`, [C, D], 'normal');
     const emb = param(g, `h.${o}.mlp.router.embedding.weight`, [D, E], 'normal');

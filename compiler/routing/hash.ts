@@ -12,6 +12,7 @@ import { dropoutKey } from '../reference/dropout.js';
 import { mix32Wgsl } from '../kernels/dropout.js';
 import { distinctDraws, distinctDrawsWgsl, fillDraws } from './random.js';
 import { type RuleRouter, unsupported } from './router.js';
+import { unitOf } from './unit.js';
 
 const u = (x: number) => `${x}u`;
 /** Separates the hash routers' keys from the random routers' streams of the same layer. */
@@ -26,7 +27,7 @@ export const hashRouter: RuleRouter = {
   input: 'tokens',
   params: () => 0,
   refuse(moe) {
-    if (moe.unit !== 'token') return unsupported('unit', 'hash routing maps each token id to its experts; a sequence has no single token id to hash', 'use unit token with router hash, or a learned router for sequence routing');
+    if (unitOf(moe).kind !== 'token') return unsupported('unit', 'hash routing maps each token id to its experts; a sequence has no single token id to hash', 'use unit token with router hash, or a learned router for sequence routing');
     if (moe.zloss > 0) return unsupported('zloss', 'a hash router has no logits, so there is no z-loss to add', 'use zloss 0 with router hash');
     return null;
   },
