@@ -5,6 +5,7 @@ import { softDims } from '../reference/moe-soft.js';
 import type { SoftShape } from '../kernels/moe-soft.js';
 import { type BlockBuilder, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
+import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
 import { moeStatsName } from './moe-outputs.js';
 
 /**
@@ -24,18 +25,12 @@ export function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): 
   const F = s.ffn;
   const E = moe.experts;
   const linearExperts = moe.expert === 'linear';
-  const act = moe.activation;
-  const projStd = 0.02 / Math.sqrt(2 * s.layers);
   const layer = (g: Graph, l: number) => {
-    const p = `h.${l}.mlp.experts`;
     const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
     return {
       // Φ: GPT-2's normal(0.02) init, weight-decayed like a router.
       phi: param(g, `h.${l}.mlp.soft.phi`, [C, M], 'normal'),
-      W1: linearExperts ? null : param(g, `${p}.c_fc.weight`, [E, C, F], 'normal'),
-      b1: linearExperts ? null : param(g, `${p}.c_fc.bias`, [E, F], 'zeros', { decay: false }),
-      W2: param(g, linearExperts ? `${p}.proj.weight` : `${p}.c_proj.weight`, [E, linearExperts ? C : F, C], 'normal', { std: projStd }),
-      b2: param(g, linearExperts ? `${p}.proj.bias` : `${p}.c_proj.bias`, [E, C], 'zeros', { decay: false }),
+      ...expertParams(g, s, moe, l),
       logits: t('soft.logits', [N, M]),
       D: t('soft.dispatch', [N, M]),
       W: t('soft.combine', [N, M]),
@@ -47,6 +42,8 @@ export function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): 
       stats: g.tensor(moeStatsName(l), [statsLength(E)], 'output'),
     };
   };
+  /** The experts' rows: the E·S slots of every sequence, expert-contiguous, no gather. */
+  const rowsOf = (L: ReturnType<typeof layer>): ExpertRows => ({ rows: R, input: L.Xs, offsets: L.offsets, gather: null, H: L.H, A: L.A, Y: L.Y });
   return {
     routing: [...moeLayers].sort((a, b) => a - b).map((layer) => ({ layer, experts: E, selPerToken: null })),
     forward(g, l, x, out) {
@@ -55,12 +52,7 @@ export function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): 
       g.op('forward', `h${l}.mlp.soft.logits`, 'matmul', [{ m: N, n: M, k: C }], [x, L.phi, L.logits]);
       g.op('forward', `h${l}.moe.soft.weights`, 'moe_soft_weights', [shape], [L.logits, L.D, L.W, L.offsets]);
       g.op('forward', `h${l}.moe.soft.dispatch`, 'moe_soft_dispatch', [shape], [x, L.D, L.Xs]);
-      if (linearExperts) {
-        g.op('forward', `h${l}.mlp.experts.proj`, 'moe_gmm', [{ rows: R, n: C, k: C, experts: E, bias: true }], [L.Xs, L.W2, L.Y, L.offsets, L.b2]);
-      } else {
-        g.op('forward', `h${l}.mlp.experts.c_fc`, 'moe_gmm', [{ rows: R, n: F, k: C, experts: E, bias: true, activation: act, savePre: true }], [L.Xs, L.W1!, L.A!, L.offsets, L.b1!, L.H!]);
-        g.op('forward', `h${l}.mlp.experts.c_proj`, 'moe_gmm', [{ rows: R, n: C, k: F, experts: E, bias: true }], [L.A!, L.W2, L.Y, L.offsets, L.b2]);
-      }
+      expertsForward(g, l, s, moe, L, rowsOf(L));
       g.op('forward', `h${l}.moe.soft.combine`, 'moe_soft_combine', [shape], [L.Y, L.W, out]);
       g.op('forward', `h${l}.moe.soft.stats`, 'moe_soft_stats', [shape], [L.W, L.stats]);
     },
@@ -73,18 +65,7 @@ export function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): 
       const dlogits = t('soft.dlogits', [N, M]);
       // dlogits: the combine softmax's part (written), then the dispatch softmax's (added).
       g.op('backward', `h${l}.moe.soft.combine.dx`, 'moe_soft_combine_bwd', [shape], [dout, L.Y, L.W, dY, dlogits]);
-      const proj = linearExperts ? `h${l}.mlp.experts.proj` : `h${l}.mlp.experts.c_proj`;
-      g.op('backward', `${proj}.dW`, 'moe_wgrad', [{ k: linearExperts ? C : F, n: C, experts: E, rows: R }], [linearExperts ? L.Xs : L.A!, dY, L.offsets, `grad.${L.W2}`]);
-      g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E, R], [dY, L.offsets, `grad.${L.b2}`]);
-      if (linearExperts) {
-        g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: C, k: C, experts: E, transB: true }], [dY, L.W2, dXs, L.offsets]);
-      } else {
-        const dH = t('dfc', [R, F]);
-        g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: F, k: C, experts: E, transB: true, actGrad: act }], [dY, L.W2, dH, L.offsets, L.H!]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, rows: R }], [L.Xs, dH, L.offsets, `grad.${L.W1}`]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E, R], [dH, L.offsets, `grad.${L.b1}`]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.dx`, 'moe_gmm', [{ rows: R, n: C, k: F, experts: E, transB: true }], [dH, L.W1!, dXs, L.offsets]);
-      }
+      expertsBackward(g, l, s, moe, L, rowsOf(L), dY, dXs);
       g.op('backward', `h${l}.moe.soft.dispatch.dx`, 'moe_soft_dispatch_bwd', [shape], [x, L.D, dXs, dx, dlogits]);
       g.op('backward', `h${l}.mlp.soft.phi.dW`, 'matmul', [{ m: C, n: M, k: N, transA: true, accumulate: true }], [x, dlogits, `grad.${L.phi}`]);
       g.op('backward', `h${l}.mlp.soft.logits.dx`, 'matmul', [{ m: N, n: C, k: M, transB: true, accumulate: true }], [dlogits, L.phi, dx]);

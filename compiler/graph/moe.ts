@@ -5,11 +5,10 @@
 //   prefix sum, permutation) → grouped c_fc + activation → grouped c_proj → combine (gated sum per
 //   token) [+ shared experts]
 //
-// and the backward of each step. Expert weights are stacked per layer (HF-like names, one tensor
-// per kind): h.{l}.mlp.experts.c_fc.weight (E, C, F), .c_fc.bias (E, F), .c_proj.weight (E, F, C),
-// .c_proj.bias (E, C); linear experts have h.{l}.mlp.experts.proj.weight (E, C, C) and .proj.bias
-// (E, C); shared experts are dense GELU MLPs h.{l}.mlp.shared_experts.{i}.c_fc/c_proj. The router
-// is h.{l}.mlp.router.weight (C, E), no bias (as in compiler/frontend/params.ts). Each routing
+// and the backward of each step. The stacked experts (HF-like names, grouped matmuls) are
+// graph/moe-experts.ts; shared experts are dense GELU MLPs h.{l}.mlp.shared_experts.{i}.c_fc/c_proj.
+// The router's parameters are its plug-in's (compiler/routing; learned: h.{l}.mlp.router.weight
+// (C, E), no bias, as in compiler/frontend/params.ts). Each routing
 // layer writes a small statistics output, h{l}.moe.stats (see STAT in reference/moe.ts), which the
 // host reads only when it wants it.
 //
@@ -52,6 +51,7 @@ import { poolOf, tokensPerRow, unitOf } from '../routing/unit.js';
 import { type BlockBuilder, denseMlp, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
 import { moeSelName, moeStatsName } from './moe-outputs.js';
+import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
 import { softMoeBlock } from './moe-soft.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
@@ -183,22 +183,19 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
     };
   };
   const linearExperts = moe.expert === 'linear';
-  const act = moe.activation;
   const experts = (g: Graph, l: number) => {
-    const p = `h.${l}.mlp.experts`;
     const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
-    // A linear expert is one C×C map with a bias; an MLP expert the dense FFN's c_fc, activation, c_proj.
     return {
-      W1: linearExperts ? null : param(g, `${p}.c_fc.weight`, [E, C, F], 'normal'),
-      b1: linearExperts ? null : param(g, `${p}.c_fc.bias`, [E, F], 'zeros', { decay: false }),
-      W2: param(g, linearExperts ? `${p}.proj.weight` : `${p}.c_proj.weight`, [E, linearExperts ? C : F, C], 'normal', { std: projStd }),
-      b2: param(g, linearExperts ? `${p}.proj.bias` : `${p}.c_proj.bias`, [E, C], 'zeros', { decay: false }),
+      ...expertParams(g, s, moe, l),
       H: linearExperts ? null : t('fc', [NK, F]),
       A: linearExperts ? null : t('act', [NK, F]),
       Y: t('proj', [NK, C]),
       dgate: t('dgate', [NK]),
     };
   };
+  /** The experts' rows: every kept assignment's slot, gathering its token's row of x. */
+  const rowsOf = (x: string, r: { offsets: string; perm: string }, L: { H: string | null; A: string | null; Y: string }): ExpertRows =>
+    ({ rows: NK, input: x, offsets: r.offsets, gather: { slots, perm: r.perm }, H: L.H, A: L.A, Y: L.Y });
   /** Shared experts (every token, weight 1): dense GELU MLPs named h.{l}.mlp.shared_experts.{i}. */
   const sharedExperts = (g: Graph, l: number) =>
     Array.from({ length: moe.shared }, (_, i) => {
@@ -230,12 +227,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits: router.scores, score: routing.score };
         g.op('forward', `h${l}.moe.dispatch`, 'moe_dispatch', [dispatch], [r.sel, ...(r.logits ? [r.logits] : []), r.offsets, r.perm, r.pos, r.stats]);
       }
-      if (linearExperts) {
-        g.op('forward', `h${l}.mlp.experts.proj`, 'moe_gmm', [{ rows: NK, n: C, k: C, experts: E, gather: slots, bias: true }], [x, L.W2, L.Y, r.offsets, r.perm, L.b2]);
-      } else {
-        g.op('forward', `h${l}.mlp.experts.c_fc`, 'moe_gmm', [{ rows: NK, n: F, k: C, experts: E, gather: slots, bias: true, activation: act, savePre: true }], [x, L.W1!, L.A!, r.offsets, r.perm, L.b1!, L.H!]);
-        g.op('forward', `h${l}.mlp.experts.c_proj`, 'moe_gmm', [{ rows: NK, n: C, k: F, experts: E, bias: true }], [L.A!, L.W2, L.Y, r.offsets, L.b2]);
-      }
+      expertsForward(g, l, s, moe, L, rowsOf(x, r, L));
       g.op('forward', `h${l}.moe.combine`, 'moe_combine', [combine, true], [L.Y, r.gate, r.pos, out]);
       for (const S of sharedExperts(g, l)) {
         g.op('forward', `${S.name}.c_fc`, 'matmul', [{ m: N, n: F, k: C, bias: true }], [x, S.W1, S.H, S.b1]);
@@ -251,20 +243,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       const dY = t('dproj', [NK, C]);
       const dX = t('dx_experts', [NK, C]);
       g.op('backward', `h${l}.moe.combine.dx`, 'moe_combine_bwd', [combine], [dout, L.Y, r.gate, r.pos, dY, L.dgate]);
-      const proj = linearExperts ? `h${l}.mlp.experts.proj` : `h${l}.mlp.experts.c_proj`;
-      const projIn = linearExperts ? x : L.A!;
-      const gather = linearExperts ? { gather: slots } : {};
-      g.op('backward', `${proj}.dW`, 'moe_wgrad', [{ k: linearExperts ? C : F, n: C, experts: E, rows: NK, ...gather }], [projIn, dY, r.offsets, ...(linearExperts ? [r.perm] : []), `grad.${L.W2}`]);
-      g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E, NK], [dY, r.offsets, `grad.${L.b2}`]);
-      if (linearExperts) {
-        g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: NK, n: C, k: C, experts: E, transB: true }], [dY, L.W2, dX, r.offsets]);
-      } else {
-        const dH = t('dfc', [NK, F]);
-        g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: NK, n: F, k: C, experts: E, transB: true, actGrad: act }], [dY, L.W2, dH, r.offsets, L.H!]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, gather: slots, rows: NK }], [x, dH, r.offsets, r.perm, `grad.${L.W1}`]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E, NK], [dH, r.offsets, `grad.${L.b1}`]);
-        g.op('backward', `h${l}.mlp.experts.c_fc.dx`, 'moe_gmm', [{ rows: NK, n: C, k: F, experts: E, transB: true }], [dH, L.W1!, dX, r.offsets]);
-      }
+      expertsBackward(g, l, s, moe, L, rowsOf(x, r, L), dY, dX);
       g.op('backward', `h${l}.moe.unpermute`, 'moe_combine', [combine, false], [dX, r.pos, dx]);
       // Shared experts add their input gradient onto the routed experts'.
       for (const [i, S] of sharedExperts(g, l).entries()) {

@@ -1,0 +1,83 @@
+// The stacked experts of an MoE layer, shared by sparse dispatch (graph/moe.ts) and Soft MoE
+// (graph/moe-soft.ts): one tensor per kind with leading dimension E, HF-like names
+// h.{l}.mlp.experts.c_fc.weight (E, C, F), .c_fc.bias (E, F), .c_proj.weight (E, F, C),
+// .c_proj.bias (E, C); linear experts h.{l}.mlp.experts.proj.weight (E, C, C) and .proj.bias (E, C).
+// Their ops are grouped matmuls over expert-contiguous slot rows (kernels/moe-grouped.ts).
+import type { MoeConfig } from '../frontend/types.js';
+import type { SlotLayout } from '../routing/slots.js';
+import { type Gpt2Spec, param } from './gpt2.js';
+import type { Graph } from './ir.js';
+
+export interface ExpertParams {
+  W1: string | null;
+  b1: string | null;
+  W2: string;
+  b2: string;
+}
+
+/** Layer l's expert parameters (W1/b1 null for linear experts), declared in this order. */
+export function expertParams(g: Graph, s: Gpt2Spec, moe: MoeConfig, l: number): ExpertParams {
+  const { width: C, ffn: F } = s;
+  const E = moe.experts;
+  const linear = moe.expert === 'linear';
+  const p = `h.${l}.mlp.experts`;
+  const projStd = 0.02 / Math.sqrt(2 * s.layers);
+  // A linear expert is one C×C map with a bias; an MLP expert the dense FFN's c_fc, activation, c_proj.
+  return {
+    W1: linear ? null : param(g, `${p}.c_fc.weight`, [E, C, F], 'normal'),
+    b1: linear ? null : param(g, `${p}.c_fc.bias`, [E, F], 'zeros', { decay: false }),
+    W2: param(g, linear ? `${p}.proj.weight` : `${p}.c_proj.weight`, [E, linear ? C : F, C], 'normal', { std: projStd }),
+    b2: param(g, linear ? `${p}.proj.bias` : `${p}.c_proj.bias`, [E, C], 'zeros', { decay: false }),
+  };
+}
+
+/**
+ * What the experts read and write: `rows` slot rows, expert e's at offsets[e] .. offsets[e+1]; the
+ * input row of a slot is the token of its assignment (through perm) with `gather`, else the slot
+ * itself. H (pre-activation) and A (activation) are the MLP experts' hidden rows, Y their output.
+ */
+export interface ExpertRows {
+  rows: number;
+  input: string;
+  offsets: string;
+  gather: { slots: SlotLayout; perm: string } | null;
+  H: string | null;
+  A: string | null;
+  Y: string;
+}
+
+/** Y = experts(input rows), one grouped matmul per expert layer. */
+export function expertsForward(g: Graph, l: number, s: Gpt2Spec, moe: MoeConfig, P: ExpertParams, io: ExpertRows): void {
+  const { width: C, ffn: F } = s;
+  const E = moe.experts;
+  const gather = io.gather ? { gather: io.gather.slots } : {};
+  const perm = io.gather ? [io.gather.perm] : [];
+  if (moe.expert === 'linear') {
+    g.op('forward', `h${l}.mlp.experts.proj`, 'moe_gmm', [{ rows: io.rows, n: C, k: C, experts: E, ...gather, bias: true }], [io.input, P.W2, io.Y, io.offsets, ...perm, P.b2]);
+  } else {
+    g.op('forward', `h${l}.mlp.experts.c_fc`, 'moe_gmm', [{ rows: io.rows, n: F, k: C, experts: E, ...gather, bias: true, activation: moe.activation, savePre: true }], [io.input, P.W1!, io.A!, io.offsets, ...perm, P.b1!, io.H!]);
+    g.op('forward', `h${l}.mlp.experts.c_proj`, 'moe_gmm', [{ rows: io.rows, n: C, k: F, experts: E, bias: true }], [io.A!, P.W2, io.Y, io.offsets, P.b2]);
+  }
+}
+
+/** From dY (rows × C): the expert weight and bias gradients (accumulated) and dX, the input rows' gradient. */
+export function expertsBackward(g: Graph, l: number, s: Gpt2Spec, moe: MoeConfig, P: ExpertParams, io: ExpertRows, dY: string, dX: string): void {
+  const { width: C, ffn: F } = s;
+  const E = moe.experts;
+  const R = io.rows;
+  const linear = moe.expert === 'linear';
+  const gather = io.gather ? { gather: io.gather.slots } : {};
+  const perm = io.gather ? [io.gather.perm] : [];
+  const proj = linear ? `h${l}.mlp.experts.proj` : `h${l}.mlp.experts.c_proj`;
+  g.op('backward', `${proj}.dW`, 'moe_wgrad', [{ k: linear ? C : F, n: C, experts: E, rows: R, ...(linear ? gather : {}) }], [linear ? io.input : io.A!, dY, io.offsets, ...(linear ? perm : []), `grad.${P.W2}`]);
+  g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E, R], [dY, io.offsets, `grad.${P.b2}`]);
+  if (linear) {
+    g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: C, k: C, experts: E, transB: true }], [dY, P.W2, dX, io.offsets]);
+    return;
+  }
+  const dH = g.tensor(`h${l}.moe.dfc`, [R, F], 'activation');
+  g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: F, k: C, experts: E, transB: true, actGrad: moe.activation }], [dY, P.W2, dH, io.offsets, io.H!]);
+  g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, ...gather, rows: R }], [io.input, dH, io.offsets, ...perm, `grad.${P.W1}`]);
+  g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E, R], [dH, io.offsets, `grad.${P.b1}`]);
+  g.op('backward', `h${l}.mlp.experts.c_fc.dx`, 'moe_gmm', [{ rows: R, n: C, k: F, experts: E, transB: true }], [dH, P.W1!, dX, io.offsets]);
+}
