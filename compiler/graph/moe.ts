@@ -52,7 +52,7 @@ import { type BlockBuilder, denseMlp, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
 import { moeSelName, moeStatsName } from './moe-outputs.js';
 import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
-import { softMoeBlock } from './moe-soft.js';
+import { softMoeBlock, unsupportedSoft } from './moe-soft.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
 export type { MoeUnsupported } from '../routing/router.js';
@@ -83,22 +83,7 @@ export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | nu
   const router = routers[moe.router];
   if (moe.noise > 0 && !router.scores) return no('noise', `router noise needs router logits; a ${moe.router} router has none`, 'use noise 0, or a learned or frozen router');
   if (moe.second === 'sampled' && !router.scores) return no('second', `a sampled second expert needs router scores; a ${moe.router} router has none`, 'use second top');
-  if (moe.dispatch === 'soft') {
-    // Soft MoE has one learned Φ per layer and no top-k, gates, capacity or auxiliary losses.
-    // Settings that would change a sparse layer are refused rather than ignored; top, capacity,
-    // dropless and balance (whose defaults are not 'off') are ignored, as `moec check` warns.
-    const soft = 'Soft MoE (dispatch soft)';
-    if (moe.router !== 'learned') return no('router', `${soft} learns its dispatch/combine logits Φ; a ${moe.router} router does not apply`, 'use router learned, or dispatch sparse');
-    if (unitOf(moe).kind !== 'token') return no('unit', `${soft} mixes the tokens of each sequence into slots; unit ${unitOf(moe).kind} does not apply`, 'use unit token, or dispatch sparse');
-    if (moe.scope !== 'layer') return no('scope', `${soft} has its own Φ in every MoE layer; scope ${moe.scope} is not lowered for it`, 'use scope layer');
-    if (moe.shared > 0) return no('shared', `shared experts are not lowered next to ${soft}`, 'use shared 0');
-    if (moe.noise > 0) return no('noise', `${soft} has no router logits to add noise to`, 'use noise 0');
-    if (moe.second !== 'top') return no('second', `${soft} has no second expert to sample`, 'use second top');
-    if (moe.zloss > 0) return no('zloss', `${soft} has no router z-loss`, 'use zloss 0');
-    if (moe.gate !== 'softmax-topk') return no('gate', `${soft} weighs slots by softmaxes of its own; gate ${moe.gate} does not apply`, 'leave gate out');
-    if (moe.normalize) return no('normalize', `${soft} has no top-k weights to renormalise`, 'leave normalize out');
-    return null;
-  }
+  if (moe.dispatch === 'soft') return unsupportedSoft(moe);
   const own = router.refuse?.(moe, s);
   if (own) return own;
   if (moe.shared > 0 && (moe.expert !== 'mlp' || moe.activation !== 'gelu')) return no('shared', 'shared experts are GELU MLPs; they are lowered only next to GELU MLP experts', 'use shared 0, or expert mlp with activation gelu');
