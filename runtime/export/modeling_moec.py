@@ -15,6 +15,7 @@ An MoE FFN routes each token (unit token) or each sequence (unit sequence: the m
     router cosine:           logits = cos(x @ proj, embedding[:, e]) * exp(log_scale)
     router random:           moec's hashed draw at evaluation (seed 0, step 0), per token position
     router label:            experts (label + k) mod E, gates 1/top (pass route_labels, one per sequence)
+    router hash:             fixed experts per token id (Roller et al. 2021): moec's hash of (layer, id·top + k), gates 1/top
     gate softmax-topk | topk-softmax | sigmoid, `normalize` renormalises the kept gates;
     capacity: ceil(capacity * N * top / experts) slots per expert over the N tokens of the batch,
     filled by all first choices in token order, then all second choices, ...; the rest are dropped
@@ -212,6 +213,25 @@ def _random_experts(n_tok, E, K, salt, seed=0, step=0):
     return torch.tensor(sel, dtype=torch.long)
 
 
+def _hash_experts(ids, E, K, salt):
+    """moec's hash router: K distinct experts per token id from a hash keyed by the layer's salt alone."""
+    key = _mix32(_mix32(_mix32((salt ^ 0x68617368) & 0xFFFFFFFF)))
+    sel = []
+    for i in ids.reshape(-1).tolist():
+        taken = []
+        for k in range(K):
+            r = _mix32((_mix32(((i * K + k) ^ key) & 0xFFFFFFFF) + key) & 0xFFFFFFFF) % (E - k)
+            for e in range(E):
+                if e in taken:
+                    continue
+                if r == 0:
+                    taken.append(e)
+                    break
+                r -= 1
+        sel.append(taken)
+    return torch.tensor(sel, dtype=torch.long)
+
+
 class MoE(nn.Module):
     def __init__(self, moe, width, ffn, layer, routes):
         super().__init__()
@@ -221,13 +241,16 @@ class MoE(nn.Module):
         self.experts = Experts(moe, width, ffn)
         self.shared_experts = nn.ModuleList(MLP(width, ffn) for _ in range(moe["shared"]))
 
-    def route(self, x, route_labels):
+    def route(self, x, route_labels, input_ids=None):
         """(sel, gate, keep), each (N, K), for x (B, T, C)."""
         moe = self.moe
         B, T, C = x.shape
         E, K = moe["experts"], moe["top"]
         N = B * T
-        if moe["router"] == "random":
+        if moe["router"] == "hash":
+            sel = _hash_experts(input_ids, E, K, 0x6D6F6500 + self.layer).to(x.device)
+            gate = torch.full((N, K), 1.0 / K, dtype=x.dtype, device=x.device)
+        elif moe["router"] == "random":
             sel = _random_experts(N, E, K, 0x6D6F6500 + self.layer).to(x.device)
             gate = torch.full((N, K), 1.0 / K, dtype=x.dtype, device=x.device)
         elif moe["router"] == "label":
@@ -296,7 +319,7 @@ class Block(nn.Module):
         if isinstance(self.mlp, MoE):
             routing = state.get("routing") if self.mlp.moe["scope"] == "global" else None
             if routing is None:
-                routing = self.mlp.route(h, state.get("route_labels"))
+                routing = self.mlp.route(h, state.get("route_labels"), state.get("input_ids"))
                 state["routing"] = routing
             state.setdefault("experts", {})[self.mlp.layer] = routing[0]
             return x + self.mlp(h, routing)
@@ -318,7 +341,7 @@ class MoecModel(nn.Module):
         if int(input_ids.max()) >= self.wte.num_embeddings or int(input_ids.min()) < 0:
             raise ValueError(f"token ids must be in 0..{self.wte.num_embeddings - 1}")
         x = self.wte(input_ids) + self.wpe.weight[:T]
-        state = {"route_labels": route_labels}
+        state = {"route_labels": route_labels, "input_ids": input_ids}
         for block in self.h:
             x = block(x, state)
         return self.ln_f(x), state.get("experts", {})

@@ -88,6 +88,11 @@ test('a random-routed MoE exports with moec\'s evaluation-time draws', { skip },
   assert.ok(worst <= 1e-5, `largest relative logit difference ${worst}`);
 });
 
+test('a hash-routed MoE (top 2, global scope) exports with moec\'s fixed token-id experts', { skip }, async () => {
+  const { worst } = await compare('hash', '    experts 4\n    top 2\n    scope global\n    router hash\n    capacity dropless', 'torch');
+  assert.ok(worst <= 1e-5, `largest relative logit difference ${worst}`);
+});
+
 test('f16 export halves the weights; Soft MoE is refused with the reason', async () => {
   const fx = await fixtureTrial(path.join(root, 'soft'), tinyPipeline('    experts 2\n    dispatch soft'), text);
   fx.model.destroy();
