@@ -5,7 +5,7 @@
 // tokens share one decision). An assignment a = n·K + k is token n's k-th choice; a slot is a row
 // of the expert-contiguous (gathered) order.
 
-import { assignmentOf, NO_SLOT, type SlotLayout, tokenOf } from '../routing/slots.js';
+import { assignmentCount, assignmentOf, NO_SLOT, type SlotLayout, tokenOf } from '../routing/slots.js';
 import { dropoutHash, dropoutKey } from './dropout.js';
 
 export { NO_SLOT } from '../routing/slots.js';
@@ -86,11 +86,11 @@ export function moeRouterReference(
         }
       }
       taken.add(best);
-      sel[n * K + k] = best;
+      sel[assignmentOf({ top: K }, n, k)] = best;
       g.push(sc[best]!);
     }
     const tot = g.reduce((a, b) => a + b, 0);
-    g.forEach((v, k) => { gate[n * K + k] = s.normalize ? v / tot : v; });
+    g.forEach((v, k) => { gate[assignmentOf({ top: K }, n, k)] = s.normalize ? v / tot : v; });
   }
   return { sel, gate };
 }
@@ -269,13 +269,15 @@ export function routerBackwardReference(
 ): Float32Array {
   const { experts: E, top: K, rep } = s;
   const R = routingRows(s);
-  const NK = s.tokens * K;
+  const slots: SlotLayout = { top: K };
+  const NK = assignmentCount(slots, s.tokens);
   const dl = new Float32Array(R * E);
   for (let r = 0; r < R; r++) {
     const { p, sc, lse } = rowScores(logits, r, E, s.score);
     const dg = new Array<number>(K).fill(0);
-    for (let t = 0; t < rep; t++) for (let k = 0; k < K; k++) dg[k]! += dgate[(r * rep + t) * K + k]!;
-    const chosen = Array.from({ length: K }, (_, k) => sel[r * rep * K + k]!);
+    // The row's tokens share its choice: the first token's assignments, every token's gate gradients.
+    for (let t = 0; t < rep; t++) for (let k = 0; k < K; k++) dg[k]! += dgate[assignmentOf(slots, r * rep + t, k)]!;
+    const chosen = Array.from({ length: K }, (_, k) => sel[assignmentOf(slots, r * rep, k)]!);
     const dsc = new Array<number>(E).fill(0);
     const g = chosen.map((e) => sc[e]!);
     const tot = g.reduce((a, b) => a + b, 0);
