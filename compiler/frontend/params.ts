@@ -5,7 +5,8 @@
 // Dense baselines keep layers, width and heads and solve for the FFN hidden width `ffn`:
 // the hidden width (d) also changes attention and embeddings, which would confound the
 // comparison, and the FFN width is the part experts replicate.
-import { routers } from '../routing/index.js';
+// One routing layer's router parameters, as its router kind counts them.
+import { routerParams } from '../routing/index.js';
 import type { Model, MoeConfig, ParamCount } from './types.js';
 
 const denseFfn = (d: number, h: number) => d * h + h + h * d + d;
@@ -13,9 +14,6 @@ const denseFfn = (d: number, h: number) => d * h + h + h * d + d;
 function expertParams(d: number, h: number, moe: MoeConfig): number {
   return moe.expert === 'linear' ? d * d + d : denseFfn(d, h);
 }
-
-/** One routing layer's router parameters, as its router kind counts them (compiler/routing). */
-const routerParams = (d: number, moe: MoeConfig): number => routers[moe.router].params(d, moe);
 
 /** Parameters outside the FFNs: embeddings, attention, layer norms. */
 function nonFfnParams(m: Model): number {

@@ -2,7 +2,7 @@
 // folder (see router.ts for what it brings) plus its line here; the frontend's schema lists its
 // name. The sparse MoE layer (graph/moe.ts), the parameter counts (frontend/params.ts) and the
 // lowering's refusals read these tables, never the kind's name.
-import type { RouterKind } from '../frontend/types.js';
+import type { MoeConfig, RouterKind } from '../frontend/types.js';
 import { moeRouterForwardKernel } from '../kernels/moe-router.js';
 import { moeRouterReference, type MoeRouterShape } from '../reference/moe.js';
 import { cosineRouter } from './cosine.js';
@@ -23,6 +23,15 @@ export const routers: Record<RouterKind, RouterPlugin> = {
 
 export { gates } from './gates.js';
 export type { MoeUnsupported, RouterPlugin, RuleRouter, ScoringRouter } from './router.js';
+
+/**
+ * One routing layer's router parameters. Counts run on unvalidated configs too (the front end counts
+ * while it reports), so an unknown kind counts 0 here and is reported there.
+ */
+export function routerParams(width: number, moe: MoeConfig): number {
+  const r = (routers as Partial<Record<string, RouterPlugin>>)[moe.router];
+  return r ? r.params(width, moe) : 0;
+}
 
 /** The rule router whose kernel mode is `mode` (every mode but 'logits'). */
 export function ruleRouter(mode: string): RuleRouter {
