@@ -6,6 +6,7 @@
 import type { MoeConfig, RouterKind } from '../frontend/types.js';
 import type { Gpt2Spec } from '../graph/gpt2.js';
 import type { Graph } from '../graph/ir.js';
+import type { RowKernel } from '../kernels/layernorm.js';
 import type { SelectionRule } from '../kernels/moe-router.js';
 import type { MoeRouterShape } from '../reference/moe.js';
 
@@ -49,7 +50,7 @@ interface RouterBase {
   /** Settings this kind cannot take, beyond the shared ones graph/moe.ts checks. */
   refuse?(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | null;
   /** Kernel generators of its own ops, registered once by graph/moe.ts. */
-  kernels?: Record<string, (name: string, ...args: never[]) => import('../kernels/layernorm.js').RowKernel>;
+  kernels?: Record<string, (name: string, ...args: never[]) => RowKernel>;
 }
 
 export interface ScoringRouter extends RouterBase {
