@@ -194,14 +194,13 @@ def _mix32(x):
     return (x ^ (x >> 16)) & m
 
 
-def _random_experts(n_tok, E, K, salt, seed=0, step=0):
-    """moec's random router: K distinct uniform experts per token from a hash of (seed, step, salt, n·K + k)."""
-    key = _mix32((_mix32((seed ^ _mix32(salt)) & 0xFFFFFFFF) ^ step) & 0xFFFFFFFF)
+def _distinct_draws(indices, E, K, key):
+    """Per row of hashed indices (K each): the k-th expert is the (h mod (E - k))-th not yet taken, h moec's hash."""
     sel = []
-    for n in range(n_tok):
+    for row in indices:
         taken = []
-        for k in range(K):
-            r = _mix32((_mix32(((n * K + k) ^ key) & 0xFFFFFFFF) + key) & 0xFFFFFFFF) % (E - k)
+        for k, i in enumerate(row):
+            r = _mix32((_mix32((i ^ key) & 0xFFFFFFFF) + key) & 0xFFFFFFFF) % (E - k)
             for e in range(E):
                 if e in taken:
                     continue
@@ -211,25 +210,18 @@ def _random_experts(n_tok, E, K, salt, seed=0, step=0):
                 r -= 1
         sel.append(taken)
     return torch.tensor(sel, dtype=torch.long)
+
+
+def _random_experts(n_tok, E, K, salt, seed=0, step=0):
+    """moec's random router: K distinct uniform experts per token from a hash of (seed, step, salt, n·K + k)."""
+    key = _mix32((_mix32((seed ^ _mix32(salt)) & 0xFFFFFFFF) ^ step) & 0xFFFFFFFF)
+    return _distinct_draws([[n * K + k for k in range(K)] for n in range(n_tok)], E, K, key)
 
 
 def _hash_experts(ids, E, K, salt):
     """moec's hash router: K distinct experts per token id from a hash keyed by the layer's salt alone."""
     key = _mix32(_mix32(_mix32((salt ^ 0x68617368) & 0xFFFFFFFF)))
-    sel = []
-    for i in ids.reshape(-1).tolist():
-        taken = []
-        for k in range(K):
-            r = _mix32((_mix32(((i * K + k) ^ key) & 0xFFFFFFFF) + key) & 0xFFFFFFFF) % (E - k)
-            for e in range(E):
-                if e in taken:
-                    continue
-                if r == 0:
-                    taken.append(e)
-                    break
-                r -= 1
-        sel.append(taken)
-    return torch.tensor(sel, dtype=torch.long)
+    return _distinct_draws([[i * K + k for k in range(K)] for i in ids.reshape(-1).tolist()], E, K, key)
 
 
 class MoE(nn.Module):
