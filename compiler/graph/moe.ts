@@ -77,19 +77,21 @@ registerKernel('moe_soft_combine_bwd', (n, s: SoftShape) => moeSoftCombineBackwa
 registerKernel('moe_soft_dispatch_bwd', (n, s: SoftShape) => moeSoftDispatchBackwardKernel(n, s));
 registerKernel('moe_aux_loss', (n, balance: number, zloss: number, scale: number) => moeAuxLossKernel(n, balance, zloss, scale));
 
-/** The first MoE setting the lowering cannot build, or null. */
+/**
+ * The first MoE setting the lowering cannot build, or null. Rules of the front end (top at most
+ * the experts, prefix within the context) are frontend/validate.ts's alone.
+ */
 export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | null {
   const no = unsupported;
   const router = routers[moe.router];
   if (moe.noise > 0 && !router.scores) return no('noise', `router noise needs router logits; a ${moe.router} router has none`, 'use noise 0, or a learned or frozen router');
   if (moe.second === 'sampled' && !router.scores) return no('second', `a sampled second expert needs router scores; a ${moe.router} router has none`, 'use second top');
+  // Accepting it would train something other than what the file says: the z-loss acts on logits.
+  if (moe.zloss > 0 && !router.scores && moe.dispatch !== 'soft') return no('zloss', `the router z-loss penalises router logits; a ${moe.router} router has none`, `use zloss 0 with router ${moe.router}`);
   if (moe.dispatch === 'soft') return unsupportedSoft(moe);
   const own = router.refuse?.(moe, s);
   if (own) return own;
   if (moe.shared > 0 && (moe.expert !== 'mlp' || moe.activation !== 'gelu')) return no('shared', 'shared experts are GELU MLPs; they are lowered only next to GELU MLP experts', 'use shared 0, or expert mlp with activation gelu');
-  if (moe.top > moe.experts) return no('top', `top ${moe.top} is more than the ${moe.experts} experts`, 'pick top <= experts');
-  const unit = unitOf(moe);
-  if (unit.kind === 'sequence' && unit.prefix !== null && unit.prefix > s.context) return no('prefix', `prefix ${unit.prefix} is longer than the context ${s.context}`, 'pick a prefix up to the context length');
   return null;
 }
 

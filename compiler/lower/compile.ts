@@ -1,9 +1,10 @@
 import type { TrialConfig } from '../frontend/types.js';
 import { type BlockBuilder, buildGpt2Graph, type Gpt2Spec } from '../graph/gpt2.js';
-import { moeBlock, unsupportedMoe } from '../graph/moe.js';
+import { moeBlock } from '../graph/moe.js';
 import type { MoeRoutingRecord } from '../graph/moe-outputs.js';
 import { buildPatchGraph, PATCH_EXPERTS, PATCH_LAYER, PATCH_ROUTER, type PatchGraphSpec } from '../graph/patches.js';
-import { patchExpertInit, patchRouterOptimizer, patchTrainBatch, unsupportedPatch } from './patch-settings.js';
+import { patchExpertInit, patchRouterOptimizer, patchTrainBatch } from './patch-settings.js';
+import { loweringRefusal } from './refusals.js';
 import { elementBytes, type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
 import { layoutParams, type ParamLayout } from '../graph/layout.js';
 import type { RowKernel } from '../kernels/layernorm.js';
@@ -258,15 +259,12 @@ export class CompileError extends Error {
 
 /** Compiles one trial's configuration; refuses settings the lowering does not implement yet. */
 export function compileTrial(c: TrialConfig, name = 'trial', opts: LoweringOptions = {}): CompiledTrial {
-  if (c.data[c.train.data]?.source.kind === 'clusters') return compilePatchTrial(c, name);
-  if (c.train.optimizer === 'ngd') throw new CompileError('optimizer ngd (normalised gradient descent per expert, Chen et al. 2022) is implemented for the patch model of the cluster task only', '/train/optimizer', 'use optimizer adamw, adam or sgd for language models');
-  if (c.train.precision === 'f16' && c.model.moe) throw new CompileError("precision f16 is lowered for dense models only: the MoE layers' grouped expert matmuls are f32", '/train/precision', 'use precision f32 for MoE models');
-  if (c.model.width % c.model.heads !== 0) throw new CompileError(`width ${c.model.width} is not divisible by heads ${c.model.heads}`, '/model/heads', 'pick heads that divide the width');
   const spec = gpt2SpecOf(c, name);
+  const bad = loweringRefusal(c, spec);
+  if (bad) throw new CompileError(bad.message, bad.ptr, bad.hint);
+  if (c.data[c.train.data]?.source.kind === 'clusters') return compilePatchTrial(c, name);
   const moe = c.model.moe;
   if (!moe) return gridChecked(() => compileGpt2(spec, undefined, opts));
-  const bad = unsupportedMoe(moe, spec);
-  if (bad) throw new CompileError(bad.message, `/model/moe/${bad.field}`, bad.hint);
   return gridChecked(() => compileGpt2(spec, moeBlock(spec, moe), opts));
 }
 
@@ -285,8 +283,6 @@ function gridChecked(compile: () => CompiledTrial): CompiledTrial {
 function compilePatchTrial(c: TrialConfig, name: string): CompiledTrial {
   const ds = c.data[c.train.data]!;
   const spec0 = gpt2SpecOf(c, name);
-  const bad = unsupportedPatch(c);
-  if (bad) throw new CompileError(bad.message, bad.ptr, bad.hint);
   const m = c.model.moe!;
   const syn = ds.synthetic;
   const routed = m.experts > 1;

@@ -28,7 +28,6 @@ export const hashRouter: RuleRouter = {
   params: () => 0,
   refuse(moe) {
     if (unitOf(moe).kind !== 'token') return unsupported('unit', 'hash routing maps each token id to its experts; a sequence has no single token id to hash', 'use unit token with router hash, or a learned router for sequence routing');
-    if (moe.zloss > 0) return unsupported('zloss', 'a hash router has no logits, so there is no z-loss to add', 'use zloss 0 with router hash');
     return null;
   },
   rule: {

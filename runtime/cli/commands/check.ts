@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
-import { loadPipeline } from '../../../compiler/frontend/index.js';
-import { renderDiagnostic, type Diagnostic } from '../../../grammar/diagnostics.js';
+import { loadPipeline, type LoadResult } from '../../../compiler/frontend/index.js';
+import { CompileError, compileTrial, gpt2SpecOf } from '../../../compiler/lower/compile.js';
+import { loweringRefusal, type Refusal } from '../../../compiler/lower/refusals.js';
+import { error, renderDiagnostic, type Diagnostic } from '../../../grammar/diagnostics.js';
 import type { Command } from '../command.js';
 
 /**
@@ -23,12 +25,49 @@ export function printDiagnostics(ds: readonly Diagnostic[], sources: ReadonlyMap
   return { errors, warnings };
 }
 
+/**
+ * What the lowering would refuse, for every trial: each setting once, with how many trials it
+ * concerns and the first of them. Refusals that need the graph (a kernel grid past WebGPU's
+ * limits) are found by compiling one trial of each distinct model shape, since only that decides them.
+ */
+export function loweringDiagnostics(r: LoadResult): Diagnostic[] {
+  const found = new Map<string, { refusal: Refusal; trials: string[] }>();
+  const shapes = new Set<string>();
+  const note = (refusal: Refusal, trial: string) => {
+    const key = `${refusal.ptr}\0${refusal.message}`;
+    const f = found.get(key) ?? { refusal, trials: [] };
+    f.trials.push(trial);
+    found.set(key, f);
+  };
+  for (const t of r.trials) {
+    const spec = gpt2SpecOf(t.config, t.id);
+    const bad = loweringRefusal(t.config, spec);
+    if (bad) { note(bad, `${t.id} (${t.name})`); continue; }
+    const shape = JSON.stringify({ ...spec, name: '', moe: t.config.model.moe, source: t.config.data[t.config.train.data]?.source.kind });
+    if (shapes.has(shape)) continue;
+    shapes.add(shape);
+    try {
+      compileTrial(t.config, t.id);
+    } catch (e) {
+      if (!(e instanceof CompileError)) throw e;
+      note(e, `${t.id} (${t.name})`);
+    }
+  }
+  const total = r.trials.length;
+  return [...found.values()].map(({ refusal, trials }) => {
+    const which = total === 1 ? '' : trials.length === total ? ` (every trial)` : ` (${trials.length} of ${total} trials, first ${trials[0]})`;
+    return error(`the lowering refuses this: ${refusal.message}${which}`, r.spanOf(refusal.ptr), refusal.hint);
+  });
+}
+
 export const checkCommand: Command = {
   name: 'check',
   summary: 'check .moe files: syntax, names, values, references, sweeps',
   usage: `usage: moec check FILE... [--preset NAME]
 
 Reads each file (and what it imports), resolves and validates it and every trial of its sweep,
+checks each trial against what the lowering implements (the refusals \`moec run\` would make
+before any GPU work; the device's memory and binding limits are \`moec compile --limits\`'s),
 and prints each problem as file:line:col with the offending text underlined.
 Without --preset, every preset the file defines is checked too.
 Exit status 1 if any file has an error.
@@ -48,7 +87,7 @@ Exit status 1 if any file has an error.
       if (!values.preset && first.ok) for (const p of first.presets) { runs.push(p); results.push(loadPipeline(file, { preset: p })); }
       const printed = new Set<string>();
       results.forEach((r, i) => {
-        const n = printDiagnostics(r.diagnostics, r.sources, { color, printed, ...(runs[i] && i > 0 ? { suffix: `\n  (with --preset ${runs[i]})` } : {}) });
+        const n = printDiagnostics(r.ok ? [...r.diagnostics, ...loweringDiagnostics(r)] : r.diagnostics, r.sources, { color, printed, ...(runs[i] && i > 0 ? { suffix: `\n  (with --preset ${runs[i]})` } : {}) });
         errors += n.errors;
         warnings += n.warnings;
       });

@@ -6,25 +6,8 @@ import { test } from 'node:test';
 import { checkCommand } from '../../../runtime/cli/commands/check.js';
 import { expandCommand } from '../../../runtime/cli/commands/expand.js';
 import { fmtCommand } from '../../../runtime/cli/commands/fmt.js';
-import { invalidDir, pipelinesDir } from './helpers.js';
+import { capture, invalidDir, pipelinesDir } from './helpers.js';
 
-async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = console.log;
-  const error = console.error;
-  const write = process.stdout.write.bind(process.stdout);
-  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
-  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
-  process.stdout.write = ((s: string) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
-  try {
-    return { code: await fn(), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-    process.stdout.write = write;
-  }
-}
 
 test('moec check: 0 and a summary on clean files, 1 with underlined diagnostics on errors', async () => {
   const ok = await capture(() => checkCommand.run([path.join(pipelinesDir, 'quickstart.moe')]));

@@ -10,3 +10,22 @@ export const invalidDir = path.join(repoRoot, 'test/fixtures/invalid');
 export function pipelineFiles(): string[] {
   return readdirSync(pipelinesDir).filter((f) => f.endsWith('.moe')).sort().map((f) => path.join(pipelinesDir, f));
 }
+
+/** Runs a command's `run`, collecting what it prints to stdout and stderr, and its exit code. */
+export async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = console.log;
+  const error = console.error;
+  const write = process.stdout.write.bind(process.stdout);
+  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
+  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
+  process.stdout.write = ((s: string) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
+  try {
+    return { code: await fn(), out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    console.log = log;
+    console.error = error;
+    process.stdout.write = write;
+  }
+}

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { loadPipeline } from '../../../compiler/frontend/index.js';
+import { compileTrial } from '../../../compiler/lower/compile.js';
+import { checkCommand } from '../../../runtime/cli/commands/check.js';
+import { capture, pipelinesDir } from '../../compiler/frontend/helpers.js';
+
+// Every refusal the lowering makes is reported by `moec check`, at the setting's line and column,
+// before anything runs: a file that checks clean is one `moec run` compiles.
+
+const quickstart = readFileSync(path.join(pipelinesDir, 'quickstart.moe'), 'utf8');
+/** The quickstart with lines set in its moe and train blocks (replacing the same keys), and its sweep replaced. */
+function variant(moe: string[], train: string[] = [], sweep = '  model.moe.top in [1, 2]'): string {
+  const set = (text: string, block: string, indent: string, lines: string[]) => {
+    const keys = new Set(lines.map((l) => l.split(' ')[0]));
+    return text.replace(new RegExp(`(\\n${block} \\{[^}]*)\\}`), (_m, body: string) =>
+      `${body.split('\n').filter((l) => !keys.has(l.trim().split(' ')[0])).join('\n')}${lines.map((l) => `${indent}${l}\n`).join('')}${indent.slice(2)}}`);
+  };
+  return set(set(quickstart, '  moe', '    ', moe), 'train', '  ', train).replace('  model.moe.top in [1, 2]', sweep);
+}
+
+function inFile<T>(text: string, fn: (file: string) => T): T {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moec-refusals-'));
+  const file = path.join(dir, 'check.moe');
+  writeFileSync(file, text);
+  try {
+    return fn(file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The row and column of `value` on the first line that is `line` (trimmed). */
+function where(text: string, line: string, value: string): string {
+  const lines = text.split('\n');
+  const row = lines.findIndex((l) => l.trim() === line);
+  assert.ok(row >= 0, `no line '${line}'`);
+  return `${row + 1}:${lines[row]!.indexOf(value, lines[row]!.indexOf(line.split(' ')[0]!) + 1) + 1}`;
+}
+
+const cases: { what: string; moe?: string[]; train?: string[]; sweep?: string; line: string; value: string; says: RegExp; hint: string }[] = [
+  { what: 'noise on a random router', moe: ['router random', 'noise 0.1'], line: 'noise 0.1', value: '0.1', says: /router noise needs router logits; a random router has none/, hint: 'use noise 0' },
+  { what: 'z-loss on a random router (it would be ignored)', moe: ['router random', 'zloss 0.01'], line: 'zloss 0.01', value: '0.01', says: /z-loss penalises router logits; a random router has none/, hint: 'use zloss 0 with router random' },
+  { what: 'z-loss on a label router', moe: ['router label(genre)', 'zloss 0.01'], line: 'zloss 0.01', value: '0.01', says: /a label router has none/, hint: 'use zloss 0 with router label' },
+  { what: 'a sampled second expert on a random router', moe: ['router random', 'second sampled'], sweep: '  model.moe.experts in [4]', line: 'second sampled', value: 'sampled', says: /sampled second expert needs router scores/, hint: 'use second top' },
+  { what: 'shared experts beside linear experts', moe: ['shared 1', 'expert linear'], line: 'shared 1', value: '1', says: /shared experts are GELU MLPs/, hint: 'use shared 0' },
+  { what: 'hash routing of whole sequences', moe: ['router hash', 'unit sequence'], line: 'unit sequence', value: 'sequence', says: /hash routing maps each token id/, hint: 'use unit token with router hash' },
+  { what: 'Soft MoE with router noise', moe: ['dispatch soft', 'noise 0.1'], sweep: '  model.moe.experts in [4]', line: 'noise 0.1', value: '0.1', says: /Soft MoE \(dispatch soft\) has no router logits/, hint: 'use noise 0' },
+  { what: 'Soft MoE with a global router', moe: ['dispatch soft', 'scope global'], sweep: '  model.moe.experts in [4]', line: 'scope global', value: 'global', says: /scope global is not lowered for it/, hint: 'use scope layer' },
+  { what: 'precision f16 with MoE layers', train: ['precision f16'], line: 'precision f16', value: 'f16', says: /precision f16 is lowered for dense models only/, hint: 'use precision f32 for MoE models' },
+  { what: 'a batch whose kernels need more than 65535 workgroups in one dimension', train: ['batch 1100'], line: 'batch 1100', value: '1100', says: /needs more than 65535 workgroups/, hint: 'lower train.batch' },
+];
+
+for (const c of cases) {
+  test(`moec check reports the lowering's refusal at its setting: ${c.what}`, async () => {
+    const text = variant(c.moe ?? [], c.train ?? [], c.sweep);
+    const { line, value } = c;
+    await inFile(text, async (file) => {
+      const r = loadPipeline(file, { preset: undefined });
+      assert.ok(r.ok, `the front end's own checks pass: ${JSON.stringify(r.diagnostics.map((d) => d.message))}`);
+      assert.throws(() => compileTrial(r.trials[0]!.config), c.says, 'the lowering refuses it');
+      const out = await capture(() => checkCommand.run([file, '--preset', 'small']));
+      assert.equal(out.code, 1, out.err);
+      assert.match(out.err, new RegExp(`check\\.moe:${where(text, line, value)} error: the lowering refuses this: `), out.err);
+      assert.match(out.err, c.says);
+      assert.ok(out.err.includes(c.hint), `the hint says '${c.hint}': ${out.err}`);
+      assert.doesNotMatch(out.err, /\n\s+at /, 'no stack trace');
+    });
+  });
+}
+
+test('moec check names how many trials of a sweep a refusal concerns, and the first of them, once', async () => {
+  const text = variant(['router random', 'noise 0'], [], '  model.moe.noise in [0, 0.1, 0.2]');
+  await inFile(text, async (file) => {
+    const out = await capture(() => checkCommand.run([file, '--preset', 'small']));
+    assert.equal(out.code, 1);
+    assert.equal(out.err.match(/the lowering refuses this/g)?.length, 1, `one diagnostic for the trials it concerns: ${out.err}`);
+    assert.match(out.err, /\(2 of 3 trials, first [0-9a-f]+ \(noise=0\.1\)\)/);
+  });
+});
+
+test('moec check passes a file whose every trial the lowering takes, and its summary counts them', async () => {
+  const out = await capture(() => checkCommand.run([path.join(pipelinesDir, 'quickstart.moe')]));
+  assert.equal(out.code, 0, out.err);
+  assert.doesNotMatch(out.err, /lowering refuses/);
+});
