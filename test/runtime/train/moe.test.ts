@@ -82,7 +82,7 @@ test('a frozen router is unchanged by training while the experts learn; stats ar
 });
 
 test('a random router is reproducible from its seed and differs across seeds and steps', async () => {
-  const moe = moeConfig({ router: 'random', experts: 4, balance: 0 });
+  const moe = moeConfig({ router: 'random', experts: 4, balance: 0, zloss: 0 });
   const compiled = compileGpt2(spec, moeBlock(spec, moe));
   const b = batch(3);
   const routeOf = async (seed: number, step: number) => {
