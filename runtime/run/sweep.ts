@@ -128,8 +128,7 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
       else result.stopped++;
       o.listener({ type: 'trial-end', id: t.id, status: r.status, wallSeconds: r.wallSeconds, tokensPerSec: r.tokensPerSec });
     } catch (e) {
-      // A data problem is the user's to fix; anything else is recorded with the trial and the sweep goes on.
-      if (e instanceof UserError && !(e.message.startsWith('trial'))) throw e;
+      if (stopsTheSweep(e)) throw e;
       const message = e instanceof Error ? e.message : String(e);
       result.failed++;
       const wall = recordTrialFailure(ts, t, started, message, adapter);
@@ -151,4 +150,13 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   }
   o.listener({ type: 'sweep-end', out: dir });
   return result;
+}
+
+/**
+ * Whether a trial's failure stops the sweep: a mistake in the input (the file, a flag, the data)
+ * that every trial would meet, the user's to fix. One trial's own state (UserError kind 'trial')
+ * and anything that went wrong inside its training are recorded with that trial, and the sweep goes on.
+ */
+export function stopsTheSweep(e: unknown): boolean {
+  return e instanceof UserError && e.kind === 'input';
 }

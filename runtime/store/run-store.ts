@@ -247,7 +247,7 @@ export class TrialStore {
         writeJsonAtomic(file, rec);
         return;
       }
-      throw new UserError(`trial ${this.id} was run with a different configuration: ${trialConfigDiff(stored.config, rec.config).join(', ')}`, { where: file, hint: `resume with the settings it was run with, or run it again from scratch: --only ${this.id} --force` });
+      throw new UserError(`trial ${this.id} was run with a different configuration: ${trialConfigDiff(stored.config, rec.config).join(', ')}`, { where: file, kind: 'trial', hint: `resume with the settings it was run with, or run it again from scratch: --only ${this.id} --force` });
     }
     writeJsonAtomic(file, rec);
   }
@@ -407,8 +407,8 @@ export class TrialStore {
       }
     }
     if (damaged.length && !ck) {
-      // Said in the message itself: the sweep records it as this trial's failure and goes on.
-      throw new UserError(`trial ${this.id}: every checkpoint is damaged: ${damaged.join('; ')}; they are kept as .damaged files; run the trial again from scratch with --only ${this.id} --force`);
+      // One trial's state: the sweep records it as this trial's failure and goes on.
+      throw new UserError(`trial ${this.id}: every checkpoint is damaged: ${damaged.join('; ')}; they are kept as .damaged files; run the trial again from scratch with --only ${this.id} --force`, { kind: 'trial' });
     }
     const upTo = ck?.step ?? 0;
     this.metrics.retain((m) => m.step <= upTo);

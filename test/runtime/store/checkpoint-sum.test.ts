@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { UserError } from '../../../grammar/user-error.js';
+import { stopsTheSweep } from '../../../runtime/run/sweep.js';
 import { CheckpointDamaged } from '../../../runtime/store/checkpoint-sum.js';
 import { RunStore } from '../../../runtime/store/run-store.js';
 import { writeSafetensors } from '../../../runtime/store/safetensors.js';
@@ -74,7 +75,9 @@ test('with every checkpoint damaged the trial fails naming the files', () => {
   flip(file(4), -1);
   assert.throws(() => reopen(t).resume(), (e: unknown) => {
     assert.ok(e instanceof UserError);
-    // Starts with "trial": the sweep records it as this trial's failure and goes on to the next.
+    // One trial's state: the sweep records it as this trial's failure and goes on to the next.
+    assert.equal(e.kind, 'trial');
+    assert.equal(stopsTheSweep(e), false);
     assert.match(e.message, /^trial aaaa1111: every checkpoint is damaged: /);
     assert.ok(e.message.includes(file(8)) && e.message.includes(file(4)), e.message);
     assert.match(e.message, /--only aaaa1111 --force/);

@@ -5,6 +5,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFi
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { stopsTheSweep } from '../../../runtime/run/sweep.js';
 import { UserError } from '../../../grammar/user-error.js';
 import { RunStore, type SweepInfo } from '../../../runtime/store/run-store.js';
 import { fakeTrialRecord } from './fake-sweep.js';
@@ -18,7 +19,10 @@ test('run store: layout, index mirrors status, and an existing run is refused wi
   const t = store.trial('aaaa1111');
   t.writeConfig(fakeTrialRecord('aaaa1111', 'top=1,seed=1', { 'model.moe.top': '1' }, 1));
   t.writeConfig(fakeTrialRecord('aaaa1111', 'top=1,seed=1', { 'model.moe.top': '1' }, 1)); // same content: fine
-  assert.throws(() => t.writeConfig(fakeTrialRecord('aaaa1111', 'top=1,seed=1', { 'model.moe.top': '1' }, 2)), /different configuration/);
+  assert.throws(() => t.writeConfig(fakeTrialRecord('aaaa1111', 'top=1,seed=1', { 'model.moe.top': '1' }, 2)), (e: unknown) =>
+    e instanceof UserError && /different configuration/.test(e.message) && !stopsTheSweep(e), 'one trial\'s state: recorded with the trial, the sweep goes on');
+  assert.ok(stopsTheSweep(new UserError("data set 'brown': no such file")), 'an input mistake stops the sweep');
+  assert.ok(!stopsTheSweep(new Error('GPU device lost')), 'a failure inside training is the trial\'s');
   t.writePlan({ kernels: 12, buffers: 30 });
   t.writeStatus({ state: 'running', step: 0, steps: 10, started: '2026-01-01T00:00:00Z', wall_s: 0, tokens_per_s: 0, adapter: 'llvmpipe' });
   assert.deepEqual(readdirSync(t.dir).sort(), ['config.json', 'plan.json', 'status.json']);
