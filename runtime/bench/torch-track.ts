@@ -18,8 +18,13 @@ import { benchScript, torchPython, type TorchModel } from './torch.js';
 
 export interface TrackRun {
   spec: Gpt2Spec;
-  /** Token-routed MoE in every layer of `moe.layers`, or null for the dense model. */
+  /** The MoE settings, or null for the dense model. */
   moe: MoeConfig | null;
+  /**
+   * Train the PyTorch side with the export's modeling_moec.py (every sparse routing design) rather
+   * than bench/torch/model.py (token routing only); its weights keep moec's stacked-expert names.
+   */
+  export?: boolean;
   steps: number;
   lr: number;
   warmup: number;
@@ -75,12 +80,15 @@ function unstack(name: string, shape: number[], data: Float32Array): [string, { 
 /** Trains `r` in moec on `gpu`, reading the loss back after every step. */
 export async function moecTrack(gpu: Gpu, r: TrackRun): Promise<TrackData> {
   if (r.spec.dropout !== 0) throw new Error('tracking needs dropout 0: moec and PyTorch cannot draw the same masks');
-  if (r.moe && r.moe.unit !== 'token') throw new Error(`tracking covers token routing only; moe.unit ${r.moe.unit} has no PyTorch trainer in runtime/bench/torch`);
+  if (r.moe && r.moe.unit !== 'token' && !r.export) throw new Error(`runtime/bench/torch/model.py routes tokens only: track moe.unit ${r.moe.unit} with export: true`);
+  if (r.moe?.dispatch === 'soft') throw new Error('soft MoE has no PyTorch model to track against');
   const compiled = r.moe ? compileGpt2(r.spec, moeBlock(r.spec, r.moe)) : compileGpt2(r.spec);
   const m = await GpuModel.create(gpu, compiled);
   try {
     m.initParams(r.seed);
-    const weights = new Map([...(await m.readParams())].flatMap(([name, data]) => unstack(name, compiled.graph.get(name).shape, data)));
+    const params = [...(await m.readParams())];
+    const weights = new Map(r.export ? params.map(([name, data]) => [name, { shape: compiled.graph.get(name).shape, data }])
+      : params.flatMap(([name, data]) => unstack(name, compiled.graph.get(name).shape, data)));
     const batches = trackBatches(r.spec, r.steps, r.seed + 1);
     const lrs = trackLrs(r);
     const n = r.spec.batch * r.spec.context;
@@ -132,7 +140,7 @@ export async function torchTrack(r: TrackRun, data: TrackData, broken: TrackBrea
     const b = join(dir, 'batches.bin');
     writeFileSync(b, data.batches);
     const c = join(dir, 'config.json');
-    writeFileSync(c, JSON.stringify({ model, batch: r.spec.batch, lrs, wd: r.spec.wd, betas: r.spec.betas, eps: r.spec.eps, clip: r.spec.clip, break: broken.decayAll ? 'decay-all' : broken.clipPerTensor ? 'clip-per-tensor' : broken.noBiasCorrection ? 'no-bias-correction' : null }));
+    writeFileSync(c, JSON.stringify({ model, batch: r.spec.batch, lrs, wd: r.spec.wd, betas: r.spec.betas, eps: r.spec.eps, clip: r.spec.clip, export: r.export && r.moe ? { ...r.moe, balance: broken.noBalance ? 0 : r.moe.balance } : null, break: broken.decayAll ? 'decay-all' : broken.clipPerTensor ? 'clip-per-tensor' : broken.noBiasCorrection ? 'no-bias-correction' : null }));
     const out = join(dir, 'out.json');
     const script = join(benchScript(), '..', 'track.py');
     await new Promise<void>((resolve, reject) => {

@@ -2,6 +2,10 @@
 
 usage: track.py WEIGHTS.safetensors BATCHES.bin CONFIG.json OUT.json
 
+With CONFIG.export (moec's full moe settings, any sparse routing design) the model is the export's
+runtime/export/modeling_moec.py, loaded with moec's own (stacked-expert) names, and the loss adds
+balance·Σ balance + zloss·Σ z over its routing layers; otherwise it is model.py (token routing).
+
 BATCHES.bin: for each step, B·T input ids then B·T target ids (little-endian u32; 0xffffffff =
 ignored target). CONFIG: {model: as bench.py, batch, lrs: [lr per step], wd, betas, eps, clip,
 break: null | "decay-all"}. Dropout is off. Each step: forward, backward, global-norm clip,
@@ -26,6 +30,26 @@ def fail(message):
     sys.exit(2)
 
 
+def export_model(m, moe):
+    """The export's model for moec's settings and its training loss (cross-entropy + weighted aux losses)."""
+    import torch.nn.functional as F
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "export"))
+    from modeling_moec import MoecConfig, MoecForCausalLM
+
+    config = MoecConfig(vocab_size=m["vocab"], n_positions=m["context"], n_embd=m["width"], n_layer=m["layers"],
+                        n_head=m["heads"], n_inner=m["ffn"], layer_norm_epsilon=1e-5, moe=moe)
+    model = MoecForCausalLM(config)
+
+    def loss_of(inputs, targets):
+        out = model(inputs)
+        ce = F.cross_entropy(out["logits"].reshape(-1, m["vocab"]), targets.reshape(-1), ignore_index=-100)
+        aux = sum(moe["balance"] * a["balance"] + moe["zloss"] * a["z"] for a in out["aux"].values())
+        return ce + aux
+
+    return model, loss_of
+
+
 def main(argv):
     sys.dont_write_bytecode = True
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,8 +69,17 @@ def main(argv):
     m = cfg["model"]
     if m.get("dropout", 0) != 0:
         fail("model.dropout must be 0: the two runs cannot draw the same dropout masks")
-    model = GPT(m)
+    export = cfg.get("export")
+    if export is not None:
+        model, loss_of = export_model(m, export)
+    else:
+        model = GPT(m)
+
+        def loss_of(inputs, targets):
+            return model(inputs, targets)[1]["loss"]
     weights = safetensors_io.read(weights_path)
+    if export is not None:
+        weights = {f"transformer.{k}": v for k, v in weights.items()}
     own = dict(model.named_parameters())
     missing = sorted(set(own) - set(weights))
     if missing:
@@ -68,8 +101,10 @@ def main(argv):
     if broken not in (None, "decay-all", "clip-per-tensor", "no-bias-correction"):
         fail(f"unknown break {broken!r}")
     params = list(model.parameters())
-    decay = [p for p in params if p.dim() >= 2 or broken == "decay-all"]
-    rest = [p for p in params if not (p.dim() >= 2 or broken == "decay-all")]
+    # moec decays matrices; stacked expert biases (E, out) and the cosine router's scale are exempt.
+    decays = {n: broken == "decay-all" or (p.dim() >= 2 and not n.endswith(".bias")) for n, p in own.items()}
+    decay = [p for n, p in own.items() if decays[n]]
+    rest = [p for n, p in own.items() if not decays[n]]
     groups = [{"params": decay, "weight_decay": cfg["wd"]}] + ([{"params": rest, "weight_decay": 0.0}] if rest else [])
     opt = torch.optim.AdamW(groups, lr=lrs[0], betas=tuple(cfg["betas"]), eps=cfg["eps"])
 
@@ -85,15 +120,15 @@ def main(argv):
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        _, out = model(inputs, torch.from_numpy(t))
-        out["loss"].backward()
+        loss = loss_of(inputs, torch.from_numpy(t))
+        loss.backward()
         if cfg["clip"] > 0 and broken == "clip-per-tensor":
             for p in params:
                 torch.nn.utils.clip_grad_norm_([p], cfg["clip"])
         elif cfg["clip"] > 0:
             torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
         opt.step()
-        losses.append(out["loss"].item())
+        losses.append(loss.item())
     with open(out_path, "w") as f:
         json.dump({"losses": losses, "torch": torch.__version__, "threads": threads}, f)
 

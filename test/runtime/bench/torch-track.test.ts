@@ -24,7 +24,10 @@ const moe: MoeConfig = {
   gate: 'softmax-topk', normalize: true, noise: 0, noiseDist: 'gaussian', capacity: 1.25, dropless: true, balance: 0.01, zloss: 0, shared: 0,
   expert: 'mlp', activation: 'gelu', second: 'top', dispatch: 'sparse', slots: 1, layers: [0, 1],
 };
-const run = (m: MoeConfig | null): TrackRun => ({ spec, moe: m, steps: 100, lr: 3e-3, warmup: 10, seed: 3 });
+// Sequence routing (mean of each sequence's first 4 hidden states), trained in PyTorch through the
+// export's modeling_moec.py; z-loss on, so both auxiliary losses are tracked.
+const seqMoe: MoeConfig = { ...moe, unit: 'sequence', prefix: 4, zloss: 0.01 };
+const run = (m: MoeConfig | null): TrackRun => ({ spec, moe: m, export: m?.unit === 'sequence', steps: 100, lr: 3e-3, warmup: 10, seed: 3 });
 const skip = (await torchPython()) ? false : torchMissing;
 
 const fmt = (d: ReturnType<typeof drift>) => `max |Δ| ${d.maxAbs.toExponential(2)} (step ${d.worstStep + 1}), max rel ${d.maxRel.toExponential(2)}, step 100 |Δ| ${d.lastAbs.toExponential(2)} rel ${d.lastRel.toExponential(2)}`;
@@ -32,7 +35,7 @@ const fmt = (d: ReturnType<typeof drift>) => `max |Δ| ${d.maxAbs.toExponential(
 const runs = new Map<string, Promise<TrackData>>();
 const moecRun = (name: string, r: TrackRun) => runs.get(name) ?? runs.set(name, (async () => moecTrack(await testGpu(), r))()).get(name)!;
 
-for (const [name, m] of [['dense', null], ['token-routed MoE', moe]] as const) {
+for (const [name, m] of [['dense', null], ['token-routed MoE', moe], ['sequence-routed MoE', seqMoe]] as const) {
   test(`${name}: 100 training steps track PyTorch within ${TOL} relative at every step`, { skip }, async (t) => {
     const r = run(m);
     const ours = await moecRun(name, r);
@@ -51,10 +54,11 @@ const breaks = [
   ['clipping on each tensor\'s norm instead of the global norm', 'dense', { clipPerTensor: true }],
   ['no bias correction in Adam', 'dense', { noBiasCorrection: true }],
   ['the load-balancing loss dropped', 'token-routed MoE', { noBalance: true }],
+  ['the sequence-routed load-balancing loss dropped', 'sequence-routed MoE', { noBalance: true }],
 ] as const;
 for (const [what, name, broken] of breaks) {
   test(`a PyTorch run with ${what} leaves the tolerance (the check can fail)`, { skip }, async (t) => {
-    const r = run(name === 'dense' ? null : moe);
+    const r = run(name === 'dense' ? null : name === 'token-routed MoE' ? moe : seqMoe);
     const ours = await moecRun(name, r);
     const d = drift(ours.losses, (await torchTrack(r, ours, broken))!);
     t.diagnostic(`${what}: ${fmt(d)}`);
