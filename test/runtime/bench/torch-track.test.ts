@@ -16,7 +16,7 @@ import { testGpu } from '../../helpers/gpu.js';
 const TOL = 1e-4;
 
 const spec: Gpt2Spec = {
-  name: 'track', layers: 2, width: 32, heads: 4, ffn: 64, vocab: 31, context: 16, dropout: 0,
+  name: 'track', layers: 2, width: 16, heads: 2, ffn: 32, vocab: 23, context: 8, dropout: 0,
   batch: 4, accumulate: 1, betas: [0.9, 0.95], eps: 1e-8, wd: 0.1, clip: 1,
 };
 const moe: MoeConfig = {
