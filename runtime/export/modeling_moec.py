@@ -20,6 +20,8 @@ An MoE FFN routes each token (unit token) or each sequence (unit sequence: the m
     filled by all first choices in token order, then all second choices, ...; the rest are dropped
     (dropless: no limit). Shared experts (GELU MLPs) add to every token with weight 1.
     scope global: the first MoE layer routes, every MoE layer uses that decision.
+    The output's .aux holds each routing layer's unweighted balance and z losses (moec's
+    definitions), for training it (runtime/bench/torch/track.py) without transformers.
 
 Expert weights are stacked per layer: experts.c_fc.weight (E, C, F), experts.c_proj.weight (E, F, C)
 (or experts.proj.weight (E, C, C) for linear experts). Capacity and sequence pooling depend on the
