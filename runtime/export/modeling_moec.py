@@ -21,6 +21,8 @@ An MoE FFN routes each token (unit token) or each sequence (unit sequence: the m
     filled by all first choices in token order, then all second choices, ...; the rest are dropped
     (dropless: no limit). Shared experts (GELU MLPs) add to every token with weight 1.
     scope global: the first MoE layer routes, every MoE layer uses that decision.
+    The output's .aux holds each routing layer's unweighted balance and z losses (moec's
+    definitions), for training it (runtime/bench/torch/track.py) without transformers.
 
 Expert weights are stacked per layer: experts.c_fc.weight (E, C, F), experts.c_proj.weight (E, F, C)
 (or experts.proj.weight (E, C, C) for linear experts). Capacity and sequence pooling depend on the
@@ -234,11 +236,15 @@ class MoE(nn.Module):
         self.shared_experts = nn.ModuleList(MLP(width, ffn) for _ in range(moe["shared"]))
 
     def route(self, x, route_labels, input_ids=None):
-        """(sel, gate, keep), each (N, K), for x (B, T, C)."""
+        """(sel, gate, keep, aux) for x (B, T, C): sel, gate, keep (N, K); aux None, or for a logits
+        router {balance: E·Σ_i f_i·P_i (f_i the share of the R·K routing choices, constant; P_i the
+        mean score over the R routing rows: tokens or sequences), z: mean over rows of logsumexp²},
+        unweighted, as moec adds them to the training loss (before capacity drops)."""
         moe = self.moe
         B, T, C = x.shape
         E, K = moe["experts"], moe["top"]
         N = B * T
+        aux = None
         if moe["router"] == "hash":
             sel = _hash_experts(input_ids, E, K, 0x6D6F6500 + self.layer).to(x.device)
             gate = torch.full((N, K), 1.0 / K, dtype=x.dtype, device=x.device)
@@ -263,6 +269,8 @@ class MoE(nn.Module):
             gate = scores.gather(1, sel)
             if moe["normalize"] or moe["gate"] == "topk-softmax":
                 gate = gate / gate.sum(dim=-1, keepdim=True)
+            f = F.one_hot(sel, E).sum(dim=(0, 1)).to(x.dtype) / sel.numel()
+            aux = {"balance": E * (f * scores.mean(dim=0)).sum(), "z": logits.logsumexp(dim=-1).pow(2).mean()}
             if moe["unit"] == "sequence":
                 sel = sel.repeat_interleave(T, dim=0)
                 gate = gate.repeat_interleave(T, dim=0)
@@ -275,12 +283,12 @@ class MoE(nn.Module):
             rank = (onehot.cumsum(dim=0) - 1 + filled).gather(1, sel[:, k:k + 1]).squeeze(1)
             keep[:, k] = rank < cap
             filled += onehot.sum(dim=0)
-        return sel, gate, keep
+        return sel, gate, keep, aux
 
     def forward(self, x, routing):
         B, T, C = x.shape
         flat = x.reshape(B * T, C)
-        sel, gate, keep = routing
+        sel, gate, keep = routing[:3]
         out = torch.zeros_like(flat)
         for e in range(self.moe["experts"]):
             tok, k = torch.nonzero((sel == e) & keep, as_tuple=True)
@@ -313,6 +321,8 @@ class Block(nn.Module):
             if routing is None:
                 routing = self.mlp.route(h, state.get("route_labels"), state.get("input_ids"))
                 state["routing"] = routing
+                if routing[3] is not None:
+                    state.setdefault("aux", {})[self.mlp.layer] = routing[3]
             state.setdefault("experts", {})[self.mlp.layer] = routing[0]
             return x + self.mlp(h, routing)
         return x + self.mlp(h)
@@ -336,7 +346,7 @@ class MoecModel(nn.Module):
         state = {"route_labels": route_labels, "input_ids": input_ids}
         for block in self.h:
             x = block(x, state)
-        return self.ln_f(x), state.get("experts", {})
+        return self.ln_f(x), state.get("experts", {}), state.get("aux", {})
 
 
 class _Output(dict):
@@ -358,14 +368,14 @@ class MoecForCausalLM(_Base):
         self.transformer = MoecModel(config)
 
     def forward(self, input_ids, labels=None, route_labels=None, **kwargs):
-        h, experts = self.transformer(input_ids, route_labels)
+        h, experts, aux = self.transformer(input_ids, route_labels)
         logits = h @ self.transformer.wte.weight.t()
         loss = None
         if labels is not None:  # as GPT2LMHeadModel: labels are the inputs, shifted here
             loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
         if CausalLMOutput is not None:
             return CausalLMOutput(loss=loss, logits=logits)
-        return _Output(loss=loss, logits=logits, experts=experts)
+        return _Output(loss=loss, logits=logits, experts=experts, aux=aux)
 
     if PreTrainedModel is None:
         @classmethod
