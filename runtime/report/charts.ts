@@ -167,7 +167,7 @@ export function assignmentSpec(cells: AssignmentCell[], title: string, subtitle:
   const y = { field: 'value', type: 'nominal' as const, sort: values, title: null };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: title, subtitle: [...subtitle, `colour: the fraction ÷ the expert's mean fraction over ${label}s (log scale, fitted)`] },
+    title: { text: title, subtitle: [...subtitle, `colour: fraction ÷ the expert's mean over ${label}s (log scale)`] },
     data: { values: lifted },
     facet: { column: { field: 'layer', type: 'ordinal', header: { labelExpr: "'MoE layer ' + datum.value", title: null, labelFontSize: 12 } } },
     spec: {
