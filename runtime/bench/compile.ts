@@ -49,7 +49,7 @@ interface Mode {
   build?: string;
 }
 
-const before: Mode = { label: 'before', options: { concurrency: 1, share: false, warm: false } };
+const before: Mode = { label: 'before', options: { share: false, warm: false } };
 const after: Mode = { label: 'after', options: {} };
 
 /** The build this file is part of: dist/ (this file is dist/runtime/bench/compile.js). */
