@@ -2,6 +2,7 @@
 import { patchBench } from './patch.js';
 import { runBench } from './entry.js';
 import { parseArgs } from 'node:util';
+import { UserError } from '../../grammar/user-error.js';
 import { defaultTiling, subgroupTiling, type MatmulShape, type MatmulTiling } from '../../compiler/kernels/matmul.js';
 import { Gpu } from '../gpu/device.js';
 import { measureMatmul } from './matmul.js';
@@ -10,7 +11,7 @@ import { benchQueue } from './queue.js';
 import { isSkipped, torchBench } from './torch.js';
 import { benchModels, benchTraining } from './train.js';
 import { moeBench } from './moe.js';
-import { compileBench } from './compile.js';
+import { compileBench, compileConcurrencyBench } from './compile.js';
 import { measureRates, rooflineTable, speedBound, type Rates } from './roofline.js';
 import { loweringFor } from '../gpu/lowering.js';
 import { compileGpt2 } from '../../compiler/lower/compile.js';
@@ -88,7 +89,7 @@ async function gpt2Section(gpu: Gpu): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, full: { type: 'boolean' }, adapter: { type: 'string' }, only: { type: 'string' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, full: { type: 'boolean' }, adapter: { type: 'string' }, only: { type: 'string' }, baseline: { type: 'string' }, rounds: { type: 'string' } } });
   const want = (section: string) => values.only === undefined || values.only.split(',').includes(section);
   const gpu = await Gpu.open(values.adapter ? { adapter: values.adapter } : {});
   try {
@@ -113,7 +114,10 @@ async function main(): Promise<void> {
     }
     if (want('patch')) await patchBench(gpu);
     // Minutes of cold compiles in fresh processes on a software adapter: only when named.
-    if (values.only?.split(',').includes('compile')) compileBench();
+    const rounds = values.rounds === undefined ? undefined : Number(values.rounds);
+    if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 1)) throw new UserError(`--rounds must be a whole number of at least 1, not '${values.rounds}'`, { where: '--rounds' });
+    if (values.only?.split(',').includes('compile')) compileBench({ rounds, baseline: values.baseline });
+    if (values.only?.split(',').includes('compile-concurrency')) compileConcurrencyBench({ rounds });
     if (want('gpt2')) await gpt2Section(gpu);
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);

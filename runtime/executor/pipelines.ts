@@ -1,6 +1,11 @@
-// Compute pipelines of a plan, created asynchronously so Dawn compiles several at once on its
-// worker threads, and shared per device: the trials of a sweep mostly run the same kernels (same
-// WGSL, entry point and bindings), and a pipeline made for one serves every later one.
+// Compute pipelines of a plan, created asynchronously (the event loop, and so the view's compile
+// progress, runs on meanwhile) and shared per device: the trials of a sweep mostly run the same
+// kernels (same WGSL, entry point and bindings), and a pipeline made for one serves every later one.
+// They are created one at a time by default: several at once (8 before) gained nothing measurable
+// on lavapipe, where creating the pipelines is 1 to 2 s of a 2 to 3 minute cold compile (the LLVM
+// compile happens at the first dispatch; executor.ts), and 8 at once was no faster than 1 in
+// alternating runs (docs/PERFORMANCE.md, `npm run bench -- --only compile-concurrency`). The knob
+// stays so a hardware adapter, whose driver compiles at creation, can be measured the same way.
 import { createHash } from 'node:crypto';
 import type { PlanKernel } from '../../compiler/plan/types.js';
 import { UserError } from '../../grammar/user-error.js';
@@ -19,7 +24,7 @@ export interface PipelineOptions {
   onProgress?: (p: CompileProgress) => void;
   /** Reuse pipelines made earlier on this device for identical kernels (default true). */
   share?: boolean;
-  /** Pipelines created at once (default 8; 1 creates one after another). */
+  /** Pipelines created at once (default 1: one after another; see the top of this file). */
   concurrency?: number;
   /** Compile each kernel before the first step by dispatching it once (default true; see executor.ts). */
   warm?: boolean;
@@ -93,6 +98,6 @@ export async function createPipelines(gpu: Gpu, kernels: readonly PlanKernel[], 
       out.set(k.name, await p);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 8, kernels.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 1, kernels.length)) }, worker));
   return out;
 }

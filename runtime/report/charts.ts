@@ -124,15 +124,51 @@ export function assignment(trials: TrialData[], data: string, label: string): { 
   return { cells, steps: [...steps].sort((a, b) => a - b), seeds };
 }
 
-export function assignmentSpec(cells: AssignmentCell[], title: string, subtitle: string[]): TopLevelSpec {
+/** log2 of a cell's share against its expert's mean share over the label values of its layer. */
+export interface LiftCell extends AssignmentCell { lift: number; mean: number }
+
+/**
+ * Each cell against its column: how much more (or less) of its row an expert takes than it takes on
+ * average over the label values, as log2 of the ratio. Specialisation is a difference between rows,
+ * and it is small next to the load itself (a fraction colour from 0 to 1 shows 0.75 and 0.82 alike).
+ */
+export function withLift(cells: AssignmentCell[]): LiftCell[] {
+  const mean = new Map<string, { sum: number; n: number }>();
+  for (const c of cells) {
+    const k = `${c.layer}\u0000${c.expert}`;
+    const m = mean.get(k) ?? { sum: 0, n: 0 };
+    m.sum += c.fraction;
+    m.n++;
+    mean.set(k, m);
+  }
+  // Ratios of shares far below uniform are noise of a few tokens and would take the whole colour
+  // range: both sides are floored at a tenth of the uniform share.
+  const experts = Math.max(1, ...cells.map((c) => c.expert + 1));
+  const floor = 0.1 / experts;
+  return cells.map((c) => {
+    const m = mean.get(`${c.layer}\u0000${c.expert}`)!;
+    const avg = m.sum / m.n;
+    return { ...c, mean: avg, lift: Math.log2(Math.max(c.fraction, floor) / Math.max(avg, floor)) };
+  });
+}
+
+/** The colour domain of the lift: symmetric, fitted to the data, at least ±0.1 (7%) and at most ±3 (8×, clamped beyond). */
+export function liftDomain(cells: LiftCell[]): [number, number] {
+  const m = Math.min(3, Math.max(0.1, ...cells.map((c) => Math.abs(c.lift))));
+  return [-m, m];
+}
+
+export function assignmentSpec(cells: AssignmentCell[], title: string, subtitle: string[], label = 'label'): TopLevelSpec {
   const values = [...new Set(cells.map((c) => c.value))];
   const experts = Math.max(1, ...cells.map((c) => c.expert + 1));
+  const lifted = withLift(cells);
+  const [lo, hi] = liftDomain(lifted);
   const x = { field: 'expert', type: 'ordinal' as const, title: 'expert', axis: { labelAngle: 0 } };
   const y = { field: 'value', type: 'nominal' as const, sort: values, title: null };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: title, subtitle },
-    data: { values: cells },
+    title: { text: title, subtitle: [...subtitle, `colour: fraction ÷ the expert's mean over ${label}s (log scale)`] },
+    data: { values: lifted },
     facet: { column: { field: 'layer', type: 'ordinal', header: { labelExpr: "'MoE layer ' + datum.value", title: null, labelFontSize: 12 } } },
     spec: {
       width: Math.max(120, 34 * experts),
@@ -141,13 +177,28 @@ export function assignmentSpec(cells: AssignmentCell[], title: string, subtitle:
         {
           mark: 'rect',
           encoding: {
-            x, y, color: { field: 'fraction', type: 'quantitative', scale: { domain: [0, 1], scheme: 'blues' }, title: 'fraction of row' },
-            tooltip: [{ field: 'layer', title: 'MoE layer' }, { field: 'value', title: 'label' }, { field: 'expert' }, { field: 'fraction', format: '.3f' }, { field: 'tokens', title: 'assignments' }],
+            x,
+            y,
+            color: {
+              field: 'lift',
+              type: 'quantitative',
+              scale: { domain: [lo, hi], domainMid: 0, scheme: 'blueorange', clamp: true },
+              title: ['share vs', "expert's mean"],
+              legend: { labelExpr: "format(pow(2, datum.value), '.2f') + '×'", tickCount: 5 },
+            },
+            tooltip: [
+              { field: 'layer', title: 'MoE layer' },
+              { field: 'value', title: label },
+              { field: 'expert' },
+              { field: 'fraction', format: '.3f', title: 'fraction of row' },
+              { field: 'mean', format: '.3f', title: `expert's mean over ${label}s` },
+              { field: 'tokens', title: 'assignments' },
+            ],
           },
         },
         {
           mark: { type: 'text', fontSize: 9 },
-          encoding: { x, y, text: { field: 'fraction', type: 'quantitative', format: '.2f' }, color: { condition: { test: 'datum.fraction > 0.55', value: 'white' }, value: 'black' } },
+          encoding: { x, y, text: { field: 'fraction', type: 'quantitative', format: '.2f' }, color: { condition: { test: `abs(datum.lift) > ${0.6 * hi}`, value: 'white' }, value: 'black' } },
         },
       ],
     },

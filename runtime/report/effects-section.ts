@@ -68,7 +68,7 @@ export const effectHead = ['comparison', 'held fixed', 'seeds', 'mean difference
 export function forestSpec(es: Effect[], metric: EffectMetric): TopLevelSpec {
   const values = es.map((e) => ({ label: effectLabel(e), mean: e.mean, lo: e.lo ?? e.mean, hi: e.hi ?? e.mean, n: e.n, verdict: e.verdict }));
   const order = values.map((v) => v.label);
-  const y = { field: 'label', type: 'nominal' as const, sort: order, title: null, axis: { labelLimit: 360 } };
+  const y = { field: 'label', type: 'nominal' as const, sort: order, title: null, axis: { labelLimit: 560 } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: `Effects on ${metric.name}`, subtitle: ['mean paired difference (value − reference) over seeds, 95% t-interval', metric.better ? `${metric.better} is better; intervals crossing 0 are within seed noise` : 'intervals crossing 0 are within seed noise'] },

@@ -119,8 +119,13 @@ export async function writeReport(dir: string): Promise<Report> {
       if (!a.cells.length) continue;
       const at = a.steps.length === 1 ? `step ${a.steps[0]}` : `steps ${a.steps.join(', ')}`;
       md.push(`### ${config}: ${data} by ${label}`, '');
-      const sub = [`${cls ? 'samples' : 'tokens'} routed to each expert per ${label} (rows sum to 1)`, `last evaluation (${at}), ${a.seeds === 1 ? 'one seed' : `summed over ${a.seeds} seeds, each seed's experts matched to the first's by what they take`}`];
-      await figure(assignmentSpec(a.cells, `${config}: ${data} by ${label}`, sub), `experts-${n}-${slug(config)}-${slug(data)}-${slug(label)}`, `expert assignment for ${config}`);
+      // Short subtitle lines: the widest one sets the image's width, and the cells shrink with it.
+      const sub = [
+        `${cls ? 'samples' : 'tokens'} routed to each expert per ${label} (rows sum to 1)`,
+        `last evaluation (${at}), ${a.seeds === 1 ? 'one seed' : `summed over ${a.seeds} seeds`}`,
+        ...(a.seeds > 1 ? ["each seed's experts matched to the first's by what they take"] : []),
+      ];
+      await figure(assignmentSpec(a.cells, `${config}: ${data} by ${label}`, sub, label), `experts-${n}-${slug(config)}-${slug(data)}-${slug(label)}`, `expert assignment for ${config}`);
       const byLayer = new Map<number, Record<string, number[]>>();
       for (const c of a.cells) ((byLayer.get(c.layer) ?? byLayer.set(c.layer, {}).get(c.layer)!)[c.value] ??= [])[c.expert] = c.tokens;
       md.push(...specialisationTable([...byLayer].sort((x, y) => x[0] - y[0]).map(([layer, counts]) => specialisation(layer, counts)), label, perSeedJsd(used, data, label), perSeedEntropy(used, data, label), a.seeds));

@@ -62,22 +62,31 @@ export function headerLines(model: SweepModel, width: number): Line[] {
   const c = model.counts();
   const total = model.trials.length;
   const finished = c.done + c.failed + c.skipped + c.stopped;
-  const first = `moec  sweep ${h.sweep} · ${h.adapter} · out ${h.out}`;
-  const tally = [
-    `trials ${finished}/${total} finished`,
-    `${c.done} done`,
-    `${c.running} running`,
-    `${c.failed} failed`,
-    ...(c.skipped ? [`${c.skipped} skipped`] : []),
-    ...(c.stopped ? [`${c.stopped} stopped`] : []),
-    ...(c.pending ? [`${c.pending} pending`] : []),
-    `elapsed ${formatDuration(model.elapsedSeconds())}`,
-    ...(c.running + c.pending > 0 ? [`sweep ETA ${formatDuration(model.sweepEtaSeconds())}`] : []),
-  ].join(' · ');
+  // On a narrow terminal the adapter's long description gives way to its name, so `out` stays.
+  let first = `moec  sweep ${h.sweep} · ${h.adapter} · out ${h.out}`;
+  if (first.length > width) first = `moec  sweep ${h.sweep} · ${shortAdapter(h.adapter)} · out ${h.out}`;
+  const counts: [string, number, boolean][] = [
+    ['done', c.done, true],
+    ['running', c.running, true],
+    ['failed', c.failed, true],
+    ['skipped', c.skipped, false],
+    ['stopped', c.stopped, false],
+    ['pending', c.pending, false],
+  ];
+  const clock = [`elapsed ${formatDuration(model.elapsedSeconds())}`, ...(c.running + c.pending > 0 ? [`sweep ETA ${formatDuration(model.sweepEtaSeconds())}`] : [])];
+  const tallyOf = (all: boolean) => [`trials ${finished}/${total} finished`, ...counts.filter(([, n, always]) => n > 0 || (all && always)).map(([word, n]) => `${n} ${word}`), ...clock].join(' · ');
+  // Zero counts go first when the line is too long: the clock and the ETA are what a user looks for.
+  let tally = tallyOf(true);
+  if (tally.length > width) tally = tallyOf(false);
   return [
     [{ text: truncate(first, width), bold: true }],
     [{ text: truncate(tally, width), ...(c.failed > 0 ? { color: 'red' as const } : {}) }],
   ];
+}
+
+/** An adapter's name without its driver details: `llvmpipe: Mesa 25.0.7 (LLVM 15)` -> `llvmpipe`. */
+export function shortAdapter(adapter: string): string {
+  return adapter.split(/[:(]/)[0]!.trim() || adapter;
 }
 
 interface Columns {
@@ -93,9 +102,11 @@ function columns(model: SweepModel, width: number): Columns {
   const steps = 2 * String(maxSteps).length + 1;
   const rest = width - FIXED.status - FIXED.loss - FIXED.ppl - FIXED.tps - FIXED.eta - steps - 2;
   // The bar gets a third of the spare room (at most 20 cells), and none on narrow terminals
-  // where the name needs it more; the name takes the rest.
+  // where the name needs it more; the name takes what is left, but no more than the longest name
+  // needs: on a wide terminal a padded name column leaves the numbers far from their trial.
   const bar = rest >= 30 ? Math.min(20, Math.floor(rest / 3)) : 0;
-  const name = Math.max(8, rest - bar - (bar > 0 ? 1 : 0));
+  const longest = Math.max('trial'.length, ...model.trials.map((t) => t.info.name.length));
+  const name = Math.max(8, Math.min(longest, rest - bar - (bar > 0 ? 1 : 0)));
   return { name, bar, steps };
 }
 
@@ -162,7 +173,8 @@ export function finishedLayout(model: SweepModel, width: number): FinishedLayout
     if (room() >= Math.min(longest, 24)) break;
     fields.delete(f);
   }
-  return { nameWidth: Math.max(12, Math.min(longest, room())), fields };
+  // Never wider than the room left (a wider name pushed the wall time off an 80-column screen).
+  return { nameWidth: Math.max(Math.min(longest, 12), Math.min(longest, room())), fields };
 }
 
 /** One line per finished trial, for the `<Static>` area: it is printed once and never redrawn. */
@@ -198,12 +210,18 @@ export function messageLine(text: string, width: number): Line {
   return [{ text: truncate(`» ${text.split('\n')[0]}`, width), color: 'yellow' }];
 }
 
-/** The router's losses and drops at the last logged step, over the MoE layers (mean, with the worst layer's drop). */
-export function moeStatsText(m: { balance: number[]; z: number[]; dropped: number[] }): string {
+/**
+ * The router's losses and drops at the last logged step, over the MoE layers (mean, with the worst
+ * layer's drop); a shorter wording when `width` is too narrow for the full one.
+ */
+export function moeStatsText(m: { balance: number[]; z: number[]; dropped: number[] }, width = Infinity): string {
   const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
   const layers = m.balance.length;
   const dropped = m.dropped.length ? Math.max(...m.dropped) : NaN;
-  return `balance loss ${formatFixed(mean(m.balance), 3)} · z loss ${formatFixed(mean(m.z), 3)} · dropped ${formatFixed(100 * mean(m.dropped), 1)}% (worst layer ${formatFixed(100 * dropped, 1)}%)${layers > 1 ? ` · mean of ${layers} layers` : ''}`;
+  const [bal, z, drop, worst] = [formatFixed(mean(m.balance), 3), formatFixed(mean(m.z), 3), formatFixed(100 * mean(m.dropped), 1), formatFixed(100 * dropped, 1)];
+  const full = `balance loss ${bal} · z loss ${z} · dropped ${drop}% (worst layer ${worst}%)${layers > 1 ? ` · mean of ${layers} layers` : ''}`;
+  if (full.length <= width) return full;
+  return `balance ${bal} · z ${z} · dropped ${drop}% (worst ${worst}%)${layers > 1 ? ` · ${layers}-layer mean` : ''}`;
 }
 
 /** The sparkline and the expert-load heat map of one running trial. */
@@ -223,7 +241,7 @@ export function detailLines(t: TrialState, width: number): Line[] {
     lines.push(plain('  dense model: no expert load'));
     return lines.map((l) => clip(l, width));
   }
-  if (t.moe) lines.push(plain(truncate(`  ${moeStatsText(t.moe)}`, width)));
+  if (t.moe) lines.push(plain(truncate(`  ${moeStatsText(t.moe, width - 2)}`, width)));
   if (!t.expertLoad) {
     lines.push(plain(truncate('  expert load: waiting for the first evaluation', width)));
     return lines.map((l) => clip(l, width));

@@ -19,6 +19,10 @@ export interface TrialState {
   tokensPerSec?: number;
   /** Seconds since this process started the trial, from the last step event. */
   elapsed: number;
+  /** Model clock (ms) at this process's trial-start. */
+  startedAt?: number;
+  /** This process's seconds on a finished trial, trial-start to trial-end: evaluations and the last checkpoint included. */
+  segmentSeconds?: number;
   validLoss?: number;
   validPpl?: number;
   /** Test accuracy, for a classification task (the cluster task) instead of a perplexity. */
@@ -96,6 +100,7 @@ export class SweepModel {
         t.firstStep = e.resumedFrom ?? 0;
         t.step = t.firstStep;
         t.elapsed = 0;
+        t.startedAt = this.now();
         if (e.note) this.printed.push({ key: `message:${this.printed.length}`, message: `${t.info.name}: ${e.note}` });
         break;
       }
@@ -130,6 +135,7 @@ export class SweepModel {
         const t = this.get(e.id);
         t.status = e.status;
         t.wallSeconds = e.wallSeconds;
+        if (t.startedAt !== undefined) t.segmentSeconds = (this.now() - t.startedAt) / 1000;
         if (e.tokensPerSec !== undefined && e.tokensPerSec > 0) t.tokensPerSec = e.tokensPerSec;
         if (e.error !== undefined) t.error = e.error;
         this.finished.push(t);
@@ -169,7 +175,10 @@ export class SweepModel {
   /**
    * Seconds left in the whole sweep: the steps every unfinished trial has still to run, at the
    * mean seconds per step observed so far over the trials that have trained (compilation and the
-   * steps a resume skipped are not counted). Undefined until a step has been timed.
+   * steps a resume skipped are not counted). A finished trial counts to its end, so the rate
+   * carries the evaluations and the final checkpoint a later trial will also spend time on (the
+   * last step event alone left out the final evaluation: half of a short trial's time). Undefined
+   * until a step has been timed.
    */
   sweepEtaSeconds(): number | undefined {
     let seconds = 0;
@@ -181,7 +190,7 @@ export class SweepModel {
       // elapsed: this process's time on the trial, as of its last step (its own segment only).
       const timed = ran > 0 && t.elapsed > 0 && t.status !== 'skipped';
       if (timed) {
-        seconds += t.elapsed;
+        seconds += t.segmentSeconds ?? t.elapsed;
         steps += ran;
       }
       const left = Math.max(0, t.info.steps - t.step);

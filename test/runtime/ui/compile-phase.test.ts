@@ -57,3 +57,17 @@ test('the log view prints the start and the end of the compile phase', () => {
   const lines = out.lines();
   assert.deepEqual(lines.slice(1), ['[1/1] compile a1 top=1: 40 kernels', '[1/1] compile a1 40/40 kernels ready in 1m15s (30 reused: identical to a kernel compiled before)']);
 });
+
+test("the sweep ETA counts a finished trial's evaluations and final checkpoint, not only its steps", () => {
+  let clock = 0;
+  const m = new SweepModel(() => clock);
+  m.apply(sweepStart([trial('a1', 'top=1', 10), trial('b2', 'top=2', 10)]));
+  m.apply({ type: 'trial-start', id: 'a1' });
+  clock += 5_000;
+  m.apply(step('a1', 10, 3, 5));
+  // The last evaluation and the checkpoint take as long again as the 10 steps did.
+  clock += 5_000;
+  m.apply({ type: 'trial-end', id: 'a1', status: 'done', wallSeconds: 10 });
+  assert.equal(m.sweepEtaSeconds(), 10);
+  assert.match(screen(m)[1]!, /sweep ETA 10s$/);
+});
