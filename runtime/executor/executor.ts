@@ -245,6 +245,46 @@ export class PlanExecutor {
   }
 
   /**
+   * GPU time per dispatch label without timestamp queries: each dispatch in its own submit, timed
+   * on the host from submit to onSubmittedWorkDone, averaged over `runs` runs after one warm-up.
+   * Includes submit and wake-up overhead (tens of microseconds), so it is for adapters without
+   * 'timestamp-query'; `profile` is exact where they exist.
+   */
+  async profileBySubmit(program: string, runs = 3): Promise<KernelTime[]> {
+    const steps = this.steps(program);
+    const device = this.gpu.device;
+    const kernels = new Map(this.plan.kernels.map((k) => [k.name, k]));
+    const totals = new Map<string, KernelTime>();
+    for (let r = 0; r <= runs; r++) {
+      for (const s of steps) {
+        this.gpu.checkAlive();
+        const encoder = device.createCommandEncoder({ label: `profile ${s.label}` });
+        const pass = encoder.beginComputePass({ label: s.label });
+        pass.setPipeline(s.pipeline);
+        pass.setBindGroup(0, s.bindGroup);
+        pass.dispatchWorkgroups(s.x, s.y, s.z);
+        pass.end();
+        const t0 = performance.now();
+        device.queue.submit([encoder.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        const ms = (performance.now() - t0) / runs;
+        if (r === 0) continue; // warm-up
+        const k = kernels.get(s.kernel)!;
+        const t = totals.get(s.label) ?? { label: s.label, kernel: s.kernel, dispatches: 0, ms: 0, flops: 0, bytes: 0 };
+        t.ms += ms;
+        if (r === 1) {
+          t.dispatches += 1;
+          t.flops! += k.flops ?? 0;
+          t.bytes! += k.bytes ?? 0;
+        }
+        totals.set(s.label, t);
+      }
+    }
+    this.gpu.checkAlive();
+    return [...totals.values()].sort((a, b) => b.ms - a.ms);
+  }
+
+  /**
    * Bytes of device memory this executor holds now: the plan's buffers and regions as allocated
    * (rounded up to 16 bytes) plus the read-back staging buffers made so far. What the plan's
    * peakBytes estimate should be checked against.

@@ -4,6 +4,7 @@ import { CompileError, compileTrial, type CompiledTrial } from '../../../compile
 import type { LoweringOptions } from '../../../compiler/lower/kernels.js';
 import { loweringFor } from '../../gpu/lowering.js';
 import { defaultLimits, type DeviceLimits, estimateTime, limitProblems, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
+import { formatGraph } from '../../../compiler/lower/graph-text.js';
 import { fittingMicroBatch } from '../../../compiler/lower/fit.js';
 import { type DeviceProfile, profileNamed, profiles } from '../../../compiler/lower/profiles.js';
 import { error, renderDiagnostic } from '../../../grammar/diagnostics.js';
@@ -11,7 +12,7 @@ import { UserError } from '../../../grammar/user-error.js';
 import { adapterOption, limitsOf, openGpu } from '../adapter-flag.js';
 import type { Command } from '../command.js';
 
-const EMITS = ['summary', 'plan', 'wgsl'] as const;
+const EMITS = ['summary', 'plan', 'wgsl', 'graph'] as const;
 type Emit = (typeof EMITS)[number];
 
 export const human = (n: number, unit = '') => {
@@ -103,13 +104,14 @@ export function formatSummary(t: Trial, s: PlanSummary): string {
 export const compileCommand: Command = {
   name: 'compile',
   summary: 'compile trials to GPU plans: a summary, the plan JSON, or the WGSL',
-  usage: `usage: moec compile FILE [--trial ID|N] [--preset NAME] [--emit summary|plan|wgsl] [--adapter NAME] [--no-device] [--portable] [--limits NAME[,NAME]] [--rate GFLOPS]
+  usage: `usage: moec compile FILE [--trial ID|N] [--preset NAME] [--emit summary|plan|wgsl|graph] [--adapter NAME] [--no-device] [--portable] [--limits NAME[,NAME]] [--rate GFLOPS]
 
 Lowers each trial (or the one --trial names) to its Plan: kernels, dispatches per program, buffer
 sizes, parameter count, FLOPs per step and peak memory. Buffers are checked against the GPU's
 limits (the adapter's, or WebGPU's guaranteed minimums with --no-device).
   --trial ID|N   a trial id prefix or its number in 'moec expand'
-  --emit KIND    summary (default), plan (JSON) or wgsl (every kernel's source); plan and wgsl need one trial
+  --emit KIND    summary (default), plan (JSON), wgsl (every kernel's source) or graph (the tensor
+                 graph: tensors with shapes, ops with their kernels and bindings); all but summary need one trial
   --preset NAME  apply 'preset NAME { ... }' first
   --adapter NAME check against this adapter's limits
   --no-device    do not open a GPU; check against WebGPU's default limits (implies --portable)
@@ -151,6 +153,7 @@ limits (the adapter's, or WebGPU's guaranteed minimums with --no-device).
     for (const t of trials) {
       const c = compileOrExplain(r, t, devices.map((d) => d.limits), lowering);
       if (emit === 'plan') console.log(JSON.stringify(c.plan, null, 2));
+      else if (emit === 'graph') console.log(formatGraph(c));
       else if (emit === 'wgsl') for (const k of c.plan.kernels) console.log(`// ---- kernel ${k.name} (workgroup ${k.workgroupSize.join('x')})\n${k.wgsl.trim()}\n`);
       else {
         const s = summarize(c!);

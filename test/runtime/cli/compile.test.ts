@@ -77,3 +77,20 @@ test('--emit of an unknown kind and an unknown --trial are refused clearly', () 
   assert.equal(none.status, 1);
   assert.match(none.stderr, /--trial 'zzzz' matches no trial/);
 });
+
+test('moec compile --emit graph prints tensors with shapes and ops with their kernels and named bindings', () => {
+  const r = compile(pipeline('graph', '  batch 2'), '--emit', 'graph');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^graph \S+: \d+ tensors, \d+ ops, \d+ kernels/);
+  // Parameters sit in the params region; activations wherever the memory planner put them.
+  assert.match(r.stdout, /\n {2}wte\.weight +param +\[256x64\] f32 +65536 +params @0 B\n/);
+  assert.match(r.stdout, /\n {2}tokens +input +\[128\] u32 +512 +own buffer\n/);
+  assert.match(r.stdout, /\nphase forward:\n/);
+  assert.match(r.stdout, /\nphase update:\n/);
+  // The optimiser's ops, with the kernel the lowering chose and each binding by its WGSL name.
+  assert.match(r.stdout, /\n {2}adamw\.decay: adamw\S* -> adamw\S* \(workgroup \d+x1x1, grid \d+x1x1\)\n {4}params +?= params \[\d+\] f32 read-write\n {4}grads +?= grads \[\d+\] f32 read\n/);
+  const plan = JSON.parse(compile(pipeline('graph', '  batch 2'), '--emit', 'plan').stdout);
+  const ops = [...r.stdout.matchAll(/^ {2}(\S+): /gm)].map((m) => m[1]);
+  // Every dispatch of train_step is one op printed.
+  for (const d of plan.programs.train_step) assert.ok(ops.includes(d.label ?? d.kernel), `${d.label} missing`);
+});
