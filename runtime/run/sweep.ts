@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { LoadResult, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
+import type { DispatchProfile } from './dispatch-profile.js';
 import { UserError } from '../../grammar/user-error.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
@@ -39,11 +40,15 @@ export interface SweepOptions {
   report?: boolean;
   /** Write each trial's initial weights (initial.safetensors). */
   saveInit?: boolean;
+  /** Profile each finished trial's training step, per dispatch (`moec run --profile`). */
+  profile?: boolean;
   /** Where notes for the user go (e.g. what --force removes). */
   log?: (msg: string) => void;
 }
 
 export interface SweepResult {
+  /** With `profile`: each trial's training step, per dispatch, in the order they finished. */
+  profiles?: { id: string; name: string; profile: DispatchProfile }[];
   done: number;
   failed: number;
   stopped: number;
@@ -94,9 +99,10 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   tidySweep(store);
   if (o.force) forceTrials(store, o.trials, o.log ?? (() => {}));
   if (o.resume) checkResumable(store, o, dir);
-  const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null };
+  const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null, profiles: [] };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
-  const ctx: TrialRunContext = { gpu: o.gpu, store, data: o.data, listener: o.listener, adapter, stop: o.stop, saveInit: Boolean(o.saveInit), file: o.file };
+  const ctx: TrialRunContext = { gpu: o.gpu, store, data: o.data, listener: o.listener, adapter, stop: o.stop, saveInit: Boolean(o.saveInit), file: o.file,
+    ...(o.profile ? { profile: (t: Trial, p: DispatchProfile) => result.profiles!.push({ id: t.id, name: t.name, profile: p }) } : {}) };
   const runOne = async (t: Trial) => {
     let lock: Lock;
     try {

@@ -1,5 +1,6 @@
 // The one way a trial of a loaded pipeline is trained into a run store: local sweeps, queue workers
 // and Slurm tasks all come through here, so a trial trains the same way wherever it runs.
+import path from 'node:path';
 import type { DataSet, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import { summarize } from '../../compiler/lower/summary.js';
@@ -13,6 +14,7 @@ import { PatchModel } from '../train/patch-model.js';
 import { trainPatchTrial } from '../train/patch-trainer.js';
 import { trainTrial, type TrainOutcome } from '../train/trainer.js';
 import type { SweepData } from './sweep-data.js';
+import { type DispatchProfile, profileDispatches, writeDispatchProfile } from './dispatch-profile.js';
 
 export interface TrialRunContext {
   gpu: Gpu;
@@ -26,6 +28,8 @@ export interface TrialRunContext {
   saveInit?: boolean;
   /** The .moe file, named in data errors. */
   file?: string;
+  /** Time the training step's dispatches once a trial is done (`moec run --profile`). */
+  profile?: (t: Trial, p: DispatchProfile) => void;
 }
 
 /** What the live view shows of a trial before it starts. */
@@ -86,6 +90,12 @@ export async function trainOneTrial(ctx: TrialRunContext, t: Trial, compiled: Co
       r = await trainTrial({ model: m, ...d, ...common, compileSeconds: compileSeconds() });
     }
     store.setTrialStatus(t.id, r.status);
+    if (ctx.profile && r.status === 'done') {
+      // After the last checkpoint: the extra steps it runs change nothing the trial saved.
+      const p = await profileDispatches(model!.ex, 'train_step');
+      writeDispatchProfile(path.join(ts.dir, 'profile.json'), p);
+      ctx.profile(t, p);
+    }
     return r;
   } finally {
     model?.destroy();

@@ -9,6 +9,7 @@ import { createSweepView, wantsLiveView } from '../../ui/sweep-view.js';
 import { adapterOption, limitsOf, openGpu } from '../adapter-flag.js';
 import type { Command } from '../command.js';
 import { compileOrExplain } from './compile.js';
+import { formatDispatchProfile } from '../../run/dispatch-profile.js';
 import { loweringFor } from '../../gpu/lowering.js';
 import { runQueueSweep } from '../../queue/coordinator.js';
 import { parseRedisUrl, scrubArgv } from '../../queue/redis-url.js';
@@ -43,6 +44,10 @@ the current step with a checkpoint; --resume continues from there and skips fini
                    trials (says which); trials --only leaves out keep theirs
   --save-init      also write each trial's initial weights (step 0) to <trial>/initial.safetensors,
                    kept beside the checkpoints (moec sample/eval/export read it by path)
+  --profile        once each trial is done, time its training step per dispatch (GPU timestamps
+                   where the adapter has them, else the host clock around one submit per dispatch;
+                   the output says which), print the slowest after the sweep, and write all of
+                   them to <trial>/profile.json; the extra steps run after the last checkpoint
   --portable       compile plans that use nothing adapter-specific (on lavapipe: the 8×8 matmul
                    instead of the faster subgroup one); the losses then match runs made that way
   --adapter NAME   the GPU to use (see moec doctor)
@@ -63,12 +68,13 @@ the current step with a checkpoint; --resume continues from there and skips fini
       args: argv, allowPositionals: true,
       options: {
         preset: { type: 'string' }, only: { type: 'string' }, steps: { type: 'string' }, parallel: { type: 'string', default: '1' }, out: { type: 'string', default: 'runs' },
-        resume: { type: 'boolean' }, force: { type: 'boolean' }, 'save-init': { type: 'boolean' }, portable: { type: 'boolean' }, queue: { type: 'string' }, attempts: { type: 'string' }, ...adapterOption,
+        resume: { type: 'boolean' }, force: { type: 'boolean' }, 'save-init': { type: 'boolean' }, profile: { type: 'boolean' }, portable: { type: 'boolean' }, queue: { type: 'string' }, attempts: { type: 'string' }, ...adapterOption,
         slurm: { type: 'boolean' }, partition: { type: 'string' }, time: { type: 'string' }, 'max-parallel': { type: 'string' }, 'dry-run': { type: 'boolean' },
       },
     });
     if (positionals.length !== 1) { console.error(this.usage); return 1; }
     if (values.resume && values.force) throw new UserError('--resume and --force contradict each other', { where: '--force', hint: '--resume continues the run directory, --force replaces it' });
+    if (values.profile && (values.queue !== undefined || values.slurm)) throw new UserError(`--profile applies to a sweep trained here, not with --${values.slurm ? 'slurm' : 'queue'}`, { where: '--profile', hint: 'profile one trial locally: moec run FILE --only ID --steps 2 --profile' });
     if (values.queue !== undefined) {
       for (const flag of ['force', 'parallel', 'adapter'] as const) {
         if (flag === 'parallel' ? values.parallel !== '1' : values[flag] !== undefined) throw new UserError(`--${flag} does not apply with --queue`, { where: `--${flag}`, hint: flag === 'force' ? 'a queued sweep always resumes; delete the run directory to start again' : "the workers choose: 'moec worker --adapter NAME --concurrency N'" });
@@ -131,9 +137,10 @@ the current step with a checkpoint; --resume continues from there and skips fini
       for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits, lowering));
       const data = await prepareSweepData(trials, (msg) => process.stderr.write(`${msg}\n`));
       view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr });
-      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel, lock, log: (m) => view?.message(m), saveInit: Boolean(values['save-init']) });
+      const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel, lock, log: (m) => view?.message(m), saveInit: Boolean(values['save-init']), profile: Boolean(values.profile) });
       await view.done();
       view = undefined;
+      for (const p of r.profiles ?? []) console.log(formatDispatchProfile(`trial ${p.id} (${p.name})`, p.profile));
       console.log(`${r.done} done, ${r.failed} failed, ${r.stopped} stopped, ${r.skipped} skipped; report: ${r.reportPath ?? 'not written'}`);
       if (r.reportError) console.error(`error: the report could not be written: ${r.reportError}`);
       return r.failed > 0 || r.stopped > 0 || r.reportError ? 1 : 0;
