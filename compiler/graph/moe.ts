@@ -275,7 +275,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
 export function activeParams(g: Graph, moe: MoeConfig | null): number {
   let n = 0;
   for (const t of g.tensors.values()) {
-    if (t.kind !== 'param' || t.region !== 'params' || t.name === 'params') continue;
+    if (t.kind !== 'param' || !/^params(\.\d+)?$/.test(t.region ?? '') || t.name === t.region) continue;
     const count = t.shape.reduce((a, b) => a * b, 1);
     // Soft MoE: every token's output draws on every expert.
     n += moe && moe.dispatch !== 'soft' && /^h\.\d+\.mlp\.experts\./.test(t.name) ? (count / moe.experts) * Math.min(moe.top, moe.experts) : count;

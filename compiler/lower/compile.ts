@@ -6,7 +6,7 @@ import { buildPatchGraph, PATCH_LAYER, PATCH_ROUTER, type PatchGraphSpec } from 
 import { patchExpertInit, patchRouterOptimizer, patchTrainBatch } from './patch-settings.js';
 import { loweringRefusal } from './refusals.js';
 import { elementBytes, type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
-import { layoutParams, type ParamLayout } from '../graph/layout.js';
+import { type LayoutOptions, layoutParams, type ParamLayout } from '../graph/layout.js';
 import type { RowKernel } from '../kernels/layernorm.js';
 import { PlanBuilder } from '../plan/builder.js';
 import type { Plan, PlanBuffer } from '../plan/types.js';
@@ -112,9 +112,9 @@ export function lowerGraph(g: Graph, opts: LoweringOptions = {}): { plan: Plan; 
  * layers. `opts` lets the lowering use what the adapter that will run the plan has (default: nothing,
  * a portable plan).
  */
-export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringOptions = {}): CompiledTrial {
+export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringOptions = {}, fit: LayoutOptions = {}): CompiledTrial {
   const graph = buildGpt2Graph(spec, ffn);
-  const layout = layoutParams(graph);
+  const layout = layoutParams(graph, fit);
   addOptimizer(graph, spec, layout);
   addShadowRefresh(graph, layout);
   const { plan, memory } = lowerGraph(graph, opts);
@@ -129,14 +129,14 @@ export class CompileError extends Error {
 }
 
 /** Compiles one trial's configuration; refuses settings the lowering does not implement yet. */
-export function compileTrial(c: TrialConfig, name = 'trial', opts: LoweringOptions = {}): CompiledTrial {
+export function compileTrial(c: TrialConfig, name = 'trial', opts: LoweringOptions = {}, fit: LayoutOptions = {}): CompiledTrial {
   const spec = gpt2SpecOf(c, name);
   const bad = loweringRefusal(c, spec);
   if (bad) throw new CompileError(bad.message, bad.ptr, bad.hint);
   if (c.data[c.train.data]?.source.kind === 'clusters') return compilePatchTrial(c, name);
   const moe = c.model.moe;
-  if (!moe) return gridChecked(() => compileGpt2(spec, undefined, opts));
-  return gridChecked(() => compileGpt2(spec, moeBlock(spec, moe), opts));
+  if (!moe) return gridChecked(() => compileGpt2(spec, undefined, opts, fit));
+  return gridChecked(() => compileGpt2(spec, moeBlock(spec, moe), opts, fit));
 }
 
 /** Kernel generators refuse grids past WebGPU's 65535 workgroups per dimension: a batch too large. */

@@ -5,7 +5,7 @@
 import type { Gpt2Spec } from '../graph/gpt2.js';
 import { PATCH_EXPERTS } from '../graph/patches.js';
 import { type Graph, numel } from '../graph/ir.js';
-import type { ParamLayout } from '../graph/layout.js';
+import { alignFloats, type ParamLayout, regionAt, regionName } from '../graph/layout.js';
 import { gradNormKernels } from '../kernels/gradnorm.js';
 import { sgdKernel } from '../kernels/sgd.js';
 import { ngdKernel } from '../kernels/ngd.js';
@@ -22,56 +22,96 @@ export interface NgdTargets {
   plain: string[];
 }
 
+/** Where a parameter lives: its region's index and its offset (floats) inside the region. */
+function placeOf(g: Graph, layout: ParamLayout, name: string): { k: number; offset: number } {
+  const at = layout.offsets.get(name);
+  if (at === undefined || g.get(name).trainable === false) throw new Error(`graph ${g.name}: '${name}' is not a trainable parameter`);
+  const k = regionAt(layout, at);
+  return { k, offset: at - layout.regions[k]!.start };
+}
+
+/** An op's name for region k: region 0 keeps the unsplit name, so plans of one region do not change. */
+const inRegion = (name: string, k: number) => (k === 0 ? name : `${name}.${k}`);
+
 /**
- * Adds the whole-region views, the zeroing ops and the AdamW, SGD or NGD update to a graph whose
- * parameters are laid out.
+ * Declares each region's whole-region tensors (params, grads and, with `moments`, adam.m / adam.v),
+ * zeroes the gradients and the loss, and adds the global gradient norm when clipping: one partial
+ * pass per gradient region into its slice of one partials buffer, one total over all of it.
  */
-export function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd?: NgdTargets): void {
-  const total = layout.total;
-  const sgd = s.optimizer === 'sgd';
-  if (s.optimizer === 'ngd' && (!ngd || s.clip > 0)) throw new Error(`graph ${g.name}: ngd needs its expert blocks and clip 0`);
-  g.tensor('params', [total], 'param', { region: 'params', offset: 0 });
-  g.tensor('grads', [total], 'grad', { region: 'grads', offset: 0 });
-  // SGD and NGD keep no state beyond the step: no moments (checkpoints then hold only weights).
-  if (!sgd && !ngd) {
-    g.tensor('adam.m', [total], 'optimizer');
-    g.tensor('adam.v', [total], 'optimizer');
-  }
-  g.op('zero', 'grads.zero', 'fill', [total], ['grads']);
+function addRegions(g: Graph, s: Gpt2Spec, layout: ParamLayout, moments: boolean, routerUniform = false): void {
+  layout.regions.forEach((r, k) => {
+    const params = regionName('params', k);
+    const grads = regionName('grads', k);
+    g.tensor(params, [r.floats], 'param', { region: params, offset: 0 });
+    g.tensor(grads, [r.floats], 'grad', { region: grads, offset: 0 });
+    if (moments) {
+      g.tensor(regionName('adam.m', k), [r.floats], 'optimizer');
+      g.tensor(regionName('adam.v', k), [r.floats], 'optimizer');
+    }
+  });
+  // The patch model's router has its own rate (declared here to keep the plan's buffer order).
+  if (routerUniform) g.tensor('adam.router', [4], 'uniform');
+  layout.regions.forEach((r, k) => g.op('zero', k === 0 ? 'grads.zero' : `grads.${k}.zero`, 'fill', [r.floats], [regionName('grads', k)]));
   g.op('zero', 'train_loss.zero', 'fill', [1], ['train_loss']);
-  if (s.clip > 0) {
+  if (s.clip <= 0) return;
+  if (layout.regions.length === 1) {
     // Σ g² over the whole gradient region (padding is zero), then clipping inside AdamW.
+    const total = layout.total;
     const partials = g.tensor('grad_norm.partials', [gradNormKernels('probe', { count: total }).partials], 'activation');
     g.op('update', 'grad_norm.partial', 'gradnorm_partial', [total], ['grads', partials]);
     g.op('update', 'grad_norm', 'gradnorm_total', [total], [partials, 'grad_norm']);
+    return;
   }
+  // Each region's partials start on a 256-byte boundary (a legal binding offset); the gaps are zeroed.
+  const counts = layout.regions.map((r) => gradNormKernels('probe', { count: r.floats }).partials);
+  const starts = counts.map((_, k) => counts.slice(0, k).reduce((a, n) => a + alignFloats(n), 0));
+  const P = starts[starts.length - 1]! + counts[counts.length - 1]!;
+  const partials = g.tensor('grad_norm.partials', [P], 'activation');
+  g.op('update', 'grad_norm.partials.zero', 'fill', [P], [partials]);
+  layout.regions.forEach((r, k) => {
+    g.op('update', inRegion('grad_norm.partial', k), 'gradnorm_partial', [r.floats], [regionName('grads', k), g.rowsOf(partials, starts[k]!, counts[k]!, 1)]);
+  });
+  // The total kernel sums ceil(count / chunk) partials (chunk: one first-stage workgroup's elements):
+  // a count of P whole chunks makes it sum all P.
+  const chunk = 256 * 16;
+  if (gradNormKernels('probe', { count: P * chunk }).partials !== P) throw new Error('graph: the gradient norm\'s total does not cover its partials');
+  g.op('update', 'grad_norm', 'gradnorm_total', [P * chunk], [partials, 'grad_norm']);
+}
+
+/** Adds the region tensors, the zeroing ops and the AdamW, SGD or NGD update to a graph whose parameters are laid out. */
+export function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd?: NgdTargets): void {
+  const sgd = s.optimizer === 'sgd';
+  if (s.optimizer === 'ngd' && (!ngd || s.clip > 0)) throw new Error(`graph ${g.name}: ngd needs its expert blocks and clip 0`);
+  // SGD and NGD keep no state beyond the step: no moments (checkpoints then hold only weights).
+  addRegions(g, s, layout, !sgd && !ngd);
   if (ngd) {
     addNgd(g, s, layout, ngd);
     return;
   }
   for (const r of layout.ranges) {
+    const [params, grads, m, v] = ['params', 'grads', 'adam.m', 'adam.v'].map((b) => regionName(b, r.region));
     if (sgd) {
-      g.op('update', r.decay ? 'sgd.decay' : 'sgd.nodecay', 'sgd', [r.offset, r.count, r.decay ? s.wd : 0, s.clip], ['params', 'grads', 'adam', ...(s.clip > 0 ? ['grad_norm'] : [])]);
+      g.op('update', inRegion(r.decay ? 'sgd.decay' : 'sgd.nodecay', r.region), 'sgd', [r.offset, r.count, r.decay ? s.wd : 0, s.clip], [params!, grads!, 'adam', ...(s.clip > 0 ? ['grad_norm'] : [])]);
       continue;
     }
     const cfg = { beta1: s.betas[0], beta2: s.betas[1], eps: s.eps, weightDecay: r.decay ? s.wd : 0 };
-    const name = r.decay ? 'adamw.decay' : 'adamw.nodecay';
-    if (s.clip > 0) g.op('update', name, 'adamw_clip', [r.offset, r.count, cfg, s.clip], ['params', 'grads', 'adam.m', 'adam.v', 'adam', 'grad_norm']);
-    else g.op('update', name, 'adamw', [r.offset, r.count, cfg], ['params', 'grads', 'adam.m', 'adam.v', 'adam']);
+    const name = inRegion(r.decay ? 'adamw.decay' : 'adamw.nodecay', r.region);
+    if (s.clip > 0) g.op('update', name, 'adamw_clip', [r.offset, r.count, cfg, s.clip], [params!, grads!, m!, v!, 'adam', 'grad_norm']);
+    else g.op('update', name, 'adamw', [r.offset, r.count, cfg], [params!, grads!, m!, v!, 'adam']);
   }
 }
 
 /** NGD per block of one parameter (W_m ← W_m − lr·g_m/‖g_m‖), plain SGD for the others; every tensor named is trainable and decayed alike. */
 function addNgd(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd: NgdTargets): void {
-  const at = (name: string) => {
-    const offset = layout.offsets.get(name);
-    if (offset === undefined || g.get(name).trainable === false) throw new Error(`graph ${g.name}: ngd target '${name}' is not a trainable parameter`);
-    return offset;
-  };
+  const bufs = (k: number) => [regionName('params', k), regionName('grads', k), 'adam'];
   const [blocks, ...rest] = g.get(ngd.blocks).shape;
   const size = rest.reduce((a, b) => a * b, 1);
-  g.op('update', 'ngd.blocks', 'ngd', [at(ngd.blocks), blocks!, size, s.wd], ['params', 'grads', 'adam']);
-  for (const name of ngd.plain) g.op('update', `sgd.${name}`, 'sgd', [at(name), numel(g.get(name).shape), s.wd, 0], ['params', 'grads', 'adam']);
+  const p = placeOf(g, layout, ngd.blocks);
+  g.op('update', 'ngd.blocks', 'ngd', [p.offset, blocks!, size, s.wd], bufs(p.k));
+  for (const name of ngd.plain) {
+    const q = placeOf(g, layout, name);
+    g.op('update', `sgd.${name}`, 'sgd', [q.offset, numel(g.get(name).shape), s.wd, 0], bufs(q.k));
+  }
 }
 
 /**
@@ -81,34 +121,20 @@ function addNgd(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd: NgdTargets): vo
  * Clipping, when on, is global over both (the grad_norm the sgd and adamw_clip kernels read).
  */
 export function addPatchOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout, router: { name: string; optimizer: 'sgd' | 'adamw' } | null): void {
-  const total = layout.total;
   if (s.optimizer === 'ngd' && s.clip > 0) throw new Error(`graph ${g.name}: ngd needs clip 0`);
-  g.tensor('params', [total], 'param', { region: 'params', offset: 0 });
-  g.tensor('grads', [total], 'grad', { region: 'grads', offset: 0 });
-  if (s.optimizer === 'adamw' || router?.optimizer === 'adamw') {
-    g.tensor('adam.m', [total], 'optimizer');
-    g.tensor('adam.v', [total], 'optimizer');
-  }
-  if (router) g.tensor('adam.router', [4], 'uniform');
-  g.op('zero', 'grads.zero', 'fill', [total], ['grads']);
-  g.op('zero', 'train_loss.zero', 'fill', [1], ['train_loss']);
+  addRegions(g, s, layout, s.optimizer === 'adamw' || router?.optimizer === 'adamw', router !== null);
   const clip = s.clip > 0 ? ['grad_norm'] : [];
-  if (s.clip > 0) {
-    const partials = g.tensor('grad_norm.partials', [gradNormKernels('probe', { count: total }).partials], 'activation');
-    g.op('update', 'grad_norm.partial', 'gradnorm_partial', [total], ['grads', partials]);
-    g.op('update', 'grad_norm', 'gradnorm_total', [total], [partials, 'grad_norm']);
-  }
   const update = (name: string, optimizer: 'adamw' | 'sgd' | 'ngd', uniform: string, opName: string) => {
-    const offset = layout.offsets.get(name);
-    if (offset === undefined || g.get(name).trainable === false) throw new Error(`graph ${g.name}: '${name}' is not a trainable parameter`);
+    const { k, offset } = placeOf(g, layout, name);
+    const [params, grads, m, v] = ['params', 'grads', 'adam.m', 'adam.v'].map((b) => regionName(b, k)) as [string, string, string, string];
     const [first, ...rest] = g.get(name).shape;
     const count = numel(g.get(name).shape);
-    if (optimizer === 'ngd') g.op('update', opName, 'ngd', [offset, first!, rest.reduce((a, b) => a * b, 1), s.wd], ['params', 'grads', uniform]);
-    else if (optimizer === 'sgd') g.op('update', opName, 'sgd', [offset, count, s.wd, s.clip], ['params', 'grads', uniform, ...clip]);
+    if (optimizer === 'ngd') g.op('update', opName, 'ngd', [offset, first!, rest.reduce((a, b) => a * b, 1), s.wd], [params, grads, uniform]);
+    else if (optimizer === 'sgd') g.op('update', opName, 'sgd', [offset, count, s.wd, s.clip], [params, grads, uniform, ...clip]);
     else {
       const cfg = { beta1: s.betas[0], beta2: s.betas[1], eps: s.eps, weightDecay: s.wd };
-      if (s.clip > 0) g.op('update', opName, 'adamw_clip', [offset, count, cfg, s.clip], ['params', 'grads', 'adam.m', 'adam.v', uniform, ...clip]);
-      else g.op('update', opName, 'adamw', [offset, count, cfg], ['params', 'grads', 'adam.m', 'adam.v', uniform]);
+      if (s.clip > 0) g.op('update', opName, 'adamw_clip', [offset, count, cfg, s.clip], [params, grads, m, v, uniform, ...clip]);
+      else g.op('update', opName, 'adamw', [offset, count, cfg], [params, grads, m, v, uniform]);
     }
   };
   const experts = s.optimizer ?? 'adamw';
@@ -125,17 +151,23 @@ export function addPatchOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout, ro
 export function addShadowRefresh(g: Graph, layout: ParamLayout): void {
   const shadows = [...g.tensors.values()].filter((t) => t.kind === 'shadow');
   if (!shadows.length) return;
-  const segments: CastSegment[] = [];
-  let at = 0;
+  // Each parameter region has its f16 mirror (half its size), so neither exceeds the region limit.
+  const byRegion = layout.regions.map(() => ({ segments: [] as CastSegment[], at: 0 }));
   for (const t of shadows) {
     const src = layout.offsets.get(t.name.replace(/\.f16$/, ''));
     if (src === undefined) throw new Error(`graph: f16 copy '${t.name}' has no parameter`);
-    t.offset = at;
-    segments.push({ src, dst: at, count: numel(t.shape) });
-    at += Math.ceil(numel(t.shape) / 128) * 128;
+    const k = regionAt(layout, src);
+    const r = byRegion[k]!;
+    t.region = regionName('params16', k);
+    t.offset = r.at;
+    r.segments.push({ src: src - layout.regions[k]!.start, dst: r.at, count: numel(t.shape) });
+    r.at += Math.ceil(numel(t.shape) / 128) * 128;
   }
-  g.tensor('params16', [at], 'shadow', { dtype: 'f16', region: 'params16', offset: 0 });
-  g.op('update', 'params16.refresh', 'cast_f16', [segments], ['params', 'params16']);
-  g.op('shadow', 'params16.init', 'cast_f16', [segments], ['params', 'params16']);
+  byRegion.forEach(({ segments, at }, k) => {
+    if (!segments.length) return;
+    const [params, params16] = [regionName('params', k), regionName('params16', k)];
+    g.tensor(params16, [at], 'shadow', { dtype: 'f16', region: params16, offset: 0 });
+    g.op('update', inRegion('params16.refresh', k), 'cast_f16', [segments], [params, params16]);
+    g.op('shadow', inRegion('params16.init', k), 'cast_f16', [segments], [params, params16]);
+  });
 }
-

@@ -4,6 +4,7 @@ import type { Gpu } from '../gpu/device.js';
 import { PlanExecutor } from '../executor/executor.js';
 import type { PipelineOptions } from '../executor/pipelines.js';
 import { initParams, splitParams } from './init.js';
+import { regionName } from '../../compiler/graph/layout.js';
 import { UserError } from '../../grammar/user-error.js';
 
 /**
@@ -28,13 +29,20 @@ export class PlanModel {
 
   /** Writes the parameters, and refreshes their f16 copies when the plan has them (precision f16). */
   writeParams(flat: Float32Array): void {
-    this.ex.write('params', flat);
+    this.writeFlat('params', flat);
     if (this.compiled.plan.programs['refresh_shadows']) this.ex.run('refresh_shadows');
   }
 
   writeOptimizerState(m: Float32Array, v: Float32Array): void {
-    this.ex.write('adam.m', m);
-    this.ex.write('adam.v', v);
+    this.writeFlat('adam.m', m);
+    this.writeFlat('adam.v', v);
+  }
+
+  /** Writes a flat vector (the layout's offsets) into the region buffers it is cut into (compiler/graph/layout.ts). */
+  private writeFlat(base: 'params' | 'adam.m' | 'adam.v', flat: Float32Array): void {
+    const { regions, total } = this.compiled.layout;
+    if (flat.length !== total) throw new Error(`write of ${base}: ${flat.length} floats for a layout of ${total}`);
+    regions.forEach((r, k) => this.ex.write(regionName(base, k), flat.subarray(r.start, r.start + r.floats)));
   }
 
   protected writeLr(step: number, lr: number): void {
@@ -46,18 +54,23 @@ export class PlanModel {
   }
 
   async readParams(): Promise<Map<string, Float32Array>> {
-    return splitParams(this.compiled.graph, this.compiled.layout, await this.ex.read('params'));
+    return splitParams(this.compiled.graph, this.compiled.layout, await this.readFlat('params'));
   }
 
   /** Gradients by parameter name (frozen parameters have none). */
   async readGrads(): Promise<Map<string, Float32Array>> {
-    const all = splitParams(this.compiled.graph, this.compiled.layout, await this.ex.read('grads'));
+    const all = splitParams(this.compiled.graph, this.compiled.layout, await this.readFlat('grads'));
     for (const name of [...all.keys()]) if (this.compiled.graph.get(name).trainable === false) all.delete(name);
     return all;
   }
 
-  async readFlat(name: 'params' | 'grads' | 'adam.m' | 'adam.v'): Promise<Float32Array> {
-    return this.ex.read(name);
+  /** A flat vector (the layout's offsets), read from the region buffers it is cut into. */
+  async readFlat(base: 'params' | 'grads' | 'adam.m' | 'adam.v'): Promise<Float32Array> {
+    const { regions, total } = this.compiled.layout;
+    if (regions.length === 1) return this.ex.read(base);
+    const out = new Float32Array(total);
+    for (const [k, r] of regions.entries()) out.set(await this.ex.read(regionName(base, k)), r.start);
+    return out;
   }
 
   destroy(): void {
