@@ -196,3 +196,30 @@ test('--force does not delete a trial another process is training (its trial loc
   }
   assert.equal(readFileSync(path.join(trial, 'metrics.jsonl'), 'utf8'), before, 'the trial kept its records');
 });
+
+test('every checkpoint of one trial damaged: --resume fails that trial, says why and what to run, and trains the others on', () => {
+  const s = setup(6, '; schedule constant', 2);
+  assert.equal(s.run(['--steps', '6']).status, 0);
+  const [bad, good] = trialDirs(s.runDir) as [string, string];
+  const cks = readdirSync(path.join(bad, 'checkpoints')).filter((n) => n.endsWith('.safetensors'));
+  assert.ok(cks.length >= 1, 'the first run left checkpoints');
+  for (const n of cks) {
+    // One flipped byte in the tensor data: its checksum no longer holds.
+    const f = path.join(bad, 'checkpoints', n);
+    const bytes = readFileSync(f);
+    bytes[bytes.length - 3] ^= 0xff;
+    writeFileSync(f, bytes);
+  }
+  const r = s.run(['--resume', '--steps', '12']);
+  assert.equal(r.status, 1, 'a failed trial makes the run exit 1');
+  assert.match(r.stdout, /1 done, 1 failed/);
+  const id = path.basename(bad);
+  const status = JSON.parse(readFileSync(path.join(bad, 'status.json'), 'utf8')) as { state: string; error: string };
+  assert.equal(status.state, 'failed');
+  assert.match(status.error, new RegExp(`^trial ${id}: every checkpoint is damaged: .*--only ${id} --force`));
+  for (const n of cks) assert.ok(existsSync(path.join(bad, 'checkpoints', `${n}.damaged`)), `${n} is kept as .damaged`);
+  assert.equal(JSON.parse(readFileSync(path.join(good, 'status.json'), 'utf8')).step, 12, 'the other trial trained on to step 12');
+  const idx = JSON.parse(readFileSync(path.join(s.runDir, 'index.json'), 'utf8')) as { trials: { id: string; status: string }[] };
+  assert.deepEqual(Object.fromEntries(idx.trials.map((t) => [t.id, t.status])), { [id]: 'failed', [path.basename(good)]: 'done' });
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});
