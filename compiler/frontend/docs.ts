@@ -2,6 +2,7 @@
 // reference of every key is written once, in the schema. `moec docs` prints it;
 // test/compiler/frontend/docs.test.ts fails when the checked-in file is stale.
 import { MAX_NESTING } from '../../grammar/parse.js';
+import { MAX_TRIALS } from './sweep.js';
 import { blockKeys, dataSchema, evaluateSchema, keyName, modelSchema, sweepSchema, trainSchema, type JsonSchema } from './schema.js';
 
 function typeText(s: JsonSchema): string {
@@ -103,6 +104,7 @@ export function generateLanguageDoc(): string {
   out.push(`| baseline | \`${esc(sp['baselines']!['x-syntax'] ?? '')}\` | ${esc(sp['baselines']!.description ?? '')} |`);
   out.push(`| compare | \`${esc(sp['comparisons']!['x-syntax'] ?? '')}\` | ${esc(sp['comparisons']!.description ?? '')} E.g. \`compare model.moe.unit against token by model.moe.top\`. |`);
   out.push('', 'Each trial has a stable id (a short hash of its resolved configuration without the settings left at their default: the same file gives the same ids, and keys added to the language later do not change them) and a readable name such as `unit=sequence,top=2,experts=8,seed=1`. `moec expand FILE` lists them.', '');
+  out.push(`A file expands to at most ${MAX_TRIALS} trials, seeds included: a sweep past that is refused at the dimension (or the seeds) that takes it over, before its trials are resolved.`, '');
   out.push(`Keys of each block, for quick reference: data: ${blockKeys(dataSchema).join(', ')}; model: ${blockKeys(modelSchema).join(', ')}; moe: ${blockKeys(modelSchema.properties!['moe']!).join(', ')}; train: ${blockKeys(trainSchema).join(', ')}; evaluate: ${blockKeys(evaluateSchema).join(', ')}.`, '');
   return out.join('\n');
 }

@@ -247,6 +247,9 @@ function baseText(path: string[], base: Pipeline, scope: Scope, view: ReturnType
 export interface ExpandResult { trials: Trial[]; diagnostics: Diagnostic[] }
 
 /** Expand the sweep into trials, resolving and validating each (diagnostics point at the sweep values). */
+/** The most trials one file may expand to (docs/LANGUAGE.md states it): checking is linear in it. */
+export const MAX_TRIALS = 20000;
+
 export function expand(scope: Scope, baseOverrides: Override[], base: Pipeline, sweep: ParsedSweep | undefined, preset: string | null, opts: { validate?: boolean } = {}): ExpandResult {
   const diagnostics: Diagnostic[] = [];
   const validate = opts.validate ?? true;
@@ -257,7 +260,12 @@ export function expand(scope: Scope, baseOverrides: Override[], base: Pipeline, 
   const lastCount = new Map<string, number>();
   for (const d of dims) for (const p of d.params) { const l = p.path[p.path.length - 1]!; lastCount.set(l, (lastCount.get(l) ?? 0) + 1); }
   const short = (p: string[]) => ((lastCount.get(p[p.length - 1]!) ?? 0) > 1 ? p.join('.') : p[p.length - 1]!);
-  const LIMIT = 100000;
+  const LIMIT = MAX_TRIALS;
+  const seedCount = Math.max(1, sweep?.seeds.length ?? 0);
+  const tooMany = (span: Span | undefined, at: string) => {
+    diagnostics.push(error(`the sweep expands to more than ${LIMIT} trials (${at})`, span, `sweep fewer values or fewer dimensions: one file holds at most ${LIMIT} trials`));
+    return { trials: [], diagnostics };
+  };
   for (const d of dims) {
     const next: Pending[] = [];
     const n = d.params[0]!.values.length;
@@ -281,13 +289,12 @@ export function expand(scope: Scope, baseOverrides: Override[], base: Pipeline, 
         }
         next.push({ overrides: ov, parts, values });
       }
+      // Stopped as soon as it is over: a product of long lists is never built whole.
+      if (next.length * seedCount > LIMIT) return tooMany(d.params[0]!.keySpan, `at least ${next.length}${seedCount > 1 ? ` × ${seedCount} seeds` : ''} by this dimension`);
     }
     pending = next;
-    if (pending.length > LIMIT) {
-      diagnostics.push(error(`the sweep expands to more than ${LIMIT} trials`, d.params[0]!.keySpan, 'sweep fewer values or fewer dimensions'));
-      return { trials: [], diagnostics };
-    }
   }
+  if (pending.length * seedCount > LIMIT) return tooMany(sweep?.seedSpan, `${pending.length} × ${seedCount} seeds`);
   const seeds = sweep?.seeds.length ? sweep.seeds : [];
   if (seeds.length) {
     const sp = sweep!.seedSpan!;

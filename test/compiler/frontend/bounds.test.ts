@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { loadPipeline } from '../../../compiler/frontend/index.js';
+import { MAX_TRIALS } from '../../../compiler/frontend/sweep.js';
 import { pipelineSchema, type JsonSchema } from '../../../compiler/frontend/schema.js';
 import { renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { MAX_NESTING, parseSource } from '../../../grammar/parse.js';
@@ -199,4 +200,21 @@ test('control characters: fmt keeps an import path as written, diagnostics show 
   assert.equal(bad.diagnostics[0]!.message, "unexpected character '\\u001b'");
   const shown = renderDiagnostic(bad.diagnostics[0]!, () => 'train { seed 1 }\u001b[2J\n');
   assert.ok(!shown.includes('\u001b'), JSON.stringify(shown));
+});
+
+test(`a sweep past ${MAX_TRIALS} trials is refused at the dimension (or seeds) that takes it over, without resolving a trial`, () => {
+  const list = (n: number, from: number) => `[${Array.from({ length: n }, (_, i) => from + i).join(', ')}]`;
+  const sweepOf = (lines: string) => quick.replace('  model.moe.top in [1, 2]', lines);
+  const product = sweepOf(`  train.seed in ${list(300, 1)}\n  train.steps in ${list(300, 1000)}`);
+  const t0 = performance.now();
+  const r = load(product, 'small');
+  const ms = performance.now() - t0;
+  const [e] = errors(r);
+  assert.ok(e, 'refused');
+  assert.match(e.message, new RegExp(`^the sweep expands to more than ${MAX_TRIALS} trials \\(at least \\d+ by this dimension\\)$`));
+  assert.equal(product.split('\n')[e.span!.line - 1]!.trim().split(' ')[0], 'train.steps', 'at the second dimension');
+  assert.ok(ms < 3000, `refused before resolving trials (${ms.toFixed(0)} ms)`);
+  const seeded = load(sweepOf(`  train.steps in ${list(MAX_TRIALS / 2 + 1, 1000)}\n  seeds [1, 2]`), 'small');
+  assert.match(errors(seeded)[0]!.message, /more than \d+ trials \(at least \d+ × 2 seeds by this dimension\)/);
+  assert.equal(load(sweepOf(`  train.steps in ${list(MAX_TRIALS / 4, 1000)}\n  seeds [1, 2]`), 'small').trials.length, MAX_TRIALS / 2, 'under the bound: every trial');
 });
