@@ -69,7 +69,7 @@ export function trackBatches(spec: Gpt2Spec, steps: number, seed: number): Uint3
 }
 
 /** moec name and stacked (E, …) data → PyTorch's per-expert tensors. */
-function unstack(name: string, shape: number[], data: Float32Array): [string, { shape: number[]; data: Float32Array }][] {
+export function unstack(name: string, shape: number[], data: Float32Array): [string, { shape: number[]; data: Float32Array }][] {
   const m = /^h\.(\d+)\.mlp\.experts\.(c_fc|c_proj)\.(weight|bias)$/.exec(name);
   if (!m) return [[name, { shape, data }]];
   const [E, ...rest] = shape as [number, ...number[]];

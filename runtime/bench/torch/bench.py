@@ -170,19 +170,10 @@ def check(weights_path, tokens_path, cfg):
         weights = safetensors_io.read(weights_path)
     except (OSError, ValueError) as e:
         fail(f"cannot read weights: {e}")
+    extra = safetensors_io.copy_into(model, weights, weights_path, fail)
     own = dict(model.named_parameters())
-    missing = sorted(set(own) - set(weights))
-    if missing:
-        fail(f"{weights_path} lacks {len(missing)} tensors of the model: {', '.join(missing[:8])}")
-    extra = sorted(set(weights) - set(own))
     if extra:
         print(f"bench.py: ignoring {len(extra)} tensors that are not parameters: {', '.join(extra[:8])}", file=sys.stderr)
-    with torch.no_grad():
-        for name, p in own.items():
-            w = weights[name]
-            if tuple(w.shape) != tuple(p.shape):
-                fail(f"{name}: shape {list(w.shape)} in {weights_path}, the model needs {list(p.shape)}")
-            p.copy_(torch.from_numpy(w.astype(np.float32)))
 
     tokens = np.fromfile(tokens_path, dtype="<u4")
     B = cfg["batch"]

@@ -69,3 +69,21 @@ def write(path, tensors, metadata=None):
         f.write(text)
         for raw in chunks:
             f.write(raw)
+
+
+def copy_into(model, weights, path, fail):
+    """Copies `weights` (name -> array) into the model's parameters of the same names; `fail` on a
+    missing tensor or a shape that differs. Returns the names in `weights` that are not parameters."""
+    import torch
+
+    own = dict(model.named_parameters())
+    missing = sorted(set(own) - set(weights))
+    if missing:
+        fail(f"{path} lacks {len(missing)} tensors of the model: {', '.join(missing[:8])}")
+    with torch.no_grad():
+        for name, p in own.items():
+            w = weights[name]
+            if tuple(w.shape) != tuple(p.shape):
+                fail(f"{name}: shape {list(w.shape)} in {path}, the model needs {list(p.shape)}")
+            p.copy_(torch.from_numpy(w.astype(np.float32)))
+    return sorted(set(weights) - set(own))

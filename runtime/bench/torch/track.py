@@ -80,16 +80,8 @@ def main(argv):
     weights = safetensors_io.read(weights_path)
     if export is not None:
         weights = {f"transformer.{k}": v for k, v in weights.items()}
+    safetensors_io.copy_into(model, weights, weights_path, fail)
     own = dict(model.named_parameters())
-    missing = sorted(set(own) - set(weights))
-    if missing:
-        fail(f"{weights_path} lacks {len(missing)} tensors of the model: {', '.join(missing[:8])}")
-    with torch.no_grad():
-        for name, p in own.items():
-            w = weights[name]
-            if tuple(w.shape) != tuple(p.shape):
-                fail(f"{name}: shape {list(w.shape)} in {weights_path}, the model needs {list(p.shape)}")
-            p.copy_(torch.from_numpy(w.astype(np.float32)))
 
     B, T, lrs = cfg["batch"], m["context"], cfg["lrs"]
     data = np.fromfile(batches_path, dtype="<u4")

@@ -12,6 +12,7 @@ import { GpuModel } from '../../../runtime/train/model.js';
 import { testGpu } from '../../helpers/gpu.js';
 import { moeConfig } from './moe-helpers.js';
 import { assertLossMatches, gradientMismatches, torchGradients } from './torch-compare.js';
+import { unstack } from '../../../runtime/bench/torch-track.js';
 
 // The MoE model (token routing, learned router, top 2 of 4, renormalised gates, dropless, Switch
 // balance loss) through moec and through PyTorch's index_select/index_add MoE on the same weights:
@@ -26,14 +27,6 @@ const spec: Gpt2Spec = {
 const moe = moeConfig({ experts: 4, top: 2, normalize: true, balance: 0.01, zloss: 0, dropless: true, layers: [0, 1] });
 const python = await torchPython();
 
-/** moec name and stacked data → PyTorch's per-expert names. */
-function unstack(name: string, shape: number[], data: Float32Array): [string, { shape: number[]; data: Float32Array }][] {
-  const m = /^h\.(\d+)\.mlp\.experts\.(c_fc|c_proj)\.(weight|bias)$/.exec(name);
-  if (!m) return [[name, { shape, data }]];
-  const [E, ...rest] = shape as [number, ...number[]];
-  const per = rest.reduce((a, b) => a * b, 1);
-  return Array.from({ length: E }, (_, e) => [`h.${m[1]}.mlp.experts.${e}.${m[2]}.${m[3]}`, { shape: rest, data: data.slice(e * per, (e + 1) * per) }]);
-}
 
 test('moec MoE loss and gradients equal PyTorch on the same weights', { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' }, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-torch-moe-'));
