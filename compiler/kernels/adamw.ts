@@ -3,6 +3,7 @@ import { CLIP_EPS } from '../reference/gradnorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { fExp as f } from './wgsl.js';
 
 export { adamwUniforms, defaultAdamW, type AdamWConfig } from '../reference/adamw.js';
 
@@ -15,7 +16,6 @@ export interface AdamWRange {
 
 /** Largest workgroup count per dimension WebGPU guarantees. */
 const MAX_GROUPS = 65535;
-const f = (x: number) => x.toExponential();
 
 /**
  * One AdamW step over params[offset, offset+count), one element per invocation. beta1, beta2, eps,

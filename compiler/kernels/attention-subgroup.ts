@@ -1,6 +1,7 @@
 import { attentionCost, attentionLayout, type AttentionShape } from './attention.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u } from './wgsl.js';
 
 // Subgroup forms of the three attention kernels (attention.ts), for lavapipe: the same bindings,
 // grid shape and results. In the plain forms the 8 invocations of a workgroup (llvmpipe's 8 SIMD
@@ -18,7 +19,6 @@ import { wgslKernel } from './wgsl-kernel.js';
 // as in the plain forms; the forward does one online-softmax rescale per block of 8 keys. Needs the
 // 'subgroups' feature with subgroups of at least 8. Measured in runtime/bench/attention-compare.ts.
 
-const u = (x: number) => `${x}u`;
 
 /**
  * Rows each lane owns. 2 ran at 1.1-1.5× 1 row at hd 16, 32 and 64; 4 was level with 2 at hd 16 and

@@ -2,6 +2,7 @@ import type { AttentionShape } from '../reference/attention.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u } from './wgsl.js';
 
 export type { AttentionShape } from '../reference/attention.js';
 
@@ -27,7 +28,6 @@ export interface AttentionTiling {
 
 export const defaultAttentionTiling: AttentionTiling = { rows: 8, keyBlock: 1 };
 
-const u = (x: number) => `${x}u`;
 
 /**
  * A balanced sum: a left-to-right sum of 16 dot products is a 64-deep chain of dependent FMAs per

@@ -3,6 +3,7 @@ import { IGNORE_INDEX } from '../reference/crossentropy.js';
 import { checkDims, reduceBody, reduceDecls } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u } from './wgsl.js';
 
 export { IGNORE_INDEX } from '../reference/crossentropy.js';
 
@@ -21,7 +22,6 @@ export interface CrossEntropyShape {
   perRow?: 'invocation' | 'workgroup';
 }
 
-const u = (x: number) => `${x}u`;
 const MAX_GROUPS = 65535;
 
 /** Workgroups for one invocation per row, spilling into y past 65535 groups; `row` is the row index. */

@@ -1,12 +1,12 @@
-import { activationWgsl } from './activation.js';
+import { activationWgsl, geluWgsl } from './activation.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u } from './wgsl.js';
 
 // Small memory-bound kernels the training step needs between the big fused ones.
 
 const MAX_GROUPS = 65535;
-const u = (x: number) => `${x}u`;
 
 /** A 1-D grid over `count` elements that spills into y past 65535 workgroups; `idx` is the element. */
 export function grid(count: number, wg: number): { workgroups: [number, number, number]; idx: string } {
@@ -59,10 +59,8 @@ ${entry(wg)}
   let i = ${g.idx};
   if (i < ${u(count)}) {
     let x = h[i];
-    let c = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-    let t = tanh(clamp(c, -15.0, 15.0));
-    let dc = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
-    d[i] *= 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dc;
+${geluWgsl.gradLines.map((l) => `    ${l}`).join('\n')}
+    d[i] *= ${geluWgsl.grad};
   }
 }
 `;

@@ -1,6 +1,7 @@
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u } from './wgsl.js';
 
 export interface EmbeddingShape {
   B: number;
@@ -10,7 +11,6 @@ export interface EmbeddingShape {
   V: number;
 }
 
-const u = (x: number) => `${x}u`;
 const MAX_GROUPS = 65535;
 
 function check(name: string, s: EmbeddingShape): void {

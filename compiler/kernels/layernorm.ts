@@ -2,10 +2,9 @@ import type { PlanKernel } from '../plan/types.js';
 import { ceilDiv, checkDims, reduceBody, reduceDecls } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
 import { perRowGrid } from './crossentropy.js';
+import { u, fDec as f, type RowKernel } from './wgsl.js';
 
-export interface RowKernel extends PlanKernel {
-  workgroups: [number, number, number];
-}
+export type { RowKernel } from './wgsl.js';
 
 export interface LayerNormShape {
   rows: number;
@@ -22,8 +21,6 @@ export interface LayerNormShape {
   perRow?: 'invocation' | 'workgroup';
 }
 
-const u = (x: number) => `${x}u`;
-const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
 
 /**
  * Fused residual add + LayerNorm: sum = x + r; out = (sum - mean) * rstd * w + b, one workgroup per

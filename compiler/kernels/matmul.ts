@@ -3,6 +3,7 @@ import type { MatmulShape } from '../reference/matmul.js';
 import { activationExpr, activationGradWgsl, activationWgsl } from './activation.js';
 import { wgslKernel } from './wgsl-kernel.js';
 import { withF16Operands } from './matmul-f16.js';
+import { u } from './wgsl.js';
 
 export type { MatmulShape } from '../reference/matmul.js';
 
@@ -74,7 +75,6 @@ function outputDecls(s: MatmulShape, cVec: boolean): string[] {
 function storeRow(s: MatmulShape, cVec: boolean, cRow: string, cols: number, acc: (g: number) => string, bias?: (g: number) => string): string[] {
   const { n: N } = s;
   const act = s.activation ?? 'none';
-  const u = (x: number) => `${x}u`;
   if ((s.savePre || s.actGrad) && s.accumulate) throw new Error('matmul: savePre and actGrad do not combine with accumulate');
   const L: string[] = [];
   for (let g = 0; g < Math.ceil(cols / 4); g++) {
@@ -127,7 +127,6 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   const aVec = s.transA ? M % 4 === 0 : KU === 4;
   const bVec = s.transB ? KU === 4 : N % 4 === 0;
   const cVec = N % 4 === 0;
-  const u = (x: number) => `${x}u`;
   const arr = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
   const G = TN / 4;
 
@@ -241,7 +240,6 @@ function matmulSubgroupKernel(name: string, s: MatmulShape, tiling: MatmulTiling
   const aVec = !s.transA && KU === 4;
   const bVec = s.transB ? KU === 4 : N % 4 === 0 && TN % 4 === 0;
   const cVec = N % 4 === 0 && TN % 4 === 0;
-  const u = (x: number) => `${x}u`;
   const arr = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
   const L: string[] = [];
   L.push(`enable subgroups;`);

@@ -2,8 +2,8 @@ import { assignmentWgsl, tokenOfWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u } from './wgsl.js';
 
-const u = (x: number) => `${x}u`;
 
 export interface CombineShape {
   tokens: number;

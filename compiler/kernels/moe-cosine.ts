@@ -2,10 +2,9 @@
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u, f } from './wgsl.js';
 
-const u = (x: number) => `${x}u`;
 /** An f32 literal (WGSL needs a decimal point or exponent). */
-const f = (x: number) => Math.fround(x).toExponential();
 
 export interface CosineShape {
   /** Routing rows R. */

@@ -3,8 +3,8 @@ import { assignmentWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u } from './wgsl.js';
 
-const u = (x: number) => `${x}u`;
 
 export interface MoeDispatchShape extends MoeRouting {
   /** Slots per expert; N·K for dropless. */

@@ -7,8 +7,8 @@ import type { RowKernel } from './layernorm.js';
 import { actWgsl, arr, declare, groupedColumns, groupedDecls, groupedEpilogue, MAX_GROUPS, type WeightGradShape } from './moe-grouped.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u } from './wgsl.js';
 
-const u = (x: number) => `${x}u`;
 
 /** Outputs per invocation of groupedMatmulSubgroupKernel: sm slots (8, 16, 24 or 32) by sn columns (4 or 8). */
 export interface GroupedMatmulTile {

@@ -3,13 +3,14 @@ import { type SlotLayout, tokenOfWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { geluFnWgsl, geluGradFnWgsl } from './activation.js';
+import { u } from './wgsl.js';
 
 export type { GroupedMatmulShape } from '../reference/moe.js';
 // The subgroup forms live in moe-grouped-subgroup.ts (which imports this file's shared parts);
 // re-exported for older callers. Their module bodies only define functions, so the cycle is safe.
 export { groupedMatmulSubgroupKernel, groupedMatmulSubgroupTile, type GroupedMatmulTile, groupedWeightGradSubgroupKernel, type WeightGradTile } from './moe-grouped-subgroup.js';
 
-const u = (x: number) => `${x}u`;
 export const MAX_GROUPS = 65535;
 
 // Each invocation computes TM×TN outputs from registers, without workgroup memory: the tiling
@@ -30,20 +31,12 @@ const vec4Of = (xs: string[]) => `vec4<f32>(${xs.join(', ')})`;
 
 // Expert activations and their derivatives (cubic: x³, the experts of Chen et al. 2022).
 export const actWgsl = `
-fn act_gelu(x: f32) -> f32 {
-  let c = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-  return 0.5 * x * (1.0 + tanh(clamp(c, -15.0, 15.0)));
-}
+${geluFnWgsl('act_gelu')}
 fn act_relu(x: f32) -> f32 { return max(x, 0.0); }
 fn act_cubic(x: f32) -> f32 { return x * x * x; }
 fn grad_relu(x: f32) -> f32 { return select(0.0, 1.0, x > 0.0); }
 fn grad_cubic(x: f32) -> f32 { return 3.0 * x * x; }
-fn grad_gelu(x: f32) -> f32 {
-  let c = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-  let t = tanh(clamp(c, -15.0, 15.0));
-  let dc = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
-  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dc;
-}`;
+${geluGradFnWgsl('grad_gelu')}`;
 
 /**
  * The bindings of both grouped matmul forms, in binding order. With `cVec` (n a multiple of 4) the

@@ -4,10 +4,9 @@ import { mix32Wgsl } from './dropout.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u, f } from './wgsl.js';
 
-const u = (x: number) => `${x}u`;
 /** An f32 literal (WGSL needs a decimal point or exponent). */
-const f = (x: number) => Math.fround(x).toExponential();
 
 /**
  * Noisy top-k: while training (rng.train != 0) adds noise to every router logit in place. Gaussian:

@@ -5,6 +5,7 @@ import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
 import { assignmentCount, assignmentWgsl, rowAssignmentWgsl } from '../routing/slots.js';
+import { u, f } from './wgsl.js';
 
 export type { MoeRouterShape } from '../reference/moe.js';
 // The router's other kernels live in files of their own; re-exported for the callers of this one.
@@ -12,9 +13,7 @@ export { moeCosineBackwardEmbKernel, moeCosineBackwardPKernel, moeCosineBackward
 export { noiseKeyWgsl, moeRouterNoiseKernel, routerNoiseWgsl } from './moe-noise.js';
 export { moePoolBackwardKernel, moePoolForwardKernel, type PoolShape } from './moe-pool.js';
 
-const u = (x: number) => `${x}u`;
 /** An f32 literal (WGSL needs a decimal point or exponent). */
-const f = (x: number) => Math.fround(x).toExponential();
 
 function checkRouting(name: string, s: MoeRouterShape): void {
   checkDims(name, { tokens: s.tokens, experts: s.experts, top: s.top, rep: s.rep });

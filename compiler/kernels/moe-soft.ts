@@ -9,10 +9,10 @@ import { STAT, statsLength } from '../reference/moe.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u } from './wgsl.js';
 
 export type { SoftShape } from '../reference/moe-soft.js';
 
-const u = (x: number) => `${x}u`;
 const MAX_GROUPS = 65535;
 
 /**

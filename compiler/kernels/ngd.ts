@@ -1,8 +1,8 @@
 import { checkDims, reduceBody, reduceDecls } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { fExp as f } from './wgsl.js';
 
-const f = (x: number) => x.toExponential();
 
 /**
  * Normalised gradient descent over `blocks` contiguous blocks of `size` floats starting at

@@ -11,11 +11,10 @@ import type { RowKernel } from './layernorm.js';
 import { actWgsl } from './moe-grouped.js';
 import { checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { u, fExp as f } from './wgsl.js';
 
 export { type PatchModelShape } from '../reference/clusters.js';
 
-const u = (x: number) => `${x}u`;
-const f = (x: number) => x.toExponential();
 
 const helpers = `${actWgsl}
 fn act_linear(x: f32) -> f32 { return x; }

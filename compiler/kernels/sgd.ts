@@ -3,8 +3,8 @@ import { checkDims } from './reduce.js';
 import { entry, grid } from './elementwise.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
+import { fExp as f } from './wgsl.js';
 
-const f = (x: number) => x.toExponential();
 
 /**
  * Plain SGD over params[offset, offset+count): p ← p − lr·(clip·g + wd·p), one element per

@@ -1,5 +1,5 @@
 // CPU references for the small element-wise kernels of compiler/kernels/elementwise.ts.
-import { applyActivation } from '../kernels/activation.js';
+import { applyActivation, applyActivationGrad } from '../kernels/activation.js';
 
 export function geluReference(h: Float32Array): Float32Array {
   return h.map((x) => applyActivation('gelu', x));
@@ -7,12 +7,7 @@ export function geluReference(h: Float32Array): Float32Array {
 
 /** d · gelu'(h), the derivative of GPT-2's tanh GELU. */
 export function geluBackwardReference(h: Float32Array, d: Float32Array): Float32Array {
-  const k = Math.sqrt(2 / Math.PI);
-  return d.map((g, i) => {
-    const x = h[i]!;
-    const t = Math.tanh(k * (x + 0.044715 * x ** 3));
-    return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x));
-  });
+  return d.map((g, i) => g * applyActivationGrad('gelu', h[i]!));
 }
 
 /** db[n] + Σ_m dy[m, n]. */

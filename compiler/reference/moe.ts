@@ -7,6 +7,7 @@
 
 import { assignmentCount, assignmentOf, NO_SLOT, type SlotLayout, tokenOf } from '../routing/slots.js';
 import { dropoutHash, dropoutKey } from './dropout.js';
+import { gelu, geluGrad } from '../kernels/activation.js';
 
 export { NO_SLOT } from '../routing/slots.js';
 
@@ -172,11 +173,7 @@ export interface GroupedMatmulShape {
 
 export type ExpertActivation = 'gelu' | 'relu' | 'cubic';
 
-const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
-export function geluGrad(x: number): number {
-  const t = Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
-}
+export { geluGrad };
 
 export const activate = (a: ExpertActivation, x: number) => (a === 'gelu' ? gelu(x) : a === 'relu' ? Math.max(x, 0) : x * x * x);
 export const activationGrad = (a: ExpertActivation, x: number) => (a === 'gelu' ? geluGrad(x) : a === 'relu' ? (x > 0 ? 1 : 0) : 3 * x * x);

@@ -13,8 +13,8 @@ import { mix32Wgsl } from '../kernels/dropout.js';
 import { distinctDraws, distinctDrawsWgsl, fillDraws } from './random.js';
 import { type RuleRouter, unsupported } from './router.js';
 import { unitOf } from './unit.js';
+import { u } from '../kernels/wgsl.js';
 
-const u = (x: number) => `${x}u`;
 /** Separates the hash routers' keys from the random routers' streams of the same layer. */
 const HASH_SALT = 0x68617368; // 'hash'
 

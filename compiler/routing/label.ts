@@ -6,9 +6,8 @@ import type { Graph } from '../graph/ir.js';
 import { assignmentWgsl } from './slots.js';
 import { fillDraws } from './random.js';
 import type { RuleRouter } from './router.js';
+import { u, f } from '../kernels/wgsl.js';
 
-const u = (x: number) => `${x}u`;
-const f = (x: number) => Math.fround(x).toExponential();
 
 export const labelRouter: RuleRouter = {
   kind: 'label',

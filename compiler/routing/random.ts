@@ -5,9 +5,8 @@ import { dropoutHash, dropoutKey, mix32 } from '../reference/dropout.js';
 import type { MoeRouterShape } from '../reference/moe.js';
 import { assignmentOf, assignmentWgsl } from './slots.js';
 import type { RuleRouter } from './router.js';
+import { u, f } from '../kernels/wgsl.js';
 
-const u = (x: number) => `${x}u`;
-const f = (x: number) => Math.fround(x).toExponential();
 
 /**
  * WGSL drawing token n's K distinct experts: the k-th is the (h mod (E − k))-th expert not yet

@@ -1,3 +1,4 @@
+import { u } from '../kernels/wgsl.js';
 // The dispatch table of a sparse MoE layer, stated once. Routing writes assignments (a token's
 // claim on an expert: sel[a] the expert, gate[a] its weight); dispatch orders the kept ones
 // expert-contiguously into slots (offsets[e] .. offsets[e+1] are expert e's, perm[slot] = a,
@@ -20,7 +21,6 @@ export interface SlotLayout {
 /** An assignment that no slot holds (dropped at capacity). */
 export const NO_SLOT = 0xffffffff;
 
-const u = (x: number) => `${x}u`;
 
 /** Assignments of `tokens` token rows. */
 export const assignmentCount = (l: SlotLayout, tokens: number) => tokens * l.top;
