@@ -13,9 +13,9 @@ const GELU_A = 0.044715;
  * `dc`, after which `grad` is the expression of gelu'(x).
  */
 export const geluWgsl = {
-  c: 'let c = 0.7978845608028654 * (x + 0.044715 * x * x * x);',
+  c: `let c = ${GELU_K} * (x + ${GELU_A} * x * x * x);`,
   value: '0.5 * x * (1.0 + tanh(clamp(c, -15.0, 15.0)))',
-  gradLines: ['let c = 0.7978845608028654 * (x + 0.044715 * x * x * x);', 'let t = tanh(clamp(c, -15.0, 15.0));', 'let dc = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);'],
+  gradLines: [`let c = ${GELU_K} * (x + ${GELU_A} * x * x * x);`, 'let t = tanh(clamp(c, -15.0, 15.0));', `let dc = ${GELU_K} * (1.0 + 3.0 * ${GELU_A} * x * x);`],
   grad: '0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dc',
 } as const;
 
