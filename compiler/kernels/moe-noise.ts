@@ -6,8 +6,6 @@ import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
 import { u, f } from './wgsl.js';
 
-/** An f32 literal (WGSL needs a decimal point or exponent). */
-
 /**
  * Noisy top-k: while training (rng.train != 0) adds noise to every router logit in place. Gaussian:
  * noise·z, z a standard normal from Box-Muller on two hashed uniforms per logit (the dropout hash of

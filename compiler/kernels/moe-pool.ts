@@ -4,8 +4,6 @@ import { ceilDiv, checkDims } from './reduce.js';
 import { wgslKernel } from './wgsl-kernel.js';
 import { u, f } from './wgsl.js';
 
-/** An f32 literal (WGSL needs a decimal point or exponent). */
-
 export interface PoolShape {
   tokens: number;
   /** Tokens per sequence. */

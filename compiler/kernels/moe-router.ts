@@ -13,8 +13,6 @@ export { moeCosineBackwardEmbKernel, moeCosineBackwardPKernel, moeCosineBackward
 export { noiseKeyWgsl, moeRouterNoiseKernel, routerNoiseWgsl } from './moe-noise.js';
 export { moePoolBackwardKernel, moePoolForwardKernel, type PoolShape } from './moe-pool.js';
 
-/** An f32 literal (WGSL needs a decimal point or exponent). */
-
 function checkRouting(name: string, s: MoeRouterShape): void {
   checkDims(name, { tokens: s.tokens, experts: s.experts, top: s.top, rep: s.rep });
   if (s.top > s.experts) throw new Error(`${name}: top ${s.top} > experts ${s.experts}`);

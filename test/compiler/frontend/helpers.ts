@@ -1,4 +1,5 @@
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,4 +29,22 @@ export async function capture(fn: () => Promise<number>): Promise<{ code: number
     console.error = error;
     process.stdout.write = write;
   }
+}
+
+/** Calls `fn` with a temporary file `name` holding `text`, removed once `fn` (sync or async) has finished. */
+export function withTempFile<T>(name: string, text: string, fn: (file: string) => T): T {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moec-test-'));
+  const file = path.join(dir, name);
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  writeFileSync(file, text);
+  let r: T;
+  try {
+    r = fn(file);
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  if (r instanceof Promise) return r.finally(remove) as T;
+  remove();
+  return r;
 }

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadPipeline } from '../../../compiler/frontend/index.js';
 import { compileTrial } from '../../../compiler/lower/compile.js';
 import { checkCommand } from '../../../runtime/cli/commands/check.js';
-import { capture, pipelinesDir } from '../../compiler/frontend/helpers.js';
+import { capture, pipelinesDir, withTempFile } from '../../compiler/frontend/helpers.js';
 
 // Every refusal the lowering makes is reported by `moec check`, at the setting's line and column,
 // before anything runs: a file that checks clean is one `moec run` compiles.
@@ -22,16 +21,7 @@ function variant(moe: string[], train: string[] = [], sweep = '  model.moe.top i
   return set(set(quickstart, '  moe', '    ', moe), 'train', '  ', train).replace('  model.moe.top in [1, 2]', sweep);
 }
 
-function inFile<T>(text: string, fn: (file: string) => T): T {
-  const dir = mkdtempSync(path.join(tmpdir(), 'moec-refusals-'));
-  const file = path.join(dir, 'check.moe');
-  writeFileSync(file, text);
-  try {
-    return fn(file);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const inFile = <T>(text: string, fn: (file: string) => T): T => withTempFile('check.moe', text, fn);
 
 /** The row and column of `value` on the first line that is `line` (trimmed). */
 function where(text: string, line: string, value: string): string {

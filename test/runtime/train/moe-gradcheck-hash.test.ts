@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { countParams, loadPipeline } from '../../../compiler/frontend/index.js';
 import { moeBlock } from '../../../compiler/graph/moe.js';
@@ -9,7 +8,7 @@ import { compileGpt2, compileTrial } from '../../../compiler/lower/compile.js';
 import { compileOrExplain } from '../../../runtime/cli/commands/compile.js';
 import { defaultLimits } from '../../../compiler/lower/summary.js';
 import { UserError } from '../../../grammar/user-error.js';
-import { repoRoot } from '../../compiler/frontend/helpers.js';
+import { repoRoot, withTempFile } from '../../compiler/frontend/helpers.js';
 import { gradCheck, moeConfig, spec } from './moe-helpers.js';
 
 // Hash routing (Roller et al. 2021): gradients through a hash-routed MoE layer (the experts, the
@@ -39,16 +38,7 @@ test('a hash router has no parameters: the plan counts what the front end counts
 const quickstart = readFileSync(path.join(repoRoot, 'pipelines/quickstart.moe'), 'utf8');
 
 /** Loads .moe text from a temporary file named hash.moe (the sources stay in the result). */
-function load(text: string) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'moec-hash-'));
-  const file = path.join(dir, 'hash.moe');
-  writeFileSync(file, text);
-  try {
-    return loadPipeline(file);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const load = (text: string) => withTempFile('hash.moe', text, (file) => loadPipeline(file));
 
 /** The quickstart with `router hash`, its moe lines edited by `edit`, and `sweep` in place of its sweep line. */
 const hashText = (edit: (moe: string) => string = (m) => m, sweep = '  model.moe.top in [2]') =>
