@@ -22,6 +22,8 @@ export interface GradNormKernels {
   total: RowKernel;
   /** Floats the partials buffer needs. */
   partials: number;
+  /** Gradient elements summed into each partial (the total stage sums ceil(count / chunk) partials). */
+  chunk: number;
 }
 
 /** Largest workgroup count per dimension WebGPU guarantees. */
@@ -85,5 +87,6 @@ ${reduceBody(wg, ['a'], ['acc'], 'sum')}
     partial: wgslKernel(`${name}_partial`, partial, [wg, 1, 1], { flops: 2 * count, bytes: 4 * (count + groups), workgroups: [gx, gy, 1] }),
     total: wgslKernel(`${name}_total`, total, [wg, 1, 1], { flops: groups, bytes: 4 * (groups + 2), workgroups: [1, 1, 1] }),
     partials: groups,
+    chunk,
   };
 }

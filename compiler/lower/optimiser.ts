@@ -71,10 +71,8 @@ function addRegions(g: Graph, s: Gpt2Spec, layout: ParamLayout, moments: boolean
   layout.regions.forEach((r, k) => {
     g.op('update', inRegion('grad_norm.partial', k), 'gradnorm_partial', [r.floats], [regionName('grads', k), g.rowsOf(partials, starts[k]!, counts[k]!, 1)]);
   });
-  // The total kernel sums ceil(count / chunk) partials (chunk: one first-stage workgroup's elements):
-  // a count of P whole chunks makes it sum all P.
-  const chunk = 256 * 16;
-  if (gradNormKernels('probe', { count: P * chunk }).partials !== P) throw new Error('graph: the gradient norm\'s total does not cover its partials');
+  // The total stage sums ceil(count / chunk) partials: a count of P whole chunks makes it sum all P.
+  const { chunk } = gradNormKernels('probe', { count: P });
   g.op('update', 'grad_norm', 'gradnorm_total', [P * chunk], [partials, 'grad_norm']);
 }
 
