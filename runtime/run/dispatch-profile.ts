@@ -1,7 +1,6 @@
 // `moec run --profile`: where a trial's training step spends its GPU time, per dispatch, measured
 // once the trial has finished (after its last checkpoint, so nothing it saved is touched).
 import type { KernelTime, PlanExecutor } from '../executor/executor.js';
-import { writeJsonAtomic } from '../store/atomic.js';
 
 export interface DispatchProfile {
   /** How the times were taken: GPU timestamps, or the host's clock around one submit per dispatch. */
@@ -19,8 +18,6 @@ export async function profileDispatches(ex: PlanExecutor, program: string, runs 
   const dispatches = [...times].sort((a, b) => b.ms - a.ms);
   return { method: stamped ? 'timestamp-queries' : 'submit-per-dispatch', runs, total_ms: dispatches.reduce((s, d) => s + d.ms, 0), dispatches };
 }
-
-export const writeDispatchProfile = (file: string, p: DispatchProfile) => writeJsonAtomic(file, p);
 
 /** The profile as a table, the `top` dispatches by time, and what the method measures. */
 export function formatDispatchProfile(title: string, p: DispatchProfile, top = 20): string {

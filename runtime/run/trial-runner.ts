@@ -14,7 +14,8 @@ import { PatchModel } from '../train/patch-model.js';
 import { trainPatchTrial } from '../train/patch-trainer.js';
 import { trainTrial, type TrainOutcome } from '../train/trainer.js';
 import type { SweepData } from './sweep-data.js';
-import { type DispatchProfile, profileDispatches, writeDispatchProfile } from './dispatch-profile.js';
+import { type DispatchProfile, profileDispatches } from './dispatch-profile.js';
+import { writeJsonAtomic } from '../store/atomic.js';
 
 export interface TrialRunContext {
   gpu: Gpu;
@@ -93,7 +94,7 @@ export async function trainOneTrial(ctx: TrialRunContext, t: Trial, compiled: Co
     if (ctx.profile && r.status === 'done') {
       // After the last checkpoint: the extra steps it runs change nothing the trial saved.
       const p = await profileDispatches(model!.ex, 'train_step');
-      writeDispatchProfile(path.join(ts.dir, 'profile.json'), p);
+      writeJsonAtomic(path.join(ts.dir, 'profile.json'), p);
       ctx.profile(t, p);
     }
     return r;
