@@ -15,6 +15,7 @@ import { compileBench, compileConcurrencyBench } from './compile.js';
 import { measureRates, rooflineTable, speedBound, type Rates } from './roofline.js';
 import { loweringFor } from '../gpu/lowering.js';
 import { compileGpt2 } from '../../compiler/lower/compile.js';
+import { trackSection } from './track-section.js';
 
 // The plain register-blocked vec4 kernel (4×4 outputs per invocation) DESIGN.md quotes at ~5
 // GFLOP/s on lavapipe; measured here beside the default so the gain is a same-run ratio.
@@ -119,6 +120,7 @@ async function main(): Promise<void> {
     if (values.only?.split(',').includes('compile')) compileBench({ rounds, baseline: values.baseline });
     if (values.only?.split(',').includes('compile-concurrency')) compileConcurrencyBench({ rounds });
     if (want('gpt2')) await gpt2Section(gpu);
+    if (want('torch-track')) await trackSection(gpu);
     if (!want('matmul')) return;
     console.log(`\n## matmul (GFLOP/s; default tiling ${defaultTiling.tm}×${defaultTiling.tn} per invocation, plain = vec4 4×4)\n`);
     // The subgroup tiling (16×4 per invocation, A shared by subgroupBroadcast) where the adapter suits it.
