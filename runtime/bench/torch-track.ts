@@ -40,6 +40,16 @@ export interface TrackData {
   losses: number[];
 }
 
+/**
+ * The token-routed MoE both the tracking test and the bench train (each overrides its size): 4
+ * experts, top 2, renormalised softmax gates, dropless, balance 0.01, in layers 0 and 1.
+ */
+export const trackMoe: MoeConfig = {
+  every: 1, experts: 4, top: 2, unit: 'token', prefix: null, scope: 'layer', router: 'learned', label: null, dim: 32,
+  gate: 'softmax-topk', normalize: true, noise: 0, noiseDist: 'gaussian', capacity: 1.25, dropless: true, balance: 0.01, zloss: 0, shared: 0,
+  expert: 'mlp', activation: 'gelu', second: 'top', dispatch: 'sparse', slots: 1, layers: [0, 1],
+};
+
 /** The learning rate of each step: warm-up then cosine to 0.1·lr (moec's schedule). */
 export function trackLrs(r: TrackRun): number[] {
   return Array.from({ length: r.steps }, (_, s) => lrAt(s, { lr: r.lr, warmup: r.warmup, schedule: 'cosine', minLr: 0.1, steps: r.steps }));

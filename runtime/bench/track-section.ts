@@ -6,18 +6,14 @@ import type { MoeConfig } from '../../compiler/frontend/types.js';
 import type { Gpt2Spec } from '../../compiler/graph/gpt2.js';
 import type { Gpu } from '../gpu/device.js';
 import { torchMissing, torchPython } from './torch.js';
-import { drift, moecTrack, torchTrack, type TrackRun } from './torch-track.js';
+import { drift, moecTrack, torchTrack, trackMoe, type TrackRun } from './torch-track.js';
 
 export const trackSpec: Gpt2Spec = {
   name: 'track-bench', layers: 4, width: 128, heads: 4, ffn: 512, vocab: 251, context: 64, dropout: 0,
   batch: 8, accumulate: 1, betas: [0.9, 0.95], eps: 1e-8, wd: 0.1, clip: 1,
 };
 
-const tokenMoe: MoeConfig = {
-  every: 1, experts: 8, top: 2, unit: 'token', prefix: null, scope: 'layer', router: 'learned', label: null, dim: 32,
-  gate: 'softmax-topk', normalize: true, noise: 0, noiseDist: 'gaussian', capacity: 1.25, dropless: true, balance: 0.01, zloss: 0, shared: 0,
-  expert: 'mlp', activation: 'gelu', second: 'top', dispatch: 'sparse', slots: 1, layers: [1, 3],
-};
+const tokenMoe: MoeConfig = { ...trackMoe, experts: 8, layers: [1, 3] };
 const seqMoe: MoeConfig = { ...tokenMoe, unit: 'sequence', prefix: 16, zloss: 0.001 };
 
 export async function trackSection(gpu: Gpu, steps = 300): Promise<void> {

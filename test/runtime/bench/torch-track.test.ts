@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { MoeConfig } from '../../../compiler/frontend/types.js';
 import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
 import { torchMissing, torchPython } from '../../../runtime/bench/torch.js';
-import { drift, moecTrack, torchTrack, type TrackData, type TrackRun } from '../../../runtime/bench/torch-track.js';
+import { drift, moecTrack, torchTrack, trackMoe, type TrackData, type TrackRun } from '../../../runtime/bench/torch-track.js';
 import { testGpu } from '../../helpers/gpu.js';
 
 // 100 AdamW steps (warm-up 10, cosine, weight decay 0.1 on matrices, global clip 1) of a tiny
@@ -19,11 +19,7 @@ const spec: Gpt2Spec = {
   name: 'track', layers: 2, width: 16, heads: 2, ffn: 32, vocab: 23, context: 8, dropout: 0,
   batch: 4, accumulate: 1, betas: [0.9, 0.95], eps: 1e-8, wd: 0.1, clip: 1,
 };
-const moe: MoeConfig = {
-  every: 1, experts: 4, top: 2, unit: 'token', prefix: null, scope: 'layer', router: 'learned', label: null, dim: 32,
-  gate: 'softmax-topk', normalize: true, noise: 0, noiseDist: 'gaussian', capacity: 1.25, dropless: true, balance: 0.01, zloss: 0, shared: 0,
-  expert: 'mlp', activation: 'gelu', second: 'top', dispatch: 'sparse', slots: 1, layers: [0, 1],
-};
+const moe: MoeConfig = trackMoe;
 // Sequence routing (mean of each sequence's first 4 hidden states), trained in PyTorch through the
 // export's modeling_moec.py; z-loss on, so both auxiliary losses are tracked.
 const seqMoe: MoeConfig = { ...moe, unit: 'sequence', prefix: 4, zloss: 0.01 };
