@@ -8,7 +8,7 @@ import type { Gpu } from '../gpu/device.js';
 import { torchMissing, torchPython } from './torch.js';
 import { drift, moecTrack, torchTrack, trackMoe, type TrackRun } from './torch-track.js';
 
-export const trackSpec: Gpt2Spec = {
+const trackSpec: Gpt2Spec = {
   name: 'track-bench', layers: 4, width: 128, heads: 4, ffn: 512, vocab: 251, context: 64, dropout: 0,
   batch: 8, accumulate: 1, betas: [0.9, 0.95], eps: 1e-8, wd: 0.1, clip: 1,
 };
@@ -16,17 +16,22 @@ export const trackSpec: Gpt2Spec = {
 const tokenMoe: MoeConfig = { ...trackMoe, experts: 8, layers: [1, 3] };
 const seqMoe: MoeConfig = { ...tokenMoe, unit: 'sequence', prefix: 16, zloss: 0.001 };
 
+const routing = (m: MoeConfig) => `${m.unit}-routed MoE (${m.experts} experts, top ${m.top}, layers ${m.layers.join(', ')}${m.unit === 'sequence' ? `, prefix ${m.prefix}, z-loss ${m.zloss}` : ''})`;
+
 export async function trackSection(gpu: Gpu, steps = 300): Promise<void> {
   const s = trackSpec;
-  console.log(`\n## training tracks PyTorch at a larger size (${s.layers} layers × ${s.width}, ${s.heads} heads, vocab ${s.vocab}, context ${s.context}, batch ${s.batch}; ${steps} AdamW steps, lr 1e-3, warm-up 20, cosine, wd 0.1, clip 1)\n`);
+  const run = (moe: MoeConfig | null): TrackRun => ({ spec: s, moe, export: moe?.unit === 'sequence', steps, lr: 1e-3, warmup: 20, seed: 5 });
+  const { lr, warmup } = run(null);
+  console.log(`\n## training tracks PyTorch at a larger size (${s.layers} layers × ${s.width}, ${s.heads} heads, vocab ${s.vocab}, context ${s.context}, batch ${s.batch}; ${steps} AdamW steps, lr ${lr}, warm-up ${warmup}, cosine, wd ${s.wd}, clip ${s.clip})\n`);
   if (!(await torchPython())) {
     console.log(`skipped: ${torchMissing}`);
     return;
   }
   console.log('| model | loss step 1 → last (PyTorch) | max \\|Δloss\\| (step) | max relative | at the last step | moec s | PyTorch s |');
   console.log('|---|---|---|---|---|---:|---:|');
-  for (const [name, moe] of [['dense', null], ['token-routed MoE (8 experts, top 2, layers 1 and 3)', tokenMoe], ['sequence-routed MoE (prefix 16, z-loss)', seqMoe]] as const) {
-    const r: TrackRun = { spec: s, moe, export: moe?.unit === 'sequence', steps, lr: 1e-3, warmup: 20, seed: 5 };
+  for (const moe of [null, tokenMoe, seqMoe]) {
+    const r = run(moe);
+    const name = moe ? routing(moe) : 'dense';
     let t0 = performance.now();
     const ours = await moecTrack(gpu, r);
     const moecS = (performance.now() - t0) / 1000;
