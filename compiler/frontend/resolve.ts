@@ -7,9 +7,10 @@ import type { Value } from '../../grammar/ast.js';
 import { valueText } from '../../grammar/ast.js';
 import { didYouMean, error, type Diagnostic } from '../../grammar/diagnostics.js';
 import type { Span } from '../../grammar/span.js';
+import { corpusLanguages, corpusNames, fileSourceKinds, isCorpus, sourceLabels } from './corpora.js';
 import type { Def, Scope } from './load.js';
 import {
-  blockKeys, blockSchemas, corpusLanguages, dataSchema, evaluateSchema, fileSourceKinds, keyName, modelSchema, propName,
+  blockKeys, blockSchemas, dataSchema, evaluateSchema, keyName, modelSchema, propName,
   trainSchema, type JsonSchema,
 } from './schema.js';
 import { getPath, setPath, type Entry, type Tree } from './tree.js';
@@ -271,8 +272,6 @@ function blockSchemaForPtr(ptr: string): JsonSchema | undefined {
   return s;
 }
 
-const corpusKinds = ['libreoffice-help', 'brown', 'fortunes', 'sotu', 'moby-dick', 'udhr'];
-
 function readSource(e: Entry, fptr: string, st: ObjState, ctx: Ctx): void {
   const values = e.args.flat();
   if (e.args.length > 1) { ctx.error(`unexpected ',' in 'source': list languages in brackets, as in [en, de]`, e.args[1]![0]?.span ?? e.keySpan); return; }
@@ -293,8 +292,8 @@ function readSource(e: Entry, fptr: string, st: ObjState, ctx: Ctx): void {
     return;
   }
   if (!arg) return;
-  if (!corpusKinds.includes(kind)) { ctx.error(`'source ${kind}' takes no arguments`, arg.span); return; }
-  if (!corpusLanguages[kind]) { ctx.error(`corpus '${kind}' has no languages to choose from`, arg.span, `languages exist for: ${Object.keys(corpusLanguages).join(', ')}`); return; }
+  if (!isCorpus(kind)) { ctx.error(`'source ${kind}' takes no arguments`, arg.span); return; }
+  if (!corpusLanguages(kind)) { ctx.error(`corpus '${kind}' has no languages to choose from`, arg.span, `languages exist for: ${corpusNames.filter((n) => corpusLanguages(n)).join(', ')}`); return; }
   if (arg.kind !== 'list') { ctx.error(`languages of '${kind}' go in a list, as in [en, de]`, arg.span); return; }
   arg.items.forEach((it, i) => {
     ctx.spans.set(`${fptr}/languages/${i}`, it.span);
@@ -482,29 +481,6 @@ export function presetSeeds(def: Def, diagnostics: Diagnostic[]): { seeds: numbe
 
 const vocabOf: Record<string, number> = { gpt2: 50257, bytes: 256 };
 
-function labelsOf(d: DataSet): string[] {
-  switch (d.source.kind) {
-    case 'libreoffice-help':
-    case 'udhr':
-      return ['language'];
-    case 'brown':
-      return ['genre'];
-    case 'fortunes':
-      return d.source.languages.length ? ['language'] : ['topic'];
-    case 'sotu':
-      return ['president'];
-    case 'folder':
-      return [d.label ?? 'folder'];
-    case 'jsonl':
-    case 'parquet':
-      return d.label ? [d.label] : [];
-    case 'clusters':
-      return ['cluster'];
-    default:
-      return [];
-  }
-}
-
 /** Resolve a view of the scope into a pipeline; problems go to ctx. */
 export function resolveView(scope: Scope, view: View, preset: string | null, ctx: Ctx): Pipeline {
   const data: Record<string, DataSet> = {};
@@ -517,7 +493,7 @@ export function resolveView(scope: Scope, view: View, preset: string | null, ctx
       ctx.error(`data set '${name}' has no source`, scope.data.get(name)!.nameSpan, `add a line such as: source brown`);
       d.source = { kind: 'text', languages: [], path: null };
     }
-    d.labels = labelsOf(d);
+    d.labels = sourceLabels(d.source.kind, d.source.languages, d.label);
     d.vocab = d.source.kind === 'clusters' ? 0 : (vocabOf[d.tokenizer] ?? 0);
     data[name] = d;
   }

@@ -13,6 +13,7 @@
 //   x-call     for x-form call: which call arguments set which sibling keys
 //   x-default-text  a default that depends on other fields, in words
 //   x-applies  the data source kinds a data key applies to
+import { builtinCorpora, corpusNames, sourceKinds } from './corpora.js';
 
 export type JsonSchema = {
   type?: string | string[];
@@ -52,14 +53,6 @@ const range = (description: string, dflt: [number, number]): JsonSchema => ({
   type: 'array', items: { type: 'number', minimum: 0, maximum: 1000 }, minItems: 2, maxItems: 2, description, default: dflt, 'x-syntax': '[LOW, HIGH]',
 });
 
-export const sourceKinds = ['libreoffice-help', 'brown', 'fortunes', 'sotu', 'moby-dick', 'udhr', 'text', 'folder', 'jsonl', 'parquet', 'clusters'] as const;
-export const fileSourceKinds = ['text', 'folder', 'jsonl', 'parquet'] as const;
-/** Languages each multilingual builtin corpus offers. */
-export const corpusLanguages: Record<string, readonly string[]> = {
-  'libreoffice-help': ['en', 'de', 'fr', 'it', 'es', 'ru'],
-  fortunes: ['en', 'de', 'it', 'es', 'ru'],
-  udhr: ['en', 'de', 'fr', 'it', 'es', 'ru', 'pt', 'nl', 'pl', 'sv', 'fi', 'tr', 'zh', 'ja', 'ar'],
-};
 
 // Keys of the cluster task that Chen et al. 2022's setup needs (issue 16), kept in their own blocks.
 const chenSyntheticKeys: Record<string, JsonSchema> = {
@@ -79,9 +72,8 @@ export const dataSchema: JsonSchema = {
       type: 'object',
       'x-form': 'source',
       description:
-        'Where the text comes from. Builtin corpora: `libreoffice-help` (LibreOffice help pages, same content per language; label `language`), ' +
-        '`brown` (Brown corpus, label `genre`), `fortunes` (label `topic`, or `language` when languages are listed), `sotu` (State of the Union addresses, label `president`), ' +
-        '`moby-dick` (no label), `udhr` (Universal Declaration of Human Rights, label `language`). Files: `text "PATH"` (no label), `folder "PATH"` (one sub-folder per label value), ' +
+        `Where the text comes from. Builtin corpora: ${corpusNames.map((n) => `\`${n}\` (${builtinCorpora[n].about})`).join(', ')}. ` +
+        'Files: `text "PATH"` (no label), `folder "PATH"` (one sub-folder per label value), ' +
         '`jsonl "PATH"` and `parquet "PATH"` (text and label fields, see `text` and `label`). Synthetic: `clusters` (the cluster task of Chen et al. 2022, label `cluster`; see `synthetic`).',
       'x-syntax': 'CORPUS [LANG, ...] | text "PATH" | folder "PATH" | jsonl "PATH" | parquet "PATH" | clusters',
       additionalProperties: false,

@@ -2,7 +2,9 @@
 // the compiler (lowering to GPU plans) and the runtime. Mirrors compiler/frontend/schema.ts,
 // which documents every field (see docs/LANGUAGE.md).
 
-export type SourceKind = 'libreoffice-help' | 'brown' | 'fortunes' | 'sotu' | 'moby-dick' | 'udhr' | 'text' | 'folder' | 'jsonl' | 'parquet' | 'clusters';
+import type { SourceKind } from './corpora.js';
+
+export type { SourceKind };
 
 export interface DataSource {
   kind: SourceKind;

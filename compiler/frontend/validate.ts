@@ -4,7 +4,8 @@
 import AjvModule, { type ErrorObject } from 'ajv';
 import { didYouMean, warning } from '../../grammar/diagnostics.js';
 import type { Ctx } from './resolve.js';
-import { corpusLanguages, dataSchema, keyName, pipelineSchema } from './schema.js';
+import { corpusLanguages } from './corpora.js';
+import { dataSchema, keyName, pipelineSchema } from './schema.js';
 import type { Pipeline } from './types.js';
 
 type AjvCtor = new (opts: Record<string, unknown>) => { compile: (s: unknown) => ((d: unknown) => boolean) & { errors?: ErrorObject[] | null } };
@@ -124,7 +125,7 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
   }
   for (const d of Object.values(p.data)) {
     const ptr = `/data/${d.name}`;
-    const langs = corpusLanguages[d.source.kind];
+    const langs = corpusLanguages(d.source.kind);
     if (langs) {
       d.source.languages.forEach((l, i) => {
         if (!langs.includes(l)) ctx.error(`corpus '${d.source.kind}' has no language '${l}'${didYouMean(l, langs)}`, ctx.spanOf(`${ptr}/source/languages/${i}`), `languages: ${langs.join(', ')}`);

@@ -5,10 +5,11 @@
 // whole (valid 0: every document is scored) with the model's tokenizer and context.
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { corpusLanguages, corpusNames, isCorpus, sourceLabels } from '../../compiler/frontend/corpora.js';
 import { loadPipeline } from '../../compiler/frontend/index.js';
 import type { DataSet, SourceKind, TrialConfig } from '../../compiler/frontend/types.js';
+import { didYouMean } from '../../grammar/diagnostics.js';
 import { UserError } from '../../grammar/user-error.js';
-import { builtinNames } from '../data/index.js';
 
 export interface EvalData {
   ds: DataSet;
@@ -16,12 +17,6 @@ export interface EvalData {
   /** As the user named it, for the report. */
   label: string;
 }
-
-const LABELS: Record<string, (langs: string[], label: string | null) => string[]> = {
-  'libreoffice-help': () => ['language'], udhr: () => ['language'], brown: () => ['genre'],
-  fortunes: (l) => (l.length ? ['language'] : ['topic']), sotu: () => ['president'], 'moby-dick': () => [],
-  folder: (_l, label) => [label ?? 'folder'], jsonl: (_l, label) => (label ? [label] : []), parquet: (_l, label) => (label ? [label] : []), text: () => [],
-};
 
 function splitOf(name: string): { base: string; split: 'train' | 'valid' | null } {
   const m = /^(.*)\.(valid|train)$/.exec(name);
@@ -32,7 +27,7 @@ export function resolveEvalData(spec: string, c: TrialConfig, o: { textField?: s
   const own = c.data[c.train.data]!;
   const base = (kind: SourceKind, languages: string[], p: string | null, name: string): DataSet => ({
     ...own, name, source: { kind, languages, path: p }, valid: 0, limit: o.limit ?? 0,
-    text: o.textField ?? 'text', label: o.labelField ?? null, labels: LABELS[kind]!(languages, o.labelField ?? null),
+    text: o.textField ?? 'text', label: o.labelField ?? null, labels: sourceLabels(kind, languages, o.labelField ?? null),
   });
   // FILE.moe:NAME[.split]
   const moe = /^(.+\.moe):(.+)$/.exec(spec);
@@ -52,13 +47,20 @@ export function resolveEvalData(spec: string, c: TrialConfig, o: { textField?: s
   }
   // A built-in corpus, optionally with languages: fortunes[de,it]
   const bi = /^([a-z-]+)(?:\[([a-z, -]*)\])?$/.exec(spec);
-  if (bi && builtinNames().includes(bi[1]!) && !existsSync(spec)) {
+  if (bi && isCorpus(bi[1]!) && !existsSync(spec)) {
+    const corpus = bi[1]!;
     const langs = (bi[2] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-    return { ds: base(bi[1] as SourceKind, langs, null, spec), split: 'train', label: spec };
+    const offered = corpusLanguages(corpus);
+    if (langs.length && !offered) {
+      throw new UserError(`--data '${spec}': corpus '${corpus}' has no languages to choose from`, { where: '--data', hint: `write --data ${corpus}; languages exist for: ${corpusNames.filter((n) => corpusLanguages(n)).join(', ')}` });
+    }
+    const unknown = langs.find((l) => !offered!.includes(l));
+    if (unknown) throw new UserError(`--data '${spec}': corpus '${corpus}' has no language '${unknown}'${didYouMean(unknown, offered!)}`, { where: '--data', hint: `languages: ${offered!.join(', ')}` });
+    return { ds: base(corpus, langs, null, spec), split: 'train', label: spec };
   }
   if (!existsSync(spec)) {
     throw new UserError(`--data '${spec}' is neither a data set of the trial, a built-in corpus nor a file or folder`, {
-      where: '--data', hint: `name one of the trial's data sets (${Object.keys(c.data).join(', ')}), a corpus (${builtinNames().join(', ')}), FILE.moe:NAME, or a .txt/.jsonl/.parquet file or folder`,
+      where: '--data', hint: `name one of the trial's data sets (${Object.keys(c.data).join(', ')}), a corpus (${corpusNames.join(', ')}), FILE.moe:NAME, or a .txt/.jsonl/.parquet file or folder`,
     });
   }
   const abs = path.resolve(spec);

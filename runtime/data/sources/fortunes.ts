@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { sha256 } from '../hash.js';
 import { cleanText } from '../text.js';
 import type { Doc } from '../types.js';
+import { builtinCorpora } from '../../../compiler/frontend/corpora.js';
 import type { BuiltinSource, CorpusPart } from './part.js';
 
-const LANGS = ['en', 'de', 'it', 'es', 'ru'] as const;
 const SKIP_TOPICS = new Set(['ascii-art', 'asciiart']);
 
 export function splitFortunes(text: string): string[] {
@@ -46,7 +46,7 @@ function part(lang: string): CorpusPart {
 export const fortunes: BuiltinSource = {
   name: 'fortunes',
   summary: 'Debian fortune cookies: English by topic (fortunes, fortunes-min), and fortunes-de/it/es/ru; labels topic, language',
-  languages: LANGS,
+  languages: builtinCorpora.fortunes.languages,
   // Without languages: the English topics (the label is `topic`); with languages: those languages.
   parts: (languages) => (languages.length ? languages : ['en']).map(part),
 };

@@ -7,9 +7,10 @@ import { join, relative } from 'node:path';
 import { htmlLines } from '../html.js';
 import { cleanText } from '../text.js';
 import type { Doc } from '../types.js';
+import { builtinCorpora } from '../../../compiler/frontend/corpora.js';
 import type { BuiltinSource, CorpusPart } from './part.js';
 
-const LANGS = ['en', 'de', 'fr', 'it', 'es', 'ru'] as const;
+const LANGS = builtinCorpora['libreoffice-help'].languages;
 const packageOf = (lang: string) => `libreoffice-help-${lang === 'en' ? 'en-us' : lang}`;
 const helpDirOf = (lang: string) => (lang === 'en' ? 'en-US' : lang);
 

