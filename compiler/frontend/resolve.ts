@@ -288,7 +288,8 @@ function readSource(e: Entry, fptr: string, st: ObjState, ctx: Ctx): void {
       return;
     }
     ctx.spans.set(`${fptr}/path`, arg.span);
-    src.path = path.isAbsolute(arg.value) ? arg.value : path.join(path.dirname(arg.span.file), arg.value);
+    // Absolute, so that the trial id and the stored config do not depend on the directory moec ran from.
+    src.path = path.resolve(path.dirname(arg.span.file), arg.value);
     return;
   }
   if (!arg) return;
