@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { LoadResult, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
-import type { DispatchProfile } from './dispatch-profile.js';
+import type { PlanExecutor } from '../executor/executor.js';
+import { type DispatchProfile, profileDispatches } from './dispatch-profile.js';
 import { UserError } from '../../grammar/user-error.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
@@ -42,13 +43,15 @@ export interface SweepOptions {
   saveInit?: boolean;
   /** Profile each finished trial's training step, per dispatch (`moec run --profile`). */
   profile?: boolean;
+  /** How a profile is taken (default profileDispatches); a test passes one that fails. */
+  profiler?: (ex: PlanExecutor, program: string) => Promise<DispatchProfile>;
   /** Where notes for the user go (e.g. what --force removes). */
   log?: (msg: string) => void;
 }
 
 export interface SweepResult {
-  /** With `profile`: each trial's training step, per dispatch, in the order they finished. */
-  profiles?: { id: string; name: string; profile: DispatchProfile }[];
+  /** With `profile`: each done trial's training step, per dispatch, or why it could not be profiled, in the order they finished. */
+  profiles?: { id: string; name: string; profile?: DispatchProfile; error?: string }[];
   done: number;
   failed: number;
   stopped: number;
@@ -102,7 +105,10 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   const result: SweepResult = { done: 0, failed: 0, stopped: 0, skipped: 0, reportPath: null, profiles: [] };
   o.listener({ type: 'sweep-start', sweep: name, adapter, out: dir, trials: o.trials.map(trialInfo) });
   const ctx: TrialRunContext = { gpu: o.gpu, store, data: o.data, listener: o.listener, adapter, stop: o.stop, saveInit: Boolean(o.saveInit), file: o.file,
-    ...(o.profile ? { profile: (t: Trial, p: DispatchProfile) => result.profiles!.push({ id: t.id, name: t.name, profile: p }) } : {}) };
+    ...(o.profile ? { profile: {
+      measure: o.profiler ?? profileDispatches,
+      record: (t: Trial, p: DispatchProfile | { error: string }) => result.profiles!.push({ id: t.id, name: t.name, ...('error' in p ? { error: p.error } : { profile: p }) }),
+    } } : {}) };
   const runOne = async (t: Trial) => {
     let lock: Lock;
     try {

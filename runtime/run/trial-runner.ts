@@ -5,6 +5,7 @@ import type { DataSet, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import { summarize } from '../../compiler/lower/summary.js';
 import { checkSameTokenizer } from '../data/index.js';
+import type { PlanExecutor } from '../executor/executor.js';
 import type { CompileProgress } from '../executor/pipelines.js';
 import type { Gpu } from '../gpu/device.js';
 import type { RunStore, TrialStore } from '../store/run-store.js';
@@ -14,7 +15,7 @@ import { PatchModel } from '../train/patch-model.js';
 import { trainPatchTrial } from '../train/patch-trainer.js';
 import { trainTrial, type TrainOutcome } from '../train/trainer.js';
 import type { SweepData } from './sweep-data.js';
-import { type DispatchProfile, profileDispatches } from './dispatch-profile.js';
+import type { DispatchProfile } from './dispatch-profile.js';
 import { writeJsonAtomic } from '../store/atomic.js';
 
 export interface TrialRunContext {
@@ -30,7 +31,11 @@ export interface TrialRunContext {
   /** The .moe file, named in data errors. */
   file?: string;
   /** Time the training step's dispatches once a trial is done (`moec run --profile`). */
-  profile?: (t: Trial, p: DispatchProfile) => void;
+  profile?: {
+    measure: (ex: PlanExecutor, program: string) => Promise<DispatchProfile>;
+    /** The profile, or why it could not be taken: the trial stays done either way. */
+    record: (t: Trial, p: DispatchProfile | { error: string }) => void;
+  };
 }
 
 /** What the live view shows of a trial before it starts. */
@@ -93,9 +98,13 @@ export async function trainOneTrial(ctx: TrialRunContext, t: Trial, compiled: Co
     store.setTrialStatus(t.id, r.status);
     if (ctx.profile && r.status === 'done') {
       // After the last checkpoint: the extra steps it runs change nothing the trial saved.
-      const p = await profileDispatches(model!.ex, 'train_step');
-      writeJsonAtomic(path.join(ts.dir, 'profile.json'), p);
-      ctx.profile(t, p);
+      try {
+        const p = await ctx.profile.measure(model!.ex, 'train_step');
+        writeJsonAtomic(path.join(ts.dir, 'profile.json'), p);
+        ctx.profile.record(t, p);
+      } catch (e) {
+        ctx.profile.record(t, { error: e instanceof Error ? e.message : String(e) });
+      }
     }
     return r;
   } finally {

@@ -140,10 +140,13 @@ the current step with a checkpoint; --resume continues from there and skips fini
       const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel, lock, log: (m) => view?.message(m), saveInit: Boolean(values['save-init']), profile: Boolean(values.profile) });
       await view.done();
       view = undefined;
-      for (const p of r.profiles ?? []) console.log(formatDispatchProfile(`trial ${p.id} (${p.name})`, p.profile));
+      for (const p of r.profiles ?? []) {
+        if (p.profile) console.log(formatDispatchProfile(`trial ${p.id} (${p.name})`, p.profile));
+        else console.error(`--profile: error: trial ${p.id} (${p.name}) could not be profiled: ${p.error}. The trial itself is done and its records are kept`);
+      }
       console.log(`${r.done} done, ${r.failed} failed, ${r.stopped} stopped, ${r.skipped} skipped; report: ${r.reportPath ?? 'not written'}`);
       if (r.reportError) console.error(`error: the report could not be written: ${r.reportError}`);
-      return r.failed > 0 || r.stopped > 0 || r.reportError ? 1 : 0;
+      return r.failed > 0 || r.stopped > 0 || r.reportError || r.profiles?.some((p) => p.error) ? 1 : 0;
     } finally {
       await view?.done();
       process.off('SIGINT', onSigint);
