@@ -3,7 +3,7 @@
 // A lock is a small JSON file naming its holder. It is created complete or not at all: the record
 // is written to a private temp file that is then hard-linked to the lock's name, which fails with
 // EEXIST if the name exists (the O_EXCL guarantee, and one that holds on NFS too). While held, its
-// mtime is refreshed every few seconds (the heartbeat), so another host can tell a live holder from
+// mtime is refreshed every few seconds by a thread of its own (the heartbeat, lock-heartbeat.ts), so another host can tell a live holder from
 // a dead one. A lock is stale when its holder is on this host and its pid is gone, or on another
 // host and its heartbeat is older than the stale timeout; a stale lock is taken over.
 //
@@ -11,11 +11,13 @@
 // run, a queue worker, a Slurm array task), runs/SWEEP/.index.lock (held for the milliseconds of a
 // read-modify-write of index.json).
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { UserError } from '../../grammar/user-error.js';
 import { DiskFullError, isDiskFull } from './atomic.js';
+import type { HeartbeatMessage } from './lock-heartbeat.js';
 
 /** What a lock file holds. */
 export interface LockInfo {
@@ -145,14 +147,28 @@ function installHooks(): void {
   }
 }
 
+let heart: Worker | undefined;
+
+/** The heartbeat thread, started with the first lock; it never keeps the process alive. */
+function heartbeat(): Worker {
+  if (!heart) {
+    // Not the parent's execArgv: `node --input-type=module -e` (or --eval) must not apply to a file.
+    heart = new Worker(new URL('./lock-heartbeat.js', import.meta.url), { execArgv: [] });
+    heart.on('message', (m: { lost: string; token: string }) => {
+      for (const l of held) if (l.file === m.lost && l.info.token === m.token) l.takenOver();
+    });
+    heart.on('error', (e) => process.stderr.write(`warning: the lock heartbeat stopped (${e.message}); locks held by this process may be taken over by another host\n`));
+    heart.unref(); // after the listeners, which would ref it again
+  }
+  return heart;
+}
+
 class HeldLock implements Lock {
-  private timer: NodeJS.Timeout | undefined;
   private released = false;
   lost = false;
 
   constructor(readonly file: string, readonly info: LockInfo, heartbeatMs: number) {
-    this.timer = setInterval(() => this.beat(), heartbeatMs);
-    this.timer.unref();
+    heartbeat().postMessage({ add: { file, token: info.token, everyMs: heartbeatMs } } satisfies HeartbeatMessage);
     held.add(this);
   }
 
@@ -160,25 +176,16 @@ class HeldLock implements Lock {
     return readLock(this.file)?.token === this.info.token;
   }
 
-  private beat(): void {
-    try {
-      if (!this.mine()) {
-        this.lost = true;
-        clearInterval(this.timer);
-        process.stderr.write(`warning: ${this.file}: this lock was taken over by another process (its heartbeat was late)\n`);
-        return;
-      }
-      const now = new Date();
-      utimesSync(this.file, now, now);
-    } catch {
-      // A missed beat only brings a takeover closer; the next one tries again.
-    }
+  takenOver(): void {
+    if (this.released || this.lost) return;
+    this.lost = true;
+    process.stderr.write(`warning: ${this.file}: this lock was taken over by another process (its heartbeat was late)\n`);
   }
 
   release(): void {
     if (this.released) return;
     this.released = true;
-    clearInterval(this.timer);
+    heart?.postMessage({ remove: this.file } satisfies HeartbeatMessage);
     held.delete(this);
     try {
       if (this.mine()) unlinkSync(this.file);

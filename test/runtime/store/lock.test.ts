@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileS
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { acquireLock, LockHeldError, readLock, type LockInfo } from '../../../runtime/store/lock.js';
+import { acquireLock, LockHeldError, readLock, staleReason, type LockInfo } from '../../../runtime/store/lock.js';
 import { RunStore } from '../../../runtime/store/run-store.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -109,6 +109,22 @@ test('the heartbeat refreshes the mtime; release leaves a successor\'s lock alon
   assert.equal(lock.lost, true);
   lock.release();
   assert.equal(readLock(file)!.token, 'successor');
+});
+
+test('the heartbeat goes on while the main thread is blocked, so another host does not take a live lock over', async () => {
+  const file = path.join(tmp(), '.lock');
+  const lock = acquireLock(file, 'blocked', { heartbeatMs: 30, staleMs: 1_000 });
+  await new Promise((r) => setTimeout(r, 100)); // the heartbeat thread is up
+  const old = new Date(Date.now() - 100_000);
+  utimesSync(file, old, old);
+  // Block this thread for three stale timeouts (a long synchronous compile, say).
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3_000);
+  const { mtimeMs } = statSync(file);
+  assert.ok(Date.now() - mtimeMs < 1_000, `the lock was last refreshed ${Date.now() - mtimeMs} ms ago`);
+  // As another host sees it: live.
+  assert.equal(staleReason({ ...readLock(file)!, host: 'other-host' }, mtimeMs, 1_000), undefined);
+  lock.release();
+  assert.equal(existsSync(file), false);
 });
 
 test('waitMs waits for a short-held lock', async () => {
