@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { countParams, loadPipeline } from '../../../compiler/frontend/index.js';
+import type { MoeConfig } from '../../../compiler/frontend/types.js';
 import { moeBlock } from '../../../compiler/graph/moe.js';
 import { compileGpt2, compileTrial } from '../../../compiler/lower/compile.js';
 import { expertChoiceCapacity } from '../../../compiler/routing/expert-choice.js';
@@ -15,11 +16,12 @@ import { gradCheck, moeConfig, spec } from './moe-helpers.js';
 
 const ec = { choice: 'expert', balance: 0, dropless: false, capacity: 1 } as const;
 
-for (const [what, o] of [
+const cases: [string, Partial<MoeConfig>][] = [
   ['over the micro-batch, top 2 of 3 (c = 7 of 10), z-loss', { top: 2 }],
   ['within each sequence, top 1 of 3, capacity 1.5 (c = 3 of 5), global scope', { top: 1, capacity: 1.5, choiceGroup: 'sequence', scope: 'global', zloss: 0 }],
   ['cosine router, sigmoid scores, linear experts, MoE in layer 1 only', { router: 'cosine', dim: 4, gate: 'sigmoid', expert: 'linear', layers: [1], zloss: 0 }],
-] as const) {
+];
+for (const [what, o] of cases) {
   test(`MoE gradients match finite differences: expert choice, ${what}`, async () => {
     const { failures, checked, skipped } = await gradCheck(moeConfig({ ...ec, ...o }));
     assert.deepEqual(failures, []);
