@@ -167,6 +167,10 @@ export const moeSchema: JsonSchema = {
     expert: enm(['mlp', 'linear'], 'Expert kind: a two-layer MLP (width x ffn x width) or a single linear map.', 'mlp'),
     activation: enm(['gelu', 'relu', 'cubic'], 'Activation of MLP experts (cubic: x^3, as in Chen et al. 2022).', 'gelu'),
     second: enm(['top', 'sampled'], 'How the second expert is chosen when top is 2: the second-highest, or sampled in proportion to its weight (GShard).', 'top'),
+    choice: enm(['token', 'expert'], 'Who chooses: each token its top-k experts (token choice), or each expert its top-c tokens by router score (expert choice, Zhou et al. 2022), c = ceil(capacity x G x k / experts) clamped to 1..G over a group of G tokens (see `choice-group`), so a token may get zero experts (it passes through the residual only) or several. The gate is the token\'s softmax (or sigmoid) score of the expert, not renormalised. Load is balanced by construction: `balance` must be 0; a learned, frozen or cosine router, token unit, capacity factor not dropless, `normalize` off, gate softmax-topk or sigmoid, no sampled second expert. Not causal: an expert\'s choice compares a token with later tokens of its group, so a token\'s routing depends on the future (`moec check` warns).', 'token', {
+      'x-form': 'call', 'x-call': { positional: { expert: 'choiceGroup' }, keys: { expert: ['choiceGroup'] } }, 'x-syntax': 'token | expert | expert(sequence) | expert(batch)',
+    }),
+    choiceGroup: enm(['batch', 'sequence'], 'For `choice expert`: the tokens each expert chooses among: the whole micro-batch (batch x context tokens, the paper\'s form) or each sequence (context tokens; c per sequence). Either way a token\'s routing sees later tokens of its group.', 'batch'),
     dispatch: enm(['sparse', 'soft'], 'Sparse routing (tokens go to their top-k experts) or Soft MoE (every expert processes weighted mixes of all tokens, `slots` per expert).', 'sparse'),
     slots: int('Soft MoE: slots per expert.', 1, 1, { maximum: 1024 }),
     layers: { type: 'array', items: { type: 'integer' }, description: 'Indices (0-based) of the MoE layers.', 'x-derived': true },

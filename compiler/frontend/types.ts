@@ -79,6 +79,10 @@ export interface MoeConfig {
   expert: 'mlp' | 'linear';
   activation: 'gelu' | 'relu' | 'cubic';
   second: 'top' | 'sampled';
+  /** Token choice, or expert choice (Zhou et al. 2022; compiler/routing/expert-choice.ts). Absent: token. */
+  choice?: 'token' | 'expert';
+  /** For expert choice: the tokens an expert chooses among. Absent: batch. */
+  choiceGroup?: 'batch' | 'sequence';
   dispatch: 'sparse' | 'soft';
   slots: number;
   /** 0-based indices of MoE layers (derived from `every`). */

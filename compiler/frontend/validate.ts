@@ -106,6 +106,16 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
     if (isInt(moe.shared) && isInt(moe.experts) && moe.shared >= 1 && moe.dispatch === 'soft') {
       ctx.error(`shared experts do not combine with soft dispatch`, ctx.spanOf('/model/moe/shared'));
     }
+    if (moe.choice === 'expert' && moe.dispatch !== 'soft') {
+      // An expert ranks all tokens of its group, later ones included: token t's routing depends on
+      // the future, so a causal language model's perplexity gains information it could not have.
+      const over = moe.choiceGroup === 'sequence' ? 'its sequence' : 'the micro-batch';
+      ctx.diagnostics.push(warning(
+        `expert choice is not causal: each expert picks its tokens among all tokens of ${over}, so whether token t gets an expert depends on the scores of later tokens (it sees later tokens), and its validation perplexity is not a valid causal language-model number`,
+        ctx.spanOf('/model/moe/choice'),
+        'compare it with causal (token-choice or dense) models only with this caveat; choice expert(sequence) confines the leak to the token\'s own sequence',
+      ));
+    }
     if (moe.dispatch === 'soft') {
       // Soft MoE mixes every token of a sequence into each slot: a language model's token t then
       // sees tokens after t through its FFN, and its perplexity is not a causal-LM number.

@@ -53,6 +53,9 @@ import type { Graph } from './ir.js';
 import { moeSelName, moeStatsName } from './moe-outputs.js';
 import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
 import { softMoeBlock, unsupportedSoft } from './moe-soft.js';
+import { type ExpertChoiceShape, expertSlots } from '../reference/moe-expert-choice.js';
+import { moeExpertChoiceDispatchKernel, moeExpertChoiceRouterKernel, moeExpertChoiceStatsKernel } from '../kernels/moe-expert-choice.js';
+import { expertChoiceOf, expertChoiceShape, refuseExpertChoice } from '../routing/expert-choice.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
 export type { MoeUnsupported } from '../routing/router.js';
@@ -75,6 +78,9 @@ registerKernel('moe_soft_combine', (n, s: SoftShape) => moeSoftCombineKernel(n, 
 registerKernel('moe_soft_stats', (n, s: SoftShape) => moeSoftStatsKernel(n, s));
 registerKernel('moe_soft_combine_bwd', (n, s: SoftShape) => moeSoftCombineBackwardKernel(n, s));
 registerKernel('moe_soft_dispatch_bwd', (n, s: SoftShape) => moeSoftDispatchBackwardKernel(n, s));
+registerKernel('moe_ec_router', (n, s: ExpertChoiceShape) => moeExpertChoiceRouterKernel(n, s));
+registerKernel('moe_ec_dispatch', (n, s: ExpertChoiceShape) => moeExpertChoiceDispatchKernel(n, s));
+registerKernel('moe_ec_stats', (n, s: ExpertChoiceShape) => moeExpertChoiceStatsKernel(n, s));
 registerKernel('moe_aux_loss', (n, balance: number, zloss: number, scale: number) => moeAuxLossKernel(n, balance, zloss, scale));
 
 /**
@@ -89,6 +95,8 @@ export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | nu
   // Accepting it would train something other than what the file says: the z-loss acts on logits.
   if (moe.zloss > 0 && !router.scores && moe.dispatch !== 'soft') return no('zloss', `the router z-loss penalises router logits; a ${moe.router} router has none`, `use zloss 0 with router ${moe.router}`);
   if (moe.dispatch === 'soft') return unsupportedSoft(moe);
+  const choice = refuseExpertChoice(moe);
+  if (choice) return choice;
   const own = router.refuse?.(moe, s);
   if (own) return own;
   if (moe.shared > 0 && (moe.expert !== 'mlp' || moe.activation !== 'gelu')) return no('shared', 'shared experts are GELU MLPs; they are lowered only next to GELU MLP experts', 'use shared 0, or expert mlp with activation gelu');
@@ -120,9 +128,13 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
   const C = s.width;
   const F = s.ffn;
   const E = moe.experts;
-  const K = moe.top;
+  const gate = gates[moe.gate];
+  // Expert choice (routing/expert-choice.ts): one assignment per (token, expert), E·c slot rows.
+  const ec = expertChoiceOf(moe) ? expertChoiceShape(moe, s, gate.score) : null;
+  const K = ec ? E : moe.top;
   const slots: SlotLayout = { top: K };
   const NK = assignmentCount(slots, N);
+  const slotRows = ec ? E * expertSlots(ec) : NK;
   const unit = unitOf(moe);
   const rep = tokensPerRow(unit, T);
   const R = N / rep;
@@ -130,11 +142,10 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
   // The router's settings, checked against its kind once (a label router without its label throws).
   const router = routers[routerChoiceOf(moe).kind];
   const mode = routerMode(router);
-  const gate = gates[moe.gate];
   const scale = 1 / s.accumulate;
   const routing: MoeRouterShape = {
     tokens: N, experts: E, top: K, rep, mode, score: gate.score,
-    normalize: gate.normalize(moe),
+    normalize: ec ? false : gate.normalize(moe),
     sampled: moe.second === 'sampled',
     salt: 0x6d6f6500, seqLen: T, // 'moe\0', plus the index of the layer that routes
   };
@@ -159,11 +170,13 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       logits: router.scores ? t('logits', [R, E]) : null,
       // An output (never aliased), so evaluation can read which experts each token took.
       sel: g.tensor(moeSelName(o), [NK], 'output', { dtype: 'u32' }),
+      // Expert choice: the router's (token, expert) pairs; sel holds the kept ones alone.
+      routeSel: ec ? t('pairs', [NK], 'u32') : moeSelName(o),
       gate: t('gate', [NK]),
       // The dispatch table: expert e's slots offsets[e] .. offsets[e+1], slot -> assignment (perm),
       // assignment -> slot (pos); assignments per token as `slots` says.
       offsets: t('offsets', [E + 1], 'u32'),
-      perm: t('perm', [NK], 'u32'),
+      perm: t('perm', [slotRows], 'u32'),
       pos: t('pos', [NK], 'u32'),
       stats: g.tensor(moeStatsName(o), [statsLength(E)], 'output'),
       route: { ...routing, salt: routing.salt + o },
@@ -174,15 +187,15 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
     const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
     return {
       ...expertParams(g, s, moe, l),
-      H: linearExperts ? null : t('fc', [NK, F]),
-      A: linearExperts ? null : t('act', [NK, F]),
-      Y: t('proj', [NK, C]),
+      H: linearExperts ? null : t('fc', [slotRows, F]),
+      A: linearExperts ? null : t('act', [slotRows, F]),
+      Y: t('proj', [slotRows, C]),
       dgate: t('dgate', [NK]),
     };
   };
   /** The experts' rows: every kept assignment's slot, gathering its token's row of x. */
   const rowsOf = (x: string, r: { offsets: string; perm: string }, L: { H: string | null; A: string | null; Y: string }): ExpertRows =>
-    ({ rows: NK, input: x, offsets: r.offsets, gather: { slots, perm: r.perm }, H: L.H, A: L.A, Y: L.Y });
+    ({ rows: slotRows, input: x, offsets: r.offsets, gather: { slots, perm: r.perm }, H: L.H, A: L.A, Y: L.Y });
   /** Shared experts (every token, weight 1): dense GELU MLPs named h.{l}.mlp.shared_experts.{i}. */
   const sharedExperts = (g: Graph, l: number) =>
     Array.from({ length: moe.shared }, (_, i) => {
@@ -210,9 +223,15 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, 'moe_router_noise', [R * E, moe.noise, r.route.salt + NOISE_SALT, moe.noiseDist], [r.logits, 'rng']);
         const input = router.scores ? r.logits! : router.input;
         const sampling = router.scores && moe.second === 'sampled' && K > 1 ? ['rng'] : [];
+        if (ec) {
+          g.op('forward', `h${l}.moe.route`, 'moe_ec_router', [ec], [r.logits!, r.routeSel, r.gate]);
+          g.op('forward', `h${l}.moe.dispatch`, 'moe_ec_dispatch', [ec], [r.gate, r.offsets, r.perm, r.pos, r.sel]);
+          g.op('forward', `h${l}.moe.stats`, 'moe_ec_stats', [ec], [r.logits!, r.gate, r.pos, r.stats]);
+        } else {
         g.op('forward', `h${l}.moe.route`, 'moe_router_fwd', [r.route], [input, ...sampling, r.sel, r.gate]);
         const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits: router.scores, score: routing.score };
         g.op('forward', `h${l}.moe.dispatch`, 'moe_dispatch', [dispatch], [r.sel, ...(r.logits ? [r.logits] : []), r.offsets, r.perm, r.pos, r.stats]);
+        }
       }
       expertsForward(g, l, s, moe, L, rowsOf(x, r, L));
       g.op('forward', `h${l}.moe.combine`, 'moe_combine', [combine, true], [L.Y, r.gate, r.pos, out]);
@@ -227,8 +246,8 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       const r = routingOf(g, l);
       const L = experts(g, l);
       const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
-      const dY = t('dproj', [NK, C]);
-      const dX = t('dx_experts', [NK, C]);
+      const dY = t('dproj', [slotRows, C]);
+      const dX = t('dx_experts', [slotRows, C]);
       g.op('backward', `h${l}.moe.combine.dx`, 'moe_combine_bwd', [combine], [dout, L.Y, r.gate, r.pos, dY, L.dgate]);
       expertsBackward(g, l, s, moe, L, rowsOf(x, r, L), dY, dX);
       g.op('backward', `h${l}.moe.unpermute`, 'moe_combine', [combine, false], [dX, r.pos, dx]);
@@ -252,7 +271,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       // Router: gate, balance and z-loss gradients → logits → the scorer's weights (if trained) and x.
       const dlogits = t('dlogits', [R, E]);
       const route = { ...r.route, balance: moe.balance * scale, zloss: moe.zloss * scale };
-      g.op('backward', `h${l}.moe.route.dx`, 'moe_router_bwd', [route], [r.logits!, r.sel, L.dgate, r.stats, dlogits]);
+      g.op('backward', `h${l}.moe.route.dx`, 'moe_router_bwd', [route], [r.logits!, r.routeSel, L.dgate, r.stats, dlogits]);
       const rin = r.pooled ?? x;
       const { dOut, W, width } = r.scorer.backward(g, l, dlogits);
       if (router.trained) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, 'matmul', [{ m: C, n: width, k: R, transA: true, accumulate: true }], [rin, dOut, `grad.${W}`]);

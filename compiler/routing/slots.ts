@@ -6,10 +6,10 @@ import { u } from '../kernels/wgsl.js';
 // scatters slots back to tokens, and the router backward sums a token's gate gradients. Every one of
 // those kernels and references maps between assignments and tokens only through this module.
 //
-// Token-choice routing (every kind here) gives each token `top` consecutive assignments,
-// a = n·top + k. Expert-choice routing (an expert picks its tokens, so a token has a variable number
-// of assignments) would be a second layout here, with an explicit assignment -> token array; the
-// kernels then read that array where they now divide by `top`.
+// Token-choice routing gives each token `top` consecutive assignments, a = n·top + k. Expert-choice
+// routing (routing/expert-choice.ts: an expert picks its tokens, so a token gets a variable number
+// of experts) uses the same layout with top = E, one assignment per (token, expert), and drops the
+// pairs no expert chose; the slots are then the experts' choices, c per expert.
 //
 // This module is a leaf: kernels/ and reference/ import it, and it imports nothing.
 

@@ -11,6 +11,7 @@ import { benchQueue } from './queue.js';
 import { isSkipped, torchBench } from './torch.js';
 import { benchModels, benchTraining } from './train.js';
 import { moeBench } from './moe.js';
+import { moeChoiceBench } from './moe-choice.js';
 import { compileBench, compileConcurrencyBench } from './compile.js';
 import { measureRates, rooflineTable, speedBound, type Rates } from './roofline.js';
 import { loweringFor } from '../gpu/lowering.js';
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
         console.log(`- sweep wall time: ${q.wall.map((w) => `${w.workers} worker${w.workers > 1 ? 's' : ''} ${w.seconds.toFixed(1)} s`).join(', ')}; the same sweep in one local moec run: ${q.localSeconds.toFixed(1)} s`);
       }
     }
+    if (want('moe-choice')) await moeChoiceBench(gpu);
     if (want('patch')) await patchBench(gpu);
     // Minutes of cold compiles in fresh processes on a software adapter: only when named.
     const rounds = values.rounds === undefined ? undefined : Number(values.rounds);

@@ -15,6 +15,8 @@ export interface TorchMoe {
   normalize: boolean;
   /** Weight of the Switch load-balancing loss. */
   balance: number;
+  /** Expert choice (Zhou et al. 2022) over each sequence or the micro-batch, capacity factor `capacity`; absent: token choice. */
+  choice?: { group: 'batch' | 'sequence'; capacity: number };
 }
 
 export interface TorchModel {
@@ -95,7 +97,7 @@ function unsupportedMoe(m: NonNullable<Model['moe']>): string[] {
     ['router', m.router, 'learned'],
     ['gate', m.gate, 'softmax-topk'],
     ['noise', m.noise, 0],
-    ['dropless', m.dropless, true],
+    ['dropless', m.dropless, m.choice !== 'expert'],
     ['zloss', m.zloss, 0],
     ['shared', m.shared, 0],
     ['expert', m.expert, 'mlp'],
@@ -112,7 +114,8 @@ export function torchModel(m: Model): TorchModel {
   if (m.moe) {
     const bad = unsupportedMoe(m.moe);
     if (bad.length) throw new Error(`the PyTorch bench model cannot run ${bad.join(', ')}`);
-    moe = { experts: m.moe.experts, top: m.moe.top, layers: [...m.moe.layers], normalize: m.moe.normalize, balance: m.moe.balance };
+    moe = { experts: m.moe.experts, top: m.moe.top, layers: [...m.moe.layers], normalize: m.moe.normalize, balance: m.moe.balance,
+      ...(m.moe.choice === 'expert' ? { choice: { group: m.moe.choiceGroup ?? 'batch', capacity: m.moe.capacity } } : {}) };
   }
   return { layers: m.layers, width: m.width, heads: m.heads, ffn: m.ffn, vocab: m.vocab, context: m.context, dropout: m.dropout, moe };
 }

@@ -4,6 +4,7 @@
 // whatever the prompt's length (`msPerToken` says what that is on the adapter in use).
 import { rng } from '../../compiler/reference/random.js';
 import { moeSelName } from '../../compiler/graph/moe.js';
+import { NO_SLOT } from '../../compiler/routing/slots.js';
 import { UserError } from '../../grammar/user-error.js';
 import { tokenizer, type Tokenizer } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
@@ -86,7 +87,8 @@ export async function sample(gpu: Gpu, t: TrainedTrial, o: SampleOptions): Promi
     const T = c.model.context;
     const V = c.model.vocab;
     const layers = o.experts ? moeLayers(model).filter((l) => compiled.plan.buffers.some((b) => b.name === moeSelName(l))) : [];
-    const K = moe?.top ?? 0;
+    // Expert choice keeps one selection per (token, expert), NO_SLOT where the expert did not choose it.
+    const K = moe?.choice === 'expert' ? moe.experts : moe?.top ?? 0;
     const draw = rng(o.seed);
     const window = new Uint32Array(T);
     const labels = o.label !== undefined ? Uint32Array.of(o.label) : undefined;
@@ -107,7 +109,7 @@ export async function sample(gpu: Gpu, t: TrainedTrial, o: SampleOptions): Promi
         rec.experts = {};
         for (const l of layers) {
           const sel = new Uint32Array(await model.ex.readRange(moeSelName(l), p * K * 4, K * 4));
-          rec.experts[String(l)] = Array.from(sel);
+          rec.experts[String(l)] = Array.from(sel).filter((e) => e !== NO_SLOT);
         }
       }
       out.push(rec);

@@ -1,6 +1,6 @@
 import { type MoeRoutingRecord, moeSelName, moeStatsName } from '../../compiler/graph/moe-outputs.js';
 import { STAT } from '../../compiler/reference/moe.js';
-import { assignmentOf } from '../../compiler/routing/slots.js';
+import { assignmentOf, NO_SLOT } from '../../compiler/routing/slots.js';
 import { sequentialBatches, type PreparedText } from '../data/index.js';
 import type { GpuModel, PlanModel } from './model.js';
 
@@ -67,6 +67,7 @@ export class TokenTally {
       for (let n = 0; n < real * this.model.compiled.spec.context; n++) {
         for (let k = 0; k < K; k++) {
           const e = sel[assignmentOf({ top: K }, n, k)]!;
+          if (e === NO_SLOT) continue; // expert choice: this expert did not choose the token
           const c = (perExpert[e] ??= new Map<number, number>());
           c.set(tokens[n]!, (c.get(tokens[n]!) ?? 0) + 1);
         }

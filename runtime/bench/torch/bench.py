@@ -13,7 +13,8 @@
       every parameter, all F32. Prints one JSON line with the losses.
 
 CONFIG: {model: {layers, width, heads, ffn, vocab, context, dropout, moe: null | {experts, top,
-layers, normalize, balance}}, batch, steps, warmup, lr, wd, betas, eps, clip, seed, threads?}.
+layers, normalize, balance, choice?: {group: batch|sequence, capacity}}}, batch, steps, warmup, lr,
+wd, betas, eps, clip, seed, threads?}.
 """
 
 import json

@@ -3,7 +3,8 @@
 Parameter names and layouts follow Hugging Face GPT-2 (Conv1D weights are (in, out): y = x @ W + b),
 without the `transformer.` prefix, so a moec safetensors checkpoint loads by name. An MoE layer
 replaces the MLP of the blocks in `moe.layers`: a learned softmax router, top-k experts with
-optional renormalisation, and the Switch load-balancing loss.
+optional renormalisation, and the Switch load-balancing loss; or expert choice (each expert its
+top-c tokens, Zhou et al. 2022).
 """
 
 import math
@@ -64,8 +65,9 @@ class MLP(nn.Module):
 class MoE(nn.Module):
     """Token-routed experts, computed sparsely: each expert runs only on the tokens routed to it."""
 
-    def __init__(self, width, ffn, experts, top, normalize):
+    def __init__(self, width, ffn, experts, top, normalize, choice=None):
         super().__init__()
+        self.choice = choice
         assert 1 <= top <= experts, f"top {top} must be in 1..experts ({experts})"
         self.top = top
         self.normalize = normalize
@@ -78,6 +80,8 @@ class MoE(nn.Module):
         x = x.reshape(-1, shape[-1])
         n_tok, n_exp = x.shape[0], len(self.experts)
         probs = (x @ self.router.weight).softmax(dim=-1)
+        if self.choice is not None:
+            return self.expert_choice(x, probs).view(shape), torch.zeros((), dtype=x.dtype), None
         weight, expert = probs.topk(self.top, dim=-1)
         if self.normalize:
             weight = weight / weight.sum(dim=-1, keepdim=True)
@@ -104,14 +108,32 @@ class MoE(nn.Module):
         return out.view(shape), balance, counts
 
 
+    def expert_choice(self, x, probs):
+        """Expert choice (Zhou et al. 2022): each expert takes the c tokens of each group with its
+        highest scores (ties to the lower token), c = min(G, max(1, ceil(capacity·G·top/experts)));
+        the gate is the token's softmax score of the expert. No balance loss (balanced by construction)."""
+        n_tok, n_exp = probs.shape
+        G = n_tok if self.choice["group"] == "batch" else self.choice["context"]
+        c = min(G, max(1, math.ceil(self.choice["capacity"] * G * self.top / n_exp)))
+        grouped = probs.detach().view(n_tok // G, G, n_exp)
+        rank = grouped.sort(dim=1, descending=True, stable=True).indices[:, :c, :]
+        rows = rank + (torch.arange(n_tok // G, device=x.device) * G).view(-1, 1, 1)
+        out = torch.zeros_like(x)
+        for e in range(n_exp):
+            r = rows[:, :, e].reshape(-1)
+            out.index_add_(0, r, self.experts[e](x.index_select(0, r)) * probs[r, e].unsqueeze(1))
+        return out
+
+
 class Block(nn.Module):
     def __init__(self, cfg, moe):
         super().__init__()
         C = cfg["width"]
+        choice = dict(moe["choice"], context=cfg["context"]) if moe and moe.get("choice") else None
         self.ln_1 = nn.LayerNorm(C, eps=1e-5)
         self.attn = Attention(C, cfg["heads"], cfg["context"])
         self.ln_2 = nn.LayerNorm(C, eps=1e-5)
-        self.mlp = MoE(C, cfg["ffn"], moe["experts"], moe["top"], moe["normalize"]) if moe else MLP(C, cfg["ffn"])
+        self.mlp = MoE(C, cfg["ffn"], moe["experts"], moe["top"], moe["normalize"], choice) if moe else MLP(C, cfg["ffn"])
         self.drop = nn.Dropout(cfg["dropout"])
 
     def forward(self, x):
@@ -123,7 +145,7 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """cfg: {layers, width, heads, ffn, vocab, context, dropout, moe: None | {experts, top, layers, normalize, balance}}."""
+    """cfg: {layers, width, heads, ffn, vocab, context, dropout, moe: None | {experts, top, layers, normalize, balance, choice?: {group, capacity}}}."""
 
     def __init__(self, cfg):
         super().__init__()

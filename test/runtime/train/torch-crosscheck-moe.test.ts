@@ -15,7 +15,8 @@ import { assertLossMatches, gradientMismatches, torchGradients } from './torch-c
 import { unstack } from '../../../runtime/bench/torch-track.js';
 
 // The MoE model (token routing, learned router, top 2 of 4, renormalised gates, dropless, Switch
-// balance loss) through moec and through PyTorch's index_select/index_add MoE on the same weights:
+// balance loss; and expert choice, over the micro-batch and within each sequence) through moec and
+// through PyTorch's index_select/index_add MoE on the same weights:
 // the loss (cross-entropy + λ·balance) and every gradient must agree. moec stacks the experts of a
 // layer in one tensor (E, in, out); PyTorch keeps one tensor per expert. Skipped without torch.
 // Tolerance per tensor: ‖g_moec − g_torch‖ ≤ 1e-4 · ‖g_torch‖ + 1e-7.
@@ -24,31 +25,36 @@ const spec: Gpt2Spec = {
   name: 'crosscheck-moe', layers: 2, width: 32, heads: 4, ffn: 48, vocab: 61, context: 12, dropout: 0,
   batch: 3, accumulate: 1, betas: [0.9, 0.95], eps: 1e-8, wd: 0, clip: 0,
 };
-const moe = moeConfig({ experts: 4, top: 2, normalize: true, balance: 0.01, zloss: 0, dropless: true, layers: [0, 1] });
+const tokenChoice = moeConfig({ experts: 4, top: 2, normalize: true, balance: 0.01, zloss: 0, dropless: true, layers: [0, 1] });
+// Expert choice (Zhou et al. 2022): each expert its top c of 36 tokens (c = 18) or of each
+// sequence's 12 (c = 6); PyTorch ranks by a stable sort of the same softmax scores.
+const expertChoice = (group: 'batch' | 'sequence') => moeConfig({ experts: 4, top: 2, choice: 'expert', choiceGroup: group, capacity: 1, normalize: false, balance: 0, zloss: 0, dropless: false, layers: [0, 1] });
 const python = await torchPython();
 
+for (const [what, moe] of [['token choice', tokenChoice], ['expert choice over the micro-batch', expertChoice('batch')], ['expert choice within each sequence', expertChoice('sequence')]] as const) {
+  test(`moec MoE loss and gradients equal PyTorch on the same weights: ${what}`, { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' }, async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'moec-torch-moe-'));
+    const compiled = compileGpt2(spec, moeBlock(spec, moe));
+    const m = await GpuModel.create(await testGpu(), compiled);
+    try {
+      m.initParams(5);
+      const r = rng(9);
+      m.writeParams((await m.readFlat('params')).map((v) => v + 0.05 * (r() - 0.5)));
+      const params = await m.readParams();
+      const n = spec.batch * spec.context;
+      const tokens = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
+      const targets = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
+      const theirs = await torchGradients(dir, new Map([...params].flatMap(([name, data]) => unstack(name, compiled.graph.get(name).shape, data))), tokens, targets, spec,
+        { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: { experts: moe.experts, top: moe.top, layers: moe.layers, normalize: moe.normalize, balance: moe.balance,
+          ...(moe.choice === 'expert' ? { choice: { group: moe.choiceGroup ?? 'batch', capacity: moe.capacity } } : {}) } });
 
-test('moec MoE loss and gradients equal PyTorch on the same weights', { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' }, async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'moec-torch-moe-'));
-  const compiled = compileGpt2(spec, moeBlock(spec, moe));
-  const m = await GpuModel.create(await testGpu(), compiled);
-  try {
-    m.initParams(5);
-    const r = rng(9);
-    m.writeParams((await m.readFlat('params')).map((v) => v + 0.05 * (r() - 0.5)));
-    const params = await m.readParams();
-    const n = spec.batch * spec.context;
-    const tokens = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
-    const targets = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
-    const theirs = await torchGradients(dir, new Map([...params].flatMap(([name, data]) => unstack(name, compiled.graph.get(name).shape, data))), tokens, targets, spec,
-      { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: { experts: moe.experts, top: moe.top, layers: moe.layers, normalize: moe.normalize, balance: moe.balance } });
-
-    m.gradients(tokens, targets);
-    assertLossMatches(await m.trainLoss(), theirs);
-    const ours = [...(await m.readGrads())].flatMap(([name, g]) => unstack(name, compiled.graph.get(name).shape, g).map(([n, t]) => [n, t.data] as [string, Float32Array]));
-    const bad = gradientMismatches(ours, theirs);
-    assert.deepEqual(bad, []);
-  } finally {
-    m.destroy();
-  }
-});
+      m.gradients(tokens, targets);
+      assertLossMatches(await m.trainLoss(), theirs);
+      const ours = [...(await m.readGrads())].flatMap(([name, g]) => unstack(name, compiled.graph.get(name).shape, g).map(([n, t]) => [n, t.data] as [string, Float32Array]));
+      const bad = gradientMismatches(ours, theirs);
+      assert.deepEqual(bad, []);
+    } finally {
+      m.destroy();
+    }
+  });
+}

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { loadPipeline } from '../../../compiler/frontend/index.js';
+import { compileTrial } from '../../../compiler/lower/compile.js';
+import { checkCommand } from '../../../runtime/cli/commands/check.js';
+import { capture, pipelinesDir, withTempFile } from '../../compiler/frontend/helpers.js';
+
+// `moec check` on expert choice: it warns that the choice sees later tokens (not causal), at the
+// `choice` key, and reports each setting expert choice cannot take at its line and column.
+
+const quickstart = readFileSync(path.join(pipelinesDir, 'quickstart.moe'), 'utf8');
+/** The quickstart with expert choice (capacity 1, balance 0) and `extra` lines in its moe block. */
+const variant = (choice: string, extra: string[] = []) =>
+  quickstart.replace('    capacity dropless\n    balance 0.01\n', ['    capacity 1', '    balance 0', `    choice ${choice}`, ...extra.map((l) => `    ${l}`), ''].join('\n'));
+const inFile = <T>(text: string, fn: (file: string) => T): T => withTempFile('choice.moe', text, fn);
+
+/** Row:column of `value` on the last line whose trimmed text is `line`. */
+function where(text: string, line: string, value: string): string {
+  const lines = text.split('\n');
+  const row = lines.map((l) => l.trim()).lastIndexOf(line);
+  assert.ok(row >= 0, `no line '${line}'`);
+  return `${row + 1}:${lines[row]!.indexOf(value, lines[row]!.indexOf(line.split(' ')[0]!) + line.split(' ')[0]!.length) + 1}`;
+}
+
+for (const choice of ['expert', 'expert(sequence)']) {
+  test(`moec check warns that choice ${choice} sees later tokens, at the choice key, and passes`, async () => {
+    const text = variant(choice);
+    await inFile(text, async (file) => {
+      const out = await capture(() => checkCommand.run([file, '--preset', 'small']));
+      assert.equal(out.code, 0, out.err);
+      assert.match(out.err, new RegExp(`choice\\.moe:${where(text, `choice ${choice}`, 'expert')} warning: expert choice is not causal`), out.err);
+      assert.match(out.err, /sees later tokens/);
+      assert.match(out.err, choice === 'expert' ? /all tokens of the micro-batch/ : /all tokens of its sequence/);
+    });
+  });
+}
+
+test('moec check gives no expert-choice warning for token choice', async () => {
+  await inFile(variant('token'), async (file) => {
+    const out = await capture(() => checkCommand.run([file, '--preset', 'small']));
+    assert.equal(out.code, 0, out.err);
+    assert.doesNotMatch(out.err, /expert choice/);
+  });
+});
+
+const refusals: { what: string; set: string; line: string; value: string; says: RegExp; hint: string }[] = [
+  { what: 'a balance loss', set: 'balance 0.01', line: 'balance 0.01', value: '0.01', says: /balances the load by construction/, hint: 'use balance 0 with choice expert' },
+  { what: 'a hash router', set: 'router hash', line: 'router hash', value: 'hash', says: /ranks tokens by router score; a hash router has none/, hint: 'use choice token' },
+  { what: 'dropless', set: 'capacity dropless', line: 'capacity dropless', value: 'dropless', says: /dropless gives it no number to take/, hint: 'use a capacity factor' },
+  { what: 'sequence routing', set: 'unit sequence', line: 'unit sequence', value: 'sequence', says: /no token score to rank/, hint: 'use unit token with choice expert' },
+  { what: 'renormalised gates', set: 'normalize true', line: 'normalize true', value: 'true', says: /not renormalised/, hint: 'use normalize false' },
+  { what: 'topk-softmax', set: 'gate topk-softmax', line: 'gate topk-softmax', value: 'topk-softmax', says: /no fixed k/, hint: 'use gate softmax-topk' },
+];
+
+for (const c of refusals) {
+  test(`moec check reports expert choice's refusal at its setting: ${c.what}`, async () => {
+    const key = c.set.split(' ')[0]!;
+    // The setting replaces the same key of the block (router/unit/balance/capacity are written there).
+    const base = variant('expert');
+    const text = base.includes(`    ${key} `) ? base.replace(new RegExp(`    ${key} .*\\n`), `    ${c.set}\n`) : base.replace('    choice expert\n', `    choice expert\n    ${c.set}\n`);
+    await inFile(text, async (file) => {
+      const r = loadPipeline(file, { preset: undefined });
+      assert.ok(r.ok, `the front end's own checks pass: ${JSON.stringify(r.diagnostics.map((d) => d.message))}`);
+      assert.throws(() => compileTrial(r.trials[0]!.config), c.says, 'the lowering refuses it');
+      const out = await capture(() => checkCommand.run([file, '--preset', 'small']));
+      assert.equal(out.code, 1, out.err);
+      assert.match(out.err, new RegExp(`choice\\.moe:${where(text, c.line, c.value)} error: the lowering refuses this: `), out.err);
+      assert.match(out.err, c.says);
+      assert.ok(out.err.includes(c.hint), `the hint says '${c.hint}': ${out.err}`);
+      assert.doesNotMatch(out.err, /\n\s+at /, 'no stack trace');
+    });
+  });
+}
