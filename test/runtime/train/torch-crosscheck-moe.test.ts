@@ -4,7 +4,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
+import type { MoeConfig } from '../../../compiler/frontend/types.js';
 import { moeBlock } from '../../../compiler/graph/moe.js';
+import { moeBiasName, moeSelName } from '../../../compiler/graph/moe-outputs.js';
+import { moeRouterReference } from '../../../compiler/reference/moe.js';
 import { compileGpt2 } from '../../../compiler/lower/compile.js';
 import { rng } from '../../../compiler/reference/random.js';
 import { torchPython } from '../../../runtime/bench/torch.js';
@@ -28,7 +31,18 @@ const moe = moeConfig({ experts: 4, top: 2, normalize: true, balance: 0.01, zlos
 const python = await torchPython();
 
 
-test('moec MoE loss and gradients equal PyTorch on the same weights', { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' }, async () => {
+const skip = { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' };
+
+test('moec MoE loss and gradients equal PyTorch on the same weights', skip, () => crossCheck(moe));
+
+// Auxiliary-loss-free balancing changes which experts a token takes (score + bias), not its gates:
+// a bias of the scores' size that flips some choices must give PyTorch's loss and gradients too.
+test('with a nonzero routing bias (auxiliary-loss-free balancing), moec equals PyTorch', skip, () => {
+  const bias: Record<string, number[]> = { 0: [0.2, -0.15, 0.05, -0.1], 1: [-0.1, 0.25, -0.05, 0.1] };
+  return crossCheck({ ...moe, biasRate: 0.001 }, bias);
+});
+
+async function crossCheck(moe: MoeConfig, bias?: Record<string, number[]>): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-torch-moe-'));
   const compiled = compileGpt2(spec, moeBlock(spec, moe));
   const m = await GpuModel.create(await testGpu(), compiled);
@@ -41,14 +55,28 @@ test('moec MoE loss and gradients equal PyTorch on the same weights', { skip: py
     const tokens = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
     const targets = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
     const theirs = await torchGradients(dir, new Map([...params].flatMap(([name, data]) => unstack(name, compiled.graph.get(name).shape, data))), tokens, targets, spec,
-      { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: { experts: moe.experts, top: moe.top, layers: moe.layers, normalize: moe.normalize, balance: moe.balance } });
+      { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: { experts: moe.experts, top: moe.top, layers: moe.layers, normalize: moe.normalize, balance: moe.balance, ...(bias ? { bias } : {}) } });
 
+    if (bias) for (const l of moe.layers) m.ex.write(moeBiasName(l), Float32Array.from(bias[l]!));
     m.gradients(tokens, targets);
-    assertLossMatches(await m.trainLoss(), theirs);
-    const ours = [...(await m.readGrads())].flatMap(([name, g]) => unstack(name, compiled.graph.get(name).shape, g).map(([n, t]) => [n, t.data] as [string, Float32Array]));
+    const loss = await m.trainLoss();
+    const grads = await m.readGrads();
+    if (bias) {
+      // The bias must matter here: some layer's choices differ from the unbiased top-k of its logits
+      // (a forward alone leaves the routing tensors in place, as moe-helpers.ts's gradCheck reads them).
+      m.ex.run('eval_step');
+      const plain = await Promise.all(moe.layers.map(async (l) => {
+        const logits = await m.ex.read(`h${l}.moe.logits`);
+        const sel = new Uint32Array(await m.ex.readBytes(moeSelName(l)));
+        return moeRouterReference({ tokens: logits.length / moe.experts, experts: moe.experts, top: moe.top, rep: 1, mode: 'logits', score: 'softmax', normalize: true, salt: 0, seqLen: 1 }, { logits }).sel.some((e, a) => e !== sel[a]);
+      }));
+      assert.ok(plain.some(Boolean), 'the bias changes some choices');
+    }
+    assertLossMatches(loss, theirs);
+    const ours = [...grads].flatMap(([name, g]) => unstack(name, compiled.graph.get(name).shape, g).map(([n, t]) => [n, t.data] as [string, Float32Array]));
     const bad = gradientMismatches(ours, theirs);
     assert.deepEqual(bad, []);
   } finally {
     m.destroy();
   }
-});
+}
