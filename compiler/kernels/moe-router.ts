@@ -70,8 +70,8 @@ export function moeRouterForwardKernel(name: string, s: MoeRouterShape, rule?: S
   for (var e = 0u; e < ${u(E)}; e++) { l[e] = logits[r * ${u(E)} + e]; m = max(m, l[e]); taken[e] = 0u; }
   var tot = 0.0;
   ${s.score === 'softmax' ? `var z = 0.0;
-  for (var e = 0u; e < ${u(E)}; e++) { z += exp(l[e] - m); }` : ''}
-  ${biased ? `// Auxiliary-loss-free balancing: select by score + bias, gate by the score alone.
+  for (var e = 0u; e < ${u(E)}; e++) { z += exp(l[e] - m); }` : ''}${biased ? `
+  // Auxiliary-loss-free balancing: select by score + bias, gate by the score alone.
   var key: array<f32, ${E}>;
   for (var e = 0u; e < ${u(E)}; e++) { key[e] = ${score('e')} + bias[e]; }` : ''}
   var g: array<f32, ${K}>;
