@@ -130,6 +130,12 @@ const chenMoeKeys: Record<string, JsonSchema> = {
   },
 };
 
+// Load balancing beyond the Switch loss (issue 18): DeepSeek-V3's auxiliary-loss-free bias and
+// its sequence-wise balance loss.
+const balancingMoeKeys: Record<string, JsonSchema> = {
+  biasRate: num('Auxiliary-loss-free balancing (Wang et al. 2024; DeepSeek-V3): rate γ of a per-expert bias added to the gate scores for the top-k selection only (the gates stay the unbiased scores); after each optimiser step b_i ← b_i + γ·sign(mean load − load_i), load_i the assignments to expert i in that step. Not trained (no gradient, no weight decay); saved in checkpoints. 0: off (the paper: 0.001). Scoring routers (learned, frozen, cosine) with sparse dispatch only.', 0, { minimum: 0, maximum: 10 }),
+};
+
 export const moeSchema: JsonSchema = {
   type: ['object', 'null'],
   'x-form': 'block',
@@ -137,7 +143,7 @@ export const moeSchema: JsonSchema = {
   'x-syntax': 'moe { experts 8  top 2 ... }',
   default: null,
   additionalProperties: false,
-  required: ['every', 'experts', 'top', 'unit', 'prefix', 'scope', 'router', 'label', 'dim', 'gate', 'normalize', 'noise', 'noiseDist', 'capacity', 'dropless', 'balance', 'zloss', 'shared', 'expert', 'activation', 'second', 'dispatch', 'slots', 'layers', ...Object.keys(chenMoeKeys)],
+  required: ['every', 'experts', 'top', 'unit', 'prefix', 'scope', 'router', 'label', 'dim', 'gate', 'normalize', 'noise', 'noiseDist', 'capacity', 'dropless', 'balance', 'zloss', 'shared', 'expert', 'activation', 'second', 'dispatch', 'slots', 'layers', ...Object.keys(chenMoeKeys), ...Object.keys(balancingMoeKeys)],
   properties: {
     every: int('Every n-th layer is an MoE layer (layers n, 2n, ...; 1: all layers).', 1, 1, { maximum: 256 }),
     experts: int('Number of experts N per MoE layer.', 8, 1, { maximum: 1024 }),
@@ -175,6 +181,7 @@ export const moeSchema: JsonSchema = {
     slots: int('Soft MoE: slots per expert.', 1, 1, { maximum: 1024 }),
     layers: { type: 'array', items: { type: 'integer' }, description: 'Indices (0-based) of the MoE layers.', 'x-derived': true },
     ...chenMoeKeys,
+    ...balancingMoeKeys,
   },
 };
 
@@ -204,14 +211,19 @@ export const modelSchema: JsonSchema = {
 // and full-batch gradient descent, as Chen et al. 2022 train it.
 const chenTrainKeys: Record<string, JsonSchema> = {
   routerLr: {
-    type: ['number', 'null'], exclusiveMinimum: 0, maximum: 1e3, default: null,
-    description: 'Peak learning rate of the patch model\'s router (Chen et al.: 0.1, with the experts at 1e-3); it follows the same schedule as `lr`, in proportion. Cluster task only.',
+    type: ['number', 'null'], minimum: 0, maximum: 1e3, default: null,
+    description: 'Peak learning rate of the router parameters (every router kind with trained parameters: learned, cosine; the patch model\'s router: Chen et al. use 0.1 with the experts at 1e-3); it follows the same schedule as `lr`, in proportion. 0 keeps the router at its initialisation while the rest trains.',
     'x-default-text': 'lr',
   },
   routerOptimizer: {
     type: ['string', 'null'], enum: ['sgd', 'adamw', null], default: null, 'x-syntax': 'sgd | adamw',
     description: 'Optimiser of the patch model\'s router: `sgd` (plain gradient descent, as Chen et al.) or `adamw` (with `betas`, `eps`, `wd`). Cluster task only.',
     'x-default-text': 'sgd under optimizer sgd or ngd, adamw under adamw (and under adam, without weight decay)',
+  },
+  routerWd: {
+    type: ['number', 'null'], minimum: 0, maximum: 10, default: null,
+    description: 'Decoupled weight decay of the router\'s weight matrices (optimizer adamw or sgd; a cosine router\'s temperature stays undecayed).',
+    'x-default-text': 'wd',
   },
   fullBatch: bool('Full-batch gradient descent (Chen et al.): each step uses every training sample once, in order, instead of `batch` samples drawn with replacement; `batch` must then be left out. Cluster task only.', false),
 };

@@ -90,6 +90,8 @@ export interface MoeConfig {
   /** The patch model's expert filters: N(0, initScale²) or U(±initScale/√dim) (null scale: 0.1 or 1). Optional for configs built in code (normal). */
   init?: 'normal' | 'fan-in';
   initScale?: number | null;
+  /** Auxiliary-loss-free balancing rate γ (0: off). Optional for configs built in code (0). */
+  biasRate?: number;
 }
 
 export interface Model {
@@ -131,6 +133,8 @@ export interface Train {
   /** The patch model (cluster task): the router's peak rate (null: lr) and optimiser (null: from `optimizer`), full-batch steps. */
   routerLr?: number | null;
   routerOptimizer?: 'sgd' | 'adamw' | null;
+  /** The router parameters' weight decay (null: wd). Optional for configs built in code. */
+  routerWd?: number | null;
   fullBatch?: boolean;
 }
 

@@ -204,14 +204,21 @@ function chenKeysCheck(p: Pipeline, ctx: Ctx): void {
   const t = p.train;
   const clusters = p.data[t.data]?.source.kind === 'clusters';
   const written = (ptr: string) => ctx.spans.has(ptr);
-  const patchOnly = ['/train/routerLr', '/train/routerOptimizer', '/train/fullBatch', '/model/moe/init', '/model/moe/initScale'];
+  const patchOnly = ['/train/routerOptimizer', '/train/fullBatch', '/model/moe/init', '/model/moe/initScale'];
+  const moe = p.model.moe;
   if (!clusters) {
     for (const ptr of patchOnly.filter(written)) {
       ctx.error(`'${keyName(ptr.split('/').pop()!)}' applies only to the patch model of the cluster task (Chen et al. 2022); '${t.data}' is not source clusters`, ctx.spanOf(ptr), 'remove it, or train on a data set with source clusters');
     }
+    // A language model's router parameters: a learned or cosine router's (frozen, random, label and hash train none).
+    const untrained = !moe ? 'a dense model has no router' : moe.dispatch === 'soft' ? 'Soft MoE has no router' : !['learned', 'cosine'].includes(moe.router) ? `a ${moe.router} router has no trained parameters` : null;
+    for (const [ptr, value] of [['/train/routerLr', t.routerLr], ['/train/routerWd', t.routerWd]] as const) {
+      if (untrained && written(ptr) && value !== null && value !== undefined) ctx.error(`'${keyName(ptr.split('/').pop()!)}' has nothing to train: ${untrained}`, ctx.spanOf(ptr), 'remove it for this model (in a sweep zip, write none for the models without a trained router)');
+    }
+    if (t.optimizer === 'adam' && written('/train/routerWd') && t.routerWd !== null && t.routerWd !== undefined) ctx.error(`'router-wd' is a decoupled weight decay; optimizer adam has none`, ctx.spanOf('/train/routerWd'), 'use optimizer adamw, or remove router-wd');
     return;
   }
-  const moe = p.model.moe;
+  if (written('/train/routerWd') && t.routerWd !== null && t.routerWd !== undefined) ctx.error(`'router-wd' is not lowered for the patch model of the cluster task; its router decays with wd`, ctx.spanOf('/train/routerWd'), 'remove router-wd');
   const noRouter = !moe || moe.experts <= 1 ? 'the single model (experts 1) has no router' : moe.router === 'frozen' ? 'a frozen router is never trained' : null;
   for (const [ptr, value] of [['/train/routerLr', t.routerLr], ['/train/routerOptimizer', t.routerOptimizer]] as const) {
     if (noRouter && written(ptr) && value !== null && value !== undefined) ctx.error(`'${keyName(ptr.split('/').pop()!)}' has nothing to train: ${noRouter}`, ctx.spanOf(ptr), 'remove it for this model (in a sweep zip, write none for the models without a trained router)');

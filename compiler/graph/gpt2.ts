@@ -35,6 +35,11 @@ export interface Gpt2Spec {
   precision?: 'f32' | 'f16';
   /** Rows per chunk of the LM head (a multiple of 64); default: chosen from the logits' size (graph/lm-head.ts). */
   headChunkRows?: number;
+  /**
+   * The router parameters' own update (train.router-lr, router-wd): their rate is lr × lrScale on the
+   * 'adam.router' uniform, their weight decay `wd` (null: the model's). Absent: they update as the rest.
+   */
+  router?: { lrScale: number; wd: number | null };
 }
 
 

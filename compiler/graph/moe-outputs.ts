@@ -7,6 +7,11 @@ export const moeStatsName = (l: number) => `h${l}.moe.stats`;
 /** Name of layer l's routing decisions: the experts of each token's assignments (routing/slots.ts). */
 export const moeSelName = (l: number) => `h${l}.moe.sel`;
 
+/** Routing layer l's auxiliary-loss-free balancing bias (E floats; state kept across steps and in checkpoints). */
+export const moeBiasName = (l: number) => `h${l}.moe.route_bias`;
+/** Routing layer l's per-expert load of the current step, summed over its micro-batches (compiler/kernels/moe-bias.ts). */
+export const moeBiasLoadName = (l: number) => `h${l}.moe.bias_load`;
+
 /** One layer that writes MoE statistics: a routing layer (with global scope, only the first MoE layer). */
 export interface MoeRoutingRecord {
   layer: number;

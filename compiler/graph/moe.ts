@@ -35,6 +35,7 @@ import { moeDispatchKernel, type MoeDispatchShape } from '../kernels/moe-dispatc
 import { groupedBiasGradKernel, groupedMatmulKernel, groupedWeightGradKernel, type WeightGradShape } from '../kernels/moe-grouped.js';
 import { groupedMatmulSubgroupKernel, groupedWeightGradSubgroupKernel } from '../kernels/moe-grouped-subgroup.js';
 import { moeAuxLossKernel, moeRouterBackwardKernel } from '../kernels/moe-router.js';
+import { moeBiasLoadKernel, moeBiasUpdateKernel } from '../kernels/moe-bias.js';
 import { moePoolBackwardKernel, moePoolForwardKernel, type PoolShape } from '../kernels/moe-pool.js';
 import { moeRouterNoiseKernel } from '../kernels/moe-noise.js';
 import {
@@ -50,7 +51,7 @@ import { routerChoiceOf } from '../routing/choice.js';
 import { poolOf, tokensPerRow, unitOf } from '../routing/unit.js';
 import { type BlockBuilder, denseMlp, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
-import { moeSelName, moeStatsName } from './moe-outputs.js';
+import { moeBiasLoadName, moeBiasName, moeSelName, moeStatsName } from './moe-outputs.js';
 import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
 import { softMoeBlock, unsupportedSoft } from './moe-soft.js';
 import { type ExpertChoiceShape, expertSlots } from '../reference/moe-expert-choice.js';
@@ -81,6 +82,8 @@ registerKernel('moe_soft_dispatch_bwd', (n, s: SoftShape) => moeSoftDispatchBack
 registerKernel('moe_ec_router', (n, s: ExpertChoiceShape) => moeExpertChoiceRouterKernel(n, s));
 registerKernel('moe_ec_dispatch', (n, s: ExpertChoiceShape) => moeExpertChoiceDispatchKernel(n, s));
 registerKernel('moe_ec_stats', (n, s: ExpertChoiceShape) => moeExpertChoiceStatsKernel(n, s));
+registerKernel('moe_bias_load', (n, experts: number) => moeBiasLoadKernel(n, experts));
+registerKernel('moe_bias_update', (n, experts: number, rate: number) => moeBiasUpdateKernel(n, experts, rate));
 registerKernel('moe_aux_loss', (n, balance: number, zloss: number, scale: number) => moeAuxLossKernel(n, balance, zloss, scale));
 
 /**
@@ -94,6 +97,10 @@ export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | nu
   if (moe.second === 'sampled' && !router.scores) return no('second', `a sampled second expert needs router scores; a ${moe.router} router has none`, 'use second top');
   // Accepting it would train something other than what the file says: the z-loss acts on logits.
   if (moe.zloss > 0 && !router.scores && moe.dispatch !== 'soft') return no('zloss', `the router z-loss penalises router logits; a ${moe.router} router has none`, `use zloss 0 with router ${moe.router}`);
+  const biasRate = moe.biasRate ?? 0;
+  if (biasRate > 0 && moe.dispatch === 'soft') return no('biasRate', 'auxiliary-loss-free balancing biases a top-k selection; dispatch soft selects nothing', 'use bias-rate 0 with dispatch soft');
+  if (biasRate > 0 && !router.scores) return no('biasRate', `auxiliary-loss-free balancing biases router scores; a ${moe.router} router has none`, 'use a learned, frozen or cosine router, or bias-rate 0');
+  if (biasRate > 0 && moe.second === 'sampled') return no('biasRate', 'auxiliary-loss-free balancing biases the top-k choice; a sampled second expert is not a top-k choice', 'use second top with bias-rate, or bias-rate 0');
   if (moe.dispatch === 'soft') return unsupportedSoft(moe);
   const choice = refuseExpertChoice(moe);
   if (choice) return choice;
@@ -143,11 +150,15 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
   const router = routers[routerChoiceOf(moe).kind];
   const mode = routerMode(router);
   const scale = 1 / s.accumulate;
+  // Auxiliary-loss-free balancing (kernels/moe-bias.ts): the bias is state of the routing layer.
+  const biasRate = moe.biasRate ?? 0;
+  const biased = biasRate > 0;
   const routing: MoeRouterShape = {
     tokens: N, experts: E, top: K, rep, mode, score: gate.score,
     normalize: ec ? false : gate.normalize(moe),
     sampled: moe.second === 'sampled',
     salt: 0x6d6f6500, seqLen: T, // 'moe\0', plus the index of the layer that routes
+    ...(biased ? { biased: true } : {}),
   };
   const combine: CombineShape = { tokens: N, width: C, top: K };
   const projStd = 0.02 / Math.sqrt(2 * s.layers);
@@ -179,6 +190,9 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       perm: t('perm', [slotRows], 'u32'),
       pos: t('pos', [NK], 'u32'),
       stats: g.tensor(moeStatsName(o), [statsLength(E)], 'output'),
+      // Optimiser-like state (own buffers, never aliased): the bias, and the step's load it moves by.
+      bias: biased ? g.tensor(moeBiasName(o), [E], 'optimizer') : null,
+      load: biased ? g.tensor(moeBiasLoadName(o), [E], 'optimizer') : null,
       route: { ...routing, salt: routing.salt + o },
     };
   };
@@ -228,7 +242,8 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
           g.op('forward', `h${l}.moe.dispatch`, 'moe_ec_dispatch', [ec], [r.gate, r.offsets, r.perm, r.pos, r.sel]);
           g.op('forward', `h${l}.moe.stats`, 'moe_ec_stats', [ec], [r.logits!, r.gate, r.pos, r.stats]);
         } else {
-        g.op('forward', `h${l}.moe.route`, 'moe_router_fwd', [r.route], [input, ...sampling, r.sel, r.gate]);
+        g.op('forward', `h${l}.moe.route`, 'moe_router_fwd', [r.route], [input, ...(r.bias ? [r.bias] : []), ...sampling, r.sel, r.gate]);
+        if (r.load) g.op('zero', `h${l}.moe.bias_load.zero`, 'fill', [E], [r.load]);
         const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits: router.scores, score: routing.score };
         g.op('forward', `h${l}.moe.dispatch`, 'moe_dispatch', [dispatch], [r.sel, ...(r.logits ? [r.logits] : []), r.offsets, r.perm, r.pos, r.stats]);
         }
@@ -267,6 +282,12 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       // Gate gradients of the later layers sharing this routing (global scope), in layer order.
       if (global) for (const m of [...moeLayers].filter((m) => m !== l).sort((a, b) => a - b)) {
         g.op('backward', `h${l}.moe.dgate.add_h${m}`, 'scale_add', [NK, 1], [experts(g, m).dgate, L.dgate]);
+      }
+      // The step's load counts training micro-batches only (evaluation runs the forward alone); the
+      // bias moves once per optimiser step, after the micro-batches.
+      if (r.bias && r.load) {
+        g.op('backward', `h${l}.moe.bias_load`, 'moe_bias_load', [E], [r.stats, r.load]);
+        g.op('update', `h${l}.moe.bias_update`, 'moe_bias_update', [E, biasRate], [r.load, r.bias]);
       }
       // Router: gate, balance and z-loss gradients → logits → the scorer's weights (if trained) and x.
       const dlogits = t('dlogits', [R, E]);

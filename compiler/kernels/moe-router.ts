@@ -39,8 +39,10 @@ export interface SelectionRule {
  * the gate scores (softmax or sigmoid), top-k by logit (ties to the lower expert), optional
  * renormalisation; with `sampled` (GShard), training draws the choices after the first in
  * proportion to their scores. Any other mode: the `rule` of that router kind.
- * Bindings: logits (read; mode logits) | the rule's input, [rng (uniform; sampled)], sel (write,
- * N·K u32), gate (write, N·K).
+ * With `biased` (auxiliary-loss-free balancing, mode logits), the top-k is by score + bias[e]
+ * instead of by logit; the gates stay the unbiased scores.
+ * Bindings: logits (read; mode logits) | the rule's input, [bias (read, E; biased)], [rng (uniform;
+ * sampled)], sel (write, N·K u32), gate (write, N·K).
  */
 export function moeRouterForwardKernel(name: string, s: MoeRouterShape, rule?: SelectionRule, wg = 64): RowKernel {
   checkRouting(name, s);
@@ -49,8 +51,11 @@ export function moeRouterForwardKernel(name: string, s: MoeRouterShape, rule?: S
   const logits = s.mode === 'logits';
   if (!logits && !rule) throw new Error(`${name}: router mode '${s.mode}' needs its selection rule`);
   const sampled = logits && s.sampled === true && K > 1;
+  const biased = logits && s.biased === true;
+  if (biased && sampled) throw new Error(`${name}: a biased router does not sample its second expert`);
   const decls = [
     logits ? 'var<storage, read> logits: array<f32>;' : rule!.decl,
+    ...(biased ? ['var<storage, read> bias: array<f32>;'] : []),
     ...(sampled ? ['var<uniform> rng: Rng;'] : []),
     'var<storage, read_write> sel: array<u32>;',
     'var<storage, read_write> gate: array<f32>;',
@@ -65,12 +70,15 @@ export function moeRouterForwardKernel(name: string, s: MoeRouterShape, rule?: S
   for (var e = 0u; e < ${u(E)}; e++) { l[e] = logits[r * ${u(E)} + e]; m = max(m, l[e]); taken[e] = 0u; }
   var tot = 0.0;
   ${s.score === 'softmax' ? `var z = 0.0;
-  for (var e = 0u; e < ${u(E)}; e++) { z += exp(l[e] - m); }` : ''}
+  for (var e = 0u; e < ${u(E)}; e++) { z += exp(l[e] - m); }` : ''}${biased ? `
+  // Auxiliary-loss-free balancing: select by score + bias, gate by the score alone.
+  var key: array<f32, ${E}>;
+  for (var e = 0u; e < ${u(E)}; e++) { key[e] = ${score('e')} + bias[e]; }` : ''}
   var g: array<f32, ${K}>;
   for (var k = 0u; k < ${u(K)}; k++) {
     var best = ${u(E)};
     for (var e = 0u; e < ${u(E)}; e++) {
-      if (taken[e] == 0u && (best == ${u(E)} || l[e] > l[best])) { best = e; }
+      if (taken[e] == 0u && (best == ${u(E)} || ${biased ? 'key[e] > key[best]' : 'l[e] > l[best]'})) { best = e; }
     }
     ${sampled ? `// GShard: while training, choices after the first are sampled in proportion to their scores,
     // one draw per routing row (tokens sharing a row share the draw).

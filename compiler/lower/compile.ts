@@ -51,6 +51,8 @@ export function gpt2SpecOf(c: TrialConfig, name = 'trial'): Gpt2Spec {
     name, layers: m.layers, width: m.width, heads: m.heads, ffn: m.ffn, vocab: m.vocab, context: m.context, dropout: m.dropout,
     batch: t.batch, accumulate: t.accumulate, betas: t.betas, eps: t.eps, wd: t.optimizer === 'adam' ? 0 : t.wd, clip: t.clip,
     optimizer: t.optimizer === 'sgd' || t.optimizer === 'ngd' ? t.optimizer : 'adamw', precision: t.precision,
+    // The router's own rate and decay (the patch model reads train.routerLr itself).
+    ...((t.routerLr ?? null) !== null || (t.routerWd ?? null) !== null ? { router: { lrScale: (t.routerLr ?? t.lr) / t.lr, wd: t.routerWd ?? null } } : {}),
   };
 }
 

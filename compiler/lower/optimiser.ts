@@ -5,7 +5,7 @@
 import type { Gpt2Spec } from '../graph/gpt2.js';
 import { PATCH_EXPERTS } from '../graph/patches.js';
 import { type Graph, numel } from '../graph/ir.js';
-import { alignFloats, type ParamLayout, regionAt, regionName } from '../graph/layout.js';
+import { alignFloats, type ParamLayout, type ParamRange, regionAt, regionName } from '../graph/layout.js';
 import { gradNormKernels } from '../kernels/gradnorm.js';
 import { sgdKernel } from '../kernels/sgd.js';
 import { ngdKernel } from '../kernels/ngd.js';
@@ -76,26 +76,66 @@ function addRegions(g: Graph, s: Gpt2Spec, layout: ParamLayout, moments: boolean
   g.op('update', 'grad_norm', 'gradnorm_total', [P * chunk], [partials, 'grad_norm']);
 }
 
+/** A language model's router parameters (every router plug-in names its tensors h.{l}.mlp.router.*). */
+const isRouterParam = (name: string) => /^h\.\d+\.mlp\.router\./.test(name);
+
+interface UpdateSegment extends ParamRange {
+  /** Router parameters: updated on the 'adam.router' uniform with the router's weight decay. */
+  router: boolean;
+}
+
+/**
+ * The optimiser's ranges, each cut where router parameters start and end when the router has its
+ * own update; the update is element-wise, so cutting a range leaves every other value as it was.
+ */
+function updateSegments(g: Graph, layout: ParamLayout, split: boolean): UpdateSegment[] {
+  if (!split) return layout.ranges.map((r) => ({ ...r, router: false }));
+  const routerSpans = [...layout.offsets].filter(([name]) => isRouterParam(name) && g.get(name).trainable !== false)
+    .map(([name, at]) => [at, at + alignFloats(numel(g.get(name).shape))] as const);
+  const out: UpdateSegment[] = [];
+  for (const r of layout.ranges) {
+    const start = layout.regions[r.region]!.start + r.offset;
+    const cuts = new Set([start, start + r.count]);
+    for (const [a, b] of routerSpans) if (a >= start && b <= start + r.count) { cuts.add(a); cuts.add(b); }
+    const at = [...cuts].sort((x, y) => x - y);
+    for (let i = 0; i + 1 < at.length; i++) {
+      const router = routerSpans.some(([a, b]) => a <= at[i]! && at[i]! < b);
+      const last = out[out.length - 1];
+      // Adjacent router tensors (a cosine router's projection and embedding) share one dispatch.
+      if (last && last.router && router && last.region === r.region && last.offset + last.count === at[i]! - layout.regions[r.region]!.start) last.count += at[i + 1]! - at[i]!;
+      else out.push({ region: r.region, offset: at[i]! - layout.regions[r.region]!.start, count: at[i + 1]! - at[i]!, decay: r.decay, router });
+    }
+  }
+  return out;
+}
+
 /** Adds the region tensors, the zeroing ops and the AdamW, SGD or NGD update to a graph whose parameters are laid out. */
 export function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd?: NgdTargets): void {
   const sgd = s.optimizer === 'sgd';
   if (s.optimizer === 'ngd' && (!ngd || s.clip > 0)) throw new Error(`graph ${g.name}: ngd needs its expert blocks and clip 0`);
+  const ownRouter = s.router !== undefined && !ngd && [...layout.offsets.keys()].some((n) => isRouterParam(n) && g.get(n).trainable !== false);
+  if (s.router !== undefined && !ownRouter) throw new Error(`graph ${g.name}: a router learning rate or weight decay, but no trained router parameters`);
   // SGD and NGD keep no state beyond the step: no moments (checkpoints then hold only weights).
-  addRegions(g, s, layout, !sgd && !ngd);
+  addRegions(g, s, layout, !sgd && !ngd, ownRouter);
   if (ngd) {
     addNgd(g, s, layout, ngd);
     return;
   }
-  for (const r of layout.ranges) {
+  const routerWd = s.router?.wd ?? null;
+  for (const r of updateSegments(g, layout, ownRouter)) {
     const [params, grads, m, v] = ['params', 'grads', 'adam.m', 'adam.v'].map((b) => regionName(b, r.region));
+    const uniform = r.router ? 'adam.router' : 'adam';
+    // The router's own decay applies to its matrices; its vectors (a cosine router's temperature) stay undecayed.
+    const wd = r.decay ? (r.router && routerWd !== null ? routerWd : s.wd) : 0;
+    const base = r.router ? (r.decay ? 'router.decay' : 'router.nodecay') : r.decay ? 'decay' : 'nodecay';
+    const name = (opt: string) => inRegion(`${opt}.${base}`, r.region) + (ownRouter ? `@${r.offset}` : '');
     if (sgd) {
-      g.op('update', inRegion(r.decay ? 'sgd.decay' : 'sgd.nodecay', r.region), 'sgd', [r.offset, r.count, r.decay ? s.wd : 0, s.clip], [params!, grads!, 'adam', ...(s.clip > 0 ? ['grad_norm'] : [])]);
+      g.op('update', name('sgd'), 'sgd', [r.offset, r.count, wd, s.clip], [params!, grads!, uniform, ...(s.clip > 0 ? ['grad_norm'] : [])]);
       continue;
     }
-    const cfg = { beta1: s.betas[0], beta2: s.betas[1], eps: s.eps, weightDecay: r.decay ? s.wd : 0 };
-    const name = inRegion(r.decay ? 'adamw.decay' : 'adamw.nodecay', r.region);
-    if (s.clip > 0) g.op('update', name, 'adamw_clip', [r.offset, r.count, cfg, s.clip], [params!, grads!, m!, v!, 'adam', 'grad_norm']);
-    else g.op('update', name, 'adamw', [r.offset, r.count, cfg], [params!, grads!, m!, v!, 'adam']);
+    const cfg = { beta1: s.betas[0], beta2: s.betas[1], eps: s.eps, weightDecay: wd };
+    if (s.clip > 0) g.op('update', name('adamw'), 'adamw_clip', [r.offset, r.count, cfg, s.clip], [params!, grads!, m!, v!, uniform, 'grad_norm']);
+    else g.op('update', name('adamw'), 'adamw', [r.offset, r.count, cfg], [params!, grads!, m!, v!, uniform]);
   }
 }
 

@@ -39,6 +39,11 @@ export interface MoeRouterShape extends MoeRouting {
   seqLen: number;
   /** GShard: while training, choices after the first are sampled in proportion to their scores. */
   sampled?: boolean;
+  /**
+   * Auxiliary-loss-free balancing: the top-k picks the largest score + bias[e] (a per-expert bias,
+   * compiler/kernels/moe-bias.ts), the gates stay the unbiased scores.
+   */
+  biased?: boolean;
 }
 
 export const routingRows = (s: MoeRouting) => s.tokens / s.rep;
@@ -61,16 +66,19 @@ function rowScores(logits: Float32Array, r: number, E: number, score: 'softmax' 
 /** Router forward of a scoring router (mode 'logits'): the selected experts `sel` (N·K) and their gates (N·K). */
 export function moeRouterReference(
   s: MoeRouterShape,
-  inputs: { logits?: Float32Array; seed?: number; step?: number; train?: boolean },
+  inputs: { logits?: Float32Array; seed?: number; step?: number; train?: boolean; bias?: Float32Array },
 ): { sel: Uint32Array; gate: Float32Array } {
   const { tokens: N, experts: E, top: K } = s;
   const sel = new Uint32Array(N * K);
   const gate = new Float32Array(N * K);
   if (s.mode !== 'logits') throw new Error(`router mode '${s.mode}': its reference is its router kind's (compiler/routing)`);
+  if (s.biased && !inputs.bias) throw new Error('a biased router needs its bias');
   const key = dropoutKey(inputs.seed ?? 0, inputs.step ?? 0, s.salt);
   for (let n = 0; n < N; n++) {
     const r = Math.floor(n / s.rep);
-    const { l, sc } = rowScores(inputs.logits!, r, E, s.score);
+    const { l: logit, sc } = rowScores(inputs.logits!, r, E, s.score);
+    // Unbiased: the top-k by logit (the score's order); biased: by f32(score + bias).
+    const l = s.biased ? sc.map((v, e) => Math.fround(Math.fround(v) + inputs.bias![e]!)) : logit;
     const taken = new Set<number>();
     const g: number[] = [];
     for (let k = 0; k < K; k++) {

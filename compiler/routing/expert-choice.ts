@@ -56,5 +56,6 @@ export function refuseExpertChoice(moe: MoeConfig): MoeUnsupported | null {
   if (moe.second === 'sampled') return no('second', 'a sampled second expert is a token-choice rule', 'use second top with choice expert');
   if (moe.gate === 'topk-softmax') return no('gate', 'topk-softmax renormalises over a token\'s top k; under expert choice a token has no fixed k', 'use gate softmax-topk (the paper\'s softmax) or sigmoid');
   if (moe.normalize) return no('normalize', 'under expert choice a token\'s gates are its scores of the experts that chose it, not renormalised', 'use normalize false with choice expert');
+  if ((moe.biasRate ?? 0) > 0) return no('biasRate', 'auxiliary-loss-free balancing biases a token-choice top-k; expert choice balances the load by construction', 'use bias-rate 0 with choice expert');
   return null;
 }

@@ -47,6 +47,6 @@ export const routerMode = (r: RouterPlugin): MoeRouterShape['mode'] => (r.scores
 export const routerForwardKernel = (name: string, s: MoeRouterShape) => moeRouterForwardKernel(name, s, s.mode === 'logits' ? undefined : ruleRouter(s.mode).rule);
 
 /** The router forward's reference of any mode. */
-export function routerReference(s: MoeRouterShape, inputs: RuleInputs & { logits?: Float32Array; train?: boolean }): { sel: Uint32Array; gate: Float32Array } {
+export function routerReference(s: MoeRouterShape, inputs: RuleInputs & { logits?: Float32Array; train?: boolean; bias?: Float32Array }): { sel: Uint32Array; gate: Float32Array } {
   return s.mode === 'logits' ? moeRouterReference(s, inputs) : ruleRouter(s.mode).reference(s, inputs);
 }

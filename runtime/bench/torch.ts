@@ -17,6 +17,8 @@ export interface TorchMoe {
   balance: number;
   /** Expert choice (Zhou et al. 2022) over each sequence or the micro-batch, capacity factor `capacity`; absent: token choice. */
   choice?: { group: 'batch' | 'sequence'; capacity: number };
+  /** Auxiliary-loss-free balancing: MoE layer (as a string) -> its per-expert selection bias (the cross-check's forward; bench.py never updates it). */
+  bias?: Record<string, number[]>;
 }
 
 export interface TorchModel {
@@ -104,6 +106,7 @@ function unsupportedMoe(m: NonNullable<Model['moe']>): string[] {
     ['activation', m.activation, 'gelu'],
     ['second', m.second, 'top'],
     ['dispatch', m.dispatch, 'sparse'],
+    ['biasRate', m.biasRate ?? 0, 0],
   ];
   return want.filter(([, got, need]) => got !== need).map(([k, got, need]) => `moe.${k} ${String(got)} (bench.py has ${String(need)})`);
 }

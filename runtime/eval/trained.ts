@@ -11,6 +11,7 @@ import type { LoadedTensor } from '../store/safetensors.js';
 import { DEFAULT_RUNS, findTrial } from '../store/find.js';
 import { RunStore, type TrialRecord } from '../store/run-store.js';
 import type { PlanModel } from '../train/model.js';
+import { restoreRoutingBiases } from '../train/checkpoint.js';
 
 export interface TrainedTrial {
   record: TrialRecord;
@@ -86,4 +87,5 @@ export function flatParams(compiled: CompiledTrial, tensors: Map<string, { shape
 
 export function loadWeights(model: PlanModel, t: TrainedTrial): void {
   model.writeParams(flatParams(model.compiled, t.tensors, t.checkpoint));
+  restoreRoutingBiases(model, t.tensors, t.checkpoint);
 }

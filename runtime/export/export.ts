@@ -37,6 +37,9 @@ export function exportRefusal(c: TrialConfig): { message: string; hint: string }
   if (moe?.dispatch === 'soft') {
     return { message: 'Soft MoE (dispatch soft) is not exported: modeling_moec.py implements sparse routing only', hint: 'export a trial with dispatch sparse' };
   }
+  if ((moe?.biasRate ?? 0) > 0) {
+    return { message: "a trial with auxiliary-loss-free balancing (bias-rate) is not exported: modeling_moec.py does not add the routing bias to its top-k selection", hint: 'export a trial with bias-rate 0' };
+  }
   return null;
 }
 
@@ -93,7 +96,7 @@ export function exportTrial(t: TrainedTrial, o: { format: ExportFormat; out: str
   const layout = o.format === 'hf' && !c.model.moe ? 'gpt2' : 'moec';
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, v] of t.tensors) {
-    if (name.startsWith('optimizer.')) continue;
+    if (name.startsWith('optimizer.') || name.startsWith('state.')) continue;
     tensors.set(`transformer.${name}`, { shape: v.shape, data: v.data });
   }
   const metadata = { format: 'pt', moec_version: moecVersion(), moec_config: JSON.stringify(c), moec_trial: t.record.id, moec_step: String(t.step), moec_layout: layout };

@@ -47,6 +47,9 @@ export class PlanModel {
 
   protected writeLr(step: number, lr: number): void {
     this.ex.write('adam', adamwUniforms(step, lr, { beta1: this.spec.betas[0], beta2: this.spec.betas[1] }));
+    // A language model's router with its own rate (train.router-lr) follows the schedule in proportion.
+    const router = this.spec.router;
+    if (router && !this.compiled.patch) this.ex.write('adam.router', adamwUniforms(step, lr * router.lrScale, { beta1: this.spec.betas[0], beta2: this.spec.betas[1] }));
   }
 
   async trainLoss(): Promise<number> {

@@ -65,12 +65,16 @@ class MLP(nn.Module):
 class MoE(nn.Module):
     """Token-routed experts, computed sparsely: each expert runs only on the tokens routed to it."""
 
-    def __init__(self, width, ffn, experts, top, normalize, choice=None):
+    def __init__(self, width, ffn, experts, top, normalize, choice=None, bias=None):
         super().__init__()
         self.choice = choice
         assert 1 <= top <= experts, f"top {top} must be in 1..experts ({experts})"
         self.top = top
         self.normalize = normalize
+        # Auxiliary-loss-free balancing (DeepSeek-V3): a per-expert bias on the scores for the top-k
+        # selection only; the gates are the unbiased scores. State, not a parameter.
+        assert bias is None or len(bias) == experts, f"bias has {len(bias)} values for {experts} experts"
+        self.register_buffer("sel_bias", None if bias is None else torch.tensor(bias, dtype=torch.float32), persistent=False)
         self.router = Conv1D(width, experts, bias=False)
         self.experts = nn.ModuleList(MLP(width, ffn) for _ in range(experts))
 
@@ -82,7 +86,11 @@ class MoE(nn.Module):
         probs = (x @ self.router.weight).softmax(dim=-1)
         if self.choice is not None:
             return self.expert_choice(x, probs).view(shape), torch.zeros((), dtype=x.dtype), None
-        weight, expert = probs.topk(self.top, dim=-1)
+        if self.sel_bias is None:
+            weight, expert = probs.topk(self.top, dim=-1)
+        else:
+            expert = (probs.detach() + self.sel_bias).topk(self.top, dim=-1).indices
+            weight = probs.gather(1, expert)
         if self.normalize:
             weight = weight / weight.sum(dim=-1, keepdim=True)
 
@@ -133,7 +141,7 @@ class Block(nn.Module):
         self.ln_1 = nn.LayerNorm(C, eps=1e-5)
         self.attn = Attention(C, cfg["heads"], cfg["context"])
         self.ln_2 = nn.LayerNorm(C, eps=1e-5)
-        self.mlp = MoE(C, cfg["ffn"], moe["experts"], moe["top"], moe["normalize"], choice) if moe else MLP(C, cfg["ffn"])
+        self.mlp = MoE(C, cfg["ffn"], moe["experts"], moe["top"], moe["normalize"], choice, moe.get("layer_bias")) if moe else MLP(C, cfg["ffn"])
         self.drop = nn.Dropout(cfg["dropout"])
 
     def forward(self, x):
@@ -145,7 +153,8 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """cfg: {layers, width, heads, ffn, vocab, context, dropout, moe: None | {experts, top, layers, normalize, balance, choice?: {group, capacity}}}."""
+    """cfg: {layers, width, heads, ffn, vocab, context, dropout, moe: None | {experts, top, layers, normalize, balance,
+    choice?: {group, capacity}, bias?: {layer: [selection bias per expert]}}}."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -158,7 +167,8 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(cfg["vocab"], cfg["width"])
         self.wpe = nn.Embedding(cfg["context"], cfg["width"])
         self.drop = nn.Dropout(cfg["dropout"])
-        self.h = nn.ModuleList(Block(cfg, moe if l in moe_layers else None) for l in range(cfg["layers"]))
+        bias = (moe or {}).get("bias") or {}
+        self.h = nn.ModuleList(Block(cfg, {**moe, "layer_bias": bias.get(str(l))} if l in moe_layers else None) for l in range(cfg["layers"]))
         self.ln_f = nn.LayerNorm(cfg["width"], eps=1e-5)
 
     def init_weights(self, seed):

@@ -40,6 +40,8 @@ const cases: { what: string; moe?: string[]; train?: string[]; sweep?: string; l
   { what: 'hash routing of whole sequences', moe: ['router hash', 'unit sequence'], line: 'unit sequence', value: 'sequence', says: /hash routing maps each token id/, hint: 'use unit token with router hash' },
   { what: 'Soft MoE with router noise', moe: ['dispatch soft', 'noise 0.1'], sweep: '  model.moe.experts in [4]', line: 'noise 0.1', value: '0.1', says: /Soft MoE \(dispatch soft\) has no router logits/, hint: 'use noise 0' },
   { what: 'Soft MoE with a global router', moe: ['dispatch soft', 'scope global'], sweep: '  model.moe.experts in [4]', line: 'scope global', value: 'global', says: /scope global is not lowered for it/, hint: 'use scope layer' },
+  { what: 'auxiliary-loss-free balancing on a random router', moe: ['router random', 'balance 0', 'bias-rate 0.001'], line: 'bias-rate 0.001', value: '0.001', says: /auxiliary-loss-free balancing biases router scores; a random router has none/, hint: 'or bias-rate 0' },
+  { what: 'auxiliary-loss-free balancing with a sampled second expert', moe: ['second sampled', 'bias-rate 0.001'], sweep: '  model.moe.experts in [4]', line: 'bias-rate 0.001', value: '0.001', says: /a sampled second expert is not a top-k choice/, hint: 'use second top with bias-rate' },
   { what: 'precision f16 with MoE layers', train: ['precision f16'], line: 'precision f16', value: 'f16', says: /precision f16 is lowered for dense models only/, hint: 'use precision f32 for MoE models' },
   { what: 'a batch whose kernels need more than 65535 workgroups in one dimension', train: ['batch 1100'], line: 'batch 1100', value: '1100', says: /needs more than 65535 workgroups/, hint: 'lower train.batch' },
 ];

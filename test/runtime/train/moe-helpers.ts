@@ -40,7 +40,7 @@ export function batch(seed: number) {
  * and capacity are piecewise constant: a perturbation that changes any layer's routing (its
  * selected experts or slots) is not differentiable there and is skipped; few may be.
  */
-export async function gradCheck(moe: MoeConfig, seed = 0, accumulate = 1): Promise<{ failures: string[]; checked: number; skipped: number }> {
+export async function gradCheck(moe: MoeConfig, seed = 0, accumulate = 1, setup?: (m: GpuModel) => void): Promise<{ failures: string[]; checked: number; skipped: number }> {
   // With accumulation a micro-step's loss and gradients are both scaled by 1/accumulate.
   const s = { ...spec, accumulate };
   const compiled = compileGpt2(s, moeBlock(s, moe));
@@ -53,6 +53,8 @@ export async function gradCheck(moe: MoeConfig, seed = 0, accumulate = 1): Promi
     const r = rng(99);
     const params = (await m.readFlat('params')).map((v) => v + 0.2 * (r() - 0.5));
     m.writeParams(params);
+    // State beyond the parameters (e.g. a routing bias) that the check should run with.
+    setup?.(m);
     const b = batch(5);
     const routes = async () => {
       // A forward pass alone leaves the routing tensors in place (nothing later reuses their memory).

@@ -58,13 +58,27 @@ test('router-lr and router-optimizer: the router\'s own rate (scaled with the sc
   assert.deepEqual(ngd.graph.ops.filter((o) => o.phase === 'update').map((o) => o.name), ['ngd.blocks', `sgd.${PATCH_ROUTER}`]);
   const adam = compileTrial(load(source({ train: 'optimizer adamw' })).trials[0]!.config, 'z');
   assert.ok(adam.graph.ops.some((o) => o.name === `adamw.${PATCH_ROUTER}`));
-  errorAt(source({ train: 'router-lr 0' }), 10, /'router-lr' must be greater than 0/);
+  errorAt(source({ train: 'router-lr -0.1' }), 10, /'router-lr' must be at least 0/);
   errorAt(source({ train: 'router-lr 1e9' }), 10, /'router-lr' must be at most 1000/);
   errorAt(source({ train: 'router-optimizer ngd' }), 10, /unknown router-optimizer 'ngd'/);
   errorAt(source({ model: '1', train: 'router-lr 0.1' }), 10, /'router-lr' has nothing to train: the single model/);
   errorAt(source({ moe: 'router frozen', train: 'router-optimizer sgd' }), 10, /'router-optimizer' has nothing to train: a frozen router/);
   assert.deepEqual(load(source({ model: '1', train: 'router-lr none' })).diagnostics, [], 'none: the default, allowed for any model');
-  errorAt('data d { source brown }\nmodel m { layers 1; width 16; heads 2 }\ntrain { router-lr 0.1 }\n', 3, /'router-lr' applies only to the patch model/);
+  errorAt(source({ train: 'router-wd 0.5' }), 10, /'router-wd' is not lowered for the patch model/);
+});
+
+test('router-lr and router-wd on a language model: its router parameters get their own rate and decay; where there is none to train, an error', () => {
+  const lm = (moe: string, train: string) => `data d { source brown }\nmodel m { layers 1; width 16; heads 2; ${moe} }\ntrain { ${train} }\n`;
+  const ok = load(lm('moe { experts 2; top 1 }', 'router-lr 0.01; router-wd 0'));
+  assert.deepEqual(ok.diagnostics, []);
+  const k = compileTrial(ok.trials[0]!.config, 'lm');
+  assert.deepEqual(k.spec.router, { lrScale: 0.01 / 6e-4, wd: 0 });
+  const router = k.graph.ops.filter((o) => o.phase === 'update' && o.bind.includes('adam.router'));
+  assert.equal(router.length, 1, 'one update of the router weight on its own uniform');
+  assert.equal(compileTrial(load(lm('moe { experts 2; top 1 }', '')).trials[0]!.config, 'plain').spec.router, undefined, 'no setting: no router group');
+  errorAt(lm('', 'router-lr 0.1'), 3, /'router-lr' has nothing to train: a dense model has no router/);
+  errorAt(lm('moe { experts 2; top 1; router random; balance 0 }', 'router-wd 0.1'), 3, /'router-wd' has nothing to train: a random router has no trained parameters/);
+  errorAt(lm('moe { experts 2; top 1 }', 'optimizer adam; router-wd 0.1'), 3, /optimizer adam has none/);
 });
 
 test('init and init-scale: PyTorch\'s fan-in uniform start times a scale, or a normal of that std', () => {
