@@ -32,6 +32,11 @@ export type SweepEvent =
       elapsed: number;
       /** Per MoE layer, at this step: the balance and z losses and the fraction of assignments dropped. */
       moe?: { balance: number[]; z: number[]; dropped: number[] };
+      /** `loss` is the language-model loss; total adds the weighted auxiliary losses (aux) the optimiser also minimised. */
+      total?: number;
+      aux?: { balance: number; z: number };
+      /** Per routing layer, over the window since the last step event: max/mean load, experts given no token, the busiest expert's share. */
+      load?: { layer: number; overload: number; dead: number; maxShare: number }[];
     }
   | {
       type: 'eval';
