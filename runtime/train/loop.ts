@@ -139,7 +139,7 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
         type: 'step', id: trial.id, step, loss, lr, tokensPerSec: perSec, elapsed: (Date.now() - started) / 1000,
         ...(losses.parts ? { total: losses.total, aux: { balance: losses.balance, z: losses.z } } : {}),
         ...(moe.moe_balance !== undefined ? { moe: { balance: moe.moe_balance as number[], z: moe.moe_z as number[], dropped: moe.moe_dropped as number[] } } : {}),
-        ...(diag ? { load: diag.map((d) => ({ layer: d.layer, overload: d.overload, dead: d.dead, maxShare: d.maxShare })) } : {}),
+        ...(diag ? { load: diag.map((d) => ({ layer: d.layer, overload: d.overload, dead: d.dead, maxShare: d.maxShare, fairShare: d.fairShare })) } : {}),
       });
     }
     if (evalDue && step < steps) {

@@ -29,8 +29,10 @@ export interface MoeLayerDiagnostics {
   overload: number;
   /** Experts given no token over the whole window. */
   dead: number;
-  /** The busiest expert's share of the window's assignments (1 / experts when balanced). */
+  /** Fraction of the window's tokens the busiest expert took (top / experts when balanced, 1 when every token went to it). */
   maxShare: number;
+  /** That fraction when the load is balanced: top / experts. */
+  fairShare: number;
   /** Means over the window: fraction of assignments over capacity, router entropy (nats), balance and z losses (unweighted). */
   dropped: number;
   entropy: number;
@@ -85,10 +87,12 @@ export async function readTrainReadout(model: PlanModel): Promise<TrainReadout> 
     };
     const counts = Array.from(row.subarray(diag.countsAt, diag.countsAt + d.experts));
     const sum = counts.reduce((a, b) => a + b, 0);
+    // Each token makes `top` assignments to distinct experts, so the window's tokens are sum / top.
+    const top = routing.find((r) => r.layer === d.layer)?.selPerToken ?? 1;
     return {
       layer: d.layer, steps: v('steps'),
       tokens: { min: v('min'), p10: v('p10'), median: v('median'), p90: v('p90'), max: v('max'), mean: v('mean') },
-      overload: v('overload'), dead: v('dead'), maxShare: sum > 0 ? Math.max(...counts) / sum : 0,
+      overload: v('overload'), dead: v('dead'), maxShare: sum > 0 ? (Math.max(...counts) * top) / sum : 0, fairShare: top / d.experts,
       dropped: v('dropped'), entropy: v('entropy'), balance: v('balance'), z: v('z'), counts,
     };
   });
