@@ -64,11 +64,11 @@ export function diagnosticsSpec(points: DiagnosticPoint[], labels: ConfigLabel[]
       width: 240,
       height: 120,
       layer: [
-        { mark: { type: 'area', opacity: 0.2 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: null, scale: { zero: false } }, y2: { field: 'hi' }, color } },
+        { mark: { type: 'area', opacity: 0.2 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: null, scale: { zero: false }, axis: { format: '~g' } }, y2: { field: 'hi' }, color } },
         {
           mark: { type: 'line' },
           encoding: {
-            x, y: { field: 'mean', type: 'quantitative', title: null, scale: { zero: false } }, color,
+            x, y: { field: 'mean', type: 'quantitative', title: null, scale: { zero: false }, axis: { format: '~g' } }, color,
             tooltip: [{ field: 'config', title: 'configuration' }, { field: 'layer', title: 'MoE layer' }, { field: 'figure' }, { field: 'step', format: 'd' }, { field: 'mean', format: '.3f' }, { field: 'seeds' }],
           },
         },
