@@ -275,7 +275,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: N, n: C, k: width, transB: true, accumulate: true }], [dOut, W, dx]);
       }
       if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, 'moe_aux_loss', [moe.balance, moe.zloss, scale], [r.stats, 'train_loss']);
-      if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_parts`, 'moe_aux_parts', [moe.balance, moe.zloss, scale], [r.stats, 'train_aux']);
+      if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_parts`, 'moe_aux_parts', [moe.balance, moe.zloss, scale], [r.stats, 'train_balance', 'train_z']);
     },
   };
 }

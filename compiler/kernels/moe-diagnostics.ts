@@ -8,17 +8,18 @@ import { wgslKernel } from './wgsl-kernel.js';
 import { f, u } from './wgsl.js';
 
 /**
- * The weighted auxiliary losses as their own figures: parts[0] += λ·balance·scale, parts[1] += ζ·z·scale
- * (the terms moe_aux_loss adds into train_loss). Bindings: stats (read), parts (read_write).
+ * The weighted auxiliary losses as their own figures: bal += λ·balance·scale, zl += ζ·z·scale (the
+ * terms moe_aux_loss adds into train_loss). Bindings: stats (read), bal, zl (read_write).
  */
 export function moeAuxPartsKernel(name: string, balance: number, zloss: number, scale: number): RowKernel {
   const wgsl = `
 @group(0) @binding(0) var<storage, read> stats: array<f32>;
-@group(0) @binding(1) var<storage, read_write> parts: array<f32>;
+@group(0) @binding(1) var<storage, read_write> bal: array<f32>;
+@group(0) @binding(2) var<storage, read_write> zl: array<f32>;
 @compute @workgroup_size(1, 1, 1)
 fn main() {
-  parts[0] += ${f(balance)} * stats[${u(STAT.balance)}] * ${f(scale)};
-  parts[1] += ${f(zloss)} * stats[${u(STAT.z)}] * ${f(scale)};
+  bal[0] += ${f(balance)} * stats[${u(STAT.balance)}] * ${f(scale)};
+  zl[0] += ${f(zloss)} * stats[${u(STAT.z)}] * ${f(scale)};
 }
 `;
   return wgslKernel(name, wgsl, [1, 1, 1], { flops: 4, bytes: 24, workgroups: [1, 1, 1] });

@@ -54,17 +54,18 @@ export interface TrainReadout {
 export async function readTrainReadout(model: PlanModel): Promise<TrainReadout> {
   const { plan, routing, moeDiagnostics: diag } = model.compiled;
   const has = new Set(plan.buffers.map((b) => b.name));
-  const parts = has.has('train_lm') && has.has('train_aux');
+  const parts = has.has('train_lm') && has.has('train_balance') && has.has('train_z');
   if (diag) model.ex.run(diag.program);
-  const names = ['train_loss', ...(parts ? ['train_lm', 'train_aux'] : []), ...routing.map((r) => moeStatsName(r.layer)), ...(diag?.layers.map((d) => d.buffer) ?? [])];
+  const names = ['train_loss', ...(parts ? ['train_lm', 'train_balance', 'train_z'] : []), ...routing.map((r) => moeStatsName(r.layer)), ...(diag?.layers.map((d) => d.buffer) ?? [])];
   const read = await model.ex.readMany(names);
   let at = 0;
   const total = read[at++]![0]!;
   let losses: TrainLosses = { total, lm: total, balance: 0, z: 0, parts };
   if (parts) {
     const lm = read[at++]![0]!;
-    const aux = read[at++]!;
-    losses = { total, lm, balance: aux[0]!, z: aux[1]!, parts };
+    const balance = read[at++]![0]!;
+    const z = read[at++]![0]!;
+    losses = { total, lm, balance, z, parts };
   }
   const last: MoeStepStats = { load: [], balance: [], z: [], dropped: [], entropy: [] };
   for (const r of routing) {
