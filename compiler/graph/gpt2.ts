@@ -163,6 +163,10 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   g.tensor('train_loss', [1], 'output');
   g.tensor('eval_sum', [2], 'output');
   g.tensor('grad_norm', [2], 'output');
+  // train_loss's parts, logged apart: the language-model loss, and the weighted balance and z losses.
+  g.tensor('train_lm', [1], 'output');
+  g.tensor('train_balance', [1], 'output');
+  g.tensor('train_z', [1], 'output');
 
   const wte = param(g, 'wte.weight', [V, C], 'normal');
   const wpe = param(g, 'wpe.weight', [T, C], 'normal', { std: 0.01 });
@@ -254,5 +258,6 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   g.op('backward', 'embedding.dwte', 'emb_dwte', [{ B, T, C, V }], ['tokens', dx0, `grad.${wte}`]);
   g.op('backward', 'embedding.dwpe', 'emb_dwpe', [{ B, T, C, V }], [dx0, `grad.${wpe}`]);
   g.op('backward', 'loss.accumulate', 'scale_add', [1, 1 / s.accumulate], ['loss', 'train_loss']);
+  g.op('backward', 'loss.lm', 'scale_add', [1, 1 / s.accumulate], ['loss', 'train_lm']);
   return g;
 }

@@ -54,7 +54,7 @@ export interface KernelRef {
   args: unknown[];
 }
 
-export type Phase = 'zero' | 'forward' | 'loss' | 'backward' | 'update' | 'eval' | 'shadow';
+export type Phase = 'zero' | 'forward' | 'loss' | 'backward' | 'update' | 'eval' | 'shadow' | 'stats';
 
 export interface Op {
   /** Unique, readable: shown in profiles and errors (e.g. `h1.mlp.c_fc`). */

@@ -19,3 +19,20 @@ export interface MoeRoutingRecord {
   /** Assignments per token in its selections output (moeSelName); null when it has none (Soft MoE, the patch model). */
   selPerToken: number | null;
 }
+
+/** Layer l's window of routing statistics, accumulated on the GPU over training steps (reference/moe-diagnostics.ts WINDOW). */
+export const moeWindowName = (l: number) => `h${l}.moe.window`;
+/** Layer l's load summary, written by the `moe_stats` program from its window (SUMMARY_FIELDS, then the counts). */
+export const moeSummaryName = (l: number) => `h${l}.moe.summary`;
+
+/**
+ * Where the load diagnostics lie (layers × (fields, experts)): run program `program`, then read
+ * each layer's `buffer`: its f32 values are `fields` in order, then `experts` token counts from
+ * `countsAt`. The runtime reads this record, never byte sizes.
+ */
+export interface MoeDiagnosticsLayout {
+  program: 'moe_stats';
+  fields: readonly string[];
+  countsAt: number;
+  layers: { layer: number; experts: number; buffer: string }[];
+}

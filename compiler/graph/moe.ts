@@ -51,12 +51,14 @@ import { routerChoiceOf } from '../routing/choice.js';
 import { poolOf, tokensPerRow, unitOf } from '../routing/unit.js';
 import { type BlockBuilder, denseMlp, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
-import { moeBiasLoadName, moeBiasName, moeSelName, moeStatsName } from './moe-outputs.js';
+import { moeBiasLoadName, moeBiasName, moeSelName, moeStatsName, moeSummaryName, moeWindowName } from './moe-outputs.js';
 import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
 import { softMoeBlock, unsupportedSoft } from './moe-soft.js';
 import { type ExpertChoiceShape, expertSlots } from '../reference/moe-expert-choice.js';
 import { moeExpertChoiceDispatchKernel, moeExpertChoiceRouterKernel, moeExpertChoiceStatsKernel } from '../kernels/moe-expert-choice.js';
 import { expertChoiceOf, expertChoiceShape, refuseExpertChoice } from '../routing/expert-choice.js';
+import { moeAuxPartsKernel, moeLoadSummaryKernel, moeWindowAddKernel } from '../kernels/moe-diagnostics.js';
+import { summaryLength, windowLength } from '../reference/moe-diagnostics.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
 export type { MoeUnsupported } from '../routing/router.js';
@@ -85,6 +87,9 @@ registerKernel('moe_ec_stats', (n, s: ExpertChoiceShape) => moeExpertChoiceStats
 registerKernel('moe_bias_load', (n, experts: number) => moeBiasLoadKernel(n, experts));
 registerKernel('moe_bias_update', (n, experts: number, rate: number) => moeBiasUpdateKernel(n, experts, rate));
 registerKernel('moe_aux_loss', (n, balance: number, zloss: number, scale: number) => moeAuxLossKernel(n, balance, zloss, scale));
+registerKernel('moe_aux_parts', (n, balance: number, zloss: number, scale: number) => moeAuxPartsKernel(n, balance, zloss, scale));
+registerKernel('moe_window_add', (n, experts: number) => moeWindowAddKernel(n, experts));
+registerKernel('moe_load_summary', (n, experts: number) => moeLoadSummaryKernel(n, experts));
 
 /**
  * The first MoE setting the lowering cannot build, or null. Rules of the front end (top at most
@@ -193,6 +198,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       // Optimiser-like state (own buffers, never aliased): the bias, and the step's load it moves by.
       bias: biased ? g.tensor(moeBiasName(o), [E], 'optimizer') : null,
       load: biased ? g.tensor(moeBiasLoadName(o), [E], 'optimizer') : null,
+      window: g.tensor(moeWindowName(o), [windowLength(E)], 'output'),
       route: { ...routing, salt: routing.salt + o },
     };
   };
@@ -277,6 +283,11 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         g.op('backward', `${S.name}.c_fc.dW`, 'matmul', [{ m: C, n: F, k: N, transA: true, accumulate: true }], [x, dA, `grad.${S.W1}`]);
         g.op('backward', `${S.name}.c_fc.db`, 'bias_grad', [N, F], [dA, `grad.${S.b1}`]);
       }
+      // The load diagnostics' window takes this micro-batch's statistics (training only: backward phase).
+      if (r.owner === l) {
+        g.op('backward', `h${l}.moe.window.add`, 'moe_window_add', [E], [r.stats, r.window]);
+        g.op('stats', `h${l}.moe.summary`, 'moe_load_summary', [E], [r.window, g.tensor(moeSummaryName(l), [summaryLength(E)], 'output')]);
+      }
       // The router is differentiated once, at its owner, which the reverse layer order reaches last.
       if (!r.scorer || !router.scores || r.owner !== l) return;
       // Gate gradients of the later layers sharing this routing (global scope), in layer order.
@@ -304,6 +315,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: N, n: C, k: width, transB: true, accumulate: true }], [dOut, W, dx]);
       }
       if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, 'moe_aux_loss', [moe.balance, moe.zloss, scale], [r.stats, 'train_loss']);
+      if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_parts`, 'moe_aux_parts', [moe.balance, moe.zloss, scale], [r.stats, 'train_balance', 'train_z']);
     },
   };
 }

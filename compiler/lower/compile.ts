@@ -1,7 +1,8 @@
 import type { TrialConfig } from '../frontend/types.js';
 import { type BlockBuilder, buildGpt2Graph, type Gpt2Spec } from '../graph/gpt2.js';
 import { moeBlock } from '../graph/moe.js';
-import type { MoeRoutingRecord } from '../graph/moe-outputs.js';
+import { type MoeDiagnosticsLayout, type MoeRoutingRecord, moeSummaryName } from '../graph/moe-outputs.js';
+import { SUMMARY_COUNTS, SUMMARY_FIELDS } from '../reference/moe-diagnostics.js';
 import { buildPatchGraph, PATCH_LAYER, PATCH_ROUTER, type PatchGraphSpec } from '../graph/patches.js';
 import { patchExpertInit, patchRouterOptimizer, patchTrainBatch } from './patch-settings.js';
 import { loweringRefusal } from './refusals.js';
@@ -28,6 +29,8 @@ export interface CompiledTrial {
   lowering?: LoweringOptions;
   /** The layers that write MoE statistics (empty for a dense model). */
   routing: MoeRoutingRecord[];
+  /** The per-layer load diagnostics, when the plan keeps them (sparse MoE layers). */
+  moeDiagnostics?: MoeDiagnosticsLayout;
 }
 
 /** The programs a training plan holds, as sequences of graph phases. */
@@ -42,6 +45,8 @@ export const programPhases = {
   eval_step: ['forward', 'eval'],
   /** Rewrites the f16 weight copies from the parameters (after the host writes them). */
   refresh_shadows: ['shadow'],
+  /** Summarises (and restarts) each MoE layer's window of routing statistics, at a logging step. */
+  moe_stats: ['stats'],
 } as const;
 
 export function gpt2SpecOf(c: TrialConfig, name = 'trial'): Gpt2Spec {
@@ -120,7 +125,15 @@ export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringOp
   addOptimizer(graph, spec, layout);
   addShadowRefresh(graph, layout);
   const { plan, memory } = lowerGraph(graph, opts);
-  return { plan, graph, layout, memory, spec, lowering: opts, routing: ffn?.routing ?? [] };
+  const routing = ffn?.routing ?? [];
+  const moeDiagnostics = diagnosticsOf(graph, routing);
+  return { plan, graph, layout, memory, spec, lowering: opts, routing, ...(moeDiagnostics ? { moeDiagnostics } : {}) };
+}
+
+/** The load diagnostics' layout, from the summary outputs the MoE layers declared (none: undefined). */
+function diagnosticsOf(g: Graph, routing: MoeRoutingRecord[]): MoeDiagnosticsLayout | undefined {
+  const layers = routing.filter((r) => g.tensors.has(moeSummaryName(r.layer))).map((r) => ({ layer: r.layer, experts: r.experts, buffer: moeSummaryName(r.layer) }));
+  return layers.length ? { program: 'moe_stats', fields: SUMMARY_FIELDS, countsAt: SUMMARY_COUNTS, layers } : undefined;
 }
 
 /** A trial the compiler cannot lower, with the setting to change. */

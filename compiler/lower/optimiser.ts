@@ -53,6 +53,8 @@ function addRegions(g: Graph, s: Gpt2Spec, layout: ParamLayout, moments: boolean
   if (routerUniform) g.tensor('adam.router', [4], 'uniform');
   layout.regions.forEach((r, k) => g.op('zero', k === 0 ? 'grads.zero' : `grads.${k}.zero`, 'fill', [r.floats], [regionName('grads', k)]));
   g.op('zero', 'train_loss.zero', 'fill', [1], ['train_loss']);
+  // train_loss's parts (graph/gpt2.ts), zeroed by the same kernel.
+  for (const t of ['train_lm', 'train_balance', 'train_z']) if (g.tensors.has(t)) g.op('zero', `${t}.zero`, 'fill', [1], [t]);
   if (s.clip <= 0) return;
   if (layout.regions.length === 1) {
     // Σ g² over the whole gradient region (padding is zero), then clipping inside AdamW.

@@ -189,6 +189,30 @@ export class PlanExecutor {
     return copy;
   }
 
+  /** Reads several buffers back with one submit and one wait (the loss and its parts, the MoE diagnostics). */
+  async readMany(names: string[]): Promise<Float32Array[]> {
+    if (new Set(names).size !== names.length) throw new Error(`readMany: a buffer is named twice in ${names.join(', ')}`);
+    const bound = names.map((n) => this.bound(n));
+    const encoder = this.gpu.device.createCommandEncoder({ label: `read ${names.join(',')}` });
+    const stagings = names.map((name, i) => {
+      const size = align(bound[i]!.bytes, 4);
+      let staging = this.staging.get(name);
+      if (!staging) {
+        staging = this.gpu.device.createBuffer({ label: `read:${name}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        this.staging.set(name, staging);
+      }
+      encoder.copyBufferToBuffer(bound[i]!.buffer, bound[i]!.offset, staging, 0, size);
+      return staging;
+    });
+    this.gpu.device.queue.submit([encoder.finish()]);
+    await Promise.all(stagings.map((st) => st.mapAsync(GPUMapMode.READ)));
+    return stagings.map((st, i) => {
+      const copy = new Float32Array(st.getMappedRange().slice(0, bound[i]!.bytes));
+      st.unmap();
+      return copy;
+    });
+  }
+
   /**
    * GPU time per dispatch label, from timestamp queries around each dispatch (each in its own pass),
    * averaged over `runs` runs after one warm-up. Returns undefined when the adapter has no timestamps.

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../store/atomic.js';
 import { effectsSection, type EffectsResult } from './effects-section.js';
 import { perSeedEntropy, perSeedJsd, specialisation, specialisationTable, topTokensSection } from './specialisation.js';
+import { diagnosticsSection } from './diagnostics.js';
 import { assignment, assignmentSpec, loadOverTraining, loadSpec, perplexityCurves, perplexitySpec } from './charts.js';
 import { loadRun, type RunData, type TrialData } from './load.js';
 import { writeChart } from './render.js';
@@ -133,6 +134,11 @@ export async function writeReport(dir: string): Promise<Report> {
   }
 
   md.push(...topTokensSection(byConfig));
+
+  // The load diagnostics the training loop logged (one figure for the sweep).
+  const diag = diagnosticsSection(run.trials, labels);
+  md.push(...diag.md);
+  if (diag.spec) await figure(diag.spec, 'moe-diagnostics', 'MoE load diagnostics over training');
 
   md.push('## Expert load over training', '');
   n = 0;

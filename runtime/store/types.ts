@@ -43,10 +43,32 @@ export interface TrialRecord {
 export interface TrainMetric {
   kind: 'train';
   step: number;
+  /** The language-model loss (runs before issue 18: the total). */
   loss: number;
   lr: number;
   tokens_per_s: number;
   time_s: number;
+  /** exp(loss); the loss the optimiser minimised; its weighted aux terms (docs/MOE-DIAGNOSTICS.md). */
+  ppl?: number;
+  total?: number;
+  balance_loss?: number;
+  z_loss?: number;
+  /** Per routing layer, the load diagnostics of the window since the last train record. */
+  moe?: MoeLayerMetric[];
+}
+
+export interface MoeLayerMetric {
+  layer: number;
+  steps: number;
+  tokens: { min: number; p10: number; median: number; p90: number; max: number; mean: number };
+  overload: number;
+  dead: number;
+  maxShare: number;
+  fairShare: number;
+  dropped: number;
+  entropy: number;
+  balance: number;
+  z: number;
 }
 export interface EvalMetric {
   kind: 'eval';

@@ -14,6 +14,15 @@ export interface TrialInfo {
   task?: 'language-model' | 'classification';
 }
 
+/** One routing layer's load over a logging window (runtime/train/readout.ts). */
+export interface LayerLoad {
+  layer: number;
+  overload: number;
+  dead: number;
+  maxShare: number;
+  fairShare: number;
+}
+
 export type TrialStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'stopped';
 
 export type SweepEvent =
@@ -32,6 +41,11 @@ export type SweepEvent =
       elapsed: number;
       /** Per MoE layer, at this step: the balance and z losses and the fraction of assignments dropped. */
       moe?: { balance: number[]; z: number[]; dropped: number[] };
+      /** `loss` is the language-model loss; total adds the weighted auxiliary losses (aux) the optimiser also minimised. */
+      total?: number;
+      aux?: { balance: number; z: number };
+      /** Per routing layer, over the window since the last step event: max/mean load, experts given no token, the busiest expert's share of the tokens (and that share when balanced). */
+      load?: LayerLoad[];
     }
   | {
       type: 'eval';

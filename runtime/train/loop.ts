@@ -2,7 +2,8 @@ import type { Trial } from '../../compiler/frontend/types.js';
 import type { TrialStore } from '../store/run-store.js';
 import { checkpointTensors, restoreTensors } from './checkpoint.js';
 import type { SweepListener } from './events.js';
-import { moeLayers, readMoeStats } from './experts.js';
+import { moeLayers } from './experts.js';
+import { readTrainReadout } from './readout.js';
 import type { PlanModel } from './model.js';
 import { lrAt } from './schedule.js';
 import { existsSync } from 'node:fs';
@@ -117,21 +118,29 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
     h.step(step, lr);
     const evalDue = step % cfg.evaluate.every === 0 || step === steps;
     if (step % logEvery === 0 || evalDue || step === 1) {
-      const loss = await model.trainLoss();
+      const { losses, last, moe: diag } = await readTrainReadout(model);
+      const loss = losses.lm;
       const now = performance.now();
       perSec = ((step - lastLog.step) * h.unitsPerStep) / ((now - lastLog.time) / 1000);
       trainS += (now - lastLog.time) / 1000;
       units += (step - lastLog.step) * h.unitsPerStep;
       lastLog = { step, time: now };
-      if (!Number.isFinite(loss)) throw new Error(`training loss is ${loss} at step ${step}: the run diverged (lower train.lr${cfg.train.optimizer === 'ngd' ? ': ngd moves each expert by lr per step, whatever its gradient' : ', or set train.clip'})`);
+      if (!Number.isFinite(losses.total)) throw new Error(`training loss is ${losses.total} at step ${step}: the run diverged (lower train.lr${cfg.train.optimizer === 'ngd' ? ': ngd moves each expert by lr per step, whatever its gradient' : ', or set train.clip'})`);
       const moe: Record<string, unknown> = {};
       if (layers.length) {
-        const st = await readMoeStats(model, layers);
-        lastLoad = st.load;
-        Object.assign(moe, { moe_load: st.load, moe_balance: st.balance, moe_z: st.z, moe_dropped: st.dropped, moe_entropy: st.entropy });
+        lastLoad = last.load;
+        Object.assign(moe, { moe_load: last.load, moe_balance: last.balance, moe_z: last.z, moe_dropped: last.dropped, moe_entropy: last.entropy });
       }
-      store.appendMetric({ kind: 'train', step, loss, lr, tokens_per_s: perSec, time_s: (Date.now() - started) / 1000, ...moe });
-      listener({ type: 'step', id: trial.id, step, loss, lr, tokensPerSec: perSec, elapsed: (Date.now() - started) / 1000, ...(moe.moe_balance !== undefined ? { moe: { balance: moe.moe_balance as number[], z: moe.moe_z as number[], dropped: moe.moe_dropped as number[] } } : {}) });
+      if (diag) moe.moe = diag.map(({ counts: _counts, ...d }) => d);
+      // loss is the language-model loss (ppl from it); total is what the optimiser minimised (issue 18).
+      const parts = losses.parts ? { ppl: Math.exp(loss), total: losses.total, balance_loss: losses.balance, z_loss: losses.z } : {};
+      store.appendMetric({ kind: 'train', step, loss, ...parts, lr, tokens_per_s: perSec, time_s: (Date.now() - started) / 1000, ...moe });
+      listener({
+        type: 'step', id: trial.id, step, loss, lr, tokensPerSec: perSec, elapsed: (Date.now() - started) / 1000,
+        ...(losses.parts ? { total: losses.total, aux: { balance: losses.balance, z: losses.z } } : {}),
+        ...(moe.moe_balance !== undefined ? { moe: { balance: moe.moe_balance as number[], z: moe.moe_z as number[], dropped: moe.moe_dropped as number[] } } : {}),
+        ...(diag ? { load: diag.map((d) => ({ layer: d.layer, overload: d.overload, dead: d.dead, maxShare: d.maxShare, fairShare: d.fairShare })) } : {}),
+      });
     }
     if (evalDue && step < steps) {
       await h.evaluate(step, false, lastLoad);

@@ -4,6 +4,7 @@
 import type { SweepEvent, SweepListener } from '../train/events.js';
 import { etaSeconds, formatCount, formatDuration, formatFixed, perplexity } from './format.js';
 import { SweepModel, type TrialState } from './sweep-model.js';
+import { loadText } from './collapse.js';
 import type { SweepView } from './sweep-view.js';
 
 export interface LogViewOptions {
@@ -15,10 +16,15 @@ export interface LogViewOptions {
   /** ... or when this many seconds of trial time passed since the last one (default 30). */
   everySeconds?: number;
   now?: () => number;
+  /** An expert above this share of a layer's tokens is reported as a collapse (default collapse.ts). */
+  collapseShare?: number;
 }
 
 export function createLogView(opts: LogViewOptions): SweepView {
   const model = new SweepModel(opts.now);
+  if (opts.collapseShare !== undefined) model.collapseShare = opts.collapseShare;
+  // The collapse warning last printed per trial: printed when it starts or changes, not every step.
+  const warned = new Map<string, string | undefined>();
   const everySeconds = opts.everySeconds ?? 30;
   const lastLogged = new Map<string, { step: number; elapsed: number }>();
   const write = (line: string) => opts.stdout.write(`${line}\n`);
@@ -53,6 +59,10 @@ export function createLogView(opts: LogViewOptions): SweepView {
       }
       case 'step': {
         const t = model.get(e.id);
+        if (t.collapse !== warned.get(e.id)) {
+          if (t.collapse) line(t, 'warn', `${progress(t)} ${t.collapse}`);
+          warned.set(e.id, t.collapse);
+        }
         const last = lastLogged.get(e.id) ?? { step: t.firstStep, elapsed: 0 };
         const everySteps = opts.everySteps ?? Math.max(1, Math.ceil(t.info.steps / 10));
         if (e.step - last.step < everySteps && e.elapsed - last.elapsed < everySeconds) break;
@@ -63,7 +73,7 @@ export function createLogView(opts: LogViewOptions): SweepView {
           'step',
           t.info.task === 'classification'
             ? `${progress(t)} loss ${formatFixed(e.loss, 4)} samples/s ${formatCount(e.tokensPerSec)} eta ${formatDuration(eta)}`
-            : `${progress(t)} loss ${formatFixed(e.loss, 4)} ppl ${formatFixed(perplexity(e.loss), 2)} tok/s ${formatCount(e.tokensPerSec)} eta ${formatDuration(eta)}`,
+            : `${progress(t)} loss ${formatFixed(e.loss, 4)} ppl ${formatFixed(perplexity(e.loss), 2)}${e.total !== undefined && e.total !== e.loss ? ` total ${formatFixed(e.total, 4)}` : ''}${t.load ? ` load ${loadText(t.load)}` : ''} tok/s ${formatCount(e.tokensPerSec)} eta ${formatDuration(eta)}`,
         );
         break;
       }

@@ -1,5 +1,6 @@
 // The terminal view as lines of styled segments, computed from the model. Kept apart from Ink so
 // the layout rules (what fits, what is cut, how tall the live region may grow) are plain functions.
+import { loadText } from './collapse.js';
 import type { TrialStatus } from '../train/events.js';
 import {
   etaSeconds,
@@ -242,6 +243,8 @@ export function detailLines(t: TrialState, width: number): Line[] {
     return lines.map((l) => clip(l, width));
   }
   if (t.moe) lines.push(plain(truncate(`  ${moeStatsText(t.moe, width - 2)}`, width)));
+  if (t.load) lines.push(plain(truncate(`  load (max/mean, dead): ${loadText(t.load)}`, width)));
+  if (t.collapse) lines.push([{ text: truncate(`  ⚠ ${t.collapse}`, width), color: 'red' }]);
   if (!t.expertLoad) {
     lines.push(plain(truncate('  expert load: waiting for the first evaluation', width)));
     return lines.map((l) => clip(l, width));

@@ -1,6 +1,7 @@
 // What a sweep looks like right now, folded from its event stream. Both views read this model;
 // it is mutated in place (step events can be fast) and tells subscribers that it changed.
-import type { SweepEvent, TrialInfo, TrialStatus } from '../train/events.js';
+import type { LayerLoad, SweepEvent, TrialInfo, TrialStatus } from '../train/events.js';
+import { collapseWarning, DEFAULT_COLLAPSE_SHARE } from './collapse.js';
 import { perplexity } from './format.js';
 
 /** Loss points kept per trial for the sparkline; older points are thinned, not dropped. */
@@ -41,6 +42,10 @@ export interface TrialState {
   phase?: 'compiling' | 'training';
   /** Per MoE layer at the last logged step: balance loss, z loss, dropped fraction. */
   moe?: { balance: number[]; z: number[]; dropped: number[] };
+  /** Per routing layer, over the last logging window: overload factor, dead experts, busiest share. */
+  load?: LayerLoad[];
+  /** Set while the last window shows a collapsed layer (collapse.ts). */
+  collapse?: string;
 }
 
 export interface SweepHeader {
@@ -67,6 +72,9 @@ export class SweepModel {
   private changed(): void {
     for (const l of this.listeners) l();
   }
+
+  /** An expert above this share of a layer's tokens counts as a collapse (`moec run --collapse-share`). */
+  collapseShare = DEFAULT_COLLAPSE_SHARE;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -111,6 +119,12 @@ export class SweepModel {
         t.tokensPerSec = e.tokensPerSec;
         t.elapsed = e.elapsed;
         if (e.moe) t.moe = e.moe;
+        if (e.load) {
+          t.load = e.load;
+          const w = collapseWarning(e.load, this.collapseShare);
+          if (w) t.collapse = w;
+          else delete t.collapse;
+        }
         if (e.step % t.stride === 0) {
           t.losses.push(e.loss);
           if (t.losses.length >= LOSS_HISTORY) {

@@ -16,6 +16,8 @@ export interface SweepViewOptions {
   /** Log view only: a progress line every this many steps / seconds of trial time. */
   logEverySteps?: number;
   logEverySeconds?: number;
+  /** An expert above this share of a layer's tokens is shown as a collapse (`moec run --collapse-share`). */
+  collapseShare?: number;
 }
 
 export interface SweepView {
@@ -33,9 +35,11 @@ export function createSweepView(opts: SweepViewOptions): SweepView {
       ...(opts.stderr ? { stderr: opts.stderr } : {}),
       ...(opts.logEverySteps !== undefined ? { everySteps: opts.logEverySteps } : {}),
       ...(opts.logEverySeconds !== undefined ? { everySeconds: opts.logEverySeconds } : {}),
+      ...(opts.collapseShare !== undefined ? { collapseShare: opts.collapseShare } : {}),
     });
   }
   const model = new SweepModel();
+  if (opts.collapseShare !== undefined) model.collapseShare = opts.collapseShare;
   const stdout = opts.stdout as NodeJS.WriteStream;
   const app = (final: boolean) => (
     <SweepApp model={model} {...(opts.columns !== undefined ? { columns: opts.columns } : {})} tickMs={final ? 0 : 1000} />

@@ -56,6 +56,8 @@ the current step with a checkpoint; --resume continues from there and skips fini
                    detaches (the sweep goes on), the same command again re-attaches (docs/DISTRIBUTED.md)
   --attempts N     with --queue: tries per trial when its process crashes (default 3; a bad
                    configuration or data fails at once)
+  --collapse-share S  warn in the view when one expert takes more than this share of a
+                   layer's tokens over a logging window (0 < S <= 1; default 0.5), or experts go dead
   --slurm          submit the trials not yet done as a Slurm job array (a task per trial) and
                    follow it; the run directory (--out) must be on a filesystem the compute nodes
                    share. See docs/DISTRIBUTED.md. Ctrl-C stops following; the tasks go on.
@@ -69,10 +71,12 @@ the current step with a checkpoint; --resume continues from there and skips fini
       options: {
         preset: { type: 'string' }, only: { type: 'string' }, steps: { type: 'string' }, parallel: { type: 'string', default: '1' }, out: { type: 'string', default: 'runs' },
         resume: { type: 'boolean' }, force: { type: 'boolean' }, 'save-init': { type: 'boolean' }, profile: { type: 'boolean' }, portable: { type: 'boolean' }, queue: { type: 'string' }, attempts: { type: 'string' }, ...adapterOption,
+        'collapse-share': { type: 'string' },
         slurm: { type: 'boolean' }, partition: { type: 'string' }, time: { type: 'string' }, 'max-parallel': { type: 'string' }, 'dry-run': { type: 'boolean' },
       },
     });
     if (positionals.length !== 1) { console.error(this.usage); return 1; }
+    const collapseShare = collapseShareOf(values['collapse-share']);
     if (values.resume && values.force) throw new UserError('--resume and --force contradict each other', { where: '--force', hint: '--resume continues the run directory, --force replaces it' });
     if (values.profile && (values.queue !== undefined || values.slurm)) throw new UserError(`--profile applies to a sweep trained here, not with --${values.slurm ? 'slurm' : 'queue'}`, { where: '--profile', hint: 'profile one trial locally: moec run FILE --only ID --steps 2 --profile' });
     if (values.queue !== undefined) {
@@ -136,7 +140,7 @@ the current step with a checkpoint; --resume continues from there and skips fini
       const lowering = values.portable ? {} : loweringFor(gpu);
       for (const t of trials) compiled.set(t.id, compileOrExplain(load, t, limits, lowering));
       const data = await prepareSweepData(trials, (msg) => process.stderr.write(`${msg}\n`));
-      view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr });
+      view = createSweepView({ tty: wantsLiveView(process.stdout), stdout: process.stdout, stderr: process.stderr, ...(collapseShare !== undefined ? { collapseShare } : {}) });
       const r = await runSweep({ file, load, trials, compiled, gpu, out: values.out!, resume: Boolean(values.resume), force: Boolean(values.force), listener: view.listener, stop, data, parallel, lock, log: (m) => view?.message(m), saveInit: Boolean(values['save-init']), profile: Boolean(values.profile) });
       await view.done();
       view = undefined;
@@ -190,4 +194,12 @@ async function runQueued(file: string, load: ReturnType<typeof loadPipeline>, tr
     await view.done();
     process.off('SIGINT', onSigint);
   }
+}
+
+/** `--collapse-share S`: a share of a layer's tokens, 0 < S <= 1. */
+function collapseShareOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!(v > 0 && v <= 1)) throw new UserError(`--collapse-share '${text}' is not a share of tokens in (0, 1]`, { where: '--collapse-share', hint: 'e.g. --collapse-share 0.5: warn when one expert takes over half of a layer\'s tokens' });
+  return v;
 }
