@@ -7,12 +7,13 @@
 // comparison, and the FFN width is the part experts replicate.
 // One routing layer's router parameters, as its router kind counts them.
 import { routerParams } from '../routing/index.js';
+import { routedWidth, sharedWidth } from './expert-width.js';
 import type { Model, MoeConfig, ParamCount } from './types.js';
 
 const denseFfn = (d: number, h: number) => d * h + h + h * d + d;
 
 function expertParams(d: number, h: number, moe: MoeConfig): number {
-  return moe.expert === 'linear' ? d * d + d : denseFfn(d, h);
+  return moe.expert === 'linear' ? d * d + d : denseFfn(d, routedWidth(moe, h));
 }
 
 /** Parameters outside the FFNs: embeddings, attention, layer norms. */
@@ -53,7 +54,7 @@ export function countParams(m: Model, patchDim?: number): ParamCount {
       // Soft MoE has no router: its dispatch and combine weights come from Φ (counted below).
       const r = moe.dispatch === 'soft' || (moe.scope === 'global' && i !== routing) ? 0 : routerParams(d, moe);
       const e = expertParams(d, h, moe);
-      const shared = moe.shared * denseFfn(d, h);
+      const shared = moe.shared * denseFfn(d, sharedWidth(moe, h));
       total += r + moe.experts * e + shared;
       const k = moe.dispatch === 'soft' ? moe.experts : Math.min(moe.top, moe.experts);
       active += r + k * e + shared + (moe.dispatch === 'soft' ? d * moe.experts * moe.slots : 0);

@@ -14,7 +14,7 @@ import {
   trainSchema, type JsonSchema,
 } from './schema.js';
 import { getPath, setPath, type Entry, type Tree } from './tree.js';
-import type { DataSet, Evaluate, Model, Pipeline, Train } from './types.js';
+import type { DataSet, Evaluate, Model, MoeConfig, Pipeline, Train } from './types.js';
 
 /** A value set by a preset or a sweep, at a language path such as ['model', 'moe', 'top']. */
 export interface Override {
@@ -49,7 +49,9 @@ export class Ctx {
 
 const PCT = Symbol('percent-of-steps');
 const MULT = Symbol('multiplier');
-type Marker = { [PCT]?: number; [MULT]?: number };
+/** A fraction of the dense FFN width (`expert-width 25%`), resolved once `ffn` is known. */
+const FRAC = Symbol('fraction-of-ffn');
+type Marker = { [PCT]?: number; [MULT]?: number; [FRAC]?: number };
 
 function types(s: JsonSchema): string[] {
   return s.type === undefined ? [] : Array.isArray(s.type) ? s.type : [s.type];
@@ -86,6 +88,7 @@ function scalar(v: Value, s: JsonSchema, key: string, ctx: Ctx): unknown {
     if (v.kind === 'percent') {
       if (units.includes('percent')) return v.value;
       if (units.includes('steps-percent')) return { [PCT]: v.value } as Marker;
+      if (units.includes('ffn-fraction')) return { [FRAC]: v.value } as Marker;
       ctx.error(`'${key}' does not take a percentage`, v.span, s['x-syntax'] ? `write: ${key} ${s['x-syntax']}` : `write a plain number`);
       return undefined;
     }
@@ -482,6 +485,50 @@ export function presetSeeds(def: Def, diagnostics: Diagnostic[]): { seeds: numbe
 
 const vocabOf: Record<string, number> = { gpt2: 50257, bytes: 256 };
 
+/**
+ * `expert-width` / `shared-width` as written (a fraction of `ffn`: `0.25` or `25%`; or a whole
+ * width) to the absolute width, null when it is `ffn` itself (so a config that says so is the same
+ * trial as one that does not); then `granularity` m: m× the experts and top, 1/m the expert width.
+ */
+function resolveExpertWidths(moe: MoeConfig, ffn: number, ctx: Ctx): void {
+  const width = (key: 'expertWidth' | 'sharedWidth'): number | null | undefined => {
+    const v = moe[key] as unknown;
+    if (v === null || v === undefined) return null;
+    const ptr = `/model/moe/${key}`;
+    const name = key === 'expertWidth' ? 'expert-width' : 'shared-width';
+    const frac = typeof v === 'object' ? (v as Marker)[FRAC] : typeof v === 'number' && v > 0 && v < 1 ? v : undefined;
+    if (frac !== undefined) {
+      const w = Math.round(frac * ffn);
+      if (frac > 0 && w >= 1) return w;
+      ctx.error(`'${name}' ${typeof v === 'object' ? `${+(frac * 100).toPrecision(6)}%` : frac} of ffn ${ffn} is ${+(frac * ffn).toPrecision(6)}, under one unit`, ctx.spanOf(ptr), `write a fraction above ${+(0.5 / ffn).toPrecision(3)}, or a whole width`);
+      return undefined;
+    }
+    if (typeof v === 'number' && !Number.isInteger(v)) {
+      ctx.error(`'${name}' ${v} is neither a fraction of ffn (below 1) nor a whole width`, ctx.spanOf(ptr), `write e.g. ${name} 0.25 (a quarter of ffn ${ffn}), 25%, or ${Math.max(1, Math.round(ffn / 4))}`);
+      return undefined;
+    }
+    return v as number; // a whole width; the schema checks its range
+  };
+  const ew = width('expertWidth');
+  const sw = width('sharedWidth');
+  // A value reported above is dropped, so the schema does not report it again.
+  moe.expertWidth = ew ?? null;
+  moe.sharedWidth = sw === undefined || sw === ffn ? null : sw;
+  const m = moe.granularity;
+  if (ew !== undefined && Number.isInteger(m) && m !== undefined && m > 1) {
+    const base = ew ?? ffn;
+    if (!Number.isInteger(base) || base % m !== 0) {
+      const ok = [1, 2, 3, 4, 6, 8, 16].filter((d) => Number.isInteger(base) && base % d === 0);
+      ctx.error(`granularity ${m} splits each expert's width ${base} into ${m} parts, but ${m} does not divide ${base}`, ctx.spanOf('/model/moe/granularity'), `use a granularity that divides ${base} (${ok.join(', ')}), or set expert-width to a multiple of ${m}`);
+      return;
+    }
+    moe.expertWidth = base / m;
+    if (Number.isInteger(moe.experts)) moe.experts *= m;
+    if (Number.isInteger(moe.top)) moe.top *= m;
+  }
+  if (moe.expertWidth === ffn) moe.expertWidth = null;
+}
+
 /** Resolve a view of the scope into a pipeline; problems go to ctx. */
 export function resolveView(scope: Scope, view: View, preset: string | null, ctx: Ctx): Pipeline {
   const data: Record<string, DataSet> = {};
@@ -545,6 +592,7 @@ export function resolveView(scope: Scope, view: View, preset: string | null, ctx
     const layers: number[] = [];
     if (Number.isInteger(every) && every >= 1 && Number.isInteger(model.layers)) for (let i = every - 1; i < model.layers && layers.length < 4096; i += every) layers.push(i);
     model.moe.layers = layers;
+    if (typeof model.ffn === 'number') resolveExpertWidths(model.moe, model.ffn, ctx);
   }
 
   ctx.spans.set('/evaluate', scope.evaluate?.nameSpan ?? scope.rootSpan);

@@ -143,7 +143,7 @@ export const moeSchema: JsonSchema = {
   'x-syntax': 'moe { experts 8  top 2 ... }',
   default: null,
   additionalProperties: false,
-  required: ['every', 'experts', 'top', 'unit', 'prefix', 'scope', 'router', 'label', 'dim', 'gate', 'normalize', 'noise', 'noiseDist', 'capacity', 'dropless', 'balance', 'zloss', 'shared', 'expert', 'activation', 'second', 'dispatch', 'slots', 'layers', ...Object.keys(chenMoeKeys), ...Object.keys(balancingMoeKeys)],
+  required: ['every', 'experts', 'top', 'unit', 'prefix', 'scope', 'router', 'label', 'dim', 'gate', 'normalize', 'noise', 'noiseDist', 'capacity', 'dropless', 'balance', 'zloss', 'shared', 'expertWidth', 'sharedWidth', 'granularity', 'expert', 'activation', 'second', 'dispatch', 'slots', 'layers', ...Object.keys(chenMoeKeys), ...Object.keys(balancingMoeKeys)],
   properties: {
     every: int('Every n-th layer is an MoE layer (layers n, 2n, ...; 1: all layers).', 1, 1, { maximum: 256 }),
     experts: int('Number of experts N per MoE layer.', 8, 1, { maximum: 1024 }),
@@ -170,6 +170,17 @@ export const moeSchema: JsonSchema = {
     balance: num('Weight of the Switch load-balancing loss N * sum_i f_i * P_i (0: off).', 0.01, { minimum: 0, maximum: 100 }),
     zloss: num('Weight of the router z-loss (ST-MoE; 0: off).', 0, { minimum: 0, maximum: 100 }),
     shared: int('Number of shared experts every token always uses, in addition to the routed ones (DeepSeekMoE).', 0, 0, { maximum: 64 }),
+    expertWidth: {
+      type: ['integer', 'null'], minimum: 1, maximum: 1_048_576, default: null, 'x-units': ['ffn-fraction'],
+      description: 'Hidden width of each routed expert (fine-grained experts, DeepSeekMoE): a fraction of the dense FFN width `ffn` (`0.25` or `25%`, rounded to the nearest unit) or an absolute width (a whole number, `96`). Independent of `shared-width` and of the dense layers\' `ffn`. Resolved to the absolute width, divided by `granularity`.',
+      'x-syntax': 'FRACTION | PERCENT% | UNITS', 'x-default-text': 'ffn',
+    },
+    sharedWidth: {
+      type: ['integer', 'null'], minimum: 1, maximum: 1_048_576, default: null, 'x-units': ['ffn-fraction'],
+      description: 'Hidden width of each shared expert: a fraction of `ffn` (`0.25`, `25%`) or an absolute width. Not changed by `granularity` (DeepSeekMoE\'s shared experts are as wide as a fine-grained expert: write the same width as `expert-width`).',
+      'x-syntax': 'FRACTION | PERCENT% | UNITS', 'x-default-text': 'ffn',
+    },
+    granularity: int('DeepSeekMoE\'s fine-grained split m: each routed expert is split into m experts of 1/m the width, and each token takes m times as many, so the experts\' weight matrices keep their total and active counts (`experts` × m, `top` × m, `expert-width` / m, which m must divide; the router and the experts\' output biases grow m-fold). Resolved into those keys; 1: no split.', 1, 1, { maximum: 64 }),
     expert: enm(['mlp', 'linear'], 'Expert kind: a two-layer MLP (width x ffn x width) or a single linear map.', 'mlp'),
     activation: enm(['gelu', 'relu', 'cubic'], 'Activation of MLP experts (cubic: x^3, as in Chen et al. 2022).', 'gelu'),
     second: enm(['top', 'sampled'], 'How the second expert is chosen when top is 2: the second-highest, or sampled in proportion to its weight (GShard).', 'top'),

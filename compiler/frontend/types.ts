@@ -76,6 +76,12 @@ export interface MoeConfig {
   balance: number;
   zloss: number;
   shared: number;
+  /** Hidden width of each routed expert (absolute, after `granularity`); null or absent: the model's `ffn`. */
+  expertWidth?: number | null;
+  /** Hidden width of each shared expert (absolute); null or absent: the model's `ffn`. */
+  sharedWidth?: number | null;
+  /** DeepSeekMoE's split m, already applied by resolution to experts, top and expertWidth (a record of what was written); absent: 1. */
+  granularity?: number;
   expert: 'mlp' | 'linear';
   activation: 'gelu' | 'relu' | 'cubic';
   second: 'top' | 'sampled';

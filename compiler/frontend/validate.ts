@@ -116,6 +116,13 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
         'compare it with causal (token-choice or dense) models only with this caveat; choice expert(sequence) confines the leak to the token\'s own sequence',
       ));
     }
+    // Linear experts are one width × width map: there is no hidden width to set or split.
+    if (moe.expert === 'linear') for (const k of ['expertWidth', 'granularity'] as const) {
+      if (ctx.spans.has(`/model/moe/${k}`) && moe[k] !== null && moe[k] !== 1) ctx.error(`'${keyName(k)}' sets the hidden width of MLP experts; linear experts (expert linear) have none`, ctx.spanOf(`/model/moe/${k}`), `remove ${keyName(k)}, or use expert mlp`);
+    }
+    if (moe.sharedWidth != null && moe.shared === 0) {
+      ctx.error(`'shared-width' sets the width of shared experts, but the model has none (shared 0)`, ctx.spanOf('/model/moe/sharedWidth'), 'add e.g. shared 1, or remove shared-width');
+    }
     if (moe.dispatch === 'soft') {
       // Soft MoE mixes every token of a sequence into each slot: a language model's token t then
       // sees tokens after t through its FFN, and its perplexity is not a causal-LM number.
@@ -182,7 +189,7 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
     for (const k of ['layers', 'width', 'heads', 'dropout']) {
       if (ctx.spans.has(`/model/${k}`)) ctx.error(`'${keyName(k)}' does not apply to the patch model of the cluster task (Chen et al. 2022)`, ctx.spanOf(`/model/${k}`), hint);
     }
-    for (const k of ['every', 'unit', 'prefix', 'scope', 'capacity', 'second', 'dispatch', 'slots', 'dim', 'label', 'shared']) {
+    for (const k of ['every', 'unit', 'prefix', 'scope', 'capacity', 'second', 'dispatch', 'slots', 'dim', 'label', 'shared', 'expertWidth', 'sharedWidth', 'granularity']) {
       if (ctx.spans.has(`/model/moe/${k}`)) ctx.error(`'${keyName(k)}' does not apply to the patch model of the cluster task (Chen et al. 2022): it routes each whole sample to one expert`, ctx.spanOf(`/model/moe/${k}`), hint);
     }
   }

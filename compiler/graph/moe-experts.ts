@@ -1,8 +1,9 @@
 // The stacked experts of an MoE layer, shared by sparse dispatch (graph/moe.ts) and Soft MoE
 // (graph/moe-soft.ts): one tensor per kind with leading dimension E, HF-like names
 // h.{l}.mlp.experts.c_fc.weight (E, C, F), .c_fc.bias (E, F), .c_proj.weight (E, F, C),
-// .c_proj.bias (E, C); linear experts h.{l}.mlp.experts.proj.weight (E, C, C) and .proj.bias (E, C).
+// .c_proj.bias (E, C), F the routed experts' own width (`expert-width`, frontend/expert-width.ts); linear experts h.{l}.mlp.experts.proj.weight (E, C, C) and .proj.bias (E, C).
 // Their ops are grouped matmuls over expert-contiguous slot rows (kernels/moe-grouped.ts).
+import { routedWidth } from '../frontend/expert-width.js';
 import type { MoeConfig } from '../frontend/types.js';
 import type { SlotLayout } from '../routing/slots.js';
 import { type Gpt2Spec, param } from './gpt2.js';
@@ -17,7 +18,8 @@ export interface ExpertParams {
 
 /** Layer l's expert parameters (W1/b1 null for linear experts), declared in this order. */
 export function expertParams(g: Graph, s: Gpt2Spec, moe: MoeConfig, l: number): ExpertParams {
-  const { width: C, ffn: F } = s;
+  const C = s.width;
+  const F = routedWidth(moe, s.ffn);
   const E = moe.experts;
   const linear = moe.expert === 'linear';
   const p = `h.${l}.mlp.experts`;
@@ -48,7 +50,8 @@ export interface ExpertRows {
 
 /** Y = experts(input rows), one grouped matmul per expert layer. */
 export function expertsForward(g: Graph, l: number, s: Gpt2Spec, moe: MoeConfig, P: ExpertParams, io: ExpertRows): void {
-  const { width: C, ffn: F } = s;
+  const C = s.width;
+  const F = routedWidth(moe, s.ffn);
   const E = moe.experts;
   const gather = io.gather ? { gather: io.gather.slots } : {};
   const perm = io.gather ? [io.gather.perm] : [];
@@ -62,7 +65,8 @@ export function expertsForward(g: Graph, l: number, s: Gpt2Spec, moe: MoeConfig,
 
 /** From dY (rows × C): the expert weight and bias gradients (accumulated) and dX, the input rows' gradient. */
 export function expertsBackward(g: Graph, l: number, s: Gpt2Spec, moe: MoeConfig, P: ExpertParams, io: ExpertRows, dY: string, dX: string): void {
-  const { width: C, ffn: F } = s;
+  const C = s.width;
+  const F = routedWidth(moe, s.ffn);
   const E = moe.experts;
   const R = io.rows;
   const linear = moe.expert === 'linear';

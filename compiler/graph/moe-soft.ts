@@ -1,4 +1,5 @@
 // Soft MoE FFN layers (Puigcerver et al. 2023) in the GPT-2 training graph: see softMoeBlock.
+import { routedWidth } from '../frontend/expert-width.js';
 import type { MoeConfig } from '../frontend/types.js';
 import { statsLength } from '../reference/moe.js';
 import { softDims } from '../reference/moe-soft.js';
@@ -43,7 +44,7 @@ export function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): 
   const shape: SoftShape = { seqs: s.batch, seqLen: s.context, width: s.width, experts: moe.experts, slots: moe.slots };
   const { M, N, rows: R } = softDims(shape);
   const C = s.width;
-  const F = s.ffn;
+  const F = routedWidth(moe, s.ffn);
   const E = moe.experts;
   const linearExperts = moe.expert === 'linear';
   const layer = (g: Graph, l: number) => {

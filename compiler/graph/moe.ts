@@ -29,6 +29,7 @@
 //
 // Global scope: the first MoE layer routes and every MoE layer reuses its decision (one router,
 // one set of statistics and auxiliary losses); the gate gradients of all layers flow into it.
+import { routedWidth, sharedWidth } from '../frontend/expert-width.js';
 import type { MoeConfig } from '../frontend/types.js';
 import { moeCombineBackwardKernel, moeCombineKernel, type CombineShape } from '../kernels/moe-combine.js';
 import { moeDispatchKernel, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
@@ -138,7 +139,8 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
   const T = s.context;
   const N = s.batch * T;
   const C = s.width;
-  const F = s.ffn;
+  const F = routedWidth(moe, s.ffn);
+  const Fs = sharedWidth(moe, s.ffn);
   const E = moe.experts;
   const gate = gates[moe.gate];
   // Expert choice (routing/expert-choice.ts): one assignment per (token, expert), E·c slot rows.
@@ -222,12 +224,12 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       const p = `h.${l}.mlp.shared_experts.${i}`;
       return {
         name: p,
-        W1: param(g, `${p}.c_fc.weight`, [C, F], 'normal'),
-        b1: param(g, `${p}.c_fc.bias`, [F], 'zeros', { decay: false }),
-        W2: param(g, `${p}.c_proj.weight`, [F, C], 'normal', { std: projStd }),
+        W1: param(g, `${p}.c_fc.weight`, [C, Fs], 'normal'),
+        b1: param(g, `${p}.c_fc.bias`, [Fs], 'zeros', { decay: false }),
+        W2: param(g, `${p}.c_proj.weight`, [Fs, C], 'normal', { std: projStd }),
         b2: param(g, `${p}.c_proj.bias`, [C], 'zeros', { decay: false }),
-        H: g.tensor(`h${l}.moe.shared${i}.fc`, [N, F], 'activation'),
-        A: g.tensor(`h${l}.moe.shared${i}.gelu`, [N, F], 'activation'),
+        H: g.tensor(`h${l}.moe.shared${i}.fc`, [N, Fs], 'activation'),
+        A: g.tensor(`h${l}.moe.shared${i}.gelu`, [N, Fs], 'activation'),
       };
     });
 
@@ -257,9 +259,9 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       expertsForward(g, l, s, moe, L, rowsOf(x, r, L));
       g.op('forward', `h${l}.moe.combine`, 'moe_combine', [combine, true], [L.Y, r.gate, r.pos, out]);
       for (const S of sharedExperts(g, l)) {
-        g.op('forward', `${S.name}.c_fc`, 'matmul', [{ m: N, n: F, k: C, bias: true }], [x, S.W1, S.H, S.b1]);
-        g.op('forward', `${S.name}.gelu`, 'gelu_fwd', [N * F], [S.H, S.A]);
-        g.op('forward', `${S.name}.c_proj`, 'matmul', [{ m: N, n: C, k: F, bias: true, accumulate: true }], [S.A, S.W2, out, S.b2]);
+        g.op('forward', `${S.name}.c_fc`, 'matmul', [{ m: N, n: Fs, k: C, bias: true }], [x, S.W1, S.H, S.b1]);
+        g.op('forward', `${S.name}.gelu`, 'gelu_fwd', [N * Fs], [S.H, S.A]);
+        g.op('forward', `${S.name}.c_proj`, 'matmul', [{ m: N, n: C, k: Fs, bias: true, accumulate: true }], [S.A, S.W2, out, S.b2]);
       }
     },
     backward(g, l, x, dout, dx) {
@@ -274,14 +276,14 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       g.op('backward', `h${l}.moe.unpermute`, 'moe_combine', [combine, false], [dX, r.pos, dx]);
       // Shared experts add their input gradient onto the routed experts'.
       for (const [i, S] of sharedExperts(g, l).entries()) {
-        const dA = t(`shared${i}.dgelu`, [N, F]);
-        g.op('backward', `${S.name}.c_proj.dx`, 'matmul', [{ m: N, n: F, k: C, transB: true }], [dout, S.W2, dA]);
-        g.op('backward', `${S.name}.c_proj.dW`, 'matmul', [{ m: F, n: C, k: N, transA: true, accumulate: true }], [S.A, dout, `grad.${S.W2}`]);
+        const dA = t(`shared${i}.dgelu`, [N, Fs]);
+        g.op('backward', `${S.name}.c_proj.dx`, 'matmul', [{ m: N, n: Fs, k: C, transB: true }], [dout, S.W2, dA]);
+        g.op('backward', `${S.name}.c_proj.dW`, 'matmul', [{ m: Fs, n: C, k: N, transA: true, accumulate: true }], [S.A, dout, `grad.${S.W2}`]);
         g.op('backward', `${S.name}.c_proj.db`, 'bias_grad', [N, C], [dout, `grad.${S.b2}`]);
-        g.op('backward', `${S.name}.gelu.dx`, 'gelu_bwd', [N * F], [S.H, dA]);
-        g.op('backward', `${S.name}.c_fc.dx`, 'matmul', [{ m: N, n: C, k: F, transB: true, accumulate: true }], [dA, S.W1, dx]);
-        g.op('backward', `${S.name}.c_fc.dW`, 'matmul', [{ m: C, n: F, k: N, transA: true, accumulate: true }], [x, dA, `grad.${S.W1}`]);
-        g.op('backward', `${S.name}.c_fc.db`, 'bias_grad', [N, F], [dA, `grad.${S.b1}`]);
+        g.op('backward', `${S.name}.gelu.dx`, 'gelu_bwd', [N * Fs], [S.H, dA]);
+        g.op('backward', `${S.name}.c_fc.dx`, 'matmul', [{ m: N, n: C, k: Fs, transB: true, accumulate: true }], [dA, S.W1, dx]);
+        g.op('backward', `${S.name}.c_fc.dW`, 'matmul', [{ m: C, n: Fs, k: N, transA: true, accumulate: true }], [x, dA, `grad.${S.W1}`]);
+        g.op('backward', `${S.name}.c_fc.db`, 'bias_grad', [N, Fs], [dA, `grad.${S.b1}`]);
       }
       // The load diagnostics' window takes this micro-batch's statistics (training only: backward phase).
       if (r.owner === l) {

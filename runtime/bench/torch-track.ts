@@ -14,7 +14,7 @@ import type { Gpu } from '../gpu/device.js';
 import { writeSafetensors } from '../store/safetensors.js';
 import { GpuModel } from '../train/model.js';
 import { lrAt } from '../train/schedule.js';
-import { benchScript, torchPython, type TorchModel } from './torch.js';
+import { benchScript, torchPython, torchWidths, type TorchModel } from './torch.js';
 
 export interface TrackRun {
   spec: Gpt2Spec;
@@ -118,7 +118,7 @@ export function trackTorchModel(r: TrackRun): TorchModel {
   const s = r.spec;
   return {
     layers: s.layers, width: s.width, heads: s.heads, ffn: s.ffn, vocab: s.vocab, context: s.context, dropout: 0,
-    moe: r.moe && { experts: r.moe.experts, top: r.moe.top, layers: r.moe.layers, normalize: r.moe.normalize, balance: r.moe.balance },
+    moe: r.moe && { experts: r.moe.experts, top: r.moe.top, layers: r.moe.layers, normalize: r.moe.normalize, balance: r.moe.balance, ...torchWidths(r.moe) },
   };
 }
 

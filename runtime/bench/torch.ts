@@ -19,6 +19,11 @@ export interface TorchMoe {
   choice?: { group: 'batch' | 'sequence'; capacity: number };
   /** Auxiliary-loss-free balancing: MoE layer (as a string) -> its per-expert selection bias (the cross-check's forward; bench.py never updates it). */
   bias?: Record<string, number[]>;
+  /** The routed experts' hidden width (moe expert-width); absent: ffn. */
+  expertWidth?: number;
+  /** Shared experts (DeepSeekMoE) and their hidden width; absent: none, ffn. */
+  shared?: number;
+  sharedWidth?: number;
 }
 
 export interface TorchModel {
@@ -101,7 +106,6 @@ function unsupportedMoe(m: NonNullable<Model['moe']>): string[] {
     ['noise', m.noise, 0],
     ['dropless', m.dropless, m.choice !== 'expert'],
     ['zloss', m.zloss, 0],
-    ['shared', m.shared, 0],
     ['expert', m.expert, 'mlp'],
     ['activation', m.activation, 'gelu'],
     ['second', m.second, 'top'],
@@ -111,13 +115,18 @@ function unsupportedMoe(m: NonNullable<Model['moe']>): string[] {
   return want.filter(([, got, need]) => got !== need).map(([k, got, need]) => `moe.${k} ${String(got)} (bench.py has ${String(need)})`);
 }
 
+/** The routed and shared experts' widths and the shared experts, where they are not the defaults. */
+export function torchWidths(m: Pick<NonNullable<Model['moe']>, 'expertWidth' | 'sharedWidth' | 'shared'>): Pick<TorchMoe, 'expertWidth' | 'shared' | 'sharedWidth'> {
+  return { ...(m.expertWidth ? { expertWidth: m.expertWidth } : {}), ...(m.shared ? { shared: m.shared } : {}), ...(m.sharedWidth ? { sharedWidth: m.sharedWidth } : {}) };
+}
+
 /** The PyTorch model of a resolved moec model; throws when it uses an MoE option bench.py lacks. */
 export function torchModel(m: Model): TorchModel {
   let moe: TorchMoe | null = null;
   if (m.moe) {
     const bad = unsupportedMoe(m.moe);
     if (bad.length) throw new Error(`the PyTorch bench model cannot run ${bad.join(', ')}`);
-    moe = { experts: m.moe.experts, top: m.moe.top, layers: [...m.moe.layers], normalize: m.moe.normalize, balance: m.moe.balance,
+    moe = { experts: m.moe.experts, top: m.moe.top, layers: [...m.moe.layers], normalize: m.moe.normalize, balance: m.moe.balance, ...torchWidths(m.moe),
       ...(m.moe.choice === 'expert' ? { choice: { group: m.moe.choiceGroup ?? 'batch', capacity: m.moe.capacity } } : {}) };
   }
   return { layers: m.layers, width: m.width, heads: m.heads, ffn: m.ffn, vocab: m.vocab, context: m.context, dropout: m.dropout, moe };

@@ -65,7 +65,7 @@ class MLP(nn.Module):
 class MoE(nn.Module):
     """Token-routed experts, computed sparsely: each expert runs only on the tokens routed to it."""
 
-    def __init__(self, width, ffn, experts, top, normalize, choice=None, bias=None):
+    def __init__(self, width, ffn, experts, top, normalize, shared=0, shared_ffn=None, choice=None, bias=None):
         super().__init__()
         self.choice = choice
         assert 1 <= top <= experts, f"top {top} must be in 1..experts ({experts})"
@@ -77,6 +77,8 @@ class MoE(nn.Module):
         self.register_buffer("sel_bias", None if bias is None else torch.tensor(bias, dtype=torch.float32), persistent=False)
         self.router = Conv1D(width, experts, bias=False)
         self.experts = nn.ModuleList(MLP(width, ffn) for _ in range(experts))
+        # DeepSeekMoE's shared experts: dense MLPs every token uses with weight 1, beside the routed ones.
+        self.shared_experts = nn.ModuleList(MLP(width, shared_ffn or ffn) for _ in range(shared))
 
     def forward(self, x):
         """Returns (output, Switch balance loss N·Σ f_i·P_i without its weight, tokens per expert)."""
@@ -110,6 +112,8 @@ class MoE(nn.Module):
             y = self.experts[e](x.index_select(0, rows)) * gate[start:start + n]
             out.index_add_(0, rows, y)
             start += n
+        for s in self.shared_experts:
+            out = out + s(x)
 
         f = counts.to(x.dtype) / (n_tok * self.top)
         balance = n_exp * (f * probs.mean(dim=0)).sum()
@@ -141,7 +145,9 @@ class Block(nn.Module):
         self.ln_1 = nn.LayerNorm(C, eps=1e-5)
         self.attn = Attention(C, cfg["heads"], cfg["context"])
         self.ln_2 = nn.LayerNorm(C, eps=1e-5)
-        self.mlp = MoE(C, cfg["ffn"], moe["experts"], moe["top"], moe["normalize"], choice, moe.get("layer_bias")) if moe else MLP(C, cfg["ffn"])
+        # expertWidth / sharedWidth: the experts' own hidden widths (moec's expert-width, shared-width); absent: ffn.
+        self.mlp = MoE(C, moe.get("expertWidth") or cfg["ffn"], moe["experts"], moe["top"], moe["normalize"],
+                       moe.get("shared", 0), moe.get("sharedWidth") or cfg["ffn"], choice, moe.get("layer_bias")) if moe else MLP(C, cfg["ffn"])
         self.drop = nn.Dropout(cfg["dropout"])
 
     def forward(self, x):
@@ -154,7 +160,7 @@ class Block(nn.Module):
 
 class GPT(nn.Module):
     """cfg: {layers, width, heads, ffn, vocab, context, dropout, moe: None | {experts, top, layers, normalize, balance,
-    choice?: {group, capacity}, bias?: {layer: [selection bias per expert]}}}."""
+    choice?: {group, capacity}, bias?: {layer: [selection bias per expert]}, and optionally expertWidth, shared, sharedWidth}}."""
 
     def __init__(self, cfg):
         super().__init__()

@@ -3,14 +3,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
 import type { MoeConfig } from '../../../compiler/frontend/types.js';
+import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
 import { moeBlock } from '../../../compiler/graph/moe.js';
 import { moeBiasName, moeSelName } from '../../../compiler/graph/moe-outputs.js';
 import { moeRouterReference } from '../../../compiler/reference/moe.js';
 import { compileGpt2 } from '../../../compiler/lower/compile.js';
 import { rng } from '../../../compiler/reference/random.js';
-import { torchPython } from '../../../runtime/bench/torch.js';
+import { torchPython, torchWidths } from '../../../runtime/bench/torch.js';
 import { GpuModel } from '../../../runtime/train/model.js';
 import { testGpu } from '../../helpers/gpu.js';
 import { moeConfig } from './moe-helpers.js';
@@ -22,6 +22,7 @@ import { unstack } from '../../../runtime/bench/torch-track.js';
 // through PyTorch's index_select/index_add MoE on the same weights:
 // the loss (cross-entropy + λ·balance) and every gradient must agree. moec stacks the experts of a
 // layer in one tensor (E, in, out); PyTorch keeps one tensor per expert. Skipped without torch.
+// The second test: fine-grained experts with a shared expert (DeepSeekMoE).
 // Tolerance per tensor: ‖g_moec − g_torch‖ ≤ 1e-4 · ‖g_torch‖ + 1e-7.
 
 const spec: Gpt2Spec = {
@@ -60,7 +61,7 @@ async function crossCheck(moe: MoeConfig, bias?: Record<string, number[]>): Prom
     const targets = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
     const theirs = await torchGradients(dir, new Map([...params].flatMap(([name, data]) => unstack(name, compiled.graph.get(name).shape, data))), tokens, targets, spec,
       { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: { experts: moe.experts, top: moe.top, layers: moe.layers, normalize: moe.normalize, balance: moe.balance,
-        ...(moe.choice === 'expert' ? { choice: { group: moe.choiceGroup ?? 'batch', capacity: moe.capacity } } : {}), ...(bias ? { bias } : {}) } });
+        ...(moe.choice === 'expert' ? { choice: { group: moe.choiceGroup ?? 'batch', capacity: moe.capacity } } : {}), ...(bias ? { bias } : {}), ...torchWidths(moe) } });
 
     if (bias) for (const l of moe.layers) m.ex.write(moeBiasName(l), Float32Array.from(bias[l]!));
     m.gradients(tokens, targets);
@@ -85,3 +86,8 @@ async function crossCheck(moe: MoeConfig, bias?: Record<string, number[]>): Prom
     m.destroy();
   }
 }
+
+// DeepSeekMoE: 4 experts split in 2 (8 of width 24 = ffn/2, top 4), one shared expert of width 20
+// (neither ffn nor the routed width), MoE in layer 1 only so layer 0 keeps the dense ffn 48.
+test('moec fine-grained + shared experts (expert-width, shared-width) equal PyTorch on the same weights', skip, () =>
+  crossCheck(moeConfig({ experts: 8, top: 4, expertWidth: 24, shared: 1, sharedWidth: 20, normalize: true, balance: 0.01, zloss: 0, dropless: true, layers: [1] })));
