@@ -73,7 +73,7 @@ const cases: Array<[string, HeadCase]> = [
   ['one chunk smaller than its row count', { N: 50, C: 7, V: 301, chunkRows: 64, gradScale: 1 }],
   ["GPT-2's vocabulary (50257), chunked by the default budget", { N: 200, C: 12, V: 50257, gradScale: 0.25 }],
   ['odd shapes, vocabulary in parts of 128 rows (128, 128, 45), token chunks of 64', { N: 165, C: 13, V: 301, chunkRows: 64, partRows: 128, gradScale: 1 }],
-  ['odd shapes, vocabulary in parts, one token chunk', { N: 50, C: 7, V: 301, partRows: 64, gradScale: 0.5 }],
+  ['odd shapes, vocabulary in parts of 192 rows (192, 109), one token chunk', { N: 50, C: 7, V: 301, partRows: 192, gradScale: 0.5 }],
   ["GPT-2's vocabulary (50257) in 4 parts of 16384 rows, token chunks of 64", { N: 150, C: 12, V: 50257, chunkRows: 64, partRows: 16384, gradScale: 0.25 }],
 ];
 for (const [name, s] of cases) {
