@@ -1,7 +1,7 @@
 import type { MatmulShape } from '../reference/matmul.js';
 import { Graph } from './ir.js';
 import { alignFloats } from './layout.js';
-import { addLmHead } from './lm-head.js';
+import { addLmHead, vocabParts } from './lm-head.js';
 
 /** What the graph builder needs from a trial: the model, the batch and the optimiser settings. */
 export interface Gpt2Spec {
@@ -40,6 +40,13 @@ export interface Gpt2Spec {
    * 'adam.router' uniform, their weight decay `wd` (null: the model's). Absent: they update as the rest.
    */
   router?: { lrScale: number; wd: number | null };
+  /**
+   * The largest storage binding the plan may use (the adapter's maxStorageBufferBindingSize): wte
+   * (and so the tied head) is cut into row parts under it when larger. Default WebGPU's 128 MiB.
+   */
+  maxBindingBytes?: number;
+  /** Forces wte's rows per part (tests); default from maxBindingBytes (graph/lm-head.ts vocabParts). */
+  vocabPartRows?: number;
 }
 
 
@@ -181,7 +188,10 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
 
   // Forward.
   const x0 = g.tensor('x0', NC, 'activation');
-  g.op('forward', 'embedding', 'emb_fwd', [{ B, T, C, V }], ['tokens', wte, wpe, x0]);
+  const parts = vocabParts(V, C, s.maxBindingBytes, s.vocabPartRows);
+  if (parts.length > 1 && f16) throw new Error('precision f16 with the vocabulary cut into parts is not implemented yet');
+  if (parts.length === 1) g.op('forward', 'embedding', 'emb_fwd', [{ B, T, C, V }], ['tokens', wte, wpe, x0]);
+  else parts.forEach((p, k) => g.op('forward', `embedding.v${k}`, 'emb_fwd', [{ B, T, C, V, part: p }], ['tokens', g.rowsOf(wte, p.v0, p.rows, C), wpe, x0]));
   dropout(x0, 1, N * C);
   const blocks = [];
   let resid = x0;
@@ -224,7 +234,7 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   g.op('forward', 'ln_f', 'ln_fwd', [{ rows: N, C }], [resid, branch, lnf.w, lnf.b, sf, nf, stf]);
   const wteM = f16 ? shadowOf(g, wte) : wte;
   // d.ln_f is declared after the head's tensors, as before chunking (buffer order in the plan).
-  const lmHead = addLmHead(g, { N, C, V, gradScale: 1 / s.accumulate, ...(s.headChunkRows ? { chunkRows: s.headChunkRows } : {}), mm: head },
+  const lmHead = addLmHead(g, { N, C, V, gradScale: 1 / s.accumulate, ...(s.headChunkRows ? { chunkRows: s.headChunkRows } : {}), mm: head, ...(parts.length > 1 ? { parts } : {}) },
     { x: nf, W: wteM, dW: `grad.${wte}`, dx: 'd.ln_f', targets: 'targets', loss: 'loss' });
   g.op('eval', 'eval.sum', 'eval_sum', [1 / s.accumulate], ['loss', 'eval_sum']);
 
@@ -255,7 +265,8 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
     g.op('backward', `h${l}.ln_1.dwb`, 'ln_dwb', [{ rows: N, C }, 64, alignFloats(C)], [da, t.s1, t.st1, t.ln1.dwb]);
   }
   const dx0 = dropoutBack(dresid, g.tensor('d.x0', NC, 'activation'), 1, N * C);
-  g.op('backward', 'embedding.dwte', 'emb_dwte', [{ B, T, C, V }], ['tokens', dx0, `grad.${wte}`]);
+  if (parts.length === 1) g.op('backward', 'embedding.dwte', 'emb_dwte', [{ B, T, C, V }], ['tokens', dx0, `grad.${wte}`]);
+  else parts.forEach((p, k) => g.op('backward', `embedding.dwte.v${k}`, 'emb_dwte', [{ B, T, C, V, part: p }], ['tokens', dx0, g.rowsOf(`grad.${wte}`, p.v0, p.rows, C)]));
   g.op('backward', 'embedding.dwpe', 'emb_dwpe', [{ B, T, C, V }], [dx0, `grad.${wpe}`]);
   g.op('backward', 'loss.accumulate', 'scale_add', [1, 1 / s.accumulate], ['loss', 'train_loss']);
   g.op('backward', 'loss.lm', 'scale_add', [1, 1 / s.accumulate], ['loss', 'train_lm']);

@@ -1,4 +1,4 @@
-import { type Graph, numel } from './ir.js';
+import { type Graph, numel, type Tensor } from './ir.js';
 
 /**
  * Storage-buffer binding offsets must be multiples of 256 bytes on every WebGPU adapter
@@ -72,7 +72,13 @@ export function regionAt(layout: ParamLayout, at: number): number {
 export function layoutParams(g: Graph, opts: LayoutOptions = {}): ParamLayout {
   const cap = Math.floor((opts.maxRegionBytes ?? DEFAULT_REGION_BYTES) / 4 / ALIGN_FLOATS) * ALIGN_FLOATS;
   if (cap < ALIGN_FLOATS) throw new Error(`layout: a parameter region of ${opts.maxRegionBytes} bytes is below ${4 * ALIGN_FLOATS}`);
-  const params = [...g.tensors.values()].filter((t) => t.kind === 'param');
+  const params = [...g.tensors.values()].filter((t) => t.kind === 'param' && !t.viewOf);
+  // Row views that split a parameter over regions (graph/lm-head.ts vocabParts): a cut may fall between them.
+  const partsOf = new Map<string, Tensor[]>();
+  for (const v of g.tensors.values()) {
+    if (v.kind !== 'param' || !v.viewOf) continue;
+    partsOf.set(v.viewOf, [...(partsOf.get(v.viewOf) ?? []), v].sort((a, b) => a.viewOffset! - b.viewOffset!));
+  }
   const groups = [
     params.filter((t) => t.trainable !== false && t.decay),
     params.filter((t) => t.trainable !== false && !t.decay),
@@ -93,7 +99,40 @@ export function layoutParams(g: Graph, opts: LayoutOptions = {}): ParamLayout {
         ranges.push({ region: k, offset: rangeStart - regions[k]!.start, count: at - rangeStart, decay: gi === 0 });
       }
     };
+    const cutBefore = (unit: number) => {
+      const region = regions[regions.length - 1]!;
+      if (at > region.start && at + unit - region.start > cap) {
+        closeRange();
+        region.floats = at - region.start;
+        regions.push({ start: at, floats: 0 });
+        rangeStart = at;
+      }
+    };
     group.forEach((t, i) => {
+      const parts = partsOf.get(t.name);
+      if (parts) {
+        const start = at;
+        parts.forEach((v) => {
+          if (v.viewOffset !== at - start) throw new Error(`layout: the parts of '${t.name}' do not tile it`);
+          cutBefore(numel(v.shape));
+          const k = regions.length - 1;
+          v.region = regionName('params', k);
+          v.offset = at - regions[k]!.start;
+          place.set(v.name, { region: k, offset: v.offset });
+          if (v.offset % ALIGN_FLOATS !== 0) throw new Error(`layout: part '${v.name}' is not on a ${4 * ALIGN_FLOATS}-byte boundary`);
+          at += numel(v.shape);
+        });
+        if (at - start !== numel(t.shape)) throw new Error(`layout: the parts of '${t.name}' do not tile it`);
+        // The whole tensor is never bound; its flat offset is what checkpoints and initialisation use.
+        const k0 = place.get(parts[0]!.name)!.region;
+        t.region = regionName('params', k0);
+        t.offset = start - regions[k0]!.start;
+        place.set(t.name, { region: k0, offset: t.offset });
+        offsets.set(t.name, start);
+        at = start + alignFloats(numel(t.shape));
+        count += numel(t.shape);
+        return;
+      }
       // A LayerNorm's weight and bias are placed as one unit (their gradients are one view).
       const unit = packed.has(group[i + 1]?.name ?? '') ? alignFloats(numel(t.shape)) + alignFloats(numel(group[i + 1]!.shape)) : alignFloats(numel(t.shape));
       const region = regions[regions.length - 1]!;
@@ -116,7 +155,7 @@ export function layoutParams(g: Graph, opts: LayoutOptions = {}): ParamLayout {
   const last = regions[regions.length - 1]!;
   last.floats = Math.max(at - last.start, ALIGN_FLOATS);
   for (const t of g.tensors.values()) {
-    if (t.kind !== 'grad' || t.region !== 'grads') continue;
+    if (t.kind !== 'grad' || (t.region !== 'grads' && !t.viewOf)) continue;
     const of = t.name.replace(/^grad\./, '');
     const p = place.get(of) ?? place.get(of.replace(/\.wb$/, '.weight'));
     if (p === undefined) throw new Error(`layout: gradient '${t.name}' has no parameter`);

@@ -5,6 +5,7 @@
 // buffer then holds B×T×V logits, only one chunk of them.
 import type { MatmulShape } from '../reference/matmul.js';
 import type { Graph } from './ir.js';
+import { ALIGN_FLOATS, DEFAULT_REGION_BYTES } from './layout.js';
 
 /** Logits of one chunk stay under this (the chunk is a whole micro-batch when that fits). */
 export const HEAD_CHUNK_BYTES = 32 * 2 ** 20;
@@ -25,6 +26,44 @@ export interface LmHeadSpec {
   chunkRows?: number;
   /** Wraps each matmul's shape (f16 operands); `weight`: whether operand B is the weight. */
   mm?: (s: MatmulShape, weight: boolean) => MatmulShape;
+  /**
+   * Row ranges of W (and dW) bound as separate views, each under the binding limit (see
+   * vocabParts); the head then chunks over the vocabulary too. Default: one part, all V rows.
+   */
+  parts?: VocabPart[];
+}
+
+/** Rows [v0, v0 + rows) of the (tied) vocabulary matrix, bound as one view. */
+export interface VocabPart {
+  v0: number;
+  rows: number;
+}
+
+/**
+ * Cuts a V×C matrix into row parts of at most `maxBytes` each (WebGPU binds a storage buffer only up
+ * to maxStorageBufferBindingSize): one part when it fits. Each part's rows × C is a multiple of 64
+ * floats, so every part starts on a 256-byte binding offset inside its parameter region. `rows`
+ * forces the rows per part (tests).
+ */
+export function vocabParts(V: number, C: number, maxBytes = DEFAULT_REGION_BYTES, rows?: number): VocabPart[] {
+  const step = ALIGN_FLOATS / gcd(C, ALIGN_FLOATS);
+  if (rows !== undefined) {
+    if (!Number.isInteger(rows) || rows <= 0 || rows % step !== 0) throw new Error(`lm head: parts of ${rows} vocabulary rows are not a positive multiple of ${step} (width ${C})`);
+  } else {
+    if (4 * V * C <= maxBytes) return [{ v0: 0, rows: V }];
+    const most = Math.floor(maxBytes / (4 * C) / step) * step;
+    if (most < step) throw new Error(`lm head: a binding of ${maxBytes} bytes holds no ${step} rows of width ${C}`);
+    // Equal parts (rounded up to the step), so no part is a small remainder.
+    const n = Math.ceil(V / most);
+    rows = Math.min(most, Math.ceil(V / n / step) * step);
+  }
+  const parts: VocabPart[] = [];
+  for (let v0 = 0; v0 < V; v0 += rows) parts.push({ v0, rows: Math.min(rows, V - v0) });
+  return parts;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
 
 /** Tensors the head reads and writes: x (N×C), W (V×C, tied), dW (accumulated), dx (N×C, overwritten). */
@@ -57,6 +96,7 @@ const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 export function addLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors): { backward(): void } {
   const { N, C, V } = s;
   const mm = s.mm ?? ((x: MatmulShape) => x);
+  if (s.parts && s.parts.length > 1) return addPartedLmHead(g, s, t, s.parts, mm);
   const R = headChunkRows(N, V, s.chunkRows);
   if (R >= N) {
     // One chunk: the unchunked head, op for op (the plans of small vocabularies do not change).
@@ -100,6 +140,73 @@ export function addLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors): { backward
         g.op('backward', `loss.dlogits.c${i}`, 'ce_bwd', [{ N: rows, V }], [d, g.rowsOf(t.targets, r0, rows, 1), t.loss]);
         g.op('backward', `lm_head.dx.c${i}`, 'matmul', [mm({ m: rows, n: C, k: V }, true)], [d, t.W, g.rowsOf(t.dx, r0, rows, C)]);
         g.op('backward', `lm_head.dW.c${i}`, 'matmul', [mm({ m: V, n: C, k: rows, transA: true, accumulate: true }, false)], [d, x, t.dW]);
+      }
+    },
+  };
+}
+
+/** Token chunks of R rows (the last one shorter) over N rows. */
+function tokenChunks(N: number, R: number): { i: number; r0: number; rows: number }[] {
+  const chunks: { i: number; r0: number; rows: number }[] = [];
+  for (let r0 = 0, i = 0; r0 < N; r0 += R, i++) chunks.push({ i, r0, rows: Math.min(R, N - r0) });
+  return chunks;
+}
+
+/**
+ * The head over a vocabulary cut into row parts of W (each its own binding): each token chunk's
+ * logits are computed one part at a time, and each part folds its row max and Σ exp into running
+ * per-row statistics (online logsumexp) and picks the target logit if the target is in it; the loss
+ * follows from the statistics. The backward recomputes a chunk's logits part by part, turns them
+ * into dlogits with the row logsumexp, and adds each part's dx (summed over parts) and its dW part.
+ */
+function addPartedLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors, parts: VocabPart[], mm: (s: MatmulShape, weight: boolean) => MatmulShape): { backward(): void } {
+  const { N, C, V } = s;
+  if (parts.reduce((a, p) => a + p.rows, 0) !== V || parts.some((p, i) => p.v0 !== (i === 0 ? 0 : parts[i - 1]!.v0 + parts[i - 1]!.rows))) throw new Error('lm head: vocabulary parts do not tile the vocabulary');
+  const Vp = Math.max(...parts.map((p) => p.rows));
+  const R = headChunkRows(N, Vp, s.chunkRows);
+  const chunks = tokenChunks(N, R);
+  const W = parts.map((p) => g.rowsOf(t.W, p.v0, p.rows, C));
+  const dW = parts.map((p) => g.rowsOf(t.dW, p.v0, p.rows, C));
+  const logits = g.tensor('logits', [R, Vp], 'activation');
+  const dlogits = g.tensor('dlogits', [R, Vp], 'activation');
+  const losses = g.tensor('losses', [N], 'activation');
+  // Per row: running max, running Σ exp(l - max), target logit.
+  const stats = g.tensor('ce.stats', [N, 3], 'activation');
+  const block = (buf: string, rows: number, cols: number) => (rows === R && cols === Vp ? buf : g.rowsOf(buf, 0, rows * cols, 1));
+  const whole = N === R;
+  const rowsOf = (buf: string, r0: number, rows: number, len: number) => (whole ? buf : g.rowsOf(buf, r0, rows, len));
+  for (const { i, r0, rows } of chunks) {
+    const x = rowsOf(t.x, r0, rows, C);
+    const tg = rowsOf(t.targets, r0, rows, 1);
+    const st = rowsOf(stats, r0, rows, 3);
+    parts.forEach((p, k) => {
+      const lg = block(logits, rows, p.rows);
+      g.op('forward', `lm_head.c${i}.v${k}`, 'matmul', [mm({ m: rows, n: p.rows, k: C, transB: true }, true)], [x, W[k]!, lg]);
+      g.op('forward', `loss.c${i}.v${k}`, 'ce_part_fwd', [{ N: rows, V, v0: p.v0, rows: p.rows, first: k === 0 }], [lg, tg, st]);
+    });
+  }
+  g.op('forward', 'loss.rows', 'ce_part_loss', [{ N, V }], [stats, t.targets, losses]);
+  g.op('forward', 'loss.mean', 'ce_mean', [{ N, V }, s.gradScale], [losses, t.targets, t.loss]);
+  g.notes.push(
+    `LM head and embedding cut over the vocabulary: ${parts.length} parts of ${parts[0]!.rows} rows (${mib(4 * parts[0]!.rows * C)} each instead of ${mib(4 * V * C)}), ` +
+      `${chunks.length} token chunk${chunks.length === 1 ? '' : 's'} of ${R} rows, logits ${mib(4 * R * Vp)} per chunk and part instead of ${mib(4 * N * V)}; ` +
+      `the backward recomputes the logits (${(2 * N * V * C / 1e9).toFixed(2)} GFLOP more per micro-batch)`,
+  );
+  return {
+    backward() {
+      for (const { i, r0, rows } of chunks) {
+        const x = rowsOf(t.x, r0, rows, C);
+        const tg = rowsOf(t.targets, r0, rows, 1);
+        const st = rowsOf(stats, r0, rows, 3);
+        const dx = rowsOf(t.dx, r0, rows, C);
+        parts.forEach((p, k) => {
+          const d = block(dlogits, rows, p.rows);
+          g.op('backward', `lm_head.recompute.c${i}.v${k}`, 'matmul', [mm({ m: rows, n: p.rows, k: C, transB: true }, true)], [x, W[k]!, d]);
+          g.op('backward', `loss.dlogits.c${i}.v${k}`, 'ce_part_bwd', [{ N: rows, V, v0: p.v0, rows: p.rows }], [d, tg, t.loss, st]);
+          // dx of the first part overwrites, the others add: dx = Σ over parts of dlogits_p·W_p.
+          g.op('backward', `lm_head.dx.c${i}.v${k}`, 'matmul', [mm({ m: rows, n: C, k: p.rows, ...(k > 0 ? { accumulate: true } : {}) }, true)], [d, W[k]!, dx]);
+          g.op('backward', `lm_head.dW.c${i}.v${k}`, 'matmul', [mm({ m: p.rows, n: C, k: rows, transA: true, accumulate: true }, false)], [d, x, dW[k]!]);
+        });
       }
     },
   };

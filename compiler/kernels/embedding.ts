@@ -9,6 +9,12 @@ export interface EmbeddingShape {
   C: number;
   /** Vocabulary rows in wte; token ids must be below V (larger ids are clamped to V-1). */
   V: number;
+  /**
+   * wte is bound as rows [v0, v0 + rows) only (a vocabulary too large for one binding, see
+   * graph/lm-head.ts vocabParts): the forward writes the positions whose token is in the part, the
+   * backward adds into the part's rows. One dispatch per part covers the vocabulary.
+   */
+  part?: { v0: number; rows: number };
 }
 
 const MAX_GROUPS = 65535;
@@ -33,7 +39,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   if (c >= ${u(C)}) { return; }
   let tok = min(tokens[bt], ${u(V - 1)});
   let t = bt % ${u(T)};
-  out[bt * ${u(C)} + c] = wte[tok * ${u(C)} + c] + wpe[t * ${u(C)} + c];
+${s.part ? `  if (tok < ${u(s.part.v0)} || tok >= ${u(s.part.v0 + s.part.rows)}) { return; }
+  out[bt * ${u(C)} + c] = wte[(tok - ${u(s.part.v0)}) * ${u(C)} + c] + wpe[t * ${u(C)} + c];` : `  out[bt * ${u(C)} + c] = wte[tok * ${u(C)} + c] + wpe[t * ${u(C)} + c];`}
 }
 `;
   if (B * T > MAX_GROUPS) throw new Error(`${name}: B*T=${B * T} exceeds ${MAX_GROUPS} workgroups in y`);
@@ -89,11 +96,14 @@ export function embeddingBackwardWteRowsKernel(name: string, s: EmbeddingShape, 
   const { B, T, C, V } = s;
   check(name, s);
   checkDims(name, { wg, chunk });
+  // With a part, invocation v owns row v0 + v of the vocabulary (row v of the bound part).
+  const v0 = s.part?.v0 ?? 0;
+  const Vr = s.part?.rows ?? V;
   const vec = C % 4 === 0;
   const n = vec ? C / 4 : C; // elements per row
   const ch = Math.min(n, vec ? Math.max(1, Math.floor(chunk / 4)) : chunk); // elements per chunk
   const chunks = ceilDiv(n, ch);
-  if (ceilDiv(V, wg) > MAX_GROUPS) throw new Error(`${name}: V=${V} needs more than ${MAX_GROUPS} workgroups in x`);
+  if (ceilDiv(Vr, wg) > MAX_GROUPS) throw new Error(`${name}: V=${Vr} needs more than ${MAX_GROUPS} workgroups in x`);
   if (chunks > MAX_GROUPS) throw new Error(`${name}: ${chunks} channel chunks exceed ${MAX_GROUPS} workgroups in y`);
   const TY = vec ? 'vec4<f32>' : 'f32';
   const wgsl = `
@@ -103,12 +113,12 @@ export function embeddingBackwardWteRowsKernel(name: string, s: EmbeddingShape, 
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let v = gid.x;
-  if (v >= ${u(V)}) { return; }
+  if (v >= ${u(Vr)}) { return; }
   let c0 = gid.y * ${u(ch)};
   let c1 = min(c0 + ${u(ch)}, ${u(n)});
   let dst = v * ${u(n)};
   for (var bt = 0u; bt < ${u(B * T)}; bt++) {
-    if (min(tokens[bt], ${u(V - 1)}) == v) {
+    if (min(tokens[bt], ${u(V - 1)}) == ${s.part ? `v + ${u(v0)}` : 'v'}) {
       let src = bt * ${u(n)};
       for (var c = c0; c < c1; c++) { dwte[dst + c] += dout[src + c]; }
     }
@@ -117,8 +127,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 `;
   return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: B * T * C,
-    bytes: 4 * (V * chunks * B * T + B * T * C + 2 * V * C),
-    workgroups: [ceilDiv(V, wg), chunks, 1],
+    bytes: 4 * (Vr * chunks * B * T + B * T * C + 2 * Vr * C),
+    workgroups: [ceilDiv(Vr, wg), chunks, 1],
   });
 }
 

@@ -74,7 +74,10 @@ export function lowerGraph(g: Graph, opts: LoweringOptions = {}): { plan: Plan; 
   // Liveness over the longest program, in execution order.
   const order = g.opsIn(...programPhases.train_step);
   // A view (rows of a larger tensor) is live whenever its base is: liveness and regions go by the base.
-  const baseOf = (name: string) => g.get(name).viewOf ?? name;
+  // Rows of a parameter or gradient cut over regions (a vocabulary in parts) are placed by the
+  // layout itself, and their whole tensor is never bound.
+  const ownPlace = (t: Tensor) => t.viewOf !== undefined && t.kind !== 'activation' && t.region !== undefined;
+  const baseOf = (name: string) => { const t = g.get(name); return t.viewOf && !ownPlace(t) ? t.viewOf : name; };
   const planned = new Map<string, number>();
   for (const t of g.tensors.values()) if (t.kind === 'activation' && !t.viewOf) planned.set(t.name, 4 * numel(t.shape));
   const memory = planMemory(lifetimes(order.map((o) => ({ label: o.name, buffers: o.bind.map(baseOf), bindings: kernelOf.get(o)!.bindings })), planned));
@@ -93,7 +96,7 @@ export function lowerGraph(g: Graph, opts: LoweringOptions = {}): { plan: Plan; 
     let offset = t.kind === 'activation' ? 0 : elementBytes(t.dtype) * (t.offset ?? 0);
     // A viewed tensor that has no region of its own (an input) becomes a region, so views can alias it.
     if (region === undefined && viewed.has(t.name)) region = t.name;
-    if (t.viewOf) {
+    if (t.viewOf && !ownPlace(t)) {
       const base = placed.get(t.viewOf);
       if (!base) throw new Error(`lowering: view '${t.name}' is declared before its base '${t.viewOf}'`);
       region = base.region;
@@ -120,7 +123,9 @@ export function lowerGraph(g: Graph, opts: LoweringOptions = {}): { plan: Plan; 
  * a portable plan).
  */
 export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringOptions = {}, fit: LayoutOptions = {}): CompiledTrial {
-  const graph = buildGpt2Graph(spec, ffn);
+  // wte is cut into parts under the same binding limit as the parameter regions.
+  const limit = spec.maxBindingBytes ?? fit.maxRegionBytes;
+  const graph = buildGpt2Graph(limit === undefined ? spec : { ...spec, maxBindingBytes: limit }, ffn);
   const layout = layoutParams(graph, fit);
   addOptimizer(graph, spec, layout);
   addShadowRefresh(graph, layout);

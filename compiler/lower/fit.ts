@@ -1,7 +1,18 @@
 import type { TrialConfig } from '../frontend/types.js';
 import { CompileError, compileTrial } from './compile.js';
+import type { LayoutOptions } from '../graph/layout.js';
 import type { LoweringOptions } from './kernels.js';
 import { type DeviceLimits, limitProblems } from './summary.js';
+
+/**
+ * The layout a plan for these devices may use: parameter regions and vocabulary parts up to the
+ * smallest binding (and buffer) any of them allows, so the plan fits every one of them.
+ */
+export function fitFor(limits: DeviceLimits | DeviceLimits[]): LayoutOptions {
+  const all = Array.isArray(limits) ? limits : [limits];
+  if (!all.length) return {};
+  return { maxRegionBytes: Math.min(...all.map((l) => Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize))) };
+}
 
 /**
  * The largest micro-batch (a divisor of train.batch) whose plan fits `limits`, with the
@@ -14,7 +25,7 @@ export function fittingMicroBatch(c: TrialConfig, limits: DeviceLimits, lowering
     if (batch % d !== 0) continue;
     const train = { ...c.train, batch: batch / d, accumulate: accumulate * d };
     try {
-      if (!limitProblems(compileTrial({ ...c, train }, 'fit', lowering), limits).length) return { batch: train.batch, accumulate: train.accumulate };
+      if (!limitProblems(compileTrial({ ...c, train }, 'fit', lowering, fitFor(limits)), limits).length) return { batch: train.batch, accumulate: train.accumulate };
     } catch (e) {
       if (!(e instanceof CompileError)) throw e;
     }

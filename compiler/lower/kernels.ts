@@ -3,7 +3,7 @@ import { dropoutBackwardKernel, dropoutForwardKernel } from '../kernels/dropout.
 import { gradNormKernels } from '../kernels/gradnorm.js';
 import { attentionBackwardKernels, attentionForwardKernel, type AttentionShape } from '../kernels/attention.js';
 import { attentionBackwardSubgroupKernels, attentionForwardSubgroupKernel } from '../kernels/attention-subgroup.js';
-import { crossEntropyBackwardKernel, crossEntropyForwardKernel, crossEntropyMeanKernel, type CrossEntropyShape } from '../kernels/crossentropy.js';
+import { crossEntropyBackwardKernel, crossEntropyForwardKernel, crossEntropyMeanKernel, crossEntropyPartBackwardKernel, crossEntropyPartForwardKernel, crossEntropyPartLossKernel, type CrossEntropyPartShape, type CrossEntropyShape } from '../kernels/crossentropy.js';
 import { biasGradKernel, evalSumKernel, fillKernel, geluBackwardKernel, geluForwardKernel, scaleAddKernel } from '../kernels/elementwise.js';
 import { embeddingBackwardWpeKernel, embeddingBackwardWteRowsKernel, embeddingForwardKernel, type EmbeddingShape } from '../kernels/embedding.js';
 import { layerNormBackwardKernel, layerNormForwardKernel, layerNormParamGradKernel, type LayerNormShape, type RowKernel } from '../kernels/layernorm.js';
@@ -72,6 +72,9 @@ const generators: Record<string, Generator> = {
   ce_fwd: (n, s: CrossEntropyShape) => crossEntropyForwardKernel(n, rowForm(s, s.V)),
   ce_mean: (n, s: CrossEntropyShape, gradScale: number) => crossEntropyMeanKernel(n, rowForm(s, s.N), gradScale),
   ce_bwd: (n, s: CrossEntropyShape) => crossEntropyBackwardKernel(n, rowForm(s, s.V), true),
+  ce_part_fwd: (n, s: CrossEntropyPartShape) => crossEntropyPartForwardKernel(n, s),
+  ce_part_loss: (n, s: { N: number; V: number }) => crossEntropyPartLossKernel(n, s),
+  ce_part_bwd: (n, s: CrossEntropyPartShape) => crossEntropyPartBackwardKernel(n, s),
   attn_fwd: (n, s: AttentionShape) => attentionForwardKernel(n, s),
   attn_bwd_dq: (n, s: AttentionShape) => attentionBackwardKernels(n, s)[0],
   attn_bwd_dkv: (n, s: AttentionShape) => attentionBackwardKernels(n, s)[1],

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,8 +26,16 @@ test('an unknown profile and a plan over a profile are errors that say what to d
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--limits 'nvidia-4090' is not a device profile/);
   assert.match(bad.stderr, /webgpu, lavapipe, nvidia-24gb, nvidia-80gb/);
-  const over = moec('pipelines/dense-baselines.moe', '--trial', '1', '--preset', 'gpt2-small', '--limits', 'webgpu');
+  // GPT-2 small fits WebGPU's defaults (wte in vocabulary parts, parameters in regions); a width-4096
+  // quickstart does not: one c_fc weight (4096 × 16384 floats, 256 MiB) is over any binding there.
+  const fits = moec('pipelines/dense-baselines.moe', '--trial', '1', '--preset', 'gpt2-small', '--limits', 'webgpu');
+  assert.equal(fits.status, 0, fits.stderr);
+  assert.match(fits.stdout, /chosen +LM head and embedding cut over the vocabulary: 2 parts of 25129 rows/);
+  const dir = mkdtempSync(path.join(tmpdir(), 'moec-limits-'));
+  const wide = path.join(dir, 'wide.moe');
+  writeFileSync(wide, readFileSync(path.join(root, 'pipelines/quickstart.moe'), 'utf8').replace(/^(\s*)width 64$/m, '$1width 4096'));
+  const over = moec(wide, '--trial', '1', '--limits', 'webgpu');
   assert.equal(over.status, 1);
-  assert.match(over.stderr, /common\.moe:\d+:\d+ error: .*over the device's .*\(profile webgpu\)/);
+  assert.match(over.stderr, /wide\.moe:\d+:\d+ error: .*over the device's .*\(profile webgpu\)/);
   assert.doesNotMatch(over.stderr, /at .*\.js:\d+/); // no stack trace
 });

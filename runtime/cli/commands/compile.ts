@@ -5,7 +5,7 @@ import type { LoweringOptions } from '../../../compiler/lower/kernels.js';
 import { loweringFor } from '../../gpu/lowering.js';
 import { defaultLimits, type DeviceLimits, estimateTime, limitProblems, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
 import { formatGraph } from '../../../compiler/lower/graph-text.js';
-import { fittingMicroBatch } from '../../../compiler/lower/fit.js';
+import { fitFor, fittingMicroBatch } from '../../../compiler/lower/fit.js';
 import { type DeviceProfile, profileNamed, profiles } from '../../../compiler/lower/profiles.js';
 import { error, renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { UserError } from '../../../grammar/user-error.js';
@@ -39,7 +39,7 @@ export function compileOrExplain(r: LoadResult, t: Trial, limits: DeviceLimits |
   };
   let c: CompiledTrial;
   try {
-    c = compileTrial(t.config, t.id, lowering);
+    c = compileTrial(t.config, t.id, lowering, fitFor(limits));
   } catch (e) {
     if (e instanceof CompileError) return fail(e.message, e.ptr, e.hint);
     throw e;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { compileGpt2 } from '../../../compiler/lower/compile.js';
 import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
 import { GpuModel } from '../../../runtime/train/model.js';
+import { checkpointTensors, restoreTensors } from '../../../runtime/train/checkpoint.js';
 import { testGpu } from '../../helpers/gpu.js';
 
 const spec: Gpt2Spec = {
@@ -53,4 +54,56 @@ test('with clipping, the regions\' gradient norm gives the same losses to float 
   const a = await losses(s, tiny, 6);
   const b = await losses(s, {}, 6);
   a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) <= 1e-5 * Math.abs(b[i]!), `step ${i + 1}: ${x} vs ${b[i]}`));
+});
+
+// wte (250 × 32 floats, 31.3 KiB) over a forced 16 KiB binding limit: the embedding and the tied
+// head are cut into 2 vocabulary parts of 126 and 124 rows (graph/lm-head.ts vocabParts), each in a region.
+const wide: Gpt2Spec = { ...spec, name: 'vocab-parts', vocab: 250, layers: 1 };
+
+test('a vocabulary over the binding limit is cut into parts between regions, with the unsplit flat offsets', () => {
+  const one = compileGpt2(wide);
+  const cut = compileGpt2(wide, undefined, {}, tiny);
+  assert.deepEqual([...cut.layout.offsets], [...one.layout.offsets], 'flat parameter order (the checkpoint format) unchanged');
+  assert.equal(cut.layout.total, one.layout.total);
+  assert.match(cut.graph.notes.join('\n'), /2 parts of 126 rows/);
+  const names = new Set(cut.plan.buffers.map((b) => b.name));
+  assert.ok(!names.has('wte.weight') && !names.has('grad.wte.weight'), 'the whole wte is never a buffer');
+  for (const b of cut.plan.buffers) {
+    if (/^(params|grads|adam\.[mv])(\.\d+)?$|wte/.test(b.name)) assert.ok(b.bytes <= tiny.maxRegionBytes, `${b.name}: ${b.bytes} bytes`);
+  }
+  const parts = cut.plan.buffers.filter((b) => /^(grad\.)?wte\.weight\.rows/.test(b.name));
+  assert.equal(parts.length, 4);
+  for (const b of parts) assert.ok(b.region && /^(params|grads)(\.\d+)?$/.test(b.region) && b.offset! % 256 === 0, `${b.name} in ${b.region} at ${b.offset}`);
+  // The unsplit plan keeps its single embedding op.
+  assert.ok(one.plan.programs.train_step!.some((d) => d.label === 'embedding'));
+  assert.ok(cut.plan.programs.train_step!.some((d) => d.label === 'embedding.v1'));
+});
+
+test('a model with its vocabulary in parts trains like the unsplit one, and their checkpoints are interchangeable', async () => {
+  const cut = await GpuModel.create(await testGpu(), compileGpt2(wide, undefined, {}, tiny));
+  const one = await GpuModel.create(await testGpu(), compileGpt2(wide));
+  const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 2e-5 * Math.abs(b), `${what}: ${a} vs ${b}`);
+  try {
+    const n = wide.batch * wide.context;
+    const batch = { tokens: Uint32Array.from({ length: n }, (_, i) => (i * 37) % 250), targets: Uint32Array.from({ length: n }, (_, i) => (i * 41 + 7) % 250) };
+    cut.initParams(4);
+    one.initParams(4);
+    cut.trainStep(1, 3e-3, 1, [batch]);
+    one.trainStep(1, 3e-3, 1, [batch]);
+    close(await cut.trainLoss(), await one.trainLoss(), 'step 1');
+    // The split model's checkpoint (parameters by name, flat moments) restores into the unsplit one.
+    const saved = await checkpointTensors(cut);
+    restoreTensors(one, saved, 'test');
+    const back = await checkpointTensors(one);
+    assert.deepEqual([...back.keys()], [...saved.keys()]);
+    for (const [name, t] of saved) assert.deepEqual(back.get(name)!.data, t.data, name);
+    for (const step of [2, 3]) {
+      cut.trainStep(step, 3e-3, 1, [batch]);
+      one.trainStep(step, 3e-3, 1, [batch]);
+      close(await cut.trainLoss(), await one.trainLoss(), `step ${step}`);
+    }
+  } finally {
+    cut.destroy();
+    one.destroy();
+  }
 });

@@ -25,14 +25,18 @@ const python = await torchPython();
 // The LM head chunked over tokens (graph/lm-head.ts): 150 rows in chunks of 64, 64 and 22.
 const chunked: Gpt2Spec = { ...spec, name: 'crosscheck-chunked', layers: 1, context: 50, headChunkRows: 64 };
 
-for (const [what, s] of [['', spec], [' with the LM head chunked over tokens', chunked]] as const) {
+// wte (61 × 32) cut into vocabulary parts of 24, 24 and 13 rows (graph/lm-head.ts vocabParts), with token chunks of 64.
+const parted: Gpt2Spec = { ...chunked, name: 'crosscheck-parted', vocabPartRows: 24 };
+
+for (const [what, s] of [['', spec], [' with the LM head chunked over tokens', chunked], [' with the vocabulary in parts', parted]] as const) {
   test(`moec loss and gradients equal PyTorch on the same GPT-2 weights${what}`, { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' }, () => crossCheck(s));
 }
 
 async function crossCheck(spec: Gpt2Spec): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-torch-'));
   const compiled = compileGpt2(spec);
-  if (spec.headChunkRows) assert.match(compiled.graph.notes.join(), /3 chunks of 64 rows/);
+  if (spec.vocabPartRows) assert.match(compiled.graph.notes.join(), /3 parts of 24 rows.*3 token chunks of 64 rows/);
+  else if (spec.headChunkRows) assert.match(compiled.graph.notes.join(), /3 chunks of 64 rows/);
   const m = await GpuModel.create(await testGpu(), compiled);
   try {
     m.initParams(11);
