@@ -13,6 +13,7 @@ import { PlanBuilder } from '../plan/builder.js';
 import type { Plan, PlanBuffer } from '../plan/types.js';
 import { KernelCache, type LoweringOptions } from './kernels.js';
 import { addOptimizer, addPatchOptimizer, addShadowRefresh } from './optimiser.js';
+import { planInterface } from './interface.js';
 
 import { lifetimes, type MemoryPlan, planMemory } from './memory.js';
 
@@ -131,6 +132,7 @@ export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringOp
   addShadowRefresh(graph, layout);
   const { plan, memory } = lowerGraph(graph, opts);
   const routing = ffn?.routing ?? [];
+  plan.interface = planInterface(plan, graph, layout, routing);
   const moeDiagnostics = diagnosticsOf(graph, routing);
   return { plan, graph, layout, memory, spec, lowering: opts, routing, ...(moeDiagnostics ? { moeDiagnostics } : {}) };
 }
@@ -191,5 +193,7 @@ function compilePatchTrial(c: TrialConfig, name: string): CompiledTrial {
   const layout = layoutParams(graph);
   addPatchOptimizer(graph, spec, layout, trainRouter ? { name: PATCH_ROUTER, optimizer: patchRouterOptimizer(c) } : null);
   const { plan, memory } = lowerGraph(graph);
-  return { plan, graph, layout, memory, spec, patch, routing: routed ? [{ layer: PATCH_LAYER, experts: m.experts, selPerToken: null }] : [] };
+  const routing: MoeRoutingRecord[] = routed ? [{ layer: PATCH_LAYER, experts: m.experts, selPerToken: null }] : [];
+  plan.interface = planInterface(plan, graph, layout, routing);
+  return { plan, graph, layout, memory, spec, patch, routing };
 }

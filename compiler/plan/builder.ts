@@ -1,4 +1,4 @@
-import type { Plan, PlanBuffer, PlanDispatch, PlanKernel } from './types.js';
+import { type Plan, type PlanBuffer, type PlanDispatch, type PlanKernel, PLAN_VERSION } from './types.js';
 
 /** Assembles a Plan step by step; lowering passes and tests use it instead of writing JSON by hand. */
 export class PlanBuilder {
@@ -24,6 +24,6 @@ export class PlanBuilder {
   }
 
   build(): Plan {
-    return { version: 1, name: this.name, buffers: [...this.buffers.values()], kernels: [...this.kernels.values()], programs: this.programs };
+    return { version: PLAN_VERSION, name: this.name, buffers: [...this.buffers.values()], kernels: [...this.kernels.values()], programs: this.programs };
   }
 }

@@ -1,8 +1,50 @@
 import { Ajv, type ErrorObject } from 'ajv';
-import type { Plan } from './types.js';
+import { type Plan, type PlanInterface, PLAN_VERSION } from './types.js';
 import { UserError } from '../../grammar/user-error.js';
 
 const name = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.\\-/]*$' } as const;
+const names = { type: 'array', items: name } as const;
+const obj = (required: string[], properties: Record<string, unknown>) => ({ type: 'object', additionalProperties: false, required, properties }) as const;
+const count = { type: 'integer', minimum: 0 } as const;
+
+/** JSON Schema of a Plan's interface (PlanInterface in types.ts). */
+const planInterfaceSchema = obj(['regions', 'views', 'optimizer', 'inputs', 'outputs', 'stats', 'state', 'internal'], {
+  regions: { type: 'array', minItems: 1, items: obj(['start', 'floats', 'params', 'grads'], { start: count, floats: count, params: name, grads: name, m: name, v: name, params16: name }) },
+  views: obj(['params', 'grads', 'params16', 'rows'], { params: names, grads: names, params16: names, rows: names }),
+  optimizer: obj(['step'], { step: name, routerStep: name }),
+  inputs: obj([], { tokens: name, targets: name, labels: name, rng: name, x: name, y: name, cluster: name }),
+  outputs: obj(['loss', 'eval'], { loss: name, eval: name, logits: name }),
+  stats: {
+    type: 'array',
+    items: obj(['layer', 'experts', 'buffer', 'scalars', 'perExpert', 'selPerToken'], {
+      layer: count, experts: { type: 'integer', minimum: 1 }, buffer: name, sel: name,
+      scalars: { type: 'object', additionalProperties: count }, perExpert: { type: 'object', additionalProperties: count },
+      selPerToken: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
+    }),
+  },
+  state: { type: 'array', items: obj(['name', 'buffer'], { name: { type: 'string', minLength: 1 }, buffer: name }) },
+  internal: names,
+});
+
+/** Every buffer an interface names, with where it names it (e.g. 'regions/0/params', 'inputs/tokens'). */
+export function interfaceBuffers(io: PlanInterface): [where: string, buffer: string][] {
+  const out: [string, string][] = [];
+  io.regions.forEach((r, k) => {
+    for (const f of ['params', 'grads', 'm', 'v', 'params16'] as const) if (r[f] !== undefined) out.push([`regions/${k}/${f}`, r[f]]);
+  });
+  for (const [f, list] of Object.entries(io.views)) list.forEach((b) => out.push([`views/${f}`, b]));
+  for (const group of ['optimizer', 'inputs', 'outputs'] as const) {
+    for (const [f, b] of Object.entries(io[group])) if (b !== undefined) out.push([`${group}/${f}`, b]);
+  }
+  io.stats.forEach((s, i) => {
+    out.push([`stats/${i}/buffer`, s.buffer]);
+    if (s.sel !== undefined) out.push([`stats/${i}/sel`, s.sel]);
+  });
+  io.state.forEach((s, i) => out.push([`state/${i}`, s.buffer]));
+  io.internal.forEach((b) => out.push(['internal', b]));
+  return out;
+}
+
 const size3 = { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 3, maxItems: 3 } as const;
 
 /** JSON Schema of a Plan; the executor refuses anything that fails it before any GPU work. */
@@ -12,7 +54,7 @@ export const planSchema = {
   additionalProperties: false,
   required: ['version', 'name', 'buffers', 'kernels', 'programs'],
   properties: {
-    version: { const: 1 },
+    version: { const: PLAN_VERSION },
     name: { type: 'string' },
     buffers: {
       type: 'array',
@@ -77,6 +119,7 @@ export const planSchema = {
         },
       },
     },
+    interface: planInterfaceSchema,
   },
 } as const;
 
@@ -132,6 +175,14 @@ export function planProblems(plan: unknown): string[] {
         }
       });
     });
+  }
+  if (p.interface) {
+    const named = new Map<string, string>();
+    for (const [where, bn] of interfaceBuffers(p.interface)) {
+      if (!buffers.has(bn)) problems.push(`/interface/${where}: unknown buffer '${bn}'`);
+      else if (named.has(bn)) problems.push(`/interface/${where}: buffer '${bn}' is also /interface/${named.get(bn)}`);
+      named.set(bn, where);
+    }
   }
   return problems;
 }

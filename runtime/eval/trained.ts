@@ -11,7 +11,7 @@ import type { LoadedTensor } from '../store/safetensors.js';
 import { DEFAULT_RUNS, findTrial } from '../store/find.js';
 import { RunStore, type TrialRecord } from '../store/run-store.js';
 import type { PlanModel } from '../train/model.js';
-import { restoreRoutingBiases } from '../train/checkpoint.js';
+import { restoreState } from '../train/checkpoint.js';
 
 export interface TrainedTrial {
   record: TrialRecord;
@@ -87,5 +87,5 @@ export function flatParams(compiled: CompiledTrial, tensors: Map<string, { shape
 
 export function loadWeights(model: PlanModel, t: TrainedTrial): void {
   model.writeParams(flatParams(model.compiled, t.tensors, t.checkpoint));
-  restoreRoutingBiases(model, t.tensors, t.checkpoint);
+  restoreState(model, t.tensors, t.checkpoint);
 }

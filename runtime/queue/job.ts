@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Plan } from '../../compiler/plan/types.js';
+import { type Plan, PLAN_VERSION } from '../../compiler/plan/types.js';
 import type { SweepEvent, TrialStatus } from '../train/events.js';
 
 /** One queue for every sweep; jobs of different sweeps differ by their sweep key (see jobId). */
@@ -12,7 +12,7 @@ export const QUEUE_NAME = 'trials';
 export const QUEUE_PREFIX = 'moec';
 
 /** A Plan's schema version: a worker compiles plans of this version only. */
-export const PLAN_SCHEMA_VERSION: Plan['version'] = 1;
+export const PLAN_SCHEMA_VERSION: Plan['version'] = PLAN_VERSION;
 
 /** This moec's version, from its package.json. */
 export const MOEC_VERSION: string = (() => {

@@ -3,12 +3,10 @@
 // whole window of the last `context` tokens, so a token costs one forward of `context` positions
 // whatever the prompt's length (`msPerToken` says what that is on the adapter in use).
 import { rng } from '../../compiler/reference/random.js';
-import { moeSelName } from '../../compiler/graph/moe.js';
 import { NO_SLOT } from '../../compiler/routing/slots.js';
 import { UserError } from '../../grammar/user-error.js';
 import { tokenizer, type Tokenizer } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
-import { moeLayers } from '../train/experts.js';
 import { GpuModel } from '../train/model.js';
 import { compileFor, languageModelConfig, loadWeights, type TrainedTrial } from '../eval/trained.js';
 
@@ -86,9 +84,9 @@ export async function sample(gpu: Gpu, t: TrainedTrial, o: SampleOptions): Promi
     loadWeights(model, t);
     const T = c.model.context;
     const V = c.model.vocab;
-    const layers = o.experts ? moeLayers(model).filter((l) => compiled.plan.buffers.some((b) => b.name === moeSelName(l))) : [];
-    // Expert choice keeps one selection per (token, expert), NO_SLOT where the expert did not choose it.
-    const K = moe?.choice === 'expert' ? moe.experts : moe?.top ?? 0;
+    const layers = o.experts ? model.io.stats.filter((s) => s.sel !== undefined && s.selPerToken !== null) : [];
+    const logits = model.io.outputs.logits;
+    if (!logits) throw new Error(`plan ${compiled.plan.name} keeps no logits to sample from`);
     const draw = rng(o.seed);
     const window = new Uint32Array(T);
     const labels = o.label !== undefined ? Uint32Array.of(o.label) : undefined;
@@ -102,14 +100,14 @@ export async function sample(gpu: Gpu, t: TrainedTrial, o: SampleOptions): Promi
       window.set(ctx);
       model.forward(window, labels);
       const p = ctx.length - 1;
-      const row = new Float32Array(await model.ex.readRange('logits', p * V * 4, V * 4));
+      const row = new Float32Array(await model.ex.readRange(logits, p * V * 4, V * 4));
       const id = pickToken(row, o.temperature, o.topK, draw());
       const rec: SampledToken = { id, text: tok.decode([id]) };
       if (layers.length) {
         rec.experts = {};
-        for (const l of layers) {
-          const sel = new Uint32Array(await model.ex.readRange(moeSelName(l), p * K * 4, K * 4));
-          rec.experts[String(l)] = Array.from(sel).filter((e) => e !== NO_SLOT);
+        for (const { layer, sel: buffer, selPerToken: K } of layers) {
+          const sel = new Uint32Array(await model.ex.readRange(buffer!, p * K! * 4, K! * 4));
+          rec.experts[String(layer)] = Array.from(sel).filter((e) => e !== NO_SLOT); // expert choice: NO_SLOT where an expert did not choose it
         }
       }
       out.push(rec);
@@ -121,7 +119,7 @@ export async function sample(gpu: Gpu, t: TrainedTrial, o: SampleOptions): Promi
     const ms = o.tokens > 1 ? (end - firstDone) / (o.tokens - 1) : end - started;
     return {
       trial: t.record.id, step: t.step, tokenizer: tok.name, prompt: o.prompt, promptTokens: ids.length - out.length,
-      text: tok.decode(out.map((x) => x.id)), tokens: out, routingLayers: layers, unit: moe?.unit ?? null, scope: moe?.scope ?? null, context: T, msPerToken: ms, firstTokenMs: firstDone - started,
+      text: tok.decode(out.map((x) => x.id)), tokens: out, routingLayers: layers.map((s) => s.layer), unit: moe?.unit ?? null, scope: moe?.scope ?? null, context: T, msPerToken: ms, firstTokenMs: firstDone - started,
     };
   } finally {
     model.destroy();

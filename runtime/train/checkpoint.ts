@@ -1,24 +1,23 @@
-import { moeBiasName } from '../../compiler/graph/moe-outputs.js';
-import type { PlanModel } from './model.js';
+import type { FlatVector, PlanModel } from './model.js';
 
-/** The plan's auxiliary-loss-free balancing biases (one per routing layer that has one): state a resume must restore. */
-function routingBiases(model: PlanModel): string[] {
-  const names = new Set(model.compiled.plan.buffers.map((b) => b.name));
-  return model.compiled.routing.map((r) => moeBiasName(r.layer)).filter((n) => names.has(n));
-}
+/** The checkpoint names of the flat AdamW moments (the names saved checkpoints hold). */
+const MOMENTS: [FlatVector, string][] = [['m', 'optimizer.adam.m'], ['v', 'optimizer.adam.v']];
 
-/** Checkpoint tensors: parameters under their GPT-2 names, the flat AdamW moments (none for SGD), the routing biases. */
+/**
+ * Checkpoint tensors: parameters under their GPT-2 names, the flat AdamW moments (none for SGD),
+ * and the plan's further state (PlanInterface.state) under its names.
+ */
 export async function checkpointTensors(model: PlanModel): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   const g = model.compiled.graph;
   for (const [name, data] of await model.readParams()) out.set(name, { shape: g.get(name).shape, data });
-  if (model.hasMoments) for (const name of ['adam.m', 'adam.v'] as const) {
-    const data = await model.readFlat(name);
-    out.set(`optimizer.${name}`, { shape: [data.length], data });
+  if (model.hasMoments) for (const [vector, name] of MOMENTS) {
+    const data = await model.readFlat(vector);
+    out.set(name, { shape: [data.length], data });
   }
-  for (const name of routingBiases(model)) {
-    const data = await model.ex.read(name);
-    out.set(`state.${name}`, { shape: [data.length], data });
+  for (const { name, buffer } of model.io.state) {
+    const data = await model.ex.read(buffer);
+    out.set(name, { shape: [data.length], data });
   }
   return out;
 }
@@ -32,20 +31,22 @@ export function restoreTensors(model: PlanModel, tensors: Map<string, { data: Fl
     flat.set(t.data, offset);
   }
   model.writeParams(flat);
-  restoreRoutingBiases(model, tensors, where);
+  restoreState(model, tensors, where);
   if (!model.hasMoments) return;
-  const m = tensors.get('optimizer.adam.m')?.data;
-  const v = tensors.get('optimizer.adam.v')?.data;
+  const [m, v] = MOMENTS.map(([, name]) => tensors.get(name)?.data);
   if (!m || !v || m.length !== layout.total || v.length !== layout.total) throw new Error(`checkpoint ${where} has no optimizer state for this plan`);
   model.writeOptimizerState(m, v);
 }
 
-/** Writes the checkpoint's routing biases into the plan (they change which experts a token takes, in evaluation too). */
-export function restoreRoutingBiases(model: PlanModel, tensors: Map<string, { data: Float32Array }>, where: string): void {
-  for (const name of routingBiases(model)) {
-    const b = tensors.get(`state.${name}`)?.data;
-    const want = model.compiled.graph.get(name).shape[0]!;
-    if (!b || b.length !== want) throw new Error(`checkpoint ${where} has no routing bias '${name}' (${want} floats) for this plan`);
-    model.ex.write(name, b);
+/**
+ * Writes the plan's further state (PlanInterface.state: the routing biases of auxiliary-loss-free
+ * balancing) from the checkpoint; it changes which experts a token takes, in evaluation too.
+ */
+export function restoreState(model: PlanModel, tensors: Map<string, { data: Float32Array }>, where: string): void {
+  for (const { name, buffer } of model.io.state) {
+    const t = tensors.get(name);
+    const bytes = model.compiled.plan.buffers.find((b) => b.name === buffer)!.bytes;
+    if (!t || 4 * t.data.length !== bytes) throw new Error(`checkpoint ${where} has no tensor '${name}' of ${bytes / 4} floats for this plan`);
+    model.ex.write(buffer, t.data);
   }
 }

@@ -1,17 +1,16 @@
-import { type MoeRoutingRecord, moeSelName, moeStatsName } from '../../compiler/graph/moe-outputs.js';
-import { STAT } from '../../compiler/reference/moe.js';
+import type { PlanStats } from '../../compiler/plan/types.js';
 import { assignmentOf, NO_SLOT } from '../../compiler/routing/slots.js';
 import { sequentialBatches, type PreparedText } from '../data/index.js';
 import type { GpuModel, PlanModel } from './model.js';
 
-/** The MoE layers that write statistics, in order, as the compiler recorded them. */
+/** The MoE layers that write statistics, in order, as the plan's interface lists them. */
 export function moeLayers(model: PlanModel): number[] {
-  return model.compiled.routing.map((r) => r.layer);
+  return model.io.stats.map((r) => r.layer);
 }
 
-/** The compiler's record of layer l's statistics output. */
-function recordOf(model: PlanModel, l: number): MoeRoutingRecord {
-  const r = model.compiled.routing.find((x) => x.layer === l);
+/** The plan's record of layer l's statistics output. */
+export function statsOf(model: PlanModel, l: number): PlanStats {
+  const r = model.io.stats.find((x) => x.layer === l);
   if (!r) throw new Error(`layer ${l} writes no MoE statistics in this plan`);
   return r;
 }
@@ -29,15 +28,15 @@ export interface MoeStepStats {
 export async function readMoeStats(model: PlanModel, layers = moeLayers(model)): Promise<MoeStepStats> {
   const out: MoeStepStats = { load: [], balance: [], z: [], dropped: [], entropy: [] };
   for (const l of layers) {
-    const s = await model.ex.read(moeStatsName(l));
-    const E = recordOf(model, l).experts;
-    const counts = Array.from(s.subarray(STAT.counts, STAT.counts + E));
+    const { buffer, experts: E, scalars, perExpert } = statsOf(model, l);
+    const s = await model.ex.read(buffer);
+    const counts = Array.from(s.subarray(perExpert.counts, perExpert.counts + E));
     const total = counts.reduce((a, b) => a + b, 0);
     out.load.push(counts.map((c) => (total > 0 ? c / total : 0)));
-    out.balance.push(s[STAT.balance]!);
-    out.z.push(s[STAT.z]!);
-    out.dropped.push(s[STAT.dropped]!);
-    out.entropy.push(s[STAT.entropy]!);
+    out.balance.push(s[scalars.balance]!);
+    out.z.push(s[scalars.z]!);
+    out.dropped.push(s[scalars.dropped]!);
+    out.entropy.push(s[scalars.entropy]!);
   }
   return out;
 }
@@ -60,9 +59,9 @@ export class TokenTally {
 
   /** Adds the decisions the last forward pass left in each routing layer's selections. */
   async add(tokens: Uint32Array, real: number): Promise<void> {
-    for (const { layer: l, experts: E, selPerToken: K } of this.model.compiled.routing) {
-      if (K === null) continue; // no selections output (Soft MoE)
-      const sel = new Uint32Array(await this.model.ex.readBytes(moeSelName(l)));
+    for (const { layer: l, experts: E, sel: selBuffer, selPerToken: K } of this.model.io.stats) {
+      if (selBuffer === undefined || K === null) continue; // no selections output (Soft MoE)
+      const sel = new Uint32Array(await this.model.ex.readBytes(selBuffer));
       const perExpert = this.counts.get(l) ?? Array.from({ length: E }, () => new Map<number, number>());
       for (let n = 0; n < real * this.model.compiled.spec.context; n++) {
         for (let k = 0; k < K; k++) {

@@ -22,21 +22,22 @@ export interface PatchEval {
  * accuracy and the cluster × expert dispatch table on the GPU and reads it back once.
  */
 export class PatchModel extends PlanModel {
-  private readonly noisy: boolean;
-  private readonly routerUniform: boolean;
+  private readonly inputs: { x: string; y: string; cluster: string; rng?: string };
   /** The training batch now in x and y: a full batch is uploaded once, not every step. */
   private resident: ClusterBatch | null = null;
 
   private constructor(compiled: CompiledTrial, ex: PlanExecutor) {
     super(compiled, ex);
-    this.noisy = compiled.plan.buffers.some((b) => b.name === 'rng');
-    this.routerUniform = compiled.plan.buffers.some((b) => b.name === 'adam.router');
+    const { x, y, cluster, rng } = this.io.inputs;
+    if (!x || !y || !cluster) throw new Error(`plan ${compiled.plan.name} takes no samples (x, y, cluster): not a patch-model plan`);
+    this.inputs = { x, y, cluster, rng };
   }
 
-  /** The experts' rate in 'adam'; the router's, lr × routerLrScale, in 'adam.router'. */
+  /** The experts' rate in the optimiser's step uniform; the router's, lr × routerLrScale, in its own. */
   protected override writeLr(step: number, lr: number): void {
     super.writeLr(step, lr);
-    if (this.routerUniform) this.ex.write('adam.router', adamwUniforms(step, lr * this.shape.routerLrScale, { beta1: this.spec.betas[0], beta2: this.spec.betas[1] }));
+    const router = this.io.optimizer.routerStep;
+    if (router) this.ex.write(router, adamwUniforms(step, lr * this.shape.routerLrScale, { beta1: this.spec.betas[0], beta2: this.spec.betas[1] }));
   }
 
   static async create(gpu: Gpu, compiled: CompiledTrial, source = 'plan', opts: PipelineOptions = {}): Promise<PatchModel> {
@@ -53,12 +54,12 @@ export class PatchModel extends PlanModel {
     const { batch: B, patches: P, dim: D } = this.shape;
     if (b.x.length !== B * P * D || b.y.length !== B) throw new Error(`batch has ${b.y.length} samples of ${b.x.length / Math.max(1, b.y.length)} floats; the plan takes ${B} of ${P * D}`);
     if (!train || this.resident !== b) {
-      this.ex.write('x', b.x);
-      this.ex.write('y', Float32Array.from(b.y));
+      this.ex.write(this.inputs.x, b.x);
+      this.ex.write(this.inputs.y, Float32Array.from(b.y));
     }
     this.resident = train ? b : null;
-    if (!train) this.ex.write('cluster', b.cluster);
-    if (this.noisy) this.ex.write('rng', new Uint32Array([seed >>> 0, step >>> 0, train ? 1 : 0, 0]));
+    if (!train) this.ex.write(this.inputs.cluster, b.cluster);
+    if (this.inputs.rng) this.ex.write(this.inputs.rng, new Uint32Array([seed >>> 0, step >>> 0, train ? 1 : 0, 0]));
   }
 
   /** One optimiser step (1-based); router noise derives from (seed, step). */
@@ -79,7 +80,7 @@ export class PatchModel extends PlanModel {
   async evaluate(split: ClusterSplit, maxBatches = 0): Promise<PatchEval> {
     const { batch: B, patches: P, dim: D, experts: M, clusters: K } = this.shape;
     const s = P * D;
-    this.ex.write('eval_sum', new Float32Array(3 + K * M));
+    this.ex.write(this.io.outputs.eval, new Float32Array(3 + K * M));
     const batches = Math.ceil(split.n / B);
     for (let i = 0; i < batches && (maxBatches === 0 || i < maxBatches); i++) {
       const n = Math.min(B, split.n - i * B);
@@ -90,7 +91,7 @@ export class PatchModel extends PlanModel {
       this.write(b, 0, 0, false);
       this.ex.run('eval_step');
     }
-    const acc = await this.ex.read('eval_sum');
+    const acc = await this.ex.read(this.io.outputs.eval);
     const samples = acc[1]!;
     return {
       loss: acc[0]! / Math.max(1, samples), accuracy: acc[2]! / Math.max(1, samples), samples,
