@@ -15,9 +15,15 @@ test('pipelines/ holds the quickstart and the study pipelines', () => {
   }
 });
 
+// Warnings a study accepts on purpose, by file: modern-routing.moe's expert-choice arm is not causal.
+const expectedWarnings: Record<string, RegExp[]> = { 'modern-routing.moe': [/^expert choice is not causal/] };
+const unexpected = (file: string, r: ReturnType<typeof loadPipeline>) => ({
+  ...r, diagnostics: r.diagnostics.filter((d) => d.severity !== 'warning' || !(expectedWarnings[path.basename(file)] ?? []).some((w) => w.test(d.message))),
+});
+
 for (const file of pipelineFiles()) {
   test(`${path.basename(file)} checks clean, with every preset`, () => {
-    const r = loadPipeline(file);
+    const r = unexpected(file, loadPipeline(file));
     assert.equal(r.diagnostics.length, 0, show(r));
     assert.ok(r.pipeline);
     assert.ok(r.trials.length >= 1);
@@ -25,7 +31,7 @@ for (const file of pipelineFiles()) {
       assert.ok(r.presets.includes('small') && r.presets.includes('full'), `${file} needs presets small and full`);
     }
     for (const p of r.presets) {
-      const rp = loadPipeline(file, { preset: p });
+      const rp = unexpected(file, loadPipeline(file, { preset: p }));
       assert.equal(rp.diagnostics.length, 0, `--preset ${p}\n${show(rp)}`);
       assert.equal(rp.pipeline?.preset, p);
     }
