@@ -30,20 +30,20 @@
 // Global scope: the first MoE layer routes and every MoE layer reuses its decision (one router,
 // one set of statistics and auxiliary losses); the gate gradients of all layers flow into it.
 import type { MoeConfig } from '../frontend/types.js';
-import { moeCombineBackwardKernel, moeCombineKernel, type CombineShape } from '../kernels/moe-combine.js';
-import { moeDispatchKernel, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
+import { moeCombine, moeCombineBackward, moeCombineBackwardKernel, moeCombineKernel, type CombineShape } from '../kernels/moe-combine.js';
+import { moeDispatch, moeDispatchKernel, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
 import { groupedBiasGradKernel, groupedMatmulKernel, groupedWeightGradKernel, type WeightGradShape } from '../kernels/moe-grouped.js';
 import { groupedMatmulSubgroupKernel, groupedWeightGradSubgroupKernel } from '../kernels/moe-grouped-subgroup.js';
-import { moeAuxLossKernel, moeRouterBackwardKernel } from '../kernels/moe-router.js';
-import { moePoolBackwardKernel, moePoolForwardKernel, type PoolShape } from '../kernels/moe-pool.js';
-import { moeRouterNoiseKernel } from '../kernels/moe-noise.js';
+import { moeAuxLoss, moeAuxLossKernel, moeRouterBackward, moeRouterBackwardKernel } from '../kernels/moe-router.js';
+import { moePoolBackward, moePoolBackwardKernel, moePoolForward, moePoolForwardKernel, type PoolShape } from '../kernels/moe-pool.js';
+import { moeRouterNoise, moeRouterNoiseKernel } from '../kernels/moe-noise.js';
 import {
   moeSoftCombineBackwardKernel, moeSoftCombineKernel, moeSoftDispatchBackwardKernel, moeSoftDispatchKernel, moeSoftStatsKernel, moeSoftWeightsKernel, type SoftShape,
 } from '../kernels/moe-soft.js';
 import { registerKernel } from '../lower/kernels.js';
 import type { GroupedMatmulShape, MoeRouterShape } from '../reference/moe.js';
 import { statsLength } from '../reference/moe.js';
-import { gates, routerForwardKernel, routerMode, routers } from '../routing/index.js';
+import { gates, routerForward, routerForwardKernel, routerMode, routers } from '../routing/index.js';
 import { type MoeUnsupported, unsupported } from '../routing/router.js';
 import { assignmentCount, type SlotLayout } from '../routing/slots.js';
 import { routerChoiceOf } from '../routing/choice.js';
@@ -69,6 +69,7 @@ registerKernel('moe_pool_fwd', (n, s: PoolShape) => moePoolForwardKernel(n, s));
 registerKernel('moe_pool_bwd', (n, s: PoolShape) => moePoolBackwardKernel(n, s));
 registerKernel('moe_router_noise', (n, count: number, noise: number, salt: number, dist: 'gaussian' | 'uniform') => moeRouterNoiseKernel(n, count, noise, salt, dist));
 for (const r of Object.values(routers)) for (const [kind, gen] of Object.entries(r.kernels ?? {})) registerKernel(kind, gen as Parameters<typeof registerKernel>[1]);
+for (const r of Object.values(routers)) for (const d of r.definitions ?? []) registerKernel(d.kind, d.forms.portable);
 registerKernel('moe_soft_weights', (n, s: SoftShape) => moeSoftWeightsKernel(n, s));
 registerKernel('moe_soft_dispatch', (n, s: SoftShape) => moeSoftDispatchKernel(n, s));
 registerKernel('moe_soft_combine', (n, s: SoftShape) => moeSoftCombineKernel(n, s));
@@ -205,17 +206,18 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       const r = routingOf(g, l);
       const L = experts(g, l);
       if (r.owner === l) {
-        if (r.pooled) g.op('forward', `h${l}.moe.pool`, 'moe_pool_fwd', [pool], [x, r.pooled]);
+        if (r.pooled) g.op('forward', `h${l}.moe.pool`, moePoolForward, [pool!], { x, pooled: r.pooled });
         r.scorer?.forward(g, l, r.pooled ?? x, r.logits!);
-        if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, 'moe_router_noise', [R * E, moe.noise, r.route.salt + NOISE_SALT, moe.noiseDist], [r.logits, 'rng']);
-        const input = router.scores ? r.logits! : router.input;
-        const sampling = router.scores && moe.second === 'sampled' && K > 1 ? ['rng'] : [];
-        g.op('forward', `h${l}.moe.route`, 'moe_router_fwd', [r.route], [input, ...sampling, r.sel, r.gate]);
+        if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, moeRouterNoise, [R * E, moe.noise, r.route.salt + NOISE_SALT, moe.noiseDist], { logits: r.logits, rng: 'rng' });
+        // The router's input: its logits, or what its rule reads (binding 0, named by the rule).
+        const input = { [routerForward.bindings(r.route)[0]!.name]: router.scores ? r.logits! : router.input };
+        const sampling: Record<string, string> = router.scores && moe.second === 'sampled' && K > 1 ? { rng: 'rng' } : {};
+        g.op('forward', `h${l}.moe.route`, routerForward, [r.route], { ...input, ...sampling, sel: r.sel, gate: r.gate });
         const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits: router.scores, score: routing.score };
-        g.op('forward', `h${l}.moe.dispatch`, 'moe_dispatch', [dispatch], [r.sel, ...(r.logits ? [r.logits] : []), r.offsets, r.perm, r.pos, r.stats]);
+        g.op('forward', `h${l}.moe.dispatch`, moeDispatch, [dispatch], { sel: r.sel, ...(r.logits ? { logits: r.logits } : {}), offsets: r.offsets, perm: r.perm, pos: r.pos, stats: r.stats });
       }
       expertsForward(g, l, s, moe, L, rowsOf(x, r, L));
-      g.op('forward', `h${l}.moe.combine`, 'moe_combine', [combine, true], [L.Y, r.gate, r.pos, out]);
+      g.op('forward', `h${l}.moe.combine`, moeCombine, [combine, true], { Y: L.Y, gate: r.gate, pos: r.pos, out });
       for (const S of sharedExperts(g, l)) {
         g.op('forward', `${S.name}.c_fc`, 'matmul', [{ m: N, n: F, k: C, bias: true }], [x, S.W1, S.H, S.b1]);
         g.op('forward', `${S.name}.gelu`, 'gelu_fwd', [N * F], [S.H, S.A]);
@@ -229,9 +231,9 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
       const dY = t('dproj', [NK, C]);
       const dX = t('dx_experts', [NK, C]);
-      g.op('backward', `h${l}.moe.combine.dx`, 'moe_combine_bwd', [combine], [dout, L.Y, r.gate, r.pos, dY, L.dgate]);
+      g.op('backward', `h${l}.moe.combine.dx`, moeCombineBackward, [combine], { dout, Y: L.Y, gate: r.gate, pos: r.pos, dY, dgate: L.dgate });
       expertsBackward(g, l, s, moe, L, rowsOf(x, r, L), dY, dX);
-      g.op('backward', `h${l}.moe.unpermute`, 'moe_combine', [combine, false], [dX, r.pos, dx]);
+      g.op('backward', `h${l}.moe.unpermute`, moeCombine, [combine, false], { Y: dX, pos: r.pos, out: dx });
       // Shared experts add their input gradient onto the routed experts'.
       for (const [i, S] of sharedExperts(g, l).entries()) {
         const dA = t(`shared${i}.dgelu`, [N, F]);
@@ -252,18 +254,18 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       // Router: gate, balance and z-loss gradients → logits → the scorer's weights (if trained) and x.
       const dlogits = t('dlogits', [R, E]);
       const route = { ...r.route, balance: moe.balance * scale, zloss: moe.zloss * scale };
-      g.op('backward', `h${l}.moe.route.dx`, 'moe_router_bwd', [route], [r.logits!, r.sel, L.dgate, r.stats, dlogits]);
+      g.op('backward', `h${l}.moe.route.dx`, moeRouterBackward, [route], { logits: r.logits!, sel: r.sel, dgate: L.dgate, stats: r.stats, dlogits });
       const rin = r.pooled ?? x;
       const { dOut, W, width } = r.scorer.backward(g, l, dlogits);
       if (router.trained) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, 'matmul', [{ m: C, n: width, k: R, transA: true, accumulate: true }], [rin, dOut, `grad.${W}`]);
       if (r.pooled) {
         const dpooled = t('dpooled', [R, C]);
         g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: R, n: C, k: width, transB: true }], [dOut, W, dpooled]);
-        g.op('backward', `h${l}.moe.pool.dx`, 'moe_pool_bwd', [pool], [dpooled, dx]);
+        g.op('backward', `h${l}.moe.pool.dx`, moePoolBackward, [pool!], { dpooled, dx });
       } else {
         g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: N, n: C, k: width, transB: true, accumulate: true }], [dOut, W, dx]);
       }
-      if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, 'moe_aux_loss', [moe.balance, moe.zloss, scale], [r.stats, 'train_loss']);
+      if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, moeAuxLoss, [moe.balance, moe.zloss, scale], { stats: r.stats, acc: 'train_loss' });
     },
   };
 }
