@@ -50,7 +50,7 @@ export interface Tensor {
   viewOffset?: number;
 }
 
-/** A generator in compiler/lower/kernels.ts and the arguments it is called with. */
+/** An op kind of the kernel table (compiler/lower/kernel-table.ts) and the arguments its forms are called with. */
 export interface KernelRef {
   kind: string;
   args: unknown[];

@@ -30,20 +30,13 @@
 // Global scope: the first MoE layer routes and every MoE layer reuses its decision (one router,
 // one set of statistics and auxiliary losses); the gate gradients of all layers flow into it.
 import type { MoeConfig } from '../frontend/types.js';
-import { moeCombine, moeCombineBackward, moeCombineBackwardKernel, moeCombineKernel, type CombineShape } from '../kernels/moe-combine.js';
-import { moeDispatch, moeDispatchKernel, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
-import { groupedBiasGradKernel, groupedMatmulKernel, groupedWeightGradKernel, type WeightGradShape } from '../kernels/moe-grouped.js';
-import { groupedMatmulSubgroupKernel, groupedWeightGradSubgroupKernel } from '../kernels/moe-grouped-subgroup.js';
-import { moeAuxLoss, moeAuxLossKernel, moeRouterBackward, moeRouterBackwardKernel } from '../kernels/moe-router.js';
-import { moePoolBackward, moePoolBackwardKernel, moePoolForward, moePoolForwardKernel, type PoolShape } from '../kernels/moe-pool.js';
-import { moeRouterNoise, moeRouterNoiseKernel } from '../kernels/moe-noise.js';
-import {
-  moeSoftCombineBackwardKernel, moeSoftCombineKernel, moeSoftDispatchBackwardKernel, moeSoftDispatchKernel, moeSoftStatsKernel, moeSoftWeightsKernel, type SoftShape,
-} from '../kernels/moe-soft.js';
-import { registerKernel } from '../lower/kernels.js';
-import type { GroupedMatmulShape, MoeRouterShape } from '../reference/moe.js';
-import { statsLength } from '../reference/moe.js';
-import { gates, routerForward, routerForwardKernel, routerMode, routers } from '../routing/index.js';
+import { moeCombine, moeCombineBackward, type CombineShape } from '../kernels/moe-combine.js';
+import { moeDispatch, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
+import { moeAuxLoss, moeRouterBackward } from '../kernels/moe-router.js';
+import { moePoolBackward, moePoolForward } from '../kernels/moe-pool.js';
+import { moeRouterNoise } from '../kernels/moe-noise.js';
+import { type MoeRouterShape, statsLength } from '../reference/moe.js';
+import { gates, routerForward, routerMode, routers } from '../routing/index.js';
 import { type MoeUnsupported, unsupported } from '../routing/router.js';
 import { assignmentCount, type SlotLayout } from '../routing/slots.js';
 import { routerChoiceOf } from '../routing/choice.js';
@@ -57,26 +50,6 @@ import { softMoeBlock, unsupportedSoft } from './moe-soft.js';
 export { moeSelName, moeStatsName } from './moe-outputs.js';
 export type { MoeUnsupported } from '../routing/router.js';
 
-registerKernel('moe_router_fwd', (n, s: MoeRouterShape) => routerForwardKernel(n, s));
-registerKernel('moe_router_bwd', (n, s: MoeRouterShape & { balance: number; zloss: number }) => moeRouterBackwardKernel(n, s));
-registerKernel('moe_dispatch', (n, s: MoeDispatchShape) => moeDispatchKernel(n, s));
-registerKernel('moe_gmm', (n, s: GroupedMatmulShape) => groupedMatmulKernel(n, s), (n, s: GroupedMatmulShape) => groupedMatmulSubgroupKernel(n, s));
-registerKernel('moe_wgrad', (n, s: WeightGradShape) => groupedWeightGradKernel(n, s), (n, s: WeightGradShape) => groupedWeightGradSubgroupKernel(n, s));
-registerKernel('moe_bgrad', (n, cols: number, experts: number, rows: number) => groupedBiasGradKernel(n, cols, experts, rows));
-registerKernel('moe_combine', (n, s: CombineShape, weighted: boolean) => moeCombineKernel(n, s, weighted));
-registerKernel('moe_combine_bwd', (n, s: CombineShape) => moeCombineBackwardKernel(n, s));
-registerKernel('moe_pool_fwd', (n, s: PoolShape) => moePoolForwardKernel(n, s));
-registerKernel('moe_pool_bwd', (n, s: PoolShape) => moePoolBackwardKernel(n, s));
-registerKernel('moe_router_noise', (n, count: number, noise: number, salt: number, dist: 'gaussian' | 'uniform') => moeRouterNoiseKernel(n, count, noise, salt, dist));
-for (const r of Object.values(routers)) for (const [kind, gen] of Object.entries(r.kernels ?? {})) registerKernel(kind, gen as Parameters<typeof registerKernel>[1]);
-for (const r of Object.values(routers)) for (const d of r.definitions ?? []) registerKernel(d.kind, d.forms.portable);
-registerKernel('moe_soft_weights', (n, s: SoftShape) => moeSoftWeightsKernel(n, s));
-registerKernel('moe_soft_dispatch', (n, s: SoftShape) => moeSoftDispatchKernel(n, s));
-registerKernel('moe_soft_combine', (n, s: SoftShape) => moeSoftCombineKernel(n, s));
-registerKernel('moe_soft_stats', (n, s: SoftShape) => moeSoftStatsKernel(n, s));
-registerKernel('moe_soft_combine_bwd', (n, s: SoftShape) => moeSoftCombineBackwardKernel(n, s));
-registerKernel('moe_soft_dispatch_bwd', (n, s: SoftShape) => moeSoftDispatchBackwardKernel(n, s));
-registerKernel('moe_aux_loss', (n, balance: number, zloss: number, scale: number) => moeAuxLossKernel(n, balance, zloss, scale));
 
 /**
  * The first MoE setting the lowering cannot build, or null. Rules of the front end (top at most

@@ -1,5 +1,5 @@
 // Subgroup forms of the grouped expert matmul and its weight gradient (chosen by the lowering for
-// adapters with subgroups of at least 8; see lower/kernels.ts). They share the tiled forms'
+// adapters with subgroups of at least 8; see subgroupFormsSuit in lower/target.ts). They share the tiled forms'
 // bindings, epilogue and column loads (moe-grouped.ts).
 import type { GroupedMatmulShape } from '../reference/moe.js';
 import { tokenOfWgsl } from '../routing/slots.js';
