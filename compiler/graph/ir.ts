@@ -2,6 +2,8 @@
 // kernel over named tensors. Lowering turns ops into Plan dispatches; the memory planner reads the
 // op order for liveness. Ops are grouped into phases, and programs are sequences of phases.
 
+import type { KernelDefinition } from '../kernels/definition.js';
+
 export type TensorKind =
   /** Trained weights, one flat region; `offset` is set by the parameter layout. */
   | 'param'
@@ -48,7 +50,7 @@ export interface Tensor {
   viewOffset?: number;
 }
 
-/** A generator in compiler/lower/kernels.ts and the arguments it is called with. */
+/** An op kind of the kernel table (compiler/lower/kernel-table.ts) and the arguments its forms are called with. */
 export interface KernelRef {
   kind: string;
   args: unknown[];
@@ -63,6 +65,19 @@ export interface Op {
   kernel: KernelRef;
   /** One tensor per kernel binding, in binding order. */
   bind: string[];
+}
+
+/** The tensors of a by-name binding in the kernel's binding order; every binding named once, no other names. */
+function boundInOrder(op: string, k: KernelDefinition, args: unknown[], bind: Readonly<Record<string, string>>): string[] {
+  const names = k.bindings(...args).map((b) => b.name);
+  const given = Object.keys(bind);
+  const unknown = given.filter((n) => !names.includes(n));
+  const missing = names.filter((n) => !(n in bind));
+  if (unknown.length || missing.length) {
+    const said = [unknown.length ? `unknown ${unknown.map((n) => `'${n}'`).join(', ')}` : '', missing.length ? `missing ${missing.map((n) => `'${n}'`).join(', ')}` : ''].filter(Boolean).join('; ');
+    throw new Error(`graph: op '${op}' binds ${given.length} buffers to kernel '${k.kind}', whose bindings are ${names.join(', ')} (${names.length}): ${said}`);
+  }
+  return names.map((n) => bind[n]!);
 }
 
 export const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -88,9 +103,18 @@ export class Graph {
     return name;
   }
 
-  op(phase: Phase, name: string, kind: string, args: unknown[], bind: string[]): void {
-    for (const t of bind) if (!this.tensors.has(t)) throw new Error(`graph: op '${name}' binds unknown tensor '${t}'`);
-    this.ops.push({ name, phase, kernel: { kind, args }, bind });
+  /**
+   * Adds an op. With a kernel definition, `bind` maps each of the kernel's binding names (for these
+   * arguments) to a tensor, and a missing or unknown name is an error here; with an op kind (the
+   * older form, for kernels without a definition yet) `bind` lists the tensors in binding order.
+   */
+  op<A extends unknown[]>(phase: Phase, name: string, kernel: KernelDefinition<A>, args: A, bind: Readonly<Record<string, string>>): void;
+  op(phase: Phase, name: string, kind: string, args: unknown[], bind: string[]): void;
+  op(phase: Phase, name: string, kernel: string | KernelDefinition, args: unknown[], bind: string[] | Readonly<Record<string, string>>): void {
+    const kind = typeof kernel === 'string' ? kernel : kernel.kind;
+    const order = typeof kernel === 'string' ? (bind as string[]) : boundInOrder(name, kernel, args, bind as Readonly<Record<string, string>>);
+    for (const t of order) if (!this.tensors.has(t)) throw new Error(`graph: op '${name}' binds unknown tensor '${t}'`);
+    this.ops.push({ name, phase, kernel: { kind, args }, bind: order });
   }
 
   /** A view of `rows` rows of `base` (rows of `rowLength` elements) from row `row0`. */

@@ -8,6 +8,7 @@ import type { MoeConfig } from '../frontend/types.js';
 import type { SlotLayout } from '../routing/slots.js';
 import { type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
+import { moeBiasGrad, moeGroupedMatmul, moeWeightGrad } from '../kernels/moe-grouped-subgroup.js';
 
 export interface ExpertParams {
   W1: string | null;
@@ -54,12 +55,12 @@ export function expertsForward(g: Graph, l: number, s: Gpt2Spec, moe: MoeConfig,
   const F = routedWidth(moe, s.ffn);
   const E = moe.experts;
   const gather = io.gather ? { gather: io.gather.slots } : {};
-  const perm = io.gather ? [io.gather.perm] : [];
+  const perm: Record<string, string> = io.gather ? { perm: io.gather.perm } : {};
   if (moe.expert === 'linear') {
-    g.op('forward', `h${l}.mlp.experts.proj`, 'moe_gmm', [{ rows: io.rows, n: C, k: C, experts: E, ...gather, bias: true }], [io.input, P.W2, io.Y, io.offsets, ...perm, P.b2]);
+    g.op('forward', `h${l}.mlp.experts.proj`, moeGroupedMatmul, [{ rows: io.rows, n: C, k: C, experts: E, ...gather, bias: true }], { A: io.input, B: P.W2, C: io.Y, offsets: io.offsets, ...perm, bias: P.b2 });
   } else {
-    g.op('forward', `h${l}.mlp.experts.c_fc`, 'moe_gmm', [{ rows: io.rows, n: F, k: C, experts: E, ...gather, bias: true, activation: moe.activation, savePre: true }], [io.input, P.W1!, io.A!, io.offsets, ...perm, P.b1!, io.H!]);
-    g.op('forward', `h${l}.mlp.experts.c_proj`, 'moe_gmm', [{ rows: io.rows, n: C, k: F, experts: E, bias: true }], [io.A!, P.W2, io.Y, io.offsets, P.b2]);
+    g.op('forward', `h${l}.mlp.experts.c_fc`, moeGroupedMatmul, [{ rows: io.rows, n: F, k: C, experts: E, ...gather, bias: true, activation: moe.activation, savePre: true }], { A: io.input, B: P.W1!, C: io.A!, offsets: io.offsets, ...perm, bias: P.b1!, pre: io.H! });
+    g.op('forward', `h${l}.mlp.experts.c_proj`, moeGroupedMatmul, [{ rows: io.rows, n: C, k: F, experts: E, bias: true }], { A: io.A!, B: P.W2, C: io.Y, offsets: io.offsets, bias: P.b2 });
   }
 }
 
@@ -71,17 +72,17 @@ export function expertsBackward(g: Graph, l: number, s: Gpt2Spec, moe: MoeConfig
   const R = io.rows;
   const linear = moe.expert === 'linear';
   const gather = io.gather ? { gather: io.gather.slots } : {};
-  const perm = io.gather ? [io.gather.perm] : [];
+  const perm: Record<string, string> = io.gather ? { perm: io.gather.perm } : {};
   const proj = linear ? `h${l}.mlp.experts.proj` : `h${l}.mlp.experts.c_proj`;
-  g.op('backward', `${proj}.dW`, 'moe_wgrad', [{ k: linear ? C : F, n: C, experts: E, rows: R, ...(linear ? gather : {}) }], [linear ? io.input : io.A!, dY, io.offsets, ...(linear ? perm : []), `grad.${P.W2}`]);
-  g.op('backward', `${proj}.db`, 'moe_bgrad', [C, E, R], [dY, io.offsets, `grad.${P.b2}`]);
+  g.op('backward', `${proj}.dW`, moeWeightGrad, [{ k: linear ? C : F, n: C, experts: E, rows: R, ...(linear ? gather : {}) }], { A: linear ? io.input : io.A!, D: dY, offsets: io.offsets, ...(linear ? perm : {}), dW: `grad.${P.W2}` });
+  g.op('backward', `${proj}.db`, moeBiasGrad, [C, E, R], { D: dY, offsets: io.offsets, db: `grad.${P.b2}` });
   if (linear) {
-    g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: C, k: C, experts: E, transB: true }], [dY, P.W2, dX, io.offsets]);
+    g.op('backward', `${proj}.dx`, moeGroupedMatmul, [{ rows: R, n: C, k: C, experts: E, transB: true }], { A: dY, B: P.W2, C: dX, offsets: io.offsets });
     return;
   }
   const dH = g.tensor(`h${l}.moe.dfc`, [R, F], 'activation');
-  g.op('backward', `${proj}.dx`, 'moe_gmm', [{ rows: R, n: F, k: C, experts: E, transB: true, actGrad: moe.activation }], [dY, P.W2, dH, io.offsets, io.H!]);
-  g.op('backward', `h${l}.mlp.experts.c_fc.dW`, 'moe_wgrad', [{ k: C, n: F, experts: E, ...gather, rows: R }], [io.input, dH, io.offsets, ...perm, `grad.${P.W1}`]);
-  g.op('backward', `h${l}.mlp.experts.c_fc.db`, 'moe_bgrad', [F, E, R], [dH, io.offsets, `grad.${P.b1}`]);
-  g.op('backward', `h${l}.mlp.experts.c_fc.dx`, 'moe_gmm', [{ rows: R, n: C, k: F, experts: E, transB: true }], [dH, P.W1!, dX, io.offsets]);
+  g.op('backward', `${proj}.dx`, moeGroupedMatmul, [{ rows: R, n: F, k: C, experts: E, transB: true, actGrad: moe.activation }], { A: dY, B: P.W2, C: dH, offsets: io.offsets, H: io.H! });
+  g.op('backward', `h${l}.mlp.experts.c_fc.dW`, moeWeightGrad, [{ k: C, n: F, experts: E, ...gather, rows: R }], { A: io.input, D: dH, offsets: io.offsets, ...perm, dW: `grad.${P.W1}` });
+  g.op('backward', `h${l}.mlp.experts.c_fc.db`, moeBiasGrad, [F, E, R], { D: dH, offsets: io.offsets, db: `grad.${P.b1}` });
+  g.op('backward', `h${l}.mlp.experts.c_fc.dx`, moeGroupedMatmul, [{ rows: R, n: C, k: F, experts: E, transB: true }], { A: dH, B: P.W1!, C: dX, offsets: io.offsets });
 }

@@ -3,7 +3,7 @@ import { routedWidth } from '../frontend/expert-width.js';
 import type { MoeConfig } from '../frontend/types.js';
 import { statsLength } from '../reference/moe.js';
 import { softDims } from '../reference/moe-soft.js';
-import type { SoftShape } from '../kernels/moe-soft.js';
+import { moeSoftCombine, moeSoftCombineBackward, moeSoftDispatch, moeSoftDispatchBackward, moeSoftStats, moeSoftWeights, type SoftShape } from '../kernels/moe-soft.js';
 import { type BlockBuilder, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
 import { type MoeUnsupported, unsupported } from '../routing/router.js';
@@ -72,11 +72,11 @@ export function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): 
       if (!moeLayers.has(l)) return dense.forward(g, l, x, out);
       const L = layer(g, l);
       g.op('forward', `h${l}.mlp.soft.logits`, 'matmul', [{ m: N, n: M, k: C }], [x, L.phi, L.logits]);
-      g.op('forward', `h${l}.moe.soft.weights`, 'moe_soft_weights', [shape], [L.logits, L.D, L.W, L.offsets]);
-      g.op('forward', `h${l}.moe.soft.dispatch`, 'moe_soft_dispatch', [shape], [x, L.D, L.Xs]);
+      g.op('forward', `h${l}.moe.soft.weights`, moeSoftWeights, [shape], { logits: L.logits, D: L.D, W: L.W, offsets: L.offsets });
+      g.op('forward', `h${l}.moe.soft.dispatch`, moeSoftDispatch, [shape], { x, D: L.D, Xs: L.Xs });
       expertsForward(g, l, s, moe, L, rowsOf(L));
-      g.op('forward', `h${l}.moe.soft.combine`, 'moe_soft_combine', [shape], [L.Y, L.W, out]);
-      g.op('forward', `h${l}.moe.soft.stats`, 'moe_soft_stats', [shape], [L.W, L.stats]);
+      g.op('forward', `h${l}.moe.soft.combine`, moeSoftCombine, [shape], { Ys: L.Y, W: L.W, out });
+      g.op('forward', `h${l}.moe.soft.stats`, moeSoftStats, [shape], { W: L.W, stats: L.stats });
     },
     backward(g, l, x, dout, dx) {
       if (!moeLayers.has(l)) return dense.backward(g, l, x, dout, dx);
@@ -86,9 +86,9 @@ export function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): 
       const dXs = t('soft.dslots', [R, C]);
       const dlogits = t('soft.dlogits', [N, M]);
       // dlogits: the combine softmax's part (written), then the dispatch softmax's (added).
-      g.op('backward', `h${l}.moe.soft.combine.dx`, 'moe_soft_combine_bwd', [shape], [dout, L.Y, L.W, dY, dlogits]);
+      g.op('backward', `h${l}.moe.soft.combine.dx`, moeSoftCombineBackward, [shape], { dout, Ys: L.Y, W: L.W, dYs: dY, dlogits });
       expertsBackward(g, l, s, moe, L, rowsOf(L), dY, dXs);
-      g.op('backward', `h${l}.moe.soft.dispatch.dx`, 'moe_soft_dispatch_bwd', [shape], [x, L.D, dXs, dx, dlogits]);
+      g.op('backward', `h${l}.moe.soft.dispatch.dx`, moeSoftDispatchBackward, [shape], { x, D: L.D, dXs, dx, dlogits });
       g.op('backward', `h${l}.mlp.soft.phi.dW`, 'matmul', [{ m: C, n: M, k: N, transA: true, accumulate: true }], [x, dlogits, `grad.${L.phi}`]);
       g.op('backward', `h${l}.mlp.soft.logits.dx`, 'matmul', [{ m: N, n: C, k: M, transB: true, accumulate: true }], [dlogits, L.phi, dx]);
     },

@@ -31,21 +31,13 @@
 // one set of statistics and auxiliary losses); the gate gradients of all layers flow into it.
 import { routedWidth, sharedWidth } from '../frontend/expert-width.js';
 import type { MoeConfig } from '../frontend/types.js';
-import { moeCombineBackwardKernel, moeCombineKernel, type CombineShape } from '../kernels/moe-combine.js';
-import { moeDispatchKernel, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
-import { groupedBiasGradKernel, groupedMatmulKernel, groupedWeightGradKernel, type WeightGradShape } from '../kernels/moe-grouped.js';
-import { groupedMatmulSubgroupKernel, groupedWeightGradSubgroupKernel } from '../kernels/moe-grouped-subgroup.js';
-import { moeAuxLossKernel, moeRouterBackwardKernel } from '../kernels/moe-router.js';
-import { moeBiasLoadKernel, moeBiasUpdateKernel } from '../kernels/moe-bias.js';
-import { moePoolBackwardKernel, moePoolForwardKernel, type PoolShape } from '../kernels/moe-pool.js';
-import { moeRouterNoiseKernel } from '../kernels/moe-noise.js';
-import {
-  moeSoftCombineBackwardKernel, moeSoftCombineKernel, moeSoftDispatchBackwardKernel, moeSoftDispatchKernel, moeSoftStatsKernel, moeSoftWeightsKernel, type SoftShape,
-} from '../kernels/moe-soft.js';
-import { registerKernel } from '../lower/kernels.js';
-import type { GroupedMatmulShape, MoeRouterShape } from '../reference/moe.js';
-import { statsLength } from '../reference/moe.js';
-import { gates, routerForwardKernel, routerMode, routers } from '../routing/index.js';
+import { moeCombine, moeCombineBackward, type CombineShape } from '../kernels/moe-combine.js';
+import { moeDispatch, type MoeDispatchShape } from '../kernels/moe-dispatch.js';
+import { moeAuxLoss, moeRouterBackward } from '../kernels/moe-router.js';
+import { moePoolBackward, moePoolForward } from '../kernels/moe-pool.js';
+import { moeRouterNoise } from '../kernels/moe-noise.js';
+import { type MoeRouterShape, statsLength } from '../reference/moe.js';
+import { gates, routerForward, routerMode, routers } from '../routing/index.js';
 import { type MoeUnsupported, unsupported } from '../routing/router.js';
 import { assignmentCount, type SlotLayout } from '../routing/slots.js';
 import { routerChoiceOf } from '../routing/choice.js';
@@ -64,33 +56,6 @@ import { summaryLength, windowLength } from '../reference/moe-diagnostics.js';
 export { moeSelName, moeStatsName } from './moe-outputs.js';
 export type { MoeUnsupported } from '../routing/router.js';
 
-registerKernel('moe_router_fwd', (n, s: MoeRouterShape) => routerForwardKernel(n, s));
-registerKernel('moe_router_bwd', (n, s: MoeRouterShape & { balance: number; zloss: number }) => moeRouterBackwardKernel(n, s));
-registerKernel('moe_dispatch', (n, s: MoeDispatchShape) => moeDispatchKernel(n, s));
-registerKernel('moe_gmm', (n, s: GroupedMatmulShape) => groupedMatmulKernel(n, s), (n, s: GroupedMatmulShape) => groupedMatmulSubgroupKernel(n, s));
-registerKernel('moe_wgrad', (n, s: WeightGradShape) => groupedWeightGradKernel(n, s), (n, s: WeightGradShape) => groupedWeightGradSubgroupKernel(n, s));
-registerKernel('moe_bgrad', (n, cols: number, experts: number, rows: number) => groupedBiasGradKernel(n, cols, experts, rows));
-registerKernel('moe_combine', (n, s: CombineShape, weighted: boolean) => moeCombineKernel(n, s, weighted));
-registerKernel('moe_combine_bwd', (n, s: CombineShape) => moeCombineBackwardKernel(n, s));
-registerKernel('moe_pool_fwd', (n, s: PoolShape) => moePoolForwardKernel(n, s));
-registerKernel('moe_pool_bwd', (n, s: PoolShape) => moePoolBackwardKernel(n, s));
-registerKernel('moe_router_noise', (n, count: number, noise: number, salt: number, dist: 'gaussian' | 'uniform') => moeRouterNoiseKernel(n, count, noise, salt, dist));
-for (const r of Object.values(routers)) for (const [kind, gen] of Object.entries(r.kernels ?? {})) registerKernel(kind, gen as Parameters<typeof registerKernel>[1]);
-registerKernel('moe_soft_weights', (n, s: SoftShape) => moeSoftWeightsKernel(n, s));
-registerKernel('moe_soft_dispatch', (n, s: SoftShape) => moeSoftDispatchKernel(n, s));
-registerKernel('moe_soft_combine', (n, s: SoftShape) => moeSoftCombineKernel(n, s));
-registerKernel('moe_soft_stats', (n, s: SoftShape) => moeSoftStatsKernel(n, s));
-registerKernel('moe_soft_combine_bwd', (n, s: SoftShape) => moeSoftCombineBackwardKernel(n, s));
-registerKernel('moe_soft_dispatch_bwd', (n, s: SoftShape) => moeSoftDispatchBackwardKernel(n, s));
-registerKernel('moe_ec_router', (n, s: ExpertChoiceShape) => moeExpertChoiceRouterKernel(n, s));
-registerKernel('moe_ec_dispatch', (n, s: ExpertChoiceShape) => moeExpertChoiceDispatchKernel(n, s));
-registerKernel('moe_ec_stats', (n, s: ExpertChoiceShape) => moeExpertChoiceStatsKernel(n, s));
-registerKernel('moe_bias_load', (n, experts: number) => moeBiasLoadKernel(n, experts));
-registerKernel('moe_bias_update', (n, experts: number, rate: number) => moeBiasUpdateKernel(n, experts, rate));
-registerKernel('moe_aux_loss', (n, balance: number, zloss: number, scale: number) => moeAuxLossKernel(n, balance, zloss, scale));
-registerKernel('moe_aux_parts', (n, balance: number, zloss: number, scale: number) => moeAuxPartsKernel(n, balance, zloss, scale));
-registerKernel('moe_window_add', (n, experts: number) => moeWindowAddKernel(n, experts));
-registerKernel('moe_load_summary', (n, experts: number) => moeLoadSummaryKernel(n, experts));
 
 /**
  * The first MoE setting the lowering cannot build, or null. Rules of the front end (top at most
@@ -240,24 +205,25 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       const r = routingOf(g, l);
       const L = experts(g, l);
       if (r.owner === l) {
-        if (r.pooled) g.op('forward', `h${l}.moe.pool`, 'moe_pool_fwd', [pool], [x, r.pooled]);
+        if (r.pooled) g.op('forward', `h${l}.moe.pool`, moePoolForward, [pool!], { x, pooled: r.pooled });
         r.scorer?.forward(g, l, r.pooled ?? x, r.logits!);
-        if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, 'moe_router_noise', [R * E, moe.noise, r.route.salt + NOISE_SALT, moe.noiseDist], [r.logits, 'rng']);
-        const input = router.scores ? r.logits! : router.input;
-        const sampling = router.scores && moe.second === 'sampled' && K > 1 ? ['rng'] : [];
+        if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, moeRouterNoise, [R * E, moe.noise, r.route.salt + NOISE_SALT, moe.noiseDist], { logits: r.logits, rng: 'rng' });
         if (ec) {
           g.op('forward', `h${l}.moe.route`, 'moe_ec_router', [ec], [r.logits!, r.routeSel, r.gate]);
           g.op('forward', `h${l}.moe.dispatch`, 'moe_ec_dispatch', [ec], [r.gate, r.offsets, r.perm, r.pos, r.sel]);
           g.op('forward', `h${l}.moe.stats`, 'moe_ec_stats', [ec], [r.logits!, r.gate, r.pos, r.stats]);
         } else {
-        g.op('forward', `h${l}.moe.route`, 'moe_router_fwd', [r.route], [input, ...(r.bias ? [r.bias] : []), ...sampling, r.sel, r.gate]);
-        if (r.load) g.op('zero', `h${l}.moe.bias_load.zero`, 'fill', [E], [r.load]);
-        const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits: router.scores, score: routing.score };
-        g.op('forward', `h${l}.moe.dispatch`, 'moe_dispatch', [dispatch], [r.sel, ...(r.logits ? [r.logits] : []), r.offsets, r.perm, r.pos, r.stats]);
+          // The router's input: its logits, or what its rule reads (binding 0, named by the rule).
+          const input = { [routerForward.bindings(r.route)[0]!.name]: router.scores ? r.logits! : router.input };
+          const sampling: Record<string, string> = router.scores && moe.second === 'sampled' && K > 1 ? { rng: 'rng' } : {};
+          g.op('forward', `h${l}.moe.route`, routerForward, [r.route], { ...input, ...(r.bias ? { bias: r.bias } : {}), ...sampling, sel: r.sel, gate: r.gate });
+          if (r.load) g.op('zero', `h${l}.moe.bias_load.zero`, 'fill', [E], [r.load]);
+          const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits: router.scores, score: routing.score };
+          g.op('forward', `h${l}.moe.dispatch`, moeDispatch, [dispatch], { sel: r.sel, ...(r.logits ? { logits: r.logits } : {}), offsets: r.offsets, perm: r.perm, pos: r.pos, stats: r.stats });
         }
       }
       expertsForward(g, l, s, moe, L, rowsOf(x, r, L));
-      g.op('forward', `h${l}.moe.combine`, 'moe_combine', [combine, true], [L.Y, r.gate, r.pos, out]);
+      g.op('forward', `h${l}.moe.combine`, moeCombine, [combine, true], { Y: L.Y, gate: r.gate, pos: r.pos, out });
       for (const S of sharedExperts(g, l)) {
         g.op('forward', `${S.name}.c_fc`, 'matmul', [{ m: N, n: Fs, k: C, bias: true }], [x, S.W1, S.H, S.b1]);
         g.op('forward', `${S.name}.gelu`, 'gelu_fwd', [N * Fs], [S.H, S.A]);
@@ -271,9 +237,9 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       const t = (name: string, shape: number[]) => g.tensor(`h${l}.moe.${name}`, shape, 'activation');
       const dY = t('dproj', [slotRows, C]);
       const dX = t('dx_experts', [slotRows, C]);
-      g.op('backward', `h${l}.moe.combine.dx`, 'moe_combine_bwd', [combine], [dout, L.Y, r.gate, r.pos, dY, L.dgate]);
+      g.op('backward', `h${l}.moe.combine.dx`, moeCombineBackward, [combine], { dout, Y: L.Y, gate: r.gate, pos: r.pos, dY, dgate: L.dgate });
       expertsBackward(g, l, s, moe, L, rowsOf(x, r, L), dY, dX);
-      g.op('backward', `h${l}.moe.unpermute`, 'moe_combine', [combine, false], [dX, r.pos, dx]);
+      g.op('backward', `h${l}.moe.unpermute`, moeCombine, [combine, false], { Y: dX, pos: r.pos, out: dx });
       // Shared experts add their input gradient onto the routed experts'.
       for (const [i, S] of sharedExperts(g, l).entries()) {
         const dA = t(`shared${i}.dgelu`, [N, Fs]);
@@ -305,18 +271,18 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       // Router: gate, balance and z-loss gradients → logits → the scorer's weights (if trained) and x.
       const dlogits = t('dlogits', [R, E]);
       const route = { ...r.route, balance: moe.balance * scale, zloss: moe.zloss * scale };
-      g.op('backward', `h${l}.moe.route.dx`, 'moe_router_bwd', [route], [r.logits!, r.routeSel, L.dgate, r.stats, dlogits]);
+      g.op('backward', `h${l}.moe.route.dx`, moeRouterBackward, [route], { logits: r.logits!, sel: r.routeSel, dgate: L.dgate, stats: r.stats, dlogits });
       const rin = r.pooled ?? x;
       const { dOut, W, width } = r.scorer.backward(g, l, dlogits);
       if (router.trained) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, 'matmul', [{ m: C, n: width, k: R, transA: true, accumulate: true }], [rin, dOut, `grad.${W}`]);
       if (r.pooled) {
         const dpooled = t('dpooled', [R, C]);
         g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: R, n: C, k: width, transB: true }], [dOut, W, dpooled]);
-        g.op('backward', `h${l}.moe.pool.dx`, 'moe_pool_bwd', [pool], [dpooled, dx]);
+        g.op('backward', `h${l}.moe.pool.dx`, moePoolBackward, [pool!], { dpooled, dx });
       } else {
         g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: N, n: C, k: width, transB: true, accumulate: true }], [dOut, W, dx]);
       }
-      if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, 'moe_aux_loss', [moe.balance, moe.zloss, scale], [r.stats, 'train_loss']);
+      if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, moeAuxLoss, [moe.balance, moe.zloss, scale], { stats: r.stats, acc: 'train_loss' });
       if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_parts`, 'moe_aux_parts', [moe.balance, moe.zloss, scale], [r.stats, 'train_balance', 'train_z']);
     },
   };

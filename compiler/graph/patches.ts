@@ -5,18 +5,11 @@
 //   h.0.mlp.experts.c_fc.weight    M×J×D (the filters w_{m,j})
 import { statsLength } from '../reference/moe.js';
 import { type PatchModelShape, patchStateWidth } from '../reference/clusters.js';
-import { registerKernel } from '../lower/kernels.js';
-import { patchDwChunks, patchEvalKernel, patchForwardKernel, patchLossKernel, patchRouterGradKernel, patchWeightGradPartialKernel, patchWeightGradReduceKernel } from '../kernels/patch-model.js';
+import { patchDwChunks } from '../kernels/patch-model.js';
 import { Graph } from './ir.js';
 import { param } from './gpt2.js';
 import { moeStatsName } from './moe.js';
 
-registerKernel('patch_fwd', (n, s: PatchModelShape) => patchForwardKernel(n, s));
-registerKernel('patch_loss', (n, s: PatchModelShape) => patchLossKernel(n, s));
-registerKernel('patch_dw_partial', (n, s: PatchModelShape) => patchWeightGradPartialKernel(n, s));
-registerKernel('patch_dw', (n, s: PatchModelShape) => patchWeightGradReduceKernel(n, s));
-registerKernel('patch_dtheta', (n, s: PatchModelShape) => patchRouterGradKernel(n, s));
-registerKernel('patch_eval', (n, s: PatchModelShape) => patchEvalKernel(n, s));
 
 export interface PatchGraphSpec extends PatchModelShape {
   name: string;

@@ -1,12 +1,20 @@
 import { activationWgsl, geluWgsl } from './activation.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, perElementMain, read, readWrite } from './definition.js';
 import { u } from './wgsl.js';
 
 // Small memory-bound kernels the training step needs between the big fused ones.
 
 const MAX_GROUPS = 65535;
+
+const fillBindings = () => [readWrite('x')];
+const geluForwardBindings = () => [read('h'), readWrite('g')];
+const geluBackwardBindings = () => [read('h'), readWrite('d')];
+const biasGradBindings = () => [read('dy'), readWrite('db')];
+const scaleAddBindings = () => [read('x'), readWrite('acc')];
+const addBindings = () => [read('a'), read('b'), readWrite('d')];
+const evalSumBindings = () => [read('loss'), readWrite('acc')];
 
 /** A 1-D grid over `count` elements that spills into y past 65535 workgroups; `idx` is the element. */
 export function grid(count: number, wg: number): { workgroups: [number, number, number]; idx: string } {
@@ -22,39 +30,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 export function fillKernel(name: string, count: number, value = 0, wg = 256): RowKernel {
   checkDims(name, { count, wg });
   const g = grid(count, wg);
+  const b = fillBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+${declarations(b)}
 ${entry(wg)}
   let i = ${g.idx};
   if (i < ${u(count)}) { x[i] = ${value.toExponential()}; }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 0, bytes: 4 * count, workgroups: g.workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 0, bytes: 4 * count, workgroups: g.workgroups });
 }
 
 /** g = gelu(h), element-wise (GPT-2's tanh form). Bindings: h (read), g (write). */
 export function geluForwardKernel(name: string, count: number, wg = 256): RowKernel {
   checkDims(name, { count, wg });
   const g = grid(count, wg);
+  const b = geluForwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> h: array<f32>;
-@group(0) @binding(1) var<storage, read_write> g: array<f32>;
+${declarations(b)}
 ${activationWgsl}
 ${entry(wg)}
   let i = ${g.idx};
   if (i < ${u(count)}) { g[i] = gelu(h[i]); }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 12 * count, bytes: 8 * count, workgroups: g.workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 12 * count, bytes: 8 * count, workgroups: g.workgroups });
 }
 
 /** d[i] *= gelu'(h[i]), in place: turns dL/dgelu(h) into dL/dh. Bindings: h (read), d (read_write). */
 export function geluBackwardKernel(name: string, count: number, wg = 256): RowKernel {
   checkDims(name, { count, wg });
   const g = grid(count, wg);
+  const b = geluBackwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> h: array<f32>;
-@group(0) @binding(1) var<storage, read_write> d: array<f32>;
+${declarations(b)}
 ${entry(wg)}
   let i = ${g.idx};
   if (i < ${u(count)}) {
@@ -64,7 +73,7 @@ ${geluWgsl.gradLines.map((l) => `    ${l}`).join('\n')}
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 16 * count, bytes: 12 * count, workgroups: g.workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 16 * count, bytes: 12 * count, workgroups: g.workgroups });
 }
 
 /**
@@ -73,19 +82,16 @@ ${geluWgsl.gradLines.map((l) => `    ${l}`).join('\n')}
  */
 export function biasGradKernel(name: string, rows: number, cols: number, wg = 64): RowKernel {
   checkDims(name, { rows, cols, wg });
+  const b = biasGradBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> db: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let n = gid.x;
-  if (n >= ${u(cols)}) { return; }
+${declarations(b)}
+${perElementMain(wg, 'n', cols)}
   var acc = 0.0;
   for (var m = 0u; m < ${u(rows)}; m++) { acc += dy[m * ${u(cols)} + n]; }
   db[n] += acc;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: rows * cols, bytes: 4 * (rows * cols + 2 * cols), workgroups: [ceilDiv(cols, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: rows * cols, bytes: 4 * (rows * cols + 2 * cols), workgroups: [ceilDiv(cols, wg), 1, 1] });
 }
 
 /**
@@ -94,32 +100,31 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  */
 export function scaleAddKernel(name: string, count: number, scale: number, keep = 1): RowKernel {
   checkDims(name, { count });
+  const b = scaleAddBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> acc: array<f32>;
+${declarations(b)}
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
   if (i < ${u(count)}) { acc[i] = acc[i] * ${keep.toExponential()} + x[i] * ${scale.toExponential()}; }
 }
 `;
-  return wgslKernel(name, wgsl, [64, 1, 1], { flops: 2 * count, bytes: 12 * count, workgroups: [ceilDiv(count, 64), 1, 1] });
+  return boundKernel(name, b, wgsl, [64, 1, 1], { flops: 2 * count, bytes: 12 * count, workgroups: [ceilDiv(count, 64), 1, 1] });
 }
 
 /** d[i] = a[i] + b[i]. Bindings: a, b (read), d (write). */
 export function addKernel(name: string, count: number, wg = 256): RowKernel {
   checkDims(name, { count, wg });
   const g = grid(count, wg);
+  const b = addBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> d: array<f32>;
+${declarations(b)}
 ${entry(wg)}
   let i = ${g.idx};
   if (i < ${u(count)}) { d[i] = a[i] + b[i]; }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: count, bytes: 12 * count, workgroups: g.workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: count, bytes: 12 * count, workgroups: g.workgroups });
 }
 
 /**
@@ -128,9 +133,9 @@ ${entry(wg)}
  * needs one read-back at the end. Bindings: loss (read, 2 floats), acc (read_write, 2 floats).
  */
 export function evalSumKernel(name: string, gradScale: number): RowKernel {
+  const b = evalSumBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> loss: array<f32>;
-@group(0) @binding(1) var<storage, read_write> acc: array<f32>;
+${declarations(b)}
 @compute @workgroup_size(1, 1, 1)
 fn main() {
   let count = round(${gradScale.toExponential()} / loss[1]);
@@ -138,5 +143,5 @@ fn main() {
   acc[1] += count;
 }
 `;
-  return wgslKernel(name, wgsl, [1, 1, 1], { flops: 3, bytes: 16, workgroups: [1, 1, 1] });
+  return boundKernel(name, b, wgsl, [1, 1, 1], { flops: 3, bytes: 16, workgroups: [1, 1, 1] });
 }

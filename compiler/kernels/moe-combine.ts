@@ -1,15 +1,17 @@
 import { assignmentWgsl, tokenOfWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, perElementMain, read, readWrite } from './definition.js';
 import { u } from './wgsl.js';
-
 
 export interface CombineShape {
   tokens: number;
   width: number;
   top: number;
 }
+
+const combineBindings = (_s: CombineShape, weighted = true) => [read('Y'), ...(weighted ? [read('gate')] : []), read('pos', 'array<u32>'), readWrite('out')];
+const combineBackwardBindings = () => [read('dout'), read('Y'), read('gate'), read('pos', 'array<u32>'), readWrite('dY'), readWrite('dgate')];
 
 /**
  * Combine: out[n, c] = Σ_k gate[n,k] · Y[pos[n,k], c] over the token's kept assignments, k in
@@ -21,9 +23,9 @@ export function moeCombineKernel(name: string, s: CombineShape, weighted = true,
   const { tokens: N, width: C, top: K } = s;
   checkDims(name, { N, C, K, wg });
   const slots = { top: K };
-  const decls = ['var<storage, read> Y: array<f32>;', ...(weighted ? ['var<storage, read> gate: array<f32>;'] : []), 'var<storage, read> pos: array<u32>;', 'var<storage, read_write> out: array<f32>;'];
+  const b = combineBindings(s, weighted);
   const wgsl = `
-${decls.map((d, i) => `@group(0) @binding(${i}) ${d}`).join('\n')}
+${declarations(b)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = wid.x * ${u(wg)} + lid.x;
@@ -38,7 +40,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   out[i] = acc;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 2 * N * C * K, bytes: 4 * (N * C * (K + 1) + 2 * N * K), workgroups: [ceilDiv(N * C, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 2 * N * C * K, bytes: 4 * (N * C * (K + 1) + 2 * N * K), workgroups: [ceilDiv(N * C, wg), 1, 1] });
 }
 
 /**
@@ -49,17 +51,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 export function moeCombineBackwardKernel(name: string, s: CombineShape, wg = 64): RowKernel {
   const { tokens: N, width: C, top: K } = s;
   checkDims(name, { N, C, K, wg });
+  const b = combineBackwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> dout: array<f32>;
-@group(0) @binding(1) var<storage, read> Y: array<f32>;
-@group(0) @binding(2) var<storage, read> gate: array<f32>;
-@group(0) @binding(3) var<storage, read> pos: array<u32>;
-@group(0) @binding(4) var<storage, read_write> dY: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dgate: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let a = gid.x;
-  if (a >= ${u(N * K)}) { return; }
+${declarations(b)}
+${perElementMain(wg, 'a', N * K)}
   let s = pos[a];
   if (s == 0xffffffffu) { dgate[a] = 0.0; return; }
   let n = ${tokenOfWgsl({ top: K }, 'a')};
@@ -73,5 +68,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   dgate[a] = d;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 3 * N * K * C, bytes: 4 * (3 * N * K * C + 3 * N * K), workgroups: [ceilDiv(N * K, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 3 * N * K * C, bytes: 4 * (3 * N * K * C + 3 * N * K), workgroups: [ceilDiv(N * K, wg), 1, 1] });
 }
+
+export const moeCombine = defineKernel('moe_combine', combineBindings, { portable: moeCombineKernel });
+export const moeCombineBackward = defineKernel('moe_combine_bwd', (_s: CombineShape) => combineBackwardBindings(), { portable: (n, s) => moeCombineBackwardKernel(n, s) });

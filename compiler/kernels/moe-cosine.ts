@@ -1,7 +1,7 @@
 // The cosine router (X-MoE): logits from a low-dimensional projection, and their backward.
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, perElementMain, read, readWrite } from './definition.js';
 import { u, f } from './wgsl.js';
 
 export interface CosineShape {
@@ -12,10 +12,13 @@ export interface CosineShape {
   experts: number;
 }
 
-const cosineDecls = `
-@group(0) @binding(0) var<storage, read> P: array<f32>;
-@group(0) @binding(1) var<storage, read> emb: array<f32>;
-@group(0) @binding(2) var<storage, read> logScale: array<f32>;`;
+// Every cosine kernel reads P, emb and logScale first; the backward kernels then dlogits.
+const cosineIn = [read('P'), read('emb'), read('logScale')];
+const forwardBindings = () => [...cosineIn, readWrite('logits')];
+const backwardBindings = (out: string) => () => [...cosineIn, read('dlogits'), readWrite(out)];
+const dpBindings = backwardBindings('dP');
+const dembBindings = backwardBindings('demb');
+const dscaleBindings = backwardBindings('dscale');
 
 /** WGSL computing, for routing row r, |p_r| (pn), each expert embedding's norm (en[e]) and cos[e]. */
 function cosineRow(s: CosineShape): string {
@@ -49,17 +52,15 @@ function cosineRow(s: CosineShape): string {
 export function moeCosineForwardKernel(name: string, s: CosineShape, wg = 64): RowKernel {
   const { rows: R, dim: D, experts: E } = s;
   checkDims(name, { R, D, E, wg });
-  const wgsl = `${cosineDecls}
-@group(0) @binding(3) var<storage, read_write> logits: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let r = gid.x;
-  if (r >= ${u(R)}) { return; }
+  const b = forwardBindings();
+  const wgsl = `
+${declarations(b)}
+${perElementMain(wg, 'r', R)}
 ${cosineRow(s)}
   for (var e = 0u; e < ${u(E)}; e++) { logits[r * ${u(E)} + e] = cs[e] * k; }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 4 * R * D * E, bytes: 4 * (R * D + D * E + R * E), workgroups: [ceilDiv(R, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 4 * R * D * E, bytes: 4 * (R * D + D * E + R * E), workgroups: [ceilDiv(R, wg), 1, 1] });
 }
 
 /**
@@ -69,13 +70,10 @@ ${cosineRow(s)}
 export function moeCosineBackwardPKernel(name: string, s: CosineShape, wg = 64): RowKernel {
   const { rows: R, dim: D, experts: E } = s;
   checkDims(name, { R, D, E, wg });
-  const wgsl = `${cosineDecls}
-@group(0) @binding(3) var<storage, read> dlogits: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dP: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let r = gid.x;
-  if (r >= ${u(R)}) { return; }
+  const b = dpBindings();
+  const wgsl = `
+${declarations(b)}
+${perElementMain(wg, 'r', R)}
 ${cosineRow(s)}
   for (var d = 0u; d < ${u(D)}; d++) {
     let ud = P[r * ${u(D)} + d] / pn;
@@ -87,7 +85,7 @@ ${cosineRow(s)}
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 6 * R * D * E, bytes: 4 * (2 * R * D + D * E + R * E), workgroups: [ceilDiv(R, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 6 * R * D * E, bytes: 4 * (2 * R * D + D * E + R * E), workgroups: [ceilDiv(R, wg), 1, 1] });
 }
 
 /**
@@ -98,13 +96,10 @@ ${cosineRow(s)}
 export function moeCosineBackwardEmbKernel(name: string, s: CosineShape, wg = 64): RowKernel {
   const { rows: R, dim: D, experts: E } = s;
   checkDims(name, { R, D, E, wg });
-  const wgsl = `${cosineDecls}
-@group(0) @binding(3) var<storage, read> dlogits: array<f32>;
-@group(0) @binding(4) var<storage, read_write> demb: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x;
-  if (i >= ${u(D * E)}) { return; }
+  const b = dembBindings();
+  const wgsl = `
+${declarations(b)}
+${perElementMain(wg, 'i', D * E)}
   let d = i / ${u(E)};
   let e = i % ${u(E)};
   var nn = 0.0;
@@ -127,7 +122,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   demb[i] += acc * k / en;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 4 * R * D * D * E, bytes: 4 * (R * D + 2 * D * E + R * E), workgroups: [ceilDiv(D * E, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 4 * R * D * D * E, bytes: 4 * (R * D + 2 * D * E + R * E), workgroups: [ceilDiv(D * E, wg), 1, 1] });
 }
 
 /**
@@ -138,9 +133,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 export function moeCosineBackwardScaleKernel(name: string, s: CosineShape, wg = 64): RowKernel {
   const { rows: R, dim: D, experts: E } = s;
   checkDims(name, { R, D, E, wg });
-  const wgsl = `${cosineDecls}
-@group(0) @binding(3) var<storage, read> dlogits: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dscale: array<f32>;
+  const b = dscaleBindings();
+  const wgsl = `
+${declarations(b)}
 var<workgroup> part: array<f32, ${wg}>;
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
@@ -158,5 +153,11 @@ ${cosineRow(s)}
   if (lid.x == 0u) { dscale[0] += part[0]; }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 3 * R * D * E, bytes: 4 * (R * D + D * E + R * E), workgroups: [1, 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 3 * R * D * E, bytes: 4 * (R * D + D * E + R * E), workgroups: [1, 1, 1] });
 }
+
+const cosine = (kind: string, bindings: () => ReturnType<typeof forwardBindings>, portable: (n: string, s: CosineShape) => RowKernel) => defineKernel(kind, (_s: CosineShape) => bindings(), { portable });
+export const moeCosineForward = cosine('moe_cosine_fwd', forwardBindings, (n, s) => moeCosineForwardKernel(n, s));
+export const moeCosineBackwardP = cosine('moe_cosine_dp', dpBindings, (n, s) => moeCosineBackwardPKernel(n, s));
+export const moeCosineBackwardEmb = cosine('moe_cosine_demb', dembBindings, (n, s) => moeCosineBackwardEmbKernel(n, s));
+export const moeCosineBackwardScale = cosine('moe_cosine_dscale', dscaleBindings, (n, s) => moeCosineBackwardScaleKernel(n, s));

@@ -2,7 +2,7 @@ import { type MoeRouting, STAT, statsLength } from '../reference/moe.js';
 import { assignmentWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
 import { u } from './wgsl.js';
 
 
@@ -16,6 +16,15 @@ export interface MoeDispatchShape extends MoeRouting {
 
 /** Workgroup-memory floats per (invocation, expert) pair budget: 2 arrays of W·E words within 16 KiB. */
 const PAIRS = 1536;
+
+const dispatchBindings = (s: MoeDispatchShape) => [
+  read('sel', 'array<u32>'),
+  ...(s.logits ? [read('logits')] : []),
+  readWrite('offsets', 'array<u32>'),
+  readWrite('perm', 'array<u32>'),
+  readWrite('pos', 'array<u32>'),
+  readWrite('stats'),
+];
 
 /**
  * Dispatch in one workgroup of W invocations, deterministic without atomics. Assignments are taken
@@ -62,17 +71,9 @@ export function moeDispatchKernel(name: string, s: MoeDispatchShape): RowKernel 
   zpart[t] = zs;
   hpart[t] = hs;`
     : '';
-  const decls = [
-    'var<storage, read> sel: array<u32>;',
-    ...(s.logits ? ['var<storage, read> logits: array<f32>;'] : []),
-    'var<storage, read_write> offsets: array<u32>;',
-    'var<storage, read_write> perm: array<u32>;',
-    'var<storage, read_write> pos: array<u32>;',
-    'var<storage, read_write> stats: array<f32>;',
-  ];
-  const bindings = decls.map((d, i) => `@group(0) @binding(${i}) ${d}`).join('\n');
+  const b = dispatchBindings(s);
   const wgsl = `
-${bindings}
+${declarations(b)}
 var<workgroup> cnt: array<u32, ${W * E}>;
 var<workgroup> part: array<f32, ${W * E}>;
 var<workgroup> zpart: array<f32, ${W}>;
@@ -144,9 +145,11 @@ ${stats}
   }
 }
 `;
-  return wgslKernel(name, wgsl, [W, 1, 1], {
+  return boundKernel(name, b, wgsl, [W, 1, 1], {
     flops: NK * 4 + (s.logits ? N * E * 8 : 0),
     bytes: 4 * (3 * NK + (s.logits ? (N / rep) * E : 0) + statsLength(E)),
     workgroups: [1, 1, 1],
   });
 }
+
+export const moeDispatch = defineKernel('moe_dispatch', dispatchBindings, { portable: moeDispatchKernel });

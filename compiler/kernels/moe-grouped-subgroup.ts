@@ -1,12 +1,14 @@
 // Subgroup forms of the grouped expert matmul and its weight gradient (chosen by the lowering for
-// adapters with subgroups of at least 8; see lower/kernels.ts). They share the tiled forms'
+// adapters with subgroups of at least 8; see subgroupFormsSuit in lower/target.ts). They share the tiled forms'
 // bindings, epilogue and column loads (moe-grouped.ts).
 import type { GroupedMatmulShape } from '../reference/moe.js';
 import { tokenOfWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
-import { actWgsl, arr, declare, groupedColumns, groupedDecls, groupedEpilogue, MAX_GROUPS, type WeightGradShape } from './moe-grouped.js';
+import {
+  actWgsl, arr, groupedBiasGradBindings, groupedBiasGradKernel, groupedBindings, groupedColumns, groupedEpilogue, groupedMatmulKernel, groupedWeightGradKernel, MAX_GROUPS, weightGradBindings, type WeightGradShape,
+} from './moe-grouped.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel } from './definition.js';
 import { u } from './wgsl.js';
 
 
@@ -54,7 +56,7 @@ export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape,
   const KU = Kd % 4 === 0 ? 4 : 1;
   const aVec = KU === 4;
   const bVec = g.transB ? KU === 4 : Nd % 4 === 0;
-  const decls = groupedDecls(g, aVec, bVec, Nd % 4 === 0);
+  const b = groupedBindings(g, aVec, bVec, Nd % 4 === 0);
   const P: string[] = [];
   for (let h = 0; h < SM / 8; h++) {
     P.push(`  let sl${h} = min(row0 + ${u(8 * h)} + s8, hi - 1u);`);
@@ -71,7 +73,7 @@ export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape,
   L.push(`  }`);
   L.push(...groupedEpilogue(g, Array.from({ length: SM }, (_, i) => ({ guard: `row0 + ${u(i)} < hi`, slot: `(row0 + ${u(i)})`, acc: (q: number) => `acc${i}_${q}` })), NQ));
   const wgsl = `enable subgroups;
-${declare(decls)}
+${declarations(b)}
 ${act !== 'none' || g.actGrad ? actWgsl : ''}
 @compute @workgroup_size(${SW}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {
@@ -94,7 +96,7 @@ ${NB > 1 ? [`  for (var cb = 0u; cb < ${u(NB)}; cb++) {`, ...L.map((l) => `  ${l
 }
 `;
   return {
-    ...wgslKernel(name, wgsl, [SW, 1, 1], {
+    ...boundKernel(name, b, wgsl, [SW, 1, 1], {
       flops: 2 * rows * Nd * Kd,
       bytes: 4 * (rows * (Kd + Nd * (1 + (g.savePre ? 1 : 0) + (g.actGrad ? 1 : 0))) + E * Kd * Nd),
       workgroups: [ceilDiv(ceilDiv(Nd, SN), SW * NB), tilesY, 1] as [number, number, number],
@@ -141,9 +143,7 @@ export function groupedWeightGradSubgroupKernel(name: string, g: WeightGradShape
   // With vec4 A loads, GA lanes cover a slot's SM values of A, so one load serves P = 8 / GA slots.
   const GA = SM / 4;
   const P = 8 / GA;
-  const decls = [`var<storage, read> A: ${arr(aVec)};`, `var<storage, read> D: array<${dVec ? vt : 'f32'}>;`, 'var<storage, read> offsets: array<u32>;'];
-  if (g.gather) decls.push('var<storage, read> perm: array<u32>;');
-  decls.push('var<storage, read_write> dW: array<f32>;');
+  const b = weightGradBindings(g, arr(aVec), `array<${dVec ? vt : 'f32'}>`);
   const L: string[] = [];
   if (aVec) L.push(`  let ka = min(k0 + (s8 % ${u(GA)}) * 4u, ${u(Kd - 4)});`);
   else for (let h = 0; h < Math.ceil(SM / 8); h++) L.push(`  let ka${h} = min(k0 + ${u(8 * h)} + s8, ${u(Kd - 1)});`);
@@ -193,7 +193,7 @@ export function groupedWeightGradSubgroupKernel(name: string, g: WeightGradShape
     L.push('  }');
   }
   const wgsl = `enable subgroups;
-${declare(decls)}
+${declarations(b)}
 @compute @workgroup_size(${SW}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {
   let e = wid.z;
@@ -204,7 +204,7 @@ ${L.join('\n')}
 }
 `;
   return {
-    ...wgslKernel(name, wgsl, [SW, 1, 1], {
+    ...boundKernel(name, b, wgsl, [SW, 1, 1], {
       flops: 2 * rows * Kd * Nd,
       bytes: 4 * (rows * (Kd + Nd) + 2 * E * Kd * Nd),
       workgroups: [ceilDiv(ceilDiv(Nd, SN), SW), ceilDiv(Kd, SM), E] as [number, number, number],
@@ -212,3 +212,15 @@ ${L.join('\n')}
     features: ['subgroups'],
   };
 }
+
+// The grouped kernels' definitions, with both forms (here, where both are in reach). A subgroup form
+// reads A, B, D as vectors where the portable one may not: the names, order and access agree.
+export const moeGroupedMatmul = defineKernel('moe_gmm', (g: GroupedMatmulShape) => groupedBindings(g), {
+  portable: (n, g) => groupedMatmulKernel(n, g),
+  subgroup: (n, g) => groupedMatmulSubgroupKernel(n, g),
+});
+export const moeWeightGrad = defineKernel('moe_wgrad', (g: WeightGradShape) => weightGradBindings(g), {
+  portable: (n, g) => groupedWeightGradKernel(n, g),
+  subgroup: (n, g) => groupedWeightGradSubgroupKernel(n, g),
+});
+export const moeBiasGrad = defineKernel('moe_bgrad', (_cols: number, _experts: number, _rows: number) => groupedBiasGradBindings(), { portable: groupedBiasGradKernel });

@@ -2,7 +2,7 @@ import type { GroupedMatmulShape } from '../reference/moe.js';
 import { type SlotLayout, tokenOfWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { type Binding, boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
 import { geluFnWgsl, geluGradFnWgsl } from './activation.js';
 import { u } from './wgsl.js';
 
@@ -25,7 +25,6 @@ const TR = TM * WY;
 const TC = TN * WX;
 const G = TN / 4;
 
-export const declare = (decls: string[]) => decls.map((d, i) => `@group(0) @binding(${i}) ${d}`).join('\n');
 export const arr = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
 const vec4Of = (xs: string[]) => `vec4<f32>(${xs.join(', ')})`;
 
@@ -43,14 +42,21 @@ ${geluGradFnWgsl('grad_gelu')}`;
  * per-slot rows C, pre, H and the bias are vec4 arrays: on llvmpipe every storage access is a loop
  * over the lanes, so a scalar epilogue (bias, H, pre and C per output) cost more than the k loop.
  */
-export function groupedDecls(g: GroupedMatmulShape, aVec: boolean, bVec: boolean, cVec: boolean): string[] {
-  const decls = [`var<storage, read> A: ${arr(aVec)};`, `var<storage, read> B: ${arr(bVec)};`, `var<storage, read_write> C: ${arr(cVec)};`, 'var<storage, read> offsets: array<u32>;'];
-  if (g.gather) decls.push('var<storage, read> perm: array<u32>;');
-  if (g.bias) decls.push(`var<storage, read> bias: ${arr(cVec)};`);
-  if (g.actGrad) decls.push(`var<storage, read> H: ${arr(cVec)};`);
-  if (g.savePre) decls.push(`var<storage, read_write> pre: ${arr(cVec)};`);
-  return decls;
+export function groupedBindings(g: GroupedMatmulShape, aVec = false, bVec = false, cVec = false): Binding[] {
+  return [
+    read('A', arr(aVec)), read('B', arr(bVec)), readWrite('C', arr(cVec)), read('offsets', 'array<u32>'),
+    ...(g.gather ? [read('perm', 'array<u32>')] : []),
+    ...(g.bias ? [read('bias', arr(cVec))] : []),
+    ...(g.actGrad ? [read('H', arr(cVec))] : []),
+    ...(g.savePre ? [readWrite('pre', arr(cVec))] : []),
+  ];
 }
+
+/** The bindings of both weight-gradient forms; A and D as the form reads them (f32, or vectors of it). */
+export function weightGradBindings(g: WeightGradShape, aType = 'array<f32>', dType = 'array<f32>'): Binding[] {
+  return [read('A', aType), read('D', dType), read('offsets', 'array<u32>'), ...(g.gather ? [read('perm', 'array<u32>')] : []), readWrite('dW')];
+}
+export const groupedBiasGradBindings = () => [read('D'), read('offsets', 'array<u32>'), readWrite('db')];
 
 /**
  * WGSL storing a tile's outputs: for each row (its guard, its slot, and one vec4 accumulator per 4
@@ -155,7 +161,7 @@ export function groupedMatmulKernel(name: string, g: GroupedMatmulShape): RowKer
   const KU = Kd % 4 === 0 ? 4 : 1; // k values per loop iteration
   const aVec = KU === 4;
   const bVec = g.transB ? KU === 4 : Nd % 4 === 0;
-  const decls = groupedDecls(g, aVec, bVec, Nd % 4 === 0);
+  const b = groupedBindings(g, aVec, bVec, Nd % 4 === 0);
   const L: string[] = [];
   for (let i = 0; i < TM; i++) {
     L.push(`  let s${i} = min(row0 + ${u(i)}, hi - 1u);`);
@@ -169,7 +175,7 @@ export function groupedMatmulKernel(name: string, g: GroupedMatmulShape): RowKer
   L.push(`  }`);
   L.push(...groupedEpilogue(g, Array.from({ length: TM }, (_, i) => ({ guard: `row0 + ${u(i)} < hi`, slot: `s${i}`, acc: (q: number) => `acc${i}_${q}` })), G));
   const wgsl = `
-${declare(decls)}
+${declarations(b)}
 ${act !== 'none' || g.actGrad ? actWgsl : ''}
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -190,7 +196,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 ${L.join('\n')}
 }
 `;
-  return wgslKernel(name, wgsl, [WX, WY, 1], {
+  return boundKernel(name, b, wgsl, [WX, WY, 1], {
     flops: 2 * rows * Nd * Kd,
     bytes: 4 * (rows * (Kd + Nd * (1 + (g.savePre ? 1 : 0) + (g.actGrad ? 1 : 0))) + E * Kd * Nd),
     workgroups: [ceilDiv(Nd, TC), tilesY, 1],
@@ -217,9 +223,7 @@ export function groupedWeightGradKernel(name: string, g: WeightGradShape): RowKe
   checkDims(name, { k: Kd, n: Nd, experts: E });
   const aVec = Kd % 4 === 0;
   const dVec = Nd % 4 === 0;
-  const decls = [`var<storage, read> A: ${arr(aVec)};`, `var<storage, read> D: ${arr(dVec)};`, 'var<storage, read> offsets: array<u32>;'];
-  if (g.gather) decls.push('var<storage, read> perm: array<u32>;');
-  decls.push('var<storage, read_write> dW: array<f32>;');
+  const b = weightGradBindings(g, arr(aVec), arr(dVec));
   const L: string[] = [];
   if (aVec) for (let h = 0; h < TM / 4; h++) L.push(`  let rg${h} = min(row0 + ${u(4 * h)}, ${u(Kd - 4)});`);
   else for (let i = 0; i < TM; i++) L.push(`  let r${i} = min(row0 + ${u(i)}, ${u(Kd - 1)});`);
@@ -239,7 +243,7 @@ export function groupedWeightGradKernel(name: string, g: WeightGradShape): RowKe
     L.push(`  }`);
   }
   const wgsl = `
-${declare(decls)}
+${declarations(b)}
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let e = wid.z;
@@ -249,7 +253,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 ${L.join('\n')}
 }
 `;
-  return wgslKernel(name, wgsl, [WX, WY, 1], { flops: 2 * rows * Kd * Nd, bytes: 4 * (rows * (Kd + Nd) + 2 * E * Kd * Nd), workgroups: [ceilDiv(Nd, TC), ceilDiv(Kd, TR), E] });
+  return boundKernel(name, b, wgsl, [WX, WY, 1], { flops: 2 * rows * Kd * Nd, bytes: 4 * (rows * (Kd + Nd) + 2 * E * Kd * Nd), workgroups: [ceilDiv(Nd, TC), ceilDiv(Kd, TR), E] });
 }
 
 /**
@@ -258,10 +262,9 @@ ${L.join('\n')}
  */
 export function groupedBiasGradKernel(name: string, n: number, experts: number, rows = 0, wg = 64): RowKernel {
   checkDims(name, { n, experts, wg });
+  const b = groupedBiasGradBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> D: array<f32>;
-@group(0) @binding(1) var<storage, read> offsets: array<u32>;
-@group(0) @binding(2) var<storage, read_write> db: array<f32>;
+${declarations(b)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let c = wid.x * ${u(wg)} + lid.x;
@@ -272,5 +275,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   db[e * ${u(n)} + c] += acc;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 0, bytes: 4 * rows * n + 8 * experts * n, workgroups: [ceilDiv(n, wg), experts, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 0, bytes: 4 * rows * n + 8 * experts * n, workgroups: [ceilDiv(n, wg), experts, 1] });
 }

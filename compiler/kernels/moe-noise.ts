@@ -3,8 +3,10 @@ import { mix32 as mix32Host } from '../reference/dropout.js';
 import { mix32Wgsl } from './dropout.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, readWrite, uniform } from './definition.js';
 import { u, f } from './wgsl.js';
+
+const noiseBindings = () => [readWrite('logits'), uniform('rng', 'Rng')];
 
 /**
  * Noisy top-k: while training (rng.train != 0) adds noise to every router logit in place. Gaussian:
@@ -17,10 +19,10 @@ import { u, f } from './wgsl.js';
  */
 export function moeRouterNoiseKernel(name: string, count: number, noise: number, salt: number, dist: 'gaussian' | 'uniform' = 'gaussian', wg = 64): RowKernel {
   checkDims(name, { count, wg });
+  const b = noiseBindings();
   const wgsl = `
 struct Rng { seed: u32, step: u32, train: u32, pad: u32 }
-@group(0) @binding(0) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(1) var<uniform> rng: Rng;
+${declarations(b)}
 ${routerNoiseWgsl(dist, noise)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -29,7 +31,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   logits[i] += router_noise(i, ${noiseKeyWgsl(salt)});
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: (dist === 'uniform' ? 12 : 40) * count, bytes: 8 * count, workgroups: [ceilDiv(count, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: (dist === 'uniform' ? 12 : 40) * count, bytes: 8 * count, workgroups: [ceilDiv(count, wg), 1, 1] });
 }
 
 /** The noise stream's key for one step, from the `rng` uniform block and a salt baked in. */
@@ -54,3 +56,7 @@ fn router_noise(i: u32, key: u32) -> f32 {
   ${draw}
 }`;
 }
+
+export const moeRouterNoise = defineKernel('moe_router_noise', (_count: number, _noise: number, _salt: number, _dist: 'gaussian' | 'uniform') => noiseBindings(), {
+  portable: (n, count, noise, salt, dist) => moeRouterNoiseKernel(n, count, noise, salt, dist),
+});

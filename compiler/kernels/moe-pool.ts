@@ -1,7 +1,7 @@
 // Sequence routing's pooling: the mean of each sequence's first `prefix` hidden states, and its backward.
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, perElementMain, read, readWrite } from './definition.js';
 import { u, f } from './wgsl.js';
 
 export interface PoolShape {
@@ -13,18 +13,18 @@ export interface PoolShape {
   prefix: number;
 }
 
+const poolForwardBindings = () => [read('x'), readWrite('pooled')];
+const poolBackwardBindings = () => [read('dpooled'), readWrite('dx')];
+
 /** pooled[b, c] = mean_{t < prefix} x[b·T + t, c]. Bindings: x (read), pooled (write, B×C). */
 export function moePoolForwardKernel(name: string, s: PoolShape, wg = 64): RowKernel {
   const { tokens: N, seqLen: T, width: C, prefix: P } = s;
   checkDims(name, { N, T, C, P });
   const B = N / T;
+  const b = poolForwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> pooled: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x;
-  if (i >= ${u(B * C)}) { return; }
+${declarations(b)}
+${perElementMain(wg, 'i', B * C)}
   let b = i / ${u(C)};
   let c = i % ${u(C)};
   var acc = 0.0;
@@ -32,24 +32,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   pooled[i] = acc / ${f(P)};
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: B * C * P, bytes: 4 * (B * C * (P + 1)), workgroups: [ceilDiv(B * C, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: B * C * P, bytes: 4 * (B * C * (P + 1)), workgroups: [ceilDiv(B * C, wg), 1, 1] });
 }
 
 /** dx[b·T + t, c] += dpooled[b, c] / prefix for t < prefix. Bindings: dpooled (read), dx (read_write). */
 export function moePoolBackwardKernel(name: string, s: PoolShape, wg = 64): RowKernel {
   const { tokens: N, seqLen: T, width: C, prefix: P } = s;
   checkDims(name, { N, T, C, P });
+  const b = poolBackwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> dpooled: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x;
-  if (i >= ${u(N * C)}) { return; }
+${declarations(b)}
+${perElementMain(wg, 'i', N * C)}
   let n = i / ${u(C)};
   if (n % ${u(T)} >= ${u(P)}) { return; }
   dx[i] += dpooled[(n / ${u(T)}) * ${u(C)} + i % ${u(C)}] / ${f(P)};
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: N * C, bytes: 12 * N * C, workgroups: [ceilDiv(N * C, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: N * C, bytes: 12 * N * C, workgroups: [ceilDiv(N * C, wg), 1, 1] });
 }
+
+export const moePoolForward = defineKernel('moe_pool_fwd', (_s: PoolShape) => poolForwardBindings(), { portable: (n, s) => moePoolForwardKernel(n, s) });
+export const moePoolBackward = defineKernel('moe_pool_bwd', (_s: PoolShape) => poolBackwardBindings(), { portable: (n, s) => moePoolBackwardKernel(n, s) });

@@ -3,7 +3,7 @@ import { mix32Wgsl } from './dropout.js';
 import { type MoeRouterShape, routingRows, STAT } from '../reference/moe.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { type Binding, bindingOfDeclaration, boundKernel, declarations, defineKernel, perElementMain, read, readWrite, uniform } from './definition.js';
 import { assignmentCount, assignmentWgsl, rowAssignmentWgsl } from '../routing/slots.js';
 import { u, f } from './wgsl.js';
 
@@ -35,6 +35,26 @@ export interface SelectionRule {
 }
 
 /**
+ * The router forward's bindings: its input (the logits, or the rule's one input), the bias
+ * (auxiliary-loss-free balancing), the rng block
+ * (GShard's sampled choices), sel, gate. A rule's input is its WGSL declaration (`decl`), read back
+ * into a binding so the text the rule wrote is the text emitted.
+ */
+export function routerForwardBindings(s: MoeRouterShape, rule?: SelectionRule): Binding[] {
+  const logits = s.mode === 'logits';
+  const sampled = logits && s.sampled === true && s.top > 1;
+  return [
+    logits ? read('logits') : bindingOfDeclaration(rule!.decl),
+    ...(logits && s.biased === true ? [read('bias')] : []),
+    ...(sampled ? [uniform('rng', 'Rng')] : []),
+    readWrite('sel', 'array<u32>'),
+    readWrite('gate'),
+  ];
+}
+const routerBackwardBindings = () => [read('logits'), read('sel', 'array<u32>'), read('dgate'), read('stats'), readWrite('dlogits')];
+const auxLossBindings = () => [read('stats'), readWrite('acc')];
+
+/**
  * Router forward, one invocation per token. Mode 'logits': the routing row's logits (row n / rep),
  * the gate scores (softmax or sigmoid), top-k by logit (ties to the lower expert), optional
  * renormalisation; with `sampled` (GShard), training draws the choices after the first in
@@ -53,13 +73,7 @@ export function moeRouterForwardKernel(name: string, s: MoeRouterShape, rule?: S
   const sampled = logits && s.sampled === true && K > 1;
   const biased = logits && s.biased === true;
   if (biased && sampled) throw new Error(`${name}: a biased router does not sample its second expert`);
-  const decls = [
-    logits ? 'var<storage, read> logits: array<f32>;' : rule!.decl,
-    ...(biased ? ['var<storage, read> bias: array<f32>;'] : []),
-    ...(sampled ? ['var<uniform> rng: Rng;'] : []),
-    'var<storage, read_write> sel: array<u32>;',
-    'var<storage, read_write> gate: array<f32>;',
-  ];
+  const b = routerForwardBindings(s, rule);
   const usesRng = (!logits && rule!.usesRng) || sampled;
   const score = (e: string) => (s.score === 'softmax' ? `exp(l[${e}] - m) / z` : `1.0 / (1.0 + exp(-l[${e}]))`);
   const body = !logits ? rule!.body(s) : `
@@ -103,16 +117,13 @@ export function moeRouterForwardKernel(name: string, s: MoeRouterShape, rule?: S
   for (var k = 0u; k < ${u(K)}; k++) { gate[${assignmentWgsl(slots, 'n', 'k')}] = ${s.normalize ? 'g[k] / tot' : 'g[k]'}; }`;
   const wgsl = `
 ${usesRng ? 'struct Rng { seed: u32, step: u32, train: u32, pad: u32 }' : ''}
-${decls.map((d, i) => `@group(0) @binding(${i}) ${d}`).join('\n')}
+${declarations(b)}
 ${usesRng ? mix32Wgsl : ''}${logits ? '' : rule!.helpers ?? ''}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let n = gid.x;
-  if (n >= ${u(N)}) { return; }
+${perElementMain(wg, 'n', N)}
 ${body}
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: N * E * (K + 6), bytes: 4 * (N * E / s.rep + 2 * N * K), workgroups: [ceilDiv(N, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: N * E * (K + 6), bytes: 4 * (N * E / s.rep + 2 * N * K), workgroups: [ceilDiv(N, wg), 1, 1] });
 }
 
 /**
@@ -129,16 +140,10 @@ export function moeRouterBackwardKernel(name: string, s: MoeRouterShape & { bala
   const R = routingRows(s);
   const slots = { top: K };
   const NK = assignmentCount(slots, N);
+  const b = routerBackwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> sel: array<u32>;
-@group(0) @binding(2) var<storage, read> dgate: array<f32>;
-@group(0) @binding(3) var<storage, read> stats: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let r = gid.x;
-  if (r >= ${u(R)}) { return; }
+${declarations(b)}
+${perElementMain(wg, 'r', R)}
   var l: array<f32, ${E}>;
   var p: array<f32, ${E}>;
   var sc: array<f32, ${E}>;
@@ -177,7 +182,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: R * E * 12 + N * K, bytes: 4 * (2 * R * E + 2 * N * K), workgroups: [ceilDiv(R, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: R * E * 12 + N * K, bytes: 4 * (2 * R * E + 2 * N * K), workgroups: [ceilDiv(R, wg), 1, 1] });
 }
 
 /**
@@ -185,14 +190,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * Bindings: stats (read), acc (read_write).
  */
 export function moeAuxLossKernel(name: string, balance: number, zloss: number, scale: number): RowKernel {
+  const b = auxLossBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> stats: array<f32>;
-@group(0) @binding(1) var<storage, read_write> acc: array<f32>;
+${declarations(b)}
 @compute @workgroup_size(1, 1, 1)
 fn main() {
   acc[0] += (${f(balance)} * stats[${u(STAT.balance)}] + ${f(zloss)} * stats[${u(STAT.z)}]) * ${f(scale)};
 }
 `;
-  return wgslKernel(name, wgsl, [1, 1, 1], { flops: 4, bytes: 16, workgroups: [1, 1, 1] });
+  return boundKernel(name, b, wgsl, [1, 1, 1], { flops: 4, bytes: 16, workgroups: [1, 1, 1] });
 }
 
+
+export const moeRouterBackward = defineKernel('moe_router_bwd', (_s: MoeRouterShape & { balance: number; zloss: number }) => routerBackwardBindings(), {
+  portable: (n, s) => moeRouterBackwardKernel(n, s),
+});
+export const moeAuxLoss = defineKernel('moe_aux_loss', (_balance: number, _zloss: number, _scale: number) => auxLossBindings(), { portable: moeAuxLossKernel });

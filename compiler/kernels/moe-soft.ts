@@ -8,7 +8,7 @@ import { softDims, type SoftShape } from '../reference/moe-soft.js';
 import { STAT, statsLength } from '../reference/moe.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, invocationMain, read, readWrite } from './definition.js';
 import { u } from './wgsl.js';
 
 export type { SoftShape } from '../reference/moe-soft.js';
@@ -34,6 +34,13 @@ fn slot_row(b: u32, j: u32) -> u32 {
   return (j / ${u(s.slots)}) * ${u(s.seqs * s.slots)} + b * ${u(s.slots)} + j % ${u(s.slots)};
 }`;
 
+const moeSoftWeightsBindings = () => [read('logits'), readWrite('D'), readWrite('W'), readWrite('offsets', 'array<u32>')];
+const moeSoftDispatchBindings = () => [read('x'), read('D'), readWrite('Xs')];
+const moeSoftCombineBindings = () => [read('Ys'), read('W'), readWrite('out')];
+const moeSoftStatsBindings = () => [read('W'), readWrite('stats')];
+const moeSoftCombineBackwardBindings = () => [read('dout'), read('Ys'), read('W'), readWrite('dYs'), readWrite('dlogits')];
+const moeSoftDispatchBackwardBindings = () => [read('x'), read('D'), read('dXs'), readWrite('dx'), readWrite('dlogits')];
+
 /**
  * The two softmaxes of the logits (N×M): invocations i < N write W's row i (softmax over the M
  * slots), invocations N + b·M + j write D's column (b, j) (softmax over sequence b's T tokens);
@@ -45,14 +52,10 @@ export function moeSoftWeightsKernel(name: string, s: SoftShape, wg = 64): RowKe
   const T = s.seqLen;
   const cols = s.seqs * M;
   const { workgroups, index } = grid(name, s, N + cols, wg);
+  const b = moeSoftWeightsBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read_write> D: array<f32>;
-@group(0) @binding(2) var<storage, read_write> W: array<f32>;
-@group(0) @binding(3) var<storage, read_write> offsets: array<u32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = ${index};
+${declarations(b)}
+${invocationMain(wg, 'i', index)}
   if (i == 0u) {
     for (var e = 0u; e <= ${u(s.experts)}; e++) { offsets[e] = e * ${u(s.seqs * s.slots)}; }
   }
@@ -77,7 +80,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var t = 0u; t < ${u(T)}; t++) { D[base + t * ${u(M)}] = exp(logits[base + t * ${u(M)}] - m) / z; }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 12 * N * M, bytes: 4 * 4 * N * M, workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 12 * N * M, bytes: 4 * 4 * N * M, workgroups });
 }
 
 /**
@@ -88,13 +91,10 @@ export function moeSoftDispatchKernel(name: string, s: SoftShape, wg = 64): RowK
   const { M, rows } = softDims(s);
   const { seqLen: T, width: C, slots: S } = s;
   const { workgroups, index } = grid(name, s, rows * C, wg);
+  const b = moeSoftDispatchBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> D: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Xs: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = ${index};
+${declarations(b)}
+${invocationMain(wg, 'i', index)}
   if (i >= ${u(rows * C)}) { return; }
   let r = i / ${u(C)};
   let c = i % ${u(C)};
@@ -109,7 +109,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   Xs[i] = acc;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 2 * rows * C * T, bytes: 4 * (rows * C * (2 * T + 1)), workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 2 * rows * C * T, bytes: 4 * (rows * C * (2 * T + 1)), workgroups });
 }
 
 /**
@@ -120,14 +120,11 @@ export function moeSoftCombineKernel(name: string, s: SoftShape, wg = 64): RowKe
   const { M, N } = softDims(s);
   const { seqLen: T, width: C } = s;
   const { workgroups, index } = grid(name, s, N * C, wg);
+  const b = moeSoftCombineBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> Ys: array<f32>;
-@group(0) @binding(1) var<storage, read> W: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${declarations(b)}
 ${slotRowWgsl(s)}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = ${index};
+${invocationMain(wg, 'i', index)}
   if (i >= ${u(N * C)}) { return; }
   let n = i / ${u(C)};
   let c = i % ${u(C)};
@@ -137,7 +134,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   out[i] = acc;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 2 * N * C * M, bytes: 4 * (N * C * (2 * M + 1)), workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 2 * N * C * M, bytes: 4 * (N * C * (2 * M + 1)), workgroups });
 }
 
 /**
@@ -150,12 +147,10 @@ export function moeSoftStatsKernel(name: string, s: SoftShape, wg = 64): RowKern
   const { M, N } = softDims(s);
   const { experts: E, slots: S } = s;
   const { workgroups, index } = grid(name, s, E + 1, wg);
+  const b = moeSoftStatsBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> W: array<f32>;
-@group(0) @binding(1) var<storage, read_write> stats: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let e = ${index};
+${declarations(b)}
+${invocationMain(wg, 'e', index)}
   if (e < ${u(E)}) {
     var acc = 0.0;
     for (var n = 0u; n < ${u(N)}; n++) {
@@ -180,7 +175,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   stats[${u(STAT.entropy)}] = ent / ${Math.fround(N).toExponential()};
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 4 * N * M, bytes: 4 * (N * M + statsLength(E)), workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 4 * N * M, bytes: 4 * (N * M + statsLength(E)), workgroups });
 }
 
 /**
@@ -194,16 +189,11 @@ export function moeSoftCombineBackwardKernel(name: string, s: SoftShape, wg = 64
   const { M, N, rows } = softDims(s);
   const { seqLen: T, width: C, slots: S } = s;
   const { workgroups, index } = grid(name, s, rows * C + N, wg);
+  const b = moeSoftCombineBackwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> dout: array<f32>;
-@group(0) @binding(1) var<storage, read> Ys: array<f32>;
-@group(0) @binding(2) var<storage, read> W: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dYs: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+${declarations(b)}
 ${slotRowWgsl(s)}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = ${index};
+${invocationMain(wg, 'i', index)}
   if (i < ${u(rows * C)}) {
     let r = i / ${u(C)};
     let c = i % ${u(C)};
@@ -235,7 +225,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 4 * N * M * C, bytes: 4 * (3 * N * C * M + 2 * rows * C), workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 4 * N * M * C, bytes: 4 * (3 * N * C * M + 2 * rows * C), workgroups });
 }
 
 /**
@@ -250,16 +240,11 @@ export function moeSoftDispatchBackwardKernel(name: string, s: SoftShape, wg = 6
   const { seqLen: T, width: C } = s;
   const cols = s.seqs * M;
   const { workgroups, index } = grid(name, s, N * C + cols, wg);
+  const b = moeSoftDispatchBackwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> D: array<f32>;
-@group(0) @binding(2) var<storage, read> dXs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+${declarations(b)}
 ${slotRowWgsl(s)}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = ${index};
+${invocationMain(wg, 'i', index)}
   if (i < ${u(N * C)}) {
     let n = i / ${u(C)};
     let c = i % ${u(C)};
@@ -289,5 +274,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 6 * N * M * C, bytes: 4 * (4 * N * C * M), workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 6 * N * M * C, bytes: 4 * (4 * N * C * M), workgroups });
 }
+
+export const moeSoftWeights = defineKernel('moe_soft_weights', (_s: SoftShape) => moeSoftWeightsBindings(), { portable: (n, s) => moeSoftWeightsKernel(n, s) });
+export const moeSoftDispatch = defineKernel('moe_soft_dispatch', (_s: SoftShape) => moeSoftDispatchBindings(), { portable: (n, s) => moeSoftDispatchKernel(n, s) });
+export const moeSoftCombine = defineKernel('moe_soft_combine', (_s: SoftShape) => moeSoftCombineBindings(), { portable: (n, s) => moeSoftCombineKernel(n, s) });
+export const moeSoftStats = defineKernel('moe_soft_stats', (_s: SoftShape) => moeSoftStatsBindings(), { portable: (n, s) => moeSoftStatsKernel(n, s) });
+export const moeSoftCombineBackward = defineKernel('moe_soft_combine_bwd', (_s: SoftShape) => moeSoftCombineBackwardBindings(), { portable: (n, s) => moeSoftCombineBackwardKernel(n, s) });
+export const moeSoftDispatchBackward = defineKernel('moe_soft_dispatch_bwd', (_s: SoftShape) => moeSoftDispatchBackwardBindings(), { portable: (n, s) => moeSoftDispatchBackwardKernel(n, s) });

@@ -11,7 +11,7 @@ import { type LayoutOptions, layoutParams, type ParamLayout } from '../graph/lay
 import type { RowKernel } from '../kernels/layernorm.js';
 import { PlanBuilder } from '../plan/builder.js';
 import type { Plan, PlanBuffer } from '../plan/types.js';
-import { KernelCache, type LoweringOptions } from './kernels.js';
+import { KernelCache, type LoweringOptions, type LoweringTarget } from './kernels.js';
 import { addOptimizer, addPatchOptimizer, addShadowRefresh } from './optimiser.js';
 import { planInterface } from './interface.js';
 
@@ -66,8 +66,11 @@ const roleOf: Record<Tensor['kind'], PlanBuffer['role']> = {
   param: 'param', grad: 'grad', optimizer: 'optimizer', activation: 'activation', input: 'input', uniform: 'uniform', output: 'output', shadow: 'param',
 };
 
+/** The options of a target alone (plain data: what the compile summary and the run records name). */
+const optionsOf = (t: LoweringTarget): LoweringOptions => (t.subgroupMatmul === undefined ? {} : { subgroupMatmul: t.subgroupMatmul });
+
 /** Lowers a graph to a Plan: kernels (shared between identical ops), buffers placed by the memory planner, programs. */
-export function lowerGraph(g: Graph, opts: LoweringOptions = {}): { plan: Plan; memory: MemoryPlan } {
+export function lowerGraph(g: Graph, opts: LoweringTarget = {}): { plan: Plan; memory: MemoryPlan } {
   const cache = new KernelCache(opts);
   const kernelOf = new Map<Op, RowKernel>();
   for (const op of g.ops) kernelOf.set(op, cache.get(op.kernel));
@@ -123,7 +126,7 @@ export function lowerGraph(g: Graph, opts: LoweringOptions = {}): { plan: Plan; 
  * layers. `opts` lets the lowering use what the adapter that will run the plan has (default: nothing,
  * a portable plan).
  */
-export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringOptions = {}, fit: LayoutOptions = {}): CompiledTrial {
+export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringTarget = {}, fit: LayoutOptions = {}): CompiledTrial {
   // wte is cut into parts under the same binding limit as the parameter regions.
   const limit = spec.maxBindingBytes ?? fit.maxRegionBytes;
   const graph = buildGpt2Graph(limit === undefined ? spec : { ...spec, maxBindingBytes: limit }, ffn);
@@ -134,7 +137,7 @@ export function compileGpt2(spec: Gpt2Spec, ffn?: BlockBuilder, opts: LoweringOp
   const routing = ffn?.routing ?? [];
   plan.interface = planInterface(plan, graph, layout, routing);
   const moeDiagnostics = diagnosticsOf(graph, routing);
-  return { plan, graph, layout, memory, spec, lowering: opts, routing, ...(moeDiagnostics ? { moeDiagnostics } : {}) };
+  return { plan, graph, layout, memory, spec, lowering: optionsOf(opts), routing, ...(moeDiagnostics ? { moeDiagnostics } : {}) };
 }
 
 /** The load diagnostics' layout, from the summary outputs the MoE layers declared (none: undefined). */
@@ -151,7 +154,7 @@ export class CompileError extends Error {
 }
 
 /** Compiles one trial's configuration; refuses settings the lowering does not implement yet. */
-export function compileTrial(c: TrialConfig, name = 'trial', opts: LoweringOptions = {}, fit: LayoutOptions = {}): CompiledTrial {
+export function compileTrial(c: TrialConfig, name = 'trial', opts: LoweringTarget = {}, fit: LayoutOptions = {}): CompiledTrial {
   const spec = gpt2SpecOf(c, name);
   const bad = loweringRefusal(c, spec);
   if (bad) throw new CompileError(bad.message, bad.ptr, bad.hint);

@@ -7,14 +7,8 @@ import { PATCH_EXPERTS } from '../graph/patches.js';
 import { type Graph, numel } from '../graph/ir.js';
 import { alignFloats, type ParamLayout, type ParamRange, regionAt, regionName } from '../graph/layout.js';
 import { gradNormKernels } from '../kernels/gradnorm.js';
-import { sgdKernel } from '../kernels/sgd.js';
-import { ngdKernel } from '../kernels/ngd.js';
-import { type CastSegment, castF16Kernel } from '../kernels/cast.js';
-import { registerKernel } from './kernels.js';
+import type { CastSegment } from '../kernels/cast.js';
 
-registerKernel('sgd', (n, offset: number, count: number, wd: number, clip: number) => sgdKernel(n, offset, count, wd, clip));
-registerKernel('ngd', (n, offset: number, blocks: number, size: number, wd: number) => ngdKernel(n, offset, blocks, size, wd));
-registerKernel('cast_f16', (n, segments: CastSegment[]) => castF16Kernel(n, segments));
 
 /** For optimizer ngd: the parameter normalised per block (its first dimension), and those plain SGD updates. */
 export interface NgdTargets {

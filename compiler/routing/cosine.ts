@@ -2,9 +2,7 @@
 // C→D projection Wp, expert embeddings emb (D×E) and a learned log inverse temperature (starts at
 // 1: scale e). Kernels in kernels/moe-cosine.ts, reference in reference/moe.ts.
 import { param } from '../graph/gpt2.js';
-import {
-  type CosineShape, moeCosineBackwardEmbKernel, moeCosineBackwardPKernel, moeCosineBackwardScaleKernel, moeCosineForwardKernel,
-} from '../kernels/moe-cosine.js';
+import { type CosineShape, moeCosineBackwardEmb, moeCosineBackwardP, moeCosineBackwardScale, moeCosineForward } from '../kernels/moe-cosine.js';
 import { choiceOf } from './choice.js';
 import type { RouterLayer, ScoringRouter } from './router.js';
 
@@ -16,12 +14,7 @@ export const cosineRouter: ScoringRouter = {
     const { dim: D } = choiceOf(moe, 'cosine');
     return width * D + D * moe.experts + 1;
   },
-  kernels: {
-    moe_cosine_fwd: (n: string, s: CosineShape) => moeCosineForwardKernel(n, s),
-    moe_cosine_dp: (n: string, s: CosineShape) => moeCosineBackwardPKernel(n, s),
-    moe_cosine_demb: (n: string, s: CosineShape) => moeCosineBackwardEmbKernel(n, s),
-    moe_cosine_dscale: (n: string, s: CosineShape) => moeCosineBackwardScaleKernel(n, s),
-  },
+  definitions: [moeCosineForward, moeCosineBackwardP, moeCosineBackwardEmb, moeCosineBackwardScale],
   scorer(L: RouterLayer) {
     const { g, moe, owner: o, rows: R, width: C, experts: E } = L;
     const { dim: D } = choiceOf(moe, 'cosine');
@@ -33,14 +26,14 @@ export const cosineRouter: ScoringRouter = {
     return {
       forward(g, l, input, logits) {
         g.op('forward', `h${l}.mlp.router.proj`, 'matmul', [{ m: R, n: D, k: C }], [input, Wp, P]);
-        g.op('forward', `h${l}.mlp.router`, 'moe_cosine_fwd', [shape], [P, emb, logScale, logits]);
+        g.op('forward', `h${l}.mlp.router`, moeCosineForward, [shape], { P, emb, logScale, logits });
       },
       backward(g, l, dlogits) {
         const dP = g.tensor(`h${l}.moe.router.dproj`, [R, D], 'activation');
-        const cosIn = [P, emb, logScale, dlogits];
-        g.op('backward', `h${l}.mlp.router.dproj`, 'moe_cosine_dp', [shape], [...cosIn, dP]);
-        g.op('backward', `h${l}.mlp.router.embedding.dW`, 'moe_cosine_demb', [shape], [...cosIn, `grad.${emb}`]);
-        g.op('backward', `h${l}.mlp.router.log_scale.d`, 'moe_cosine_dscale', [shape], [...cosIn, `grad.${logScale}`]);
+        const cosIn = { P, emb, logScale, dlogits };
+        g.op('backward', `h${l}.mlp.router.dproj`, moeCosineBackwardP, [shape], { ...cosIn, dP });
+        g.op('backward', `h${l}.mlp.router.embedding.dW`, moeCosineBackwardEmb, [shape], { ...cosIn, demb: `grad.${emb}` });
+        g.op('backward', `h${l}.mlp.router.log_scale.d`, moeCosineBackwardScale, [shape], { ...cosIn, dscale: `grad.${logScale}` });
         return { dOut: dP, W: Wp, width: D };
       },
     };

@@ -3,7 +3,8 @@
 // name. The sparse MoE layer (graph/moe.ts), the parameter counts (frontend/params.ts) and the
 // lowering's refusals read these tables, never the kind's name.
 import type { MoeConfig, RouterKind } from '../frontend/types.js';
-import { moeRouterForwardKernel } from '../kernels/moe-router.js';
+import { defineKernel } from '../kernels/definition.js';
+import { moeRouterForwardKernel, routerForwardBindings } from '../kernels/moe-router.js';
 import { moeRouterReference, type MoeRouterShape } from '../reference/moe.js';
 import { cosineRouter } from './cosine.js';
 import { labelRouter } from './label.js';
@@ -44,7 +45,10 @@ export function ruleRouter(mode: string): RuleRouter {
 export const routerMode = (r: RouterPlugin): MoeRouterShape['mode'] => (r.scores ? 'logits' : r.kind);
 
 /** The router forward kernel of any mode. */
-export const routerForwardKernel = (name: string, s: MoeRouterShape) => moeRouterForwardKernel(name, s, s.mode === 'logits' ? undefined : ruleRouter(s.mode).rule);
+const ruleOf = (s: MoeRouterShape) => (s.mode === 'logits' ? undefined : ruleRouter(s.mode).rule);
+export const routerForwardKernel = (name: string, s: MoeRouterShape) => moeRouterForwardKernel(name, s, ruleOf(s));
+/** The router forward of any mode: its input binding is the logits or the rule's input. */
+export const routerForward = defineKernel('moe_router_fwd', (s: MoeRouterShape) => routerForwardBindings(s, ruleOf(s)), { portable: routerForwardKernel });
 
 /** The router forward's reference of any mode. */
 export function routerReference(s: MoeRouterShape, inputs: RuleInputs & { logits?: Float32Array; train?: boolean; bias?: Float32Array }): { sel: Uint32Array; gate: Float32Array } {

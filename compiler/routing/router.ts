@@ -6,6 +6,7 @@
 import type { MoeConfig, RouterKind } from '../frontend/types.js';
 import type { Gpt2Spec } from '../graph/gpt2.js';
 import type { Graph } from '../graph/ir.js';
+import type { KernelDefinition } from '../kernels/definition.js';
 import type { RowKernel } from '../kernels/layernorm.js';
 import type { SelectionRule } from '../kernels/moe-router.js';
 import type { MoeRouterShape } from '../reference/moe.js';
@@ -49,8 +50,10 @@ interface RouterBase {
   params(width: number, moe: MoeConfig): number;
   /** Settings this kind cannot take, beyond the shared ones graph/moe.ts checks. */
   refuse?(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | null;
-  /** Kernel generators of its own ops, registered once by graph/moe.ts. */
+  /** Kernel generators of its own ops, by op kind (their portable forms; compiler/lower/kernel-table.ts). */
   kernels?: Record<string, (name: string, ...args: never[]) => RowKernel>;
+  /** Its own kernels as definitions (compiler/kernels/definition.ts), which its ops bind by name. */
+  definitions?: readonly KernelDefinition[];
 }
 
 export interface ScoringRouter extends RouterBase {

@@ -13,7 +13,7 @@ import type { RowKernel } from '../../compiler/kernels/layernorm.js';
 import { attentionPlan } from './attention-plan.js';
 import { maxRelError, randomArray } from '../../compiler/reference/random.js';
 import { compileGpt2, compileTrial, gpt2SpecOf, type CompiledTrial } from '../../compiler/lower/compile.js';
-import { registerKernel } from '../../compiler/lower/kernels.js';
+import type { LoweringTarget } from '../../compiler/lower/kernels.js';
 import type { Gpt2Spec } from '../../compiler/graph/gpt2.js';
 import { Gpu } from '../gpu/device.js';
 import { loweringFor } from '../gpu/lowering.js';
@@ -39,14 +39,14 @@ const forms: Record<string, Form> = {
 const kernels = ['fwd', 'dq', 'dkv'] as const;
 
 
-/** Lowers attention with the plain kernels, or with the subgroup ones, where subgroups are allowed. */
-function useSubgroupAttention(on: boolean): void {
-  const fwd = (n: string, s: AttentionShape) => attentionForwardKernel(n, s);
-  const dq = (n: string, s: AttentionShape) => attentionBackwardKernels(n, s)[0];
-  const dkv = (n: string, s: AttentionShape) => attentionBackwardKernels(n, s)[1];
-  registerKernel('attn_fwd', fwd, on ? (n: string, s: AttentionShape) => attentionForwardSubgroupKernel(n, s) : fwd);
-  registerKernel('attn_bwd_dq', dq, on ? (n: string, s: AttentionShape) => attentionBackwardSubgroupKernels(n, s)[0] : dq);
-  registerKernel('attn_bwd_dkv', dkv, on ? (n: string, s: AttentionShape) => attentionBackwardSubgroupKernels(n, s)[1] : dkv);
+/** The target for this adapter, with the plain attention kernels or the subgroup ones where subgroups are allowed. */
+function attentionTarget(gpu: Gpu, subgroup: boolean): LoweringTarget {
+  const plain: LoweringTarget['kernels'] = {
+    attn_fwd: { subgroup: (n: string, s: AttentionShape) => attentionForwardKernel(n, s) },
+    attn_bwd_dq: { subgroup: (n: string, s: AttentionShape) => attentionBackwardKernels(n, s)[0] },
+    attn_bwd_dkv: { subgroup: (n: string, s: AttentionShape) => attentionBackwardKernels(n, s)[1] },
+  };
+  return { ...loweringFor(gpu), ...(subgroup ? {} : { kernels: plain }) };
 }
 
 function randomBatch(s: Gpt2Spec) {
@@ -65,10 +65,10 @@ function randomBatch(s: Gpt2Spec) {
 async function steps(gpu: Gpu, rounds: number, filter: string): Promise<void> {
   const moe = quickstartMoe();
   const dense = benchModels(false);
-  const models: Array<[string, Gpt2Spec, (s: Gpt2Spec) => CompiledTrial]> = [
-    ['quickstart MoE (L2 C64 heads 2 T64 B16)', gpt2SpecOf(moe, 'moe'), () => compileTrial(moe, 'moe', loweringFor(gpu))],
-    ['quickstart dense (L2 C64 heads 4 T64 B16)', dense[0]!.spec, (s) => compileGpt2(s, undefined, loweringFor(gpu))],
-    ['small (L4 C256 heads 4 T128 B8)', dense[1]!.spec, (s) => compileGpt2(s, undefined, loweringFor(gpu))],
+  const models: Array<[string, Gpt2Spec, (s: Gpt2Spec, t: LoweringTarget) => CompiledTrial]> = [
+    ['quickstart MoE (L2 C64 heads 2 T64 B16)', gpt2SpecOf(moe, 'moe'), (_s, t) => compileTrial(moe, 'moe', t)],
+    ['quickstart dense (L2 C64 heads 4 T64 B16)', dense[0]!.spec, (s, t) => compileGpt2(s, undefined, t)],
+    ['small (L4 C256 heads 4 T128 B8)', dense[1]!.spec, (s, t) => compileGpt2(s, undefined, t)],
   ];
   console.log(`# ${gpu.describe()}; training step ms (CPU ms), best burst of ${rounds}, alternating; ${new Date().toISOString()}\n`);
   console.log('| model | plain attention ms/step | subgroup attention ms/step | speed-up wall (CPU) | attention share of GPU time (plain → subgroup) |');
@@ -78,8 +78,7 @@ async function steps(gpu: Gpu, rounds: number, filter: string): Promise<void> {
     const ms: GpuModel[] = [];
     try {
       for (const f of [0, 1]) {
-        useSubgroupAttention(f === 1);
-        const m = await GpuModel.create(gpu, compile(spec), `attention ${f ? 'subgroup' : 'plain'}`);
+        const m = await GpuModel.create(gpu, compile(spec, attentionTarget(gpu, f === 1)), `attention ${f ? 'subgroup' : 'plain'}`);
         ms.push(m);
         m.initParams(1);
       }

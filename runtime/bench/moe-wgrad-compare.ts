@@ -14,7 +14,6 @@ import type { RowKernel } from '../../compiler/kernels/layernorm.js';
 import type { PlanKernel } from '../../compiler/plan/types.js';
 import { maxRelError, randomArray } from '../../compiler/reference/random.js';
 import { compileTrial, gpt2SpecOf } from '../../compiler/lower/compile.js';
-import { registerKernel } from '../../compiler/lower/kernels.js';
 import { Gpu } from '../gpu/device.js';
 import { loweringFor } from '../gpu/lowering.js';
 import { PlanExecutor } from '../executor/executor.js';
@@ -109,7 +108,7 @@ async function measure(ex: PlanExecutor, minMs = 150, trials = 2): Promise<{ wal
 }
 
 /**
- * The quickstart MoE step with each moe_wgrad form (registered as its subgroup generator in turn):
+ * The quickstart MoE step with each moe_wgrad form (passed through the target as its subgroup form in turn):
  * both models built once, then `steps` steps of each in turn per round; wall and CPU ms per step
  * (CPU: this process, which runs lavapipe's threads), best of `rounds`.
  */
@@ -126,8 +125,7 @@ async function step(gpu: Gpu, rounds: number, steps = 5): Promise<void> {
   const models: GpuModel[] = [];
   try {
     for (const [, gen] of variants) {
-      registerKernel('moe_wgrad', tiled, gen);
-      const m = await GpuModel.create(gpu, compileTrial(cfg, 'quickstart MoE', loweringFor(gpu)), 'wgrad step');
+      const m = await GpuModel.create(gpu, compileTrial(cfg, 'quickstart MoE', { ...loweringFor(gpu), kernels: { moe_wgrad: { portable: tiled, subgroup: gen } } }), 'wgrad step');
       m.initParams(1);
       for (let i = 1; i <= 3; i++) m.trainStep(i, 1e-4, 1, batch);
       await m.ex.finish();

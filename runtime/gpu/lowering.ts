@@ -1,12 +1,13 @@
-import { type LoweringOptions, subgroupMatmulSuits } from '../../compiler/lower/kernels.js';
+import { type LoweringTarget, targetFor } from '../../compiler/lower/target.js';
 import type { Gpu } from './device.js';
 
 /**
- * What the lowering may use on this adapter: the subgroup matmul where it was measured faster
- * (a software adapter with subgroups of at least 8; docs/PERFORMANCE.md). Plans compiled with it
- * run only on adapters that have 'subgroups'; the executor's preflight says so if not.
+ * The lowering target for this adapter: its features, subgroup size and kind, and the subgroup
+ * forms where they were measured faster (a software adapter with subgroups of at least 8;
+ * subgroupFormsSuit in compiler/lower/target.ts, docs/PERFORMANCE.md). Plans compiled with them run
+ * only on adapters that have 'subgroups'; the executor's preflight says so if not.
  */
-export function loweringFor(gpu: Gpu): LoweringOptions {
-  const minSize = (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize;
-  return { subgroupMatmul: subgroupMatmulSuits(gpu.features, minSize, gpu.info.software) };
+export function loweringFor(gpu: Gpu): LoweringTarget {
+  const subgroupMinSize = (gpu.adapter.info as unknown as { subgroupMinSize?: number }).subgroupMinSize;
+  return targetFor({ features: gpu.features, subgroupMinSize, software: gpu.info.software });
 }

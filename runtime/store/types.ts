@@ -57,14 +57,21 @@ export interface TrainMetric {
   moe?: MoeLayerMetric[];
 }
 
+/** One routing layer's load over a logging window: tokens per expert are assignments, before capacity drops. */
 export interface MoeLayerMetric {
   layer: number;
+  /** Micro-batches in the window. */
   steps: number;
   tokens: { min: number; p10: number; median: number; p90: number; max: number; mean: number };
+  /** max / mean tokens per expert (1 when balanced). */
   overload: number;
+  /** Experts given no token over the whole window. */
   dead: number;
+  /** Fraction of the window's tokens the busiest expert took (top / experts when balanced, 1 when every token went to it). */
   maxShare: number;
+  /** That fraction when the load is balanced: top / experts. */
   fairShare: number;
+  /** Means over the window: fraction of assignments over capacity, router entropy (nats), balance and z losses (unweighted). */
   dropped: number;
   entropy: number;
   balance: number;

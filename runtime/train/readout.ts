@@ -4,6 +4,7 @@
 // last logging step (summarised on the GPU by the `moe_stats` program, which also restarts it).
 import { moeStatsName } from '../../compiler/graph/moe-outputs.js';
 import { STAT } from '../../compiler/reference/moe.js';
+import type { MoeLayerMetric } from '../store/types.js';
 import type { MoeStepStats } from './experts.js';
 import type { PlanModel } from './model.js';
 
@@ -19,28 +20,8 @@ export interface TrainLosses {
   parts: boolean;
 }
 
-/** One routing layer's load over a logging window: tokens per expert are assignments, before capacity drops. */
-export interface MoeLayerDiagnostics {
-  layer: number;
-  /** Micro-batches in the window. */
-  steps: number;
-  tokens: { min: number; p10: number; median: number; p90: number; max: number; mean: number };
-  /** max / mean tokens per expert (1 when balanced). */
-  overload: number;
-  /** Experts given no token over the whole window. */
-  dead: number;
-  /** Fraction of the window's tokens the busiest expert took (top / experts when balanced, 1 when every token went to it). */
-  maxShare: number;
-  /** That fraction when the load is balanced: top / experts. */
-  fairShare: number;
-  /** Means over the window: fraction of assignments over capacity, router entropy (nats), balance and z losses (unweighted). */
-  dropped: number;
-  entropy: number;
-  balance: number;
-  z: number;
-  /** Assignments per expert over the window. */
-  counts: number[];
-}
+/** One routing layer's load over a logging window (what metrics.jsonl records), with its assignments per expert. */
+export type MoeLayerDiagnostics = MoeLayerMetric & { counts: number[] };
 
 export interface TrainReadout {
   losses: TrainLosses;
