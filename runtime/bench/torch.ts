@@ -209,7 +209,8 @@ export function torchPython(): Promise<string | null> {
   return (python ??= (async () => {
     const candidates = [process.env.MOEC_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
     for (const p of [...new Set(candidates)]) {
-      const r = await exec(p, ['-c', 'import numpy, torch; torch.ones(1)'], 60_000);
+      // A missing torch fails at once; a slow import (a loaded machine: 109 s was seen) is waited for, not taken for a missing one.
+      const r = await exec(p, ['-c', 'import numpy, torch; torch.ones(1)'], 300_000);
       if (r.code === 0) return p;
     }
     return null;
