@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { loadPipeline } from '../../../compiler/frontend/index.js';
-import { compileTrial } from '../../../compiler/lower/compile.js';
 import { checkCommand } from '../../../runtime/cli/commands/check.js';
 import { capture, pipelinesDir, withTempFile } from '../../compiler/frontend/helpers.js';
+import { assertCheckRefuses, where } from './refusal-helpers.js';
 
 // `moec check` on expert choice: it warns that the choice sees later tokens (not causal), at the
 // `choice` key, and reports each setting expert choice cannot take at its line and column.
@@ -16,21 +15,13 @@ const variant = (choice: string, extra: string[] = []) =>
   quickstart.replace('    capacity dropless\n    balance 0.01\n', ['    capacity 1', '    balance 0', `    choice ${choice}`, ...extra.map((l) => `    ${l}`), ''].join('\n'));
 const inFile = <T>(text: string, fn: (file: string) => T): T => withTempFile('choice.moe', text, fn);
 
-/** Row:column of `value` on the last line whose trimmed text is `line`. */
-function where(text: string, line: string, value: string): string {
-  const lines = text.split('\n');
-  const row = lines.map((l) => l.trim()).lastIndexOf(line);
-  assert.ok(row >= 0, `no line '${line}'`);
-  return `${row + 1}:${lines[row]!.indexOf(value, lines[row]!.indexOf(line.split(' ')[0]!) + line.split(' ')[0]!.length) + 1}`;
-}
-
 for (const choice of ['expert', 'expert(sequence)']) {
   test(`moec check warns that choice ${choice} sees later tokens, at the choice key, and passes`, async () => {
     const text = variant(choice);
     await inFile(text, async (file) => {
       const out = await capture(() => checkCommand.run([file, '--preset', 'small']));
       assert.equal(out.code, 0, out.err);
-      assert.match(out.err, new RegExp(`choice\\.moe:${where(text, `choice ${choice}`, 'expert')} warning: expert choice is not causal`), out.err);
+      assert.match(out.err, new RegExp(`choice\\.moe:${where(text, `choice ${choice}`, 'expert', 'last')} warning: expert choice is not causal`), out.err);
       assert.match(out.err, /sees later tokens/);
       assert.match(out.err, choice === 'expert' ? /all tokens of the micro-batch/ : /all tokens of its sequence/);
     });
@@ -60,16 +51,6 @@ for (const c of refusals) {
     // The setting replaces the same key of the block (router/unit/balance/capacity are written there).
     const base = variant('expert');
     const text = base.includes(`    ${key} `) ? base.replace(new RegExp(`    ${key} .*\\n`), `    ${c.set}\n`) : base.replace('    choice expert\n', `    choice expert\n    ${c.set}\n`);
-    await inFile(text, async (file) => {
-      const r = loadPipeline(file, { preset: undefined });
-      assert.ok(r.ok, `the front end's own checks pass: ${JSON.stringify(r.diagnostics.map((d) => d.message))}`);
-      assert.throws(() => compileTrial(r.trials[0]!.config), c.says, 'the lowering refuses it');
-      const out = await capture(() => checkCommand.run([file, '--preset', 'small']));
-      assert.equal(out.code, 1, out.err);
-      assert.match(out.err, new RegExp(`choice\\.moe:${where(text, c.line, c.value)} error: the lowering refuses this: `), out.err);
-      assert.match(out.err, c.says);
-      assert.ok(out.err.includes(c.hint), `the hint says '${c.hint}': ${out.err}`);
-      assert.doesNotMatch(out.err, /\n\s+at /, 'no stack trace');
-    });
+    await assertCheckRefuses('choice.moe', text, { ...c, which: 'last' });
   });
 }

@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { loadPipeline } from '../../../compiler/frontend/index.js';
-import { compileTrial } from '../../../compiler/lower/compile.js';
 import { checkCommand } from '../../../runtime/cli/commands/check.js';
 import { capture, pipelinesDir, withTempFile } from '../../compiler/frontend/helpers.js';
+import { assertCheckRefuses } from './refusal-helpers.js';
 
 // Every refusal the lowering makes is reported by `moec check`, at the setting's line and column,
 // before anything runs: a file that checks clean is one `moec run` compiles.
@@ -23,14 +22,6 @@ function variant(moe: string[], train: string[] = [], sweep = '  model.moe.top i
 
 const inFile = <T>(text: string, fn: (file: string) => T): T => withTempFile('check.moe', text, fn);
 
-/** The row and column of `value` on the first line that is `line` (trimmed). */
-function where(text: string, line: string, value: string): string {
-  const lines = text.split('\n');
-  const row = lines.findIndex((l) => l.trim() === line);
-  assert.ok(row >= 0, `no line '${line}'`);
-  return `${row + 1}:${lines[row]!.indexOf(value, lines[row]!.indexOf(line.split(' ')[0]!) + 1) + 1}`;
-}
-
 const cases: { what: string; moe?: string[]; train?: string[]; sweep?: string; line: string; value: string; says: RegExp; hint: string }[] = [
   { what: 'noise on a random router', moe: ['router random', 'noise 0.1'], line: 'noise 0.1', value: '0.1', says: /router noise needs router logits; a random router has none/, hint: 'use noise 0' },
   { what: 'z-loss on a random router (it would be ignored)', moe: ['router random', 'zloss 0.01'], line: 'zloss 0.01', value: '0.01', says: /z-loss penalises router logits; a random router has none/, hint: 'use zloss 0 with router random' },
@@ -47,21 +38,7 @@ const cases: { what: string; moe?: string[]; train?: string[]; sweep?: string; l
 ];
 
 for (const c of cases) {
-  test(`moec check reports the lowering's refusal at its setting: ${c.what}`, async () => {
-    const text = variant(c.moe ?? [], c.train ?? [], c.sweep);
-    const { line, value } = c;
-    await inFile(text, async (file) => {
-      const r = loadPipeline(file, { preset: undefined });
-      assert.ok(r.ok, `the front end's own checks pass: ${JSON.stringify(r.diagnostics.map((d) => d.message))}`);
-      assert.throws(() => compileTrial(r.trials[0]!.config), c.says, 'the lowering refuses it');
-      const out = await capture(() => checkCommand.run([file, '--preset', 'small']));
-      assert.equal(out.code, 1, out.err);
-      assert.match(out.err, new RegExp(`check\\.moe:${where(text, line, value)} error: the lowering refuses this: `), out.err);
-      assert.match(out.err, c.says);
-      assert.ok(out.err.includes(c.hint), `the hint says '${c.hint}': ${out.err}`);
-      assert.doesNotMatch(out.err, /\n\s+at /, 'no stack trace');
-    });
-  });
+  test(`moec check reports the lowering's refusal at its setting: ${c.what}`, () => assertCheckRefuses('check.moe', variant(c.moe ?? [], c.train ?? [], c.sweep), c));
 }
 
 test('moec check names how many trials of a sweep a refusal concerns, and the first of them, once', async () => {
