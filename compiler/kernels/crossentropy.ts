@@ -309,6 +309,14 @@ export interface CrossEntropyPartShape {
   wg?: number;
 }
 
+/** A vocabulary part's dimensions, checked: one workgroup of `wg` (default 256) per row. */
+function partDims(name: string, s: CrossEntropyPartShape): CrossEntropyPartShape & { wg: number } {
+  const wg = s.wg ?? 256;
+  checkDims(name, { N: s.N, V: s.V, rows: s.rows, wg });
+  if (s.N > MAX_GROUPS) throw new Error(`${name}: N=${s.N} exceeds ${MAX_GROUPS} workgroups in x`);
+  return { ...s, wg };
+}
+
 /**
  * Folds one vocabulary part's logits (N × rows) into per-row statistics stats[3·row ..] = (running
  * max m, running Σ exp(l - m), target logit): m' = max(m, max_part), s' = s·exp(m - m') +
@@ -316,10 +324,7 @@ export interface CrossEntropyPartShape {
  * per row; ignored rows are left alone. Bindings: logits (read), targets (read), stats (read_write).
  */
 export function crossEntropyPartForwardKernel(name: string, s: CrossEntropyPartShape): RowKernel {
-  const { N, V, v0, rows } = s;
-  const wg = s.wg ?? 256;
-  checkDims(name, { N, V, rows, wg });
-  if (N > MAX_GROUPS) throw new Error(`${name}: N=${N} exceeds ${MAX_GROUPS} workgroups in x`);
+  const { N, V, v0, rows, wg } = partDims(name, s);
   const wgsl = `
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<u32>;
@@ -382,10 +387,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * targets, meanOut, stats (read).
  */
 export function crossEntropyPartBackwardKernel(name: string, s: CrossEntropyPartShape): RowKernel {
-  const { N, V, v0, rows } = s;
-  const wg = s.wg ?? 256;
-  checkDims(name, { N, V, rows, wg });
-  if (N > MAX_GROUPS) throw new Error(`${name}: N=${N} exceeds ${MAX_GROUPS} workgroups in x`);
+  const { N, V, v0, rows, wg } = partDims(name, s);
   const wgsl = `
 @group(0) @binding(0) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<u32>;
