@@ -173,24 +173,15 @@ export class PlanExecutor {
   }
 
   async readBytes(name: string): Promise<ArrayBuffer> {
-    const b = this.bound(name);
-    const size = align(b.bytes, 4);
-    let staging = this.staging.get(name);
-    if (!staging) {
-      staging = this.gpu.device.createBuffer({ label: `read:${name}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      this.staging.set(name, staging);
-    }
-    const encoder = this.gpu.device.createCommandEncoder({ label: `read ${name}` });
-    encoder.copyBufferToBuffer(b.buffer, b.offset, staging, 0, size);
-    this.gpu.device.queue.submit([encoder.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    const copy = staging.getMappedRange().slice(0, b.bytes);
-    staging.unmap();
-    return copy;
+    return (await this.readManyBytes([name]))[0]!;
   }
 
   /** Reads several buffers back with one submit and one wait (the loss and its parts, the MoE diagnostics). */
   async readMany(names: string[]): Promise<Float32Array[]> {
+    return (await this.readManyBytes(names)).map((b) => new Float32Array(b));
+  }
+
+  private async readManyBytes(names: string[]): Promise<ArrayBuffer[]> {
     if (new Set(names).size !== names.length) throw new Error(`readMany: a buffer is named twice in ${names.join(', ')}`);
     const bound = names.map((n) => this.bound(n));
     const encoder = this.gpu.device.createCommandEncoder({ label: `read ${names.join(',')}` });
@@ -207,7 +198,7 @@ export class PlanExecutor {
     this.gpu.device.queue.submit([encoder.finish()]);
     await Promise.all(stagings.map((st) => st.mapAsync(GPUMapMode.READ)));
     return stagings.map((st, i) => {
-      const copy = new Float32Array(st.getMappedRange().slice(0, bound[i]!.bytes));
+      const copy = st.getMappedRange().slice(0, bound[i]!.bytes);
       st.unmap();
       return copy;
     });
