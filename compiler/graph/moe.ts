@@ -47,10 +47,10 @@ import type { Graph } from './ir.js';
 import { moeBiasLoadName, moeBiasName, moeSelName, moeStatsName, moeSummaryName, moeWindowName } from './moe-outputs.js';
 import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
 import { softMoeBlock, unsupportedSoft } from './moe-soft.js';
-import { type ExpertChoiceShape, expertSlots } from '../reference/moe-expert-choice.js';
-import { moeExpertChoiceDispatchKernel, moeExpertChoiceRouterKernel, moeExpertChoiceStatsKernel } from '../kernels/moe-expert-choice.js';
+import { expertSlots } from '../reference/moe-expert-choice.js';
 import { expertChoiceOf, expertChoiceShape, refuseExpertChoice } from '../routing/expert-choice.js';
-import { moeAuxPartsKernel, moeLoadSummaryKernel, moeWindowAddKernel } from '../kernels/moe-diagnostics.js';
+import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagnostics.js';
+import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
 import { summaryLength, windowLength } from '../reference/moe-diagnostics.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
@@ -253,8 +253,8 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       }
       // The load diagnostics' window takes this micro-batch's statistics (training only: backward phase).
       if (r.owner === l) {
-        g.op('backward', `h${l}.moe.window.add`, 'moe_window_add', [E], [r.stats, r.window]);
-        g.op('stats', `h${l}.moe.summary`, 'moe_load_summary', [E], [r.window, g.tensor(moeSummaryName(l), [summaryLength(E)], 'output')]);
+        g.op('backward', `h${l}.moe.window.add`, moeWindowAdd, [E], { stats: r.stats, window: r.window });
+        g.op('stats', `h${l}.moe.summary`, moeLoadSummary, [E], { window: r.window, summary: g.tensor(moeSummaryName(l), [summaryLength(E)], 'output') });
       }
       // The router is differentiated once, at its owner, which the reverse layer order reaches last.
       if (!r.scorer || !router.scores || r.owner !== l) return;
@@ -265,8 +265,8 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       // The step's load counts training micro-batches only (evaluation runs the forward alone); the
       // bias moves once per optimiser step, after the micro-batches.
       if (r.bias && r.load) {
-        g.op('backward', `h${l}.moe.bias_load`, 'moe_bias_load', [E], [r.stats, r.load]);
-        g.op('update', `h${l}.moe.bias_update`, 'moe_bias_update', [E, biasRate], [r.load, r.bias]);
+        g.op('backward', `h${l}.moe.bias_load`, moeBiasLoad, [E], { stats: r.stats, load: r.load });
+        g.op('update', `h${l}.moe.bias_update`, moeBiasUpdate, [E, biasRate], { load: r.load, bias: r.bias });
       }
       // Router: gate, balance and z-loss gradients → logits → the scorer's weights (if trained) and x.
       const dlogits = t('dlogits', [R, E]);
@@ -283,7 +283,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: N, n: C, k: width, transB: true, accumulate: true }], [dOut, W, dx]);
       }
       if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, moeAuxLoss, [moe.balance, moe.zloss, scale], { stats: r.stats, acc: 'train_loss' });
-      if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_parts`, 'moe_aux_parts', [moe.balance, moe.zloss, scale], [r.stats, 'train_balance', 'train_z']);
+      if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_parts`, moeAuxParts, [moe.balance, moe.zloss, scale], { stats: r.stats, bal: 'train_balance', zl: 'train_z' });
     },
   };
 }

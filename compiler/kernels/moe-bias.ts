@@ -7,23 +7,23 @@
 import { STAT } from '../reference/moe.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, perElementMain, read, readWrite } from './definition.js';
 import { f, u } from './wgsl.js';
+
+const loadBindings = () => [read('stats'), readWrite('load')];
+const updateBindings = () => [read('load'), readWrite('bias')];
 
 /** load[e] += the routed count of expert e in one micro-batch's statistics. Bindings: stats (read), load (read_write, E). */
 export function moeBiasLoadKernel(name: string, experts: number, wg = 64): RowKernel {
   checkDims(name, { experts });
+  const b = loadBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> stats: array<f32>;
-@group(0) @binding(1) var<storage, read_write> load: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let e = gid.x;
-  if (e >= ${u(experts)}) { return; }
+${declarations(b)}
+${perElementMain(wg, 'e', experts)}
   load[e] += stats[${u(STAT.counts)} + e];
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: experts, bytes: 12 * experts, workgroups: [ceilDiv(experts, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: experts, bytes: 12 * experts, workgroups: [ceilDiv(experts, wg), 1, 1] });
 }
 
 /**
@@ -33,17 +33,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  */
 export function moeBiasUpdateKernel(name: string, experts: number, rate: number, wg = 64): RowKernel {
   checkDims(name, { experts });
+  const b = updateBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> load: array<f32>;
-@group(0) @binding(1) var<storage, read_write> bias: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let e = gid.x;
-  if (e >= ${u(experts)}) { return; }
+${declarations(b)}
+${perElementMain(wg, 'e', experts)}
   var total = 0.0;
   for (var i = 0u; i < ${u(experts)}; i++) { total += load[i]; }
   bias[e] += ${f(rate)} * sign(total - ${f(experts)} * load[e]);
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: experts * (experts + 3), bytes: 4 * experts * (experts + 2), workgroups: [ceilDiv(experts, wg), 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: experts * (experts + 3), bytes: 4 * experts * (experts + 2), workgroups: [ceilDiv(experts, wg), 1, 1] });
 }
+
+export const moeBiasLoad = defineKernel('moe_bias_load', (_experts: number) => loadBindings(), { portable: (n, experts) => moeBiasLoadKernel(n, experts) });
+export const moeBiasUpdate = defineKernel('moe_bias_update', (_experts: number, _rate: number) => updateBindings(), { portable: (n, experts, rate) => moeBiasUpdateKernel(n, experts, rate) });

@@ -4,25 +4,28 @@
 import { STAT } from '../reference/moe.js';
 import { quantileAt, SUMMARY_COUNTS, SUMMARY_FIELDS, summaryLength, WINDOW, windowLength } from '../reference/moe-diagnostics.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
 import { f, u } from './wgsl.js';
 
 /**
  * The weighted auxiliary losses as their own figures: bal += λ·balance·scale, zl += ζ·z·scale (the
  * terms moe_aux_loss adds into train_loss). Bindings: stats (read), bal, zl (read_write).
  */
+const auxPartsBindings = () => [read('stats'), readWrite('bal'), readWrite('zl')];
+const windowAddBindings = () => [read('stats'), readWrite('window')];
+const summaryBindings = () => [readWrite('window'), readWrite('summary')];
+
 export function moeAuxPartsKernel(name: string, balance: number, zloss: number, scale: number): RowKernel {
+  const b = auxPartsBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> stats: array<f32>;
-@group(0) @binding(1) var<storage, read_write> bal: array<f32>;
-@group(0) @binding(2) var<storage, read_write> zl: array<f32>;
+${declarations(b)}
 @compute @workgroup_size(1, 1, 1)
 fn main() {
   bal[0] += ${f(balance)} * stats[${u(STAT.balance)}] * ${f(scale)};
   zl[0] += ${f(zloss)} * stats[${u(STAT.z)}] * ${f(scale)};
 }
 `;
-  return wgslKernel(name, wgsl, [1, 1, 1], { flops: 4, bytes: 24, workgroups: [1, 1, 1] });
+  return boundKernel(name, b, wgsl, [1, 1, 1], { flops: 4, bytes: 24, workgroups: [1, 1, 1] });
 }
 
 const WG = 64;
@@ -30,9 +33,9 @@ const WG = 64;
 /** window += this step's statistics (layout WINDOW). Bindings: stats (read), window (read_write). */
 export function moeWindowAddKernel(name: string, experts: number): RowKernel {
   const E = experts;
+  const b = windowAddBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> stats: array<f32>;
-@group(0) @binding(1) var<storage, read_write> window: array<f32>;
+${declarations(b)}
 @compute @workgroup_size(${WG}, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
   let t = lid.x;
@@ -48,7 +51,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [WG, 1, 1], { flops: E + 5, bytes: 4 * (3 * E + 15), workgroups: [1, 1, 1] });
+  return boundKernel(name, b, wgsl, [WG, 1, 1], { flops: E + 5, bytes: 4 * (3 * E + 15), workgroups: [1, 1, 1] });
 }
 
 /**
@@ -63,9 +66,9 @@ export function moeLoadSummaryKernel(name: string, experts: number): RowKernel {
     const { lo, hi, frac } = quantileAt(p, E);
     return `sorted[${u(lo)}] + (sorted[${u(hi)}] - sorted[${u(lo)}]) * ${f(frac)}`;
   };
+  const b = summaryBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read_write> window: array<f32>;
-@group(0) @binding(1) var<storage, read_write> summary: array<f32>;
+${declarations(b)}
 var<workgroup> vals: array<f32, ${E}>;
 var<workgroup> sorted: array<f32, ${E}>;
 @compute @workgroup_size(${WG}, 1, 1)
@@ -112,5 +115,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [WG, 1, 1], { flops: E * E + 20, bytes: 4 * (2 * windowLength(E) + summaryLength(E)), workgroups: [1, 1, 1] });
+  return boundKernel(name, b, wgsl, [WG, 1, 1], { flops: E * E + 20, bytes: 4 * (2 * windowLength(E) + summaryLength(E)), workgroups: [1, 1, 1] });
 }
+
+export const moeAuxParts = defineKernel('moe_aux_parts', (_balance: number, _zloss: number, _scale: number) => auxPartsBindings(), { portable: (n, balance, zloss, scale) => moeAuxPartsKernel(n, balance, zloss, scale) });
+export const moeWindowAdd = defineKernel('moe_window_add', (_experts: number) => windowAddBindings(), { portable: (n, experts) => moeWindowAddKernel(n, experts) });
+export const moeLoadSummary = defineKernel('moe_load_summary', (_experts: number) => summaryBindings(), { portable: (n, experts) => moeLoadSummaryKernel(n, experts) });

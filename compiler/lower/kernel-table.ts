@@ -28,8 +28,8 @@ import type { PatchModelShape } from '../reference/clusters.js';
 import { routerForward, routers } from '../routing/index.js';
 import { moeExpertChoiceDispatchKernel, moeExpertChoiceRouterKernel, moeExpertChoiceStatsKernel } from '../kernels/moe-expert-choice.js';
 import type { ExpertChoiceShape } from '../reference/moe-expert-choice.js';
-import { moeBiasLoadKernel, moeBiasUpdateKernel } from '../kernels/moe-bias.js';
-import { moeAuxPartsKernel, moeLoadSummaryKernel, moeWindowAddKernel } from '../kernels/moe-diagnostics.js';
+import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
+import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagnostics.js';
 
 // Rows up to this length use the one-invocation-per-row form of the row kernels (LayerNorm, cross-
 // entropy): no workgroup memory or barriers. On lavapipe it beat the workgroup-reduction form at
@@ -87,11 +87,7 @@ export const kernelTable: Readonly<Record<string, KernelForms>> = {
   moe_ec_router: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceRouterKernel(n, s) },
   moe_ec_dispatch: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceDispatchKernel(n, s) },
   moe_ec_stats: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceStatsKernel(n, s) },
-  moe_bias_load: { portable: (n, experts: number) => moeBiasLoadKernel(n, experts) },
-  moe_bias_update: { portable: (n, experts: number, rate: number) => moeBiasUpdateKernel(n, experts, rate) },
-  moe_aux_parts: { portable: (n, balance: number, zloss: number, scale: number) => moeAuxPartsKernel(n, balance, zloss, scale) },
-  moe_window_add: { portable: (n, experts: number) => moeWindowAddKernel(n, experts) },
-  moe_load_summary: { portable: (n, experts: number) => moeLoadSummaryKernel(n, experts) },
+  ...defined(moeBiasLoad, moeBiasUpdate, moeAuxParts, moeWindowAdd, moeLoadSummary),
   // Each router plug-in's own kernels.
   ...Object.fromEntries(Object.values(routers).flatMap((r) => Object.entries(r.kernels ?? {}).map(([kind, gen]) => [kind, { portable: gen as KernelForms['portable'] }]))),
   ...defined(...Object.values(routers).flatMap((r) => r.definitions ?? [])),
