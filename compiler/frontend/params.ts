@@ -7,6 +7,7 @@
 // comparison, and the FFN width is the part experts replicate.
 // One routing layer's router parameters, as its router kind counts them.
 import { routerParams } from '../routing/index.js';
+import { expertsPerToken } from '../routing/expert-choice.js';
 import { routedWidth, sharedWidth } from './expert-width.js';
 import type { Model, MoeConfig, ParamCount } from './types.js';
 
@@ -38,8 +39,12 @@ export function singleFiltersFor(dim: number, target: number): number {
   return Math.max(1, Math.round(target / dim));
 }
 
-/** Total and active parameters; `patchDim` set: the patch model of the cluster task. */
-export function countParams(m: Model, patchDim?: number): ParamCount {
+/**
+ * Total and active parameters; `patchDim` set: the patch model of the cluster task. Active counts
+ * the experts a token uses on average (routing/expert-choice.ts `expertsPerToken`), rounded to a
+ * whole parameter; `batch` (sequences per micro-batch) makes it exact under expert choice over the batch.
+ */
+export function countParams(m: Model, patchDim?: number, batch?: number): ParamCount {
   if (patchDim !== undefined) return patchParams(m, patchDim);
   const d = m.width;
   const h = m.ffn;
@@ -56,15 +61,14 @@ export function countParams(m: Model, patchDim?: number): ParamCount {
       const e = expertParams(d, h, moe);
       const shared = moe.shared * denseFfn(d, sharedWidth(moe, h));
       total += r + moe.experts * e + shared;
-      const k = moe.dispatch === 'soft' ? moe.experts : Math.min(moe.top, moe.experts);
-      active += r + k * e + shared + (moe.dispatch === 'soft' ? d * moe.experts * moe.slots : 0);
+      active += r + expertsPerToken(moe, m.context, batch) * e + shared + (moe.dispatch === 'soft' ? d * moe.experts * moe.slots : 0);
       if (moe.dispatch === 'soft') total += d * moe.experts * moe.slots;
     } else {
       total += denseFfn(d, h);
       active += denseFfn(d, h);
     }
   }
-  return { total, active };
+  return { total, active: Math.round(active) };
 }
 
 /** The FFN hidden width of a dense model (same layers, width, heads) whose parameter count is closest to `target`. */

@@ -334,7 +334,7 @@ export function expand(scope: Scope, baseOverrides: Override[], base: Pipeline, 
     if (moe && t.parts.some(([k, v]) => k === 'expert' && v === 'mlp')) name = named(t.parts.map(([k, v]) => (k === 'expert' && v === 'mlp' ? [k, `mlp(${moe.activation})`] : [k, v])));
     const params: Record<string, string> = {};
     for (const o of t.overrides) params[o.path.join('.')] = valueText(o.args[0]![0]!);
-    add({ id: trialId(config), name, params, seed: p.train.seed, baseline: null, matches: null, params_count: countParams(p.model, patchDim(p)), config }, sweep?.dims[0]?.params[0]?.keySpan);
+    add({ id: trialId(config), name, params, seed: p.train.seed, baseline: null, matches: null, params_count: countParams(p.model, patchDim(p), p.train.batch), config }, sweep?.dims[0]?.params[0]?.keySpan);
   }
   if (sweep?.baselines.length) {
     for (const moeTrial of trials.slice()) {

@@ -48,7 +48,7 @@ import { moeBiasLoadName, moeBiasName, moeSelName, moeStatsName, moeSummaryName,
 import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
 import { softMoeBlock, unsupportedSoft } from './moe-soft.js';
 import { expertSlots } from '../reference/moe-expert-choice.js';
-import { expertChoiceOf, expertChoiceShape, refuseExpertChoice } from '../routing/expert-choice.js';
+import { expertChoiceOf, expertChoiceShape, expertsPerToken, refuseExpertChoice } from '../routing/expert-choice.js';
 import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagnostics.js';
 import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
 import { summaryLength, windowLength } from '../reference/moe-diagnostics.js';
@@ -290,15 +290,16 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
 
 /**
  * Parameters one token uses, from a laid-out graph: every parameter, with each MoE layer's stacked
- * expert tensors (leading dimension E) counted for K of their E experts.
+ * expert tensors (leading dimension E) counted for the experts a token uses on average
+ * (`expertsPerToken`; `s` the micro-batch, which expert choice over the batch needs).
  */
-export function activeParams(g: Graph, moe: MoeConfig | null): number {
+export function activeParams(g: Graph, moe: MoeConfig | null, s?: Pick<Gpt2Spec, 'batch' | 'context'>): number {
   let n = 0;
+  const k = moe ? expertsPerToken(moe, s?.context ?? 1, s?.batch) : 0;
   for (const t of g.tensors.values()) {
     if (t.kind !== 'param' || !/^params(\.\d+)?$/.test(t.region ?? '') || t.name === t.region) continue;
     const count = t.shape.reduce((a, b) => a * b, 1);
-    // Soft MoE: every token's output draws on every expert.
-    n += moe && moe.dispatch !== 'soft' && /^h\.\d+\.mlp\.experts\./.test(t.name) ? (count / moe.experts) * Math.min(moe.top, moe.experts) : count;
+    n += moe && /^h\.\d+\.mlp\.experts\./.test(t.name) ? (count / moe.experts) * k : count;
   }
-  return n;
+  return Math.round(n);
 }

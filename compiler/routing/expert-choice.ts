@@ -35,6 +35,22 @@ export const expertChoiceOf = (moe: MoeConfig): ExpertChoice | null =>
 /** Tokens an expert takes of each group of G: ceil(capacity · G · top / E), within 1..G. */
 export const expertChoiceCapacity = (moe: MoeConfig, G: number) => Math.min(G, Math.max(1, Math.ceil((moe.capacity * G * moe.top) / moe.experts)));
 
+/**
+ * Experts a token uses on average (what its active parameters count): every expert under Soft MoE,
+ * E·c/G under expert choice (the E experts take c of each group of G tokens; capacity · top when
+ * c divides evenly, a little more where it is rounded up), else min(top, E). `batch` is the
+ * micro-batch's sequences: expert choice over the batch needs it; without it the count is the
+ * unrounded capacity · top.
+ */
+export function expertsPerToken(moe: MoeConfig, context: number, batch?: number): number {
+  if (moe.dispatch === 'soft') return moe.experts;
+  const ec = expertChoiceOf(moe);
+  if (!ec) return Math.min(moe.top, moe.experts);
+  const G = ec.group === 'sequence' ? context : batch === undefined ? undefined : batch * context;
+  if (G === undefined) return Math.min(moe.experts, moe.capacity * moe.top);
+  return (moe.experts * expertChoiceCapacity(moe, G)) / G;
+}
+
 /** The expert-choice kernels' shape for a model's micro-batch (N = batch · context tokens). */
 export function expertChoiceShape(moe: MoeConfig, s: Pick<Gpt2Spec, 'batch' | 'context'>, score: ExpertChoiceShape['score']): ExpertChoiceShape {
   const ec = expertChoiceOf(moe);

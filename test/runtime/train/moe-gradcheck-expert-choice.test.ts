@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { countParams, loadPipeline } from '../../../compiler/frontend/index.js';
 import type { MoeConfig } from '../../../compiler/frontend/types.js';
-import { moeBlock } from '../../../compiler/graph/moe.js';
+import { activeParams, moeBlock } from '../../../compiler/graph/moe.js';
 import { compileGpt2, compileTrial } from '../../../compiler/lower/compile.js';
 import { expertChoiceCapacity } from '../../../compiler/routing/expert-choice.js';
 import { repoRoot, withTempFile } from '../../compiler/frontend/helpers.js';
@@ -44,6 +44,27 @@ test('expert choice keeps token choice\'s parameter count: the plan counts what 
   assert.deepEqual(countParams(expert), countParams(token));
   assert.equal(c.layout.count, compileGpt2(spec, moeBlock(spec, token.moe)).layout.count);
   assert.ok(c.layout.offsets.has('h.0.mlp.router.weight'), 'the router is the learned linear map');
+});
+
+test('active parameters under expert choice count the experts a token gets on average, E·c/G, in the front end and the plan alike', () => {
+  const model = (o: object) => ({ name: 'm', layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, dropout: 0, vocab: spec.vocab, context: spec.context, moe: moeConfig({ ...ec, ...o }) });
+  const { width: C, ffn: F } = spec;
+  const expert = 2 * C * F + F + C;
+  // Two MoE layers; per token each uses E·c/G experts in place of token choice's top.
+  const cases: [string, object, number][] = [
+    ['capacity 2 over the batch of 10 tokens: c = 7 of 10, 3·7/10 = 2.1 experts', { experts: 3, top: 1, capacity: 2 }, 2.1],
+    ['capacity 1 within sequences of 5: c = ceil(5·2/3) = 4, 3·4/5 = 2.4 experts', { experts: 3, top: 2, choiceGroup: 'sequence' }, 2.4],
+    ['capacity 1 with E dividing G·k: exactly top', { experts: 5, top: 2 }, 2],
+  ];
+  for (const [what, o, k] of cases) {
+    const m = model(o);
+    const token = countParams({ ...m, moe: { ...m.moe, choice: 'token', dropless: true } }, undefined, spec.batch);
+    const want = token.active + Math.round(2 * (k - m.moe.top) * expert);
+    const got = countParams(m, undefined, spec.batch);
+    assert.equal(got.total, token.total, what);
+    assert.equal(got.active, want, what);
+    assert.equal(activeParams(compileGpt2(spec, moeBlock(spec, m.moe)).graph, m.moe, spec), want, what);
+  }
 });
 
 const quickstart = readFileSync(path.join(repoRoot, 'pipelines/quickstart.moe'), 'utf8');
