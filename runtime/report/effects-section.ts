@@ -3,7 +3,7 @@
 // effect of every swept value against its reference, paired by seed, with its 95% t-interval, as
 // tables and as a forest plot.
 import type { TopLevelSpec } from 'vega-lite';
-import { effectLabel, effects, type Effect } from './effects.js';
+import { comparisonText, effectLabel, effects, foldedDimension, foldZips, settingText, type Effect } from './effects.js';
 import type { RunData } from './load.js';
 import { specialisation } from './specialisation.js';
 import type { TrialRow } from './summary.js';
@@ -56,8 +56,8 @@ function interval(e: Effect, d: number): string {
 /** Rows of one metric's effect table. */
 export function effectRows(es: Effect[], digits: number): string[][] {
   return es.map((e) => [
-    `${e.dimension.split('.').pop()}: ${e.value} vs ${e.reference}`,
-    Object.keys(e.context).length ? Object.entries(e.context).map(([k, v]) => `${k.split('.').pop()}=${v}`).join(', ') : 'averaged over the rest',
+    comparisonText(e),
+    Object.keys(e.context).length ? Object.entries(e.context).map(([k, v]) => settingText(k, v)).join(', ') : 'averaged over the rest',
     String(e.n), signed(e.mean, digits), interval(e, digits), e.verdict,
   ]);
 }
@@ -93,15 +93,28 @@ export interface EffectsResult {
 }
 
 /** The section for a run's trial rows: markdown, a CSV of every effect, and the plots to draw. */
-export function effectsSection(run: RunData, trials: TrialRow[], classification: boolean): EffectsResult {
+export function effectsSection(run: RunData, trialRows: TrialRow[], classification: boolean): EffectsResult {
   const md: string[] = ['## Effects', ''];
+  const zips = run.index.zips ?? [];
+  const trials = foldZips(trialRows, zips);
   const rows: unknown[][] = [];
   const json: EffectsResult['json'] = [];
   const plots: EffectsResult['plots'] = [];
   const seeds = new Set(trials.filter((t) => t.status === 'done').map((t) => t.seed));
   md.push(`Each swept value against the sweep's first value of that dimension (for \`baseline\`, the MoE model it matches), holding every other swept setting fixed and pairing trials by seed (${seeds.size} seed${seeds.size === 1 ? '' : 's'} finished). "averaged over the rest" takes each seed's mean difference over the other settings, so \`seeds\` counts seeds, never pairs. Interval: Student's t on the paired differences, 95%, n − 1 degrees of freedom (a bootstrap of 2–5 values would claim more certainty than they hold). "beyond noise": the interval excludes 0.`, '');
-  const named = run.index.comparisons ?? [];
-  if (named.length) md.push(`The sweep names ${named.length} comparison${named.length === 1 ? '' : 's'} (\`compare\`): ${named.map((c) => `\`${c.path}\`${c.reference ? ` against ${c.reference}` : ''}${c.by.length ? ` by ${c.by.join(', ')}` : ''}`).join('; ')}. They come first in each table; every dimension's effects follow.`, '');
+  if (zips.some((z) => z.length > 1)) md.push(`A \`zip\` block is one dimension (its settings move together, so none of them can be held fixed alone): its arms are compared with its first arm, and each row names only the settings in which the two arms differ.`, '');
+  // A compare line naming a zipped path compares the zip's arms; its reference is the arm whose path has that value.
+  const given = run.index.comparisons ?? [];
+  const notes: string[] = [];
+  const named = given.map((c) => {
+    const dim = foldedDimension(c.path, zips);
+    if (dim === c.path) return c;
+    const arms = [...new Set(trials.map((t) => t.params[dim]).filter((v): v is string => v !== undefined))];
+    const ref = c.reference === null ? [] : arms.filter((a) => a.split('; ').includes(`${c.path.split('.').pop()}=${c.reference}`));
+    if (c.reference !== null && ref.length !== 1) notes.push(`\`${c.path}\` ${c.reference} names ${ref.length} arms of its zip, not one: compared with the zip's first arm instead.`);
+    return { path: dim, reference: ref.length === 1 ? ref[0]! : null, by: c.by.map((b) => foldedDimension(b, zips)) };
+  });
+  if (given.length) md.push(`The sweep names ${given.length} comparison${given.length === 1 ? '' : 's'} (\`compare\`): ${given.map((c) => `\`${c.path}\`${c.reference ? ` against ${c.reference}` : ''}${c.by.length ? ` by ${c.by.join(', ')}` : ''}`).join('; ')}. They come first in each table; every dimension's effects follow.${notes.length ? ` ${notes.join(' ')}` : ''}`, '');
   for (const m of effectMetrics(run, classification)) {
     const mine = named.flatMap((c) => effects(trials, m.value, { dimensions: [c.path], by: c.by, ...(c.reference ? { reference: { [c.path]: c.reference } } : {}) }));
     const es = effects(trials, m.value);

@@ -126,9 +126,48 @@ export function effects(rows: TrialRow[], metric: (r: TrialRow) => number | null
   return out;
 }
 
+// A zip block sweeps its paths together, so its paths are one dimension: no trial holds one fixed
+// while another moves. Its value is the arm, `short=value; short=value; ...` in the block's order.
+const ZIP = 'zip:';
+const ARM_SEP = '; ';
+const short = (k: string) => k.split('.').pop()!;
+
+/** Rows with each zip block's paths folded into one dimension (`zip:PATH+PATH...`) whose value is the arm. */
+export function foldZips(rows: TrialRow[], zips: readonly string[][]): TrialRow[] {
+  const blocks = zips.filter((z) => z.length > 1);
+  if (!blocks.length) return rows;
+  return rows.map((r) => {
+    const params = { ...r.params };
+    for (const z of blocks) {
+      if (!z.some((p) => p in params)) continue;
+      params[`${ZIP}${z.join('+')}`] = z.map((p) => `${short(p)}=${params[p] ?? UNSET}`).join(ARM_SEP);
+      for (const p of z) delete params[p];
+    }
+    return { ...r, params };
+  });
+}
+
+/** The zip dimension a path belongs to in folded rows, or the path itself. */
+export function foldedDimension(path: string, zips: readonly string[][]): string {
+  const z = zips.find((b) => b.length > 1 && b.includes(path));
+  return z ? `${ZIP}${z.join('+')}` : path;
+}
+
+const armParts = (arm: string) => arm.split(ARM_SEP);
+
+/** What an effect compares: "top: 2 vs 1"; for a zip, only the settings in which the two arms differ. */
+export function comparisonText(e: Pick<Effect, 'dimension' | 'value' | 'reference'>): string {
+  if (!e.dimension.startsWith(ZIP)) return `${short(e.dimension)}: ${e.value} vs ${e.reference}`;
+  const ref = armParts(e.reference);
+  const differs = armParts(e.value).map((v, i) => [v, ref[i] ?? ''] as const).filter(([v, r]) => v !== r);
+  return differs.length ? `${differs.map(([v]) => v).join(', ')} vs ${differs.map(([, r]) => r).join(', ')}` : `${e.value} vs itself`;
+}
+
+/** A held-fixed setting as the tables show it: "top=2", or a zip's whole arm. */
+export const settingText = (k: string, v: string) => (k.startsWith(ZIP) ? armParts(v).join(',') : `${short(k)}=${v}`);
+
 /** A short label for an effect: "unit: sequence vs token | top=2". */
 export function effectLabel(e: Effect): string {
-  const short = (k: string) => k.split('.').pop()!;
-  const ctx = Object.entries(e.context).map(([k, v]) => `${short(k)}=${v}`).join(',');
-  return `${short(e.dimension)}: ${e.value} vs ${e.reference}${ctx ? ` | ${ctx}` : ''}`;
+  const ctx = Object.entries(e.context).map(([k, v]) => settingText(k, v)).join(',');
+  return `${comparisonText(e)}${ctx ? ` | ${ctx}` : ''}`;
 }

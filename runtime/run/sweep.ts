@@ -93,11 +93,12 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   const preset = o.load.pipeline?.preset ?? null;
   const adapter = o.gpu.describe();
   const comparisons = o.load.pipeline?.sweep?.comparisons ?? [];
-  const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })), comparisons };
+  const zips = (o.load.pipeline?.sweep?.dimensions ?? []).filter((d) => d.kind === 'zip').map((d) => d.params.map((p) => p.path));
+  const info = { sweep: name, file: path.resolve(o.file), preset, adapter, trials: o.trials.map((t) => ({ id: t.id, name: t.name })), comparisons, zips };
   const store = (o.resume || o.force) && RunStore.exists(dir) ? RunStore.open(dir) : RunStore.create(dir, info);
   if (o.resume || o.force) {
     store.syncTrials(info.trials, adapter);
-    store.setComparisons(comparisons);
+    store.setAnalysis({ comparisons, zips });
   }
   tidySweep(store);
   if (o.force) forceTrials(store, o.trials, o.log ?? (() => {}));

@@ -69,6 +69,7 @@ export class RunStore {
       version: 1, sweep: info.sweep, file: info.file, preset: info.preset, adapter: info.adapter, created: now, updated: now,
       trials: info.trials.map((t) => ({ id: t.id, name: t.name, status: 'pending' })),
       ...(info.comparisons?.length ? { comparisons: info.comparisons } : {}),
+      ...(info.zips?.length ? { zips: info.zips } : {}),
     };
     const store = new RunStore(dir, idx, opts.keep ?? 2);
     store.saveIndex();
@@ -133,11 +134,16 @@ export class RunStore {
     }
   }
 
-  /** The sweep's `compare` lines as the pipeline now has them: they change no trial, so a resume takes the new ones. */
-  setComparisons(comparisons: Comparison[]): void {
+  /**
+   * The sweep's `compare` lines and zip blocks as the pipeline now has them: they change no trial
+   * (only how the report groups them), so a resume takes the new ones.
+   */
+  setAnalysis(a: { comparisons: Comparison[]; zips?: string[][] }): void {
     this.updateIndex(() => {
-      if (comparisons.length) this.idx.comparisons = comparisons;
+      if (a.comparisons.length) this.idx.comparisons = a.comparisons;
       else delete this.idx.comparisons;
+      if (a.zips?.length) this.idx.zips = a.zips;
+      else delete this.idx.zips;
     });
   }
 

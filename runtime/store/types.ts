@@ -12,6 +12,8 @@ export interface SweepInfo {
   trials: { id: string; name: string }[];
   /** The sweep's `compare` lines, for the report. */
   comparisons?: Comparison[];
+  /** The sweep's zip blocks: each the paths swept together, one dimension of the study. */
+  zips?: string[][];
 }
 
 /** runs/<sweep>/index.json */
@@ -26,6 +28,8 @@ export interface SweepIndex {
   trials: { id: string; name: string; status: TrialStatus }[];
   /** The sweep's `compare` lines (absent in runs of older moec versions). */
   comparisons?: Comparison[];
+  /** The sweep's zip blocks, each the paths swept together (absent: none, or an older moec version). */
+  zips?: string[][];
 }
 
 /** runs/<sweep>/<trial>/config.json: a compiler Trial without its position in the sweep. */

@@ -31,7 +31,7 @@ test('report: the effects section, effects.csv and the forest plot', async () =>
 
 test("report: the sweep's compare lines come first, against the value they name", async () => {
   const store = writeFakeSweep();
-  store.setComparisons([{ path: 'model.moe.top', reference: '2', by: [] }]);
+  store.setAnalysis({ comparisons: [{ path: 'model.moe.top', reference: '2', by: [] }] });
   const r = await writeReport(store.dir);
   const ppl = r.effects.find((m) => m.metric === 'final validation perplexity')!;
   assert.deepEqual(ppl.named.map((e) => [e.value, e.reference, e.diffs]), [['1', '2', [-10, -10]], ['3', '2', [10]]]);

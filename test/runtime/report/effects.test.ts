@@ -1,8 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rng } from '../../../compiler/reference/random.js';
-import { effectLabel, effects, tInterval } from '../../../runtime/report/effects.js';
+import { comparisonText, effectLabel, effects, foldedDimension, foldZips, tInterval } from '../../../runtime/report/effects.js';
 import type { TrialRow } from '../../../runtime/report/summary.js';
+import type { Comparison } from '../../../compiler/frontend/types.js';
+import { effectsSection } from '../../../runtime/report/effects-section.js';
+import type { RunData } from '../../../runtime/report/load.js';
 
 function row(params: Record<string, string>, seed: number, ppl: number | null, status = 'done'): TrialRow {
   const name = [...Object.entries(params).map(([k, v]) => `${k.split('.').pop()}=${v}`), `seed=${seed}`].join(',');
@@ -97,4 +100,49 @@ test('averaging over other settings counts seeds, not pairs; a baseline is a dim
   assert.equal(e[0]!.verdict, 'beyond noise');
   const ref = effects(rows, (r) => r.ppl_last, { dimensions: ['baseline'], by: [], reference: { baseline: 'same total' } });
   assert.deepEqual(ref[0]!.diffs, [1.5, 1.5, 1.5]);
+});
+
+// A zip of (experts, top, balance) with three arms × a product dimension lr × 4 seeds: perplexity
+// 20 + 3 (arm 2) + 0 (arm 3) + a per-seed offset + noise. A zip's paths move together, so per path
+// nothing can be held fixed; folded into one dimension, arm 2 must come out beyond noise near +3
+// and arm 3 within noise, each row naming only the settings in which the arms differ.
+test('a zip block is one dimension: its arms against the first, naming what differs', () => {
+  const noise = normal(11);
+  const arms = [{ 'model.moe.experts': '8', 'model.moe.top': '2', 'model.moe.balance': '0.01' }, { 'model.moe.experts': '8', 'model.moe.top': '1', 'model.moe.balance': '0.01' }, { 'model.moe.experts': '32', 'model.moe.top': '7', 'model.moe.balance': '0.01' }];
+  const rows: TrialRow[] = [];
+  for (let seed = 1; seed <= 4; seed++) {
+    arms.forEach((arm, a) => {
+      for (const lr of ['1e-3', '2e-3']) rows.push(row({ ...arm, 'train.lr': lr }, seed, 20 + (a === 1 ? 3 : 0) + seed + 0.1 * noise()));
+    });
+  }
+  const zips = [['model.moe.experts', 'model.moe.top', 'model.moe.balance']];
+  // Unfolded, the third arm differs from the others in two paths at once: it is in no effect.
+  assert.deepEqual(effects(rows, (r) => r.ppl_avg, { by: [] }).filter((e) => e.dimension !== 'train.lr').map((e) => `${e.dimension}=${e.value}`), ['model.moe.top=1']);
+  const folded = foldZips(rows, zips);
+  assert.deepEqual(Object.keys(folded[0]!.params).sort(), ['train.lr', 'zip:model.moe.experts+model.moe.top+model.moe.balance']);
+  const es = effects(folded, (r) => r.ppl_avg, { by: [] }).filter((e) => e.dimension.startsWith('zip:'));
+  assert.deepEqual(es.map((e) => comparisonText(e)), ['top=1 vs top=2', 'experts=32, top=7 vs experts=8, top=2']);
+  assert.deepEqual(es.map((e) => [e.n, e.verdict]), [[4, 'beyond noise'], [4, 'within noise']]);
+  assert.ok(Math.abs(es[0]!.mean - 3) < 0.3, `arm 2 − arm 1 = ${es[0]!.mean}`);
+  assert.equal(foldedDimension('model.moe.top', zips), 'zip:model.moe.experts+model.moe.top+model.moe.balance');
+  assert.equal(foldedDimension('train.lr', zips), 'train.lr');
+  // Held fixed by the zip: its whole arm.
+  const byArm = effects(folded, (r) => r.ppl_avg, { dimensions: ['train.lr'], by: 'all' });
+  assert.deepEqual(byArm.map((e) => effectLabel(e)), ['lr: 2e-3 vs 1e-3 | experts=8,top=2,balance=0.01', 'lr: 2e-3 vs 1e-3 | experts=8,top=1,balance=0.01', 'lr: 2e-3 vs 1e-3 | experts=32,top=7,balance=0.01']);
+});
+
+test("the report's effects section folds the run's zips, and a compare line on a zipped path takes the arm it names", () => {
+  const arms = [{ 'model.moe.choice': 'token', 'model.moe.balance': '0.01' }, { 'model.moe.choice': 'token', 'model.moe.balance': '0' }, { 'model.moe.choice': 'expert', 'model.moe.balance': '0' }];
+  const rows: TrialRow[] = [];
+  for (let seed = 1; seed <= 3; seed++) arms.forEach((arm, a) => rows.push(row(arm, seed, 20 - a + 0.01 * seed * a)));
+  const run = (comparisons: Comparison[]) => ({ dir: '', trials: [], index: { version: 1, sweep: 's', file: 'f', preset: null, adapter: 'a', created: '', updated: '', trials: [], comparisons, zips: [['model.moe.choice', 'model.moe.balance']] } }) as RunData;
+  const dims = effectsSection(run([]), rows, false);
+  assert.ok(dims.md.some((l) => /\| choice=expert, balance=0 vs choice=token, balance=0\.01 \| averaged over the rest \| 3 \| −1\.960 \|/.test(l)), dims.md.join('\n'));
+  // `compare model.moe.choice against expert`: one arm has choice expert, so it is the reference.
+  const named = effectsSection(run([{ path: 'model.moe.choice', reference: 'expert', by: [] }]), rows, false);
+  assert.deepEqual(named.json[0]!.named.map((e) => comparisonText(e)), ['choice=token, balance=0.01 vs choice=expert, balance=0', 'choice=token vs choice=expert']);
+  // `against token` names two arms: said, and measured against the first arm.
+  const ambiguous = effectsSection(run([{ path: 'model.moe.choice', reference: 'token', by: [] }]), rows, false);
+  assert.ok(ambiguous.md.some((l) => l.includes("`model.moe.choice` token names 2 arms of its zip, not one: compared with the zip's first arm instead.")), ambiguous.md.join('\n'));
+  assert.equal(ambiguous.json[0]!.named.length, 2);
 });

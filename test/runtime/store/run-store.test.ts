@@ -148,3 +148,15 @@ test('run store: a log that is only a torn line reads empty and is cut to nothin
   t.appendExperts({ step: 2, data: 'd', label: 'l', layers: [] });
   assert.equal(readFileSync(path.join(t.dir, 'experts.jsonl'), 'utf8'), '{"step":2,"data":"d","label":"l","layers":[]}\n');
 });
+
+test("run store: the sweep's compare lines and zip blocks are in the index, and a resume replaces them", () => {
+  const dir = tmp();
+  const zips = [['model.moe.experts', 'model.moe.top']];
+  RunStore.create(dir, { ...info, zips });
+  assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'index.json'), 'utf8')).zips, zips);
+  const store = RunStore.open(dir);
+  store.setAnalysis({ comparisons: [{ path: 'model.moe.top', reference: '1', by: [] }], zips: [] });
+  const idx = JSON.parse(readFileSync(path.join(dir, 'index.json'), 'utf8'));
+  assert.equal(idx.zips, undefined);
+  assert.deepEqual(idx.comparisons, [{ path: 'model.moe.top', reference: '1', by: [] }]);
+});
