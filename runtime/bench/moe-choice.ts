@@ -10,7 +10,7 @@ import { compileTrial, gpt2SpecOf } from '../../compiler/lower/compile.js';
 import { loweringFor } from '../gpu/lowering.js';
 import type { Gpu } from '../gpu/device.js';
 import { quickstartMoe } from './moe.js';
-import { benchTraining } from './train.js';
+import { benchTraining, type TrainBench } from './train.js';
 
 export async function moeChoiceBench(gpu: Gpu): Promise<void> {
   const token = quickstartMoe();
@@ -33,14 +33,23 @@ export async function moeChoiceBench(gpu: Gpu): Promise<void> {
   console.log(`\n## Modern routing vs token choice at equal active parameters (quickstart MoE: L${M.layers} C${M.width} T${M.context} B${token.train.batch}, ${m.experts} experts, top ${m.top}; AdamW, clip 1)\n`);
   console.log('| routing | active / total params | tokens/s | ms/step | vs token choice |');
   console.log('|---|---:|---:|---:|---:|');
-  let base = 0;
+  // Two rounds, the arms alternating (forward, then backward order), each arm's faster round kept:
+  // on a shared machine a load spike then lands on one round of one arm, not on one arm alone.
+  const best: (TrainBench | undefined)[] = rows.map(() => undefined);
+  for (const order of [rows.map((_, i) => i), rows.map((_, i) => rows.length - 1 - i)]) {
+    for (const i of order) {
+      const [name, cfg] = rows[i]!;
+      const r = await benchTraining(gpu, gpt2SpecOf(cfg, name), 3, () => compileTrial(cfg, name, loweringFor(gpu)));
+      if (!best[i] || r.msPerStep < best[i]!.msPerStep) best[i] = r;
+    }
+  }
+  const base = best[0]!.msPerStep;
   const notes: string[] = [];
-  for (const [name, cfg] of rows) {
-    const r = await benchTraining(gpu, gpt2SpecOf(cfg, name), 3, () => compileTrial(cfg, name, loweringFor(gpu)));
-    base ||= r.msPerStep;
+  rows.forEach(([name, cfg], i) => {
+    const r = best[i]!;
     const n = countParams(cfg.model, undefined, cfg.train.batch);
     console.log(`| ${name} | ${(n.active / 1e3).toFixed(1)}k / ${(n.total / 1e3).toFixed(1)}k | ${r.tokensPerSec.toFixed(0)} | ${r.msPerStep.toFixed(1)} | ${(r.msPerStep / base).toFixed(2)}× |`);
     if (r.profile) notes.push(`where the ${name} step goes: ${r.profile.slice(0, 6).map((p) => `${p.kind} ${(100 * p.share).toFixed(0)}%`).join(', ')}`);
-  }
+  });
   console.log(`\n${notes.map((n) => `- ${n}`).join('\n')}`);
 }
