@@ -11,7 +11,7 @@ import { compileTrial } from '../../compiler/lower/compile.js';
 import { FullBatcher, prepareClusters } from '../data/index.js';
 import type { Gpu } from '../gpu/device.js';
 import { PatchModel } from '../train/patch-model.js';
-import { torchPython } from './torch.js';
+import { torchPython, torchSkipReason } from './torch.js';
 
 const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../runtime/bench/torch/patch.py');
 
@@ -72,7 +72,7 @@ interface TorchPatch { samples_per_s: number; ms_per_step: number; steps: number
 /** The same step in PyTorch (runtime/bench/torch/patch.py), or why it was skipped. */
 export async function torchPatchStep(train: number, minSeconds = 3): Promise<TorchPatch | { skipped: string }> {
   const py = await torchPython();
-  if (!py) return { skipped: 'python3-torch not installed: run bash runtime/bench/torch/install.sh' };
+  if (!py) return { skipped: (await torchSkipReason())! };
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-patch-bench-'));
   try {
     const cfg = path.join(dir, 'config.json');

@@ -199,27 +199,42 @@ function exec(file: string, args: string[], timeoutMs: number): Promise<ExecResu
   });
 }
 
-let python: Promise<string | null> | undefined;
+let probe: Promise<{ python: string } | { why: string }> | undefined;
 
 /**
  * The first Python that imports torch: $MOEC_PYTHON, python3 on PATH, then /usr/bin/python3 (Debian's
- * python3-torch lives in the system Python; a pyenv or venv python3 earlier on PATH does not see it).
+ * python3-torch lives in the system Python; a pyenv or venv python3 earlier on PATH does not see it);
+ * else why not, per candidate: a missing torch and an import that timed out read differently.
  */
-export function torchPython(): Promise<string | null> {
-  return (python ??= (async () => {
+function torchProbe(): Promise<{ python: string } | { why: string }> {
+  return (probe ??= (async () => {
     const candidates = [process.env.MOEC_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
+    const why: string[] = [];
     for (const p of [...new Set(candidates)]) {
       // A missing torch fails at once; a slow import (a loaded machine: 109 s was seen) is waited for, not taken for a missing one.
       const r = await exec(p, ['-c', 'import numpy, torch; torch.ones(1)'], 300_000);
-      if (r.code === 0) return p;
+      if (r.code === 0) return { python: p };
+      const killed = r.code === null && (r.error as { killed?: boolean } | undefined)?.killed;
+      why.push(`${p}: ${killed ? 'import torch timed out after 300 s (a loaded machine?)' : r.code === null ? `did not run (${r.error?.message ?? 'unknown'})` : r.stderr.trim().split('\n').at(-1) ?? `exit ${r.code}`}`);
     }
-    return null;
+    return { why: why.join('; ') };
   })());
+}
+
+export async function torchPython(): Promise<string | null> {
+  const r = await torchProbe();
+  return 'python' in r ? r.python : null;
+}
+
+/** Why the PyTorch checks skip: null when torch imports, else each Python's failure and how to install it. */
+export async function torchSkipReason(): Promise<string | null> {
+  const r = await torchProbe();
+  return 'python' in r ? null : `${torchMissing} (${r.why})`;
 }
 
 async function runScript<T>(args: string[], config: TorchBenchConfig, timeoutMs: number): Promise<T | TorchSkipped> {
   const py = await torchPython();
-  if (!py) return { skipped: torchMissing };
+  if (!py) return { skipped: (await torchSkipReason()) ?? torchMissing };
   const dir = mkdtempSync(join(tmpdir(), 'moec-torch-'));
   try {
     const configPath = join(dir, 'config.json');

@@ -5,7 +5,7 @@
 import type { MoeConfig } from '../../compiler/frontend/types.js';
 import type { Gpt2Spec } from '../../compiler/graph/gpt2.js';
 import type { Gpu } from '../gpu/device.js';
-import { torchMissing, torchPython } from './torch.js';
+import { torchSkipReason } from './torch.js';
 import { drift, moecTrack, torchTrack, trackMoe, type TrackRun } from './torch-track.js';
 
 const trackSpec: Gpt2Spec = {
@@ -23,8 +23,9 @@ export async function trackSection(gpu: Gpu, steps = 300): Promise<void> {
   const run = (moe: MoeConfig | null): TrackRun => ({ spec: s, moe, export: moe?.unit === 'sequence', steps, lr: 1e-3, warmup: 20, seed: 5 });
   const { lr, warmup } = run(null);
   console.log(`\n## training tracks PyTorch at a larger size (${s.layers} layers × ${s.width}, ${s.heads} heads, vocab ${s.vocab}, context ${s.context}, batch ${s.batch}; ${steps} AdamW steps, lr ${lr}, warm-up ${warmup}, cosine, wd ${s.wd}, clip ${s.clip})\n`);
-  if (!(await torchPython())) {
-    console.log(`skipped: ${torchMissing}`);
+  const skip = await torchSkipReason();
+  if (skip) {
+    console.log(`skipped: ${skip}`);
     return;
   }
   console.log('| model | loss step 1 → last (PyTorch) | max \\|Δloss\\| (step) | max relative | at the last step | moec s | PyTorch s |');

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MoeConfig } from '../../../compiler/frontend/types.js';
 import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
-import { torchMissing, torchPython } from '../../../runtime/bench/torch.js';
+import { torchSkipReason } from '../../../runtime/bench/torch.js';
 import { drift, moecTrack, torchTrack, trackMoe, type TrackData, type TrackRun } from '../../../runtime/bench/torch-track.js';
 import { testGpu } from '../../helpers/gpu.js';
 
@@ -24,7 +24,7 @@ const moe: MoeConfig = trackMoe;
 // export's modeling_moec.py; z-loss on, so both auxiliary losses are tracked.
 const seqMoe: MoeConfig = { ...moe, unit: 'sequence', prefix: 4, zloss: 0.01 };
 const run = (m: MoeConfig | null): TrackRun => ({ spec, moe: m, export: m?.unit === 'sequence', steps: 100, lr: 3e-3, warmup: 10, seed: 3 });
-const skip = (await torchPython()) ? false : torchMissing;
+const skip = (await torchSkipReason()) ?? false;
 
 const fmt = (d: ReturnType<typeof drift>) => `max |Δ| ${d.maxAbs.toExponential(2)} (step ${d.worstStep + 1}), max rel ${d.maxRel.toExponential(2)}, step 100 |Δ| ${d.lastAbs.toExponential(2)} rel ${d.lastRel.toExponential(2)}`;
 

@@ -8,7 +8,7 @@ import type { Model, MoeConfig } from '../../../compiler/frontend/types.js';
 import { randomArray } from '../../../compiler/reference/random.js';
 import { readSafetensors, writeSafetensors, type TensorData } from '../../../runtime/store/safetensors.js';
 import {
-  isSkipped, torchBench, torchCheck, torchConfig, torchMissing, torchModel, torchParamShapes, torchPython,
+  isSkipped, torchBench, torchCheck, torchConfig, torchModel, torchParamShapes, torchSkipReason,
   type TorchBenchConfig, type TorchCheckResult, type TorchModel,
 } from '../../../runtime/bench/torch.js';
 
@@ -22,7 +22,7 @@ const moe: Model = { ...dense, moe: moeConfig };
 const train = { batch: 2, lr: 1e-3, wd: 0.1, betas: [0.9, 0.95] as [number, number], eps: 1e-8, clip: 1, seed: 1 };
 const config = (m: Model, batch = train.batch): TorchBenchConfig => torchConfig(m, { ...train, batch }, { steps: 3, warmup: 1 });
 
-const skip = (await torchPython()) ? false : torchMissing;
+const skip = (await torchSkipReason()) ?? false;
 
 test('the PyTorch parameter list has the compiler’s parameter count', () => {
   for (const m of [dense, moe, { ...moe, moe: { ...moeConfig, layers: [1] } }]) {

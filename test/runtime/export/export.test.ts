@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { rng } from '../../../compiler/reference/random.js';
 import { UserError } from '../../../grammar/user-error.js';
-import { torchMissing, torchPython } from '../../../runtime/bench/torch.js';
+import { torchMissing, torchPython, torchSkipReason } from '../../../runtime/bench/torch.js';
 import { openTrained } from '../../../runtime/eval/trained.js';
 import { exportTrial } from '../../../runtime/export/export.js';
 import { readSafetensors } from '../../../runtime/store/safetensors.js';
@@ -20,7 +20,7 @@ import { fixtureTrial, tinyPipeline } from './fixture.js';
 // logits on a batch to 1e-5 (f32). Skipped only where torch is missing.
 
 const python = await torchPython();
-const skip = python ? false : torchMissing;
+const skip = python ? false : ((await torchSkipReason()) ?? torchMissing);
 const root = mkdtempSync(path.join(tmpdir(), 'moec-export-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 const text = 'the cat sat on the mat.\n\nthe dog sat on the log.\n\na bird sat on a wire.\n\n'.repeat(4);

@@ -10,7 +10,7 @@ import { moeBiasName, moeSelName } from '../../../compiler/graph/moe-outputs.js'
 import { moeRouterReference } from '../../../compiler/reference/moe.js';
 import { compileGpt2 } from '../../../compiler/lower/compile.js';
 import { rng } from '../../../compiler/reference/random.js';
-import { torchPython, torchWidths } from '../../../runtime/bench/torch.js';
+import { torchPython, torchSkipReason, torchWidths } from '../../../runtime/bench/torch.js';
 import { GpuModel } from '../../../runtime/train/model.js';
 import { testGpu } from '../../helpers/gpu.js';
 import { moeConfig } from './moe-helpers.js';
@@ -34,7 +34,7 @@ const tokenChoice = moeConfig({ experts: 4, top: 2, normalize: true, balance: 0.
 // sequence's 12 (c = 6); PyTorch ranks by a stable sort of the same softmax scores.
 const expertChoice = (group: 'batch' | 'sequence') => moeConfig({ experts: 4, top: 2, choice: 'expert', choiceGroup: group, capacity: 1, normalize: false, balance: 0, zloss: 0, dropless: false, layers: [0, 1] });
 const python = await torchPython();
-const skip = { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' };
+const skip = { skip: (await torchSkipReason()) ?? false };
 
 for (const [what, moe] of [['token choice', tokenChoice], ['expert choice over the micro-batch', expertChoice('batch')], ['expert choice within each sequence', expertChoice('sequence')]] as const) {
   test(`moec MoE loss and gradients equal PyTorch on the same weights: ${what}`, skip, () => crossCheck(moe));

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Gpt2Spec } from '../../../compiler/graph/gpt2.js';
 import { compileGpt2 } from '../../../compiler/lower/compile.js';
 import { rng } from '../../../compiler/reference/random.js';
-import { torchPython } from '../../../runtime/bench/torch.js';
+import { torchPython, torchSkipReason } from '../../../runtime/bench/torch.js';
 import { GpuModel } from '../../../runtime/train/model.js';
 import { testGpu } from '../../helpers/gpu.js';
 import { assertLossMatches, gradientMismatches, torchGradients } from './torch-compare.js';
@@ -29,7 +29,7 @@ const chunked: Gpt2Spec = { ...spec, name: 'crosscheck-chunked', layers: 1, cont
 const parted: Gpt2Spec = { ...chunked, name: 'crosscheck-parted', vocabPartRows: 24 };
 
 for (const [what, s] of [['', spec], [' with the LM head chunked over tokens', chunked], [' with the vocabulary in parts', parted]] as const) {
-  test(`moec loss and gradients equal PyTorch on the same GPT-2 weights${what}`, { skip: python ? false : 'python3-torch not installed: run bash runtime/bench/torch/install.sh' }, () => crossCheck(s));
+  test(`moec loss and gradients equal PyTorch on the same GPT-2 weights${what}`, { skip: (await torchSkipReason()) ?? false }, () => crossCheck(s));
 }
 
 async function crossCheck(spec: Gpt2Spec): Promise<void> {
