@@ -31,9 +31,9 @@ export class Ctx {
   readonly spans = new Map<string, Span>();
   /** Hint appended to every diagnostic (the trial being resolved). */
   constructor(readonly trial: string | undefined = undefined) {}
-  error(message: string, span: Span | undefined, hint?: string): void {
+  error(message: string, span: Span | undefined, hint?: string, code?: string): void {
     const h = this.trial ? (hint ? `${hint}; in trial ${this.trial}` : `in trial ${this.trial}`) : hint;
-    this.diagnostics.push(error(message, span, h));
+    this.diagnostics.push(error(message, span, h, code));
   }
   /** The span recorded for `ptr` or its nearest recorded parent. */
   spanOf(ptr: string): Span | undefined {
