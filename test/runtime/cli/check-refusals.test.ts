@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import type { RuleCode } from '../../../compiler/rules/index.js';
 import { checkCommand } from '../../../runtime/cli/commands/check.js';
 import { capture, pipelinesDir, withTempFile } from '../../compiler/frontend/helpers.js';
-import { assertCheckRefuses } from './refusal-helpers.js';
+import { assertCheckRefuses, where } from './refusal-helpers.js';
 
 // Every refusal the lowering makes is reported by `moec check`, at the setting's line and column,
 // before anything runs: a file that checks clean is one `moec run` compiles.
@@ -56,4 +56,19 @@ test('moec check passes a file whose every trial the lowering takes, and its sum
   const out = await capture(() => checkCommand.run([path.join(pipelinesDir, 'quickstart.moe')]));
   assert.equal(out.code, 0, out.err);
   assert.doesNotMatch(out.err, /lowering refuses/);
+});
+
+test('moec check --json prints the diagnostics as one JSON object, each with its rule code', async () => {
+  const clean = await capture(() => checkCommand.run([path.join(pipelinesDir, 'quickstart.moe'), '--json']));
+  assert.equal(clean.code, 0, clean.err);
+  assert.deepEqual(JSON.parse(clean.out), { ok: true, errors: 0, warnings: 0, trials: 2, diagnostics: [] });
+  const text = variant(['top 5'], [], '  train.seed in [1, 2]');
+  await inFile(text, async (file) => {
+    const out = await capture(() => checkCommand.run([file, '--preset', 'small', '--json']));
+    assert.equal(out.code, 1);
+    assert.equal(out.err, '', 'nothing on stderr');
+    const r = JSON.parse(out.out) as { ok: boolean; diagnostics: { code: string; line: number; col: number; message: string }[] };
+    assert.equal(r.ok, false);
+    assert.deepEqual(r.diagnostics.map((d) => `${d.line}:${d.col} ${d.code}`), [`${where(text, 'top 5', '5')} moe.top-over-experts`]);
+  });
 });
