@@ -9,14 +9,23 @@ export interface Diagnostic {
   message: string;
   span: Span | undefined;
   hint?: string;
+  /** The code of the rule that found it (compiler/rules' registry), where a rule did. */
+  code?: string;
 }
 
-export function error(message: string, span: Span | undefined, hint?: string): Diagnostic {
-  return hint === undefined ? { severity: 'error', message, span } : { severity: 'error', message, span, hint };
+function diagnostic(severity: Severity, message: string, span: Span | undefined, hint?: string, code?: string): Diagnostic {
+  const d: Diagnostic = { severity, message, span };
+  if (hint !== undefined) d.hint = hint;
+  if (code !== undefined) d.code = code;
+  return d;
 }
 
-export function warning(message: string, span: Span | undefined, hint?: string): Diagnostic {
-  return hint === undefined ? { severity: 'warning', message, span } : { severity: 'warning', message, span, hint };
+export function error(message: string, span: Span | undefined, hint?: string, code?: string): Diagnostic {
+  return diagnostic('error', message, span, hint, code);
+}
+
+export function warning(message: string, span: Span | undefined, hint?: string, code?: string): Diagnostic {
+  return diagnostic('warning', message, span, hint, code);
 }
 
 export function hasErrors(ds: readonly Diagnostic[]): boolean {

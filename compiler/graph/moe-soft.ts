@@ -6,29 +6,8 @@ import { softDims } from '../reference/moe-soft.js';
 import { moeSoftCombine, moeSoftCombineBackward, moeSoftDispatch, moeSoftDispatchBackward, moeSoftStats, moeSoftWeights, type SoftShape } from '../kernels/moe-soft.js';
 import { type BlockBuilder, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
-import { type MoeUnsupported, unsupported } from '../routing/router.js';
-import { unitOf } from '../routing/unit.js';
 import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
 import { moeStatsName } from './moe-outputs.js';
-
-/** The first setting a Soft MoE layer cannot take, or null. */
-export function unsupportedSoft(moe: MoeConfig): MoeUnsupported | null {
-  const no = unsupported;
-  // Soft MoE has one learned Φ per layer and no top-k, gates, capacity or auxiliary losses.
-  // Settings that would change a sparse layer are refused rather than ignored; top, capacity,
-  // dropless and balance (whose defaults are not 'off') are ignored, as `moec check` warns.
-  const soft = 'Soft MoE (dispatch soft)';
-  if (moe.router !== 'learned') return no('router', `${soft} learns its dispatch/combine logits Φ; a ${moe.router} router does not apply`, 'use router learned, or dispatch sparse');
-  if (unitOf(moe).kind !== 'token') return no('unit', `${soft} mixes the tokens of each sequence into slots; unit ${unitOf(moe).kind} does not apply`, 'use unit token, or dispatch sparse');
-  if (moe.scope !== 'layer') return no('scope', `${soft} has its own Φ in every MoE layer; scope ${moe.scope} is not lowered for it`, 'use scope layer');
-  if (moe.shared > 0) return no('shared', `shared experts are not lowered next to ${soft}`, 'use shared 0');
-  if (moe.noise > 0) return no('noise', `${soft} has no router logits to add noise to`, 'use noise 0');
-  if (moe.second !== 'top') return no('second', `${soft} has no second expert to sample`, 'use second top');
-  if (moe.zloss > 0) return no('zloss', `${soft} has no router z-loss`, 'use zloss 0');
-  if (moe.gate !== 'softmax-topk') return no('gate', `${soft} weighs slots by softmaxes of its own; gate ${moe.gate} does not apply`, 'leave gate out');
-  if (moe.normalize) return no('normalize', `${soft} has no top-k weights to renormalise`, 'leave normalize out');
-  return null;
-}
 
 /**
  * Soft MoE FFN layers (Puigcerver et al. 2023), per sequence of T tokens (notation in

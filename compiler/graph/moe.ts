@@ -38,7 +38,6 @@ import { moePoolBackward, moePoolForward } from '../kernels/moe-pool.js';
 import { moeRouterNoise } from '../kernels/moe-noise.js';
 import { type MoeRouterShape, statsLength } from '../reference/moe.js';
 import { gates, routerForward, routerMode, routers } from '../routing/index.js';
-import { type MoeUnsupported, unsupported } from '../routing/router.js';
 import { assignmentCount, type SlotLayout } from '../routing/slots.js';
 import { routerChoiceOf } from '../routing/choice.js';
 import { poolOf, tokensPerRow, unitOf } from '../routing/unit.js';
@@ -46,40 +45,15 @@ import { type BlockBuilder, denseMlp, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
 import { moeBiasLoadName, moeBiasName, moeSelName, moeStatsName, moeSummaryName, moeWindowName } from './moe-outputs.js';
 import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
-import { softMoeBlock, unsupportedSoft } from './moe-soft.js';
+import { softMoeBlock } from './moe-soft.js';
 import { expertSlots } from '../reference/moe-expert-choice.js';
-import { expertChoiceOf, expertChoiceShape, expertsPerToken, refuseExpertChoice } from '../routing/expert-choice.js';
+import { expertChoiceOf, expertChoiceShape, expertsPerToken } from '../routing/expert-choice.js';
 import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagnostics.js';
 import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
 import { summaryLength, windowLength } from '../reference/moe-diagnostics.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
-export type { MoeUnsupported } from '../routing/router.js';
 
-
-/**
- * The first MoE setting the lowering cannot build, or null. Rules of the front end (top at most
- * the experts, prefix within the context) are frontend/validate.ts's alone.
- */
-export function unsupportedMoe(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | null {
-  const no = unsupported;
-  const router = routers[moe.router];
-  if (moe.noise > 0 && !router.scores) return no('noise', `router noise needs router logits; a ${moe.router} router has none`, 'use noise 0, or a learned or frozen router');
-  if (moe.second === 'sampled' && !router.scores) return no('second', `a sampled second expert needs router scores; a ${moe.router} router has none`, 'use second top');
-  // Accepting it would train something other than what the file says: the z-loss acts on logits.
-  if (moe.zloss > 0 && !router.scores && moe.dispatch !== 'soft') return no('zloss', `the router z-loss penalises router logits; a ${moe.router} router has none`, `use zloss 0 with router ${moe.router}`);
-  const biasRate = moe.biasRate ?? 0;
-  if (biasRate > 0 && moe.dispatch === 'soft') return no('biasRate', 'auxiliary-loss-free balancing biases a top-k selection; dispatch soft selects nothing', 'use bias-rate 0 with dispatch soft');
-  if (biasRate > 0 && !router.scores) return no('biasRate', `auxiliary-loss-free balancing biases router scores; a ${moe.router} router has none`, 'use a learned, frozen or cosine router, or bias-rate 0');
-  if (biasRate > 0 && moe.second === 'sampled') return no('biasRate', 'auxiliary-loss-free balancing biases the top-k choice; a sampled second expert is not a top-k choice', 'use second top with bias-rate, or bias-rate 0');
-  if (moe.dispatch === 'soft') return unsupportedSoft(moe);
-  const choice = refuseExpertChoice(moe);
-  if (choice) return choice;
-  const own = router.refuse?.(moe, s);
-  if (own) return own;
-  if (moe.shared > 0 && (moe.expert !== 'mlp' || moe.activation !== 'gelu')) return no('shared', 'shared experts are GELU MLPs; they are lowered only next to GELU MLP experts', 'use shared 0, or expert mlp with activation gelu');
-  return null;
-}
 
 /** Separates the noise of a layer's router from a random router's draws. */
 const NOISE_SALT = 0x100;
@@ -93,11 +67,10 @@ export function expertCapacity(moe: MoeConfig, tokens: number): number {
 /**
  * The FFN of a GPT-2 graph with MoE layers at moe.layers and the dense MLP elsewhere. The balance
  * and z losses are added to 'train_loss' (not to the validation loss) and their gradients flow
- * into the router and, through it, into x.
+ * into the router and, through it, into x. Settings it cannot build are refused before it runs, by
+ * the lowering rules of the validation registry (compiler/rules, run by compileTrial).
  */
 export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
-  const bad = unsupportedMoe(moe, s);
-  if (bad) throw new Error(`moe.${bad.field}: ${bad.message}`);
   const dense = denseMlp(s);
   if (moe.dispatch === 'soft') return softMoeBlock(s, moe, dense);
   const moeLayers = new Set(moe.layers);

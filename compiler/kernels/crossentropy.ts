@@ -1,4 +1,5 @@
 import type { PlanKernel } from '../plan/types.js';
+import { GridLimitError } from './grid-limit.js';
 import { IGNORE_INDEX } from '../reference/crossentropy.js';
 import { checkDims, reduceBody, reduceDecls } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
@@ -313,7 +314,7 @@ export interface CrossEntropyPartShape {
 function partDims(name: string, s: CrossEntropyPartShape): CrossEntropyPartShape & { wg: number } {
   const wg = s.wg ?? 256;
   checkDims(name, { N: s.N, V: s.V, rows: s.rows, wg });
-  if (s.N > MAX_GROUPS) throw new Error(`${name}: N=${s.N} exceeds ${MAX_GROUPS} workgroups in x`);
+  if (s.N > MAX_GROUPS) throw new GridLimitError(`${name}: N=${s.N} exceeds ${MAX_GROUPS} workgroups in x`);
   return { ...s, wg };
 }
 

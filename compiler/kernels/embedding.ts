@@ -1,4 +1,5 @@
 import { ceilDiv, checkDims } from './reduce.js';
+import { GridLimitError } from './grid-limit.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
 import { u } from './wgsl.js';
@@ -43,7 +44,7 @@ ${s.part ? `  if (tok < ${u(s.part.v0)} || tok >= ${u(s.part.v0 + s.part.rows)})
   out[bt * ${u(C)} + c] = wte[(tok - ${u(s.part.v0)}) * ${u(C)} + c] + wpe[t * ${u(C)} + c];` : `  out[bt * ${u(C)} + c] = wte[tok * ${u(C)} + c] + wpe[t * ${u(C)} + c];`}
 }
 `;
-  if (B * T > MAX_GROUPS) throw new Error(`${name}: B*T=${B * T} exceeds ${MAX_GROUPS} workgroups in y`);
+  if (B * T > MAX_GROUPS) throw new GridLimitError(`${name}: B*T=${B * T} exceeds ${MAX_GROUPS} workgroups in y`);
   return wgslKernel(name, wgsl, [wg, 1, 1], {
     flops: B * T * C,
     bytes: 4 * (B * T + 3 * B * T * C),
@@ -60,7 +61,7 @@ ${s.part ? `  if (tok < ${u(s.part.v0)} || tok >= ${u(s.part.v0 + s.part.rows)})
 export function embeddingBackwardWteKernel(name: string, s: EmbeddingShape, wg = 64): RowKernel {
   const { B, T, C, V } = s;
   check(name, s);
-  if (V > MAX_GROUPS) throw new Error(`${name}: V=${V} exceeds ${MAX_GROUPS} workgroups in y`);
+  if (V > MAX_GROUPS) throw new GridLimitError(`${name}: V=${V} exceeds ${MAX_GROUPS} workgroups in y`);
   const wgsl = `
 @group(0) @binding(0) var<storage, read> tokens: array<u32>;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
@@ -103,8 +104,8 @@ export function embeddingBackwardWteRowsKernel(name: string, s: EmbeddingShape, 
   const n = vec ? C / 4 : C; // elements per row
   const ch = Math.min(n, vec ? Math.max(1, Math.floor(chunk / 4)) : chunk); // elements per chunk
   const chunks = ceilDiv(n, ch);
-  if (ceilDiv(Vr, wg) > MAX_GROUPS) throw new Error(`${name}: V=${Vr} needs more than ${MAX_GROUPS} workgroups in x`);
-  if (chunks > MAX_GROUPS) throw new Error(`${name}: ${chunks} channel chunks exceed ${MAX_GROUPS} workgroups in y`);
+  if (ceilDiv(Vr, wg) > MAX_GROUPS) throw new GridLimitError(`${name}: V=${Vr} needs more than ${MAX_GROUPS} workgroups in x`);
+  if (chunks > MAX_GROUPS) throw new GridLimitError(`${name}: ${chunks} channel chunks exceed ${MAX_GROUPS} workgroups in y`);
   const TY = vec ? 'vec4<f32>' : 'f32';
   const wgsl = `
 @group(0) @binding(0) var<storage, read> tokens: array<u32>;
@@ -136,7 +137,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 export function embeddingBackwardWpeKernel(name: string, s: EmbeddingShape, wg = 64): RowKernel {
   const { B, T, C } = s;
   check(name, s);
-  if (T > MAX_GROUPS) throw new Error(`${name}: T=${T} exceeds ${MAX_GROUPS} workgroups in y`);
+  if (T > MAX_GROUPS) throw new GridLimitError(`${name}: T=${T} exceeds ${MAX_GROUPS} workgroups in y`);
   const wgsl = `
 @group(0) @binding(0) var<storage, read> dout: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dwpe: array<f32>;

@@ -4,6 +4,7 @@
 // backward) is token choice's with one assignment per (token, expert), a = n·E + e. References:
 // reference/moe-expert-choice.ts.
 import { type ExpertChoiceShape, expertSlots } from '../reference/moe-expert-choice.js';
+import { GridLimitError } from './grid-limit.js';
 import { STAT, statsLength } from '../reference/moe.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
@@ -56,7 +57,7 @@ export function moeExpertChoiceDispatchKernel(name: string, s: ExpertChoiceShape
   const { tokens: N, experts: E, group: G, capacity: cap } = s;
   const c = expertSlots(s);
   const groups = ceilDiv(N * E, wg);
-  if (groups > 65535) throw new Error(`${name}: ${N} tokens × ${E} experts exceed one dispatch of the expert-choice kernel`);
+  if (groups > 65535) throw new GridLimitError(`${name}: ${N} tokens × ${E} experts exceed one dispatch of the expert-choice kernel`);
   const wgsl = `
 @group(0) @binding(0) var<storage, read> gate: array<f32>;
 @group(0) @binding(1) var<storage, read_write> offsets: array<u32>;

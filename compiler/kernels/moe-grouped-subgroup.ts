@@ -2,6 +2,7 @@
 // adapters with subgroups of at least 8; see subgroupFormsSuit in lower/target.ts). They share the tiled forms'
 // bindings, epilogue and column loads (moe-grouped.ts).
 import type { GroupedMatmulShape } from '../reference/moe.js';
+import { GridLimitError } from './grid-limit.js';
 import { tokenOfWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import {
@@ -52,7 +53,7 @@ export function groupedMatmulSubgroupKernel(name: string, g: GroupedMatmulShape,
   const NQ = SN / 4; // vec4 accumulators per slot
   const act = g.activation ?? 'none';
   const tilesY = ceilDiv(rows, SM) + E;
-  if (tilesY > MAX_GROUPS) throw new Error(`${name}: ${tilesY} row tiles exceed ${MAX_GROUPS} workgroups`);
+  if (tilesY > MAX_GROUPS) throw new GridLimitError(`${name}: ${tilesY} row tiles exceed ${MAX_GROUPS} workgroups`);
   const KU = Kd % 4 === 0 ? 4 : 1;
   const aVec = KU === 4;
   const bVec = g.transB ? KU === 4 : Nd % 4 === 0;

@@ -1,4 +1,5 @@
 import type { GroupedMatmulShape } from '../reference/moe.js';
+import { GridLimitError } from './grid-limit.js';
 import { type SlotLayout, tokenOfWgsl } from '../routing/slots.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
@@ -157,7 +158,7 @@ export function groupedMatmulKernel(name: string, g: GroupedMatmulShape): RowKer
   checkDims(name, { rows, n: Nd, k: Kd, experts: E });
   const act = g.activation ?? 'none';
   const tilesY = ceilDiv(rows, TR) + E;
-  if (tilesY > MAX_GROUPS) throw new Error(`${name}: ${tilesY} row tiles exceed ${MAX_GROUPS} workgroups`);
+  if (tilesY > MAX_GROUPS) throw new GridLimitError(`${name}: ${tilesY} row tiles exceed ${MAX_GROUPS} workgroups`);
   const KU = Kd % 4 === 0 ? 4 : 1; // k values per loop iteration
   const aVec = KU === 4;
   const bVec = g.transB ? KU === 4 : Nd % 4 === 0;

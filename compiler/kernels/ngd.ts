@@ -1,4 +1,5 @@
 import { checkDims, reduceBody, reduceDecls } from './reduce.js';
+import { GridLimitError } from './grid-limit.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
 import { fExp as f } from './wgsl.js';
@@ -17,7 +18,7 @@ import { fExp as f } from './wgsl.js';
 export function ngdKernel(name: string, offset: number, blocks: number, size: number, weightDecay: number, wg = 256): RowKernel {
   checkDims(name, { blocks, size, wg });
   if (!Number.isInteger(offset) || offset < 0) throw new Error(`${name}: offset=${offset} must be a non-negative integer`);
-  if (blocks > 65535) throw new Error(`${name}: ${blocks} blocks exceeds 65535 workgroups`);
+  if (blocks > 65535) throw new GridLimitError(`${name}: ${blocks} blocks exceeds 65535 workgroups`);
   const wgsl = `
 struct Step { lr: f32, bc1: f32, bc2: f32, pad: f32 }
 @group(0) @binding(0) var<storage, read_write> params: array<f32>;

@@ -5,7 +5,8 @@ import { type MoeDiagnosticsLayout, type MoeRoutingRecord, moeSummaryName } from
 import { SUMMARY_COUNTS, SUMMARY_FIELDS } from '../reference/moe-diagnostics.js';
 import { buildPatchGraph, PATCH_LAYER, PATCH_ROUTER, type PatchGraphSpec } from '../graph/patches.js';
 import { patchExpertInit, patchRouterOptimizer, patchTrainBatch } from './patch-settings.js';
-import { loweringRefusal } from './refusals.js';
+import { loweringRefusal, type RuleCode } from '../rules/index.js';
+import { GridLimitError } from '../kernels/grid-limit.js';
 import { elementBytes, type Graph, numel, type Op, type Tensor } from '../graph/ir.js';
 import { type LayoutOptions, layoutParams, type ParamLayout } from '../graph/layout.js';
 import type { RowKernel } from '../kernels/layernorm.js';
@@ -146,9 +147,9 @@ function diagnosticsOf(g: Graph, routing: MoeRoutingRecord[]): MoeDiagnosticsLay
   return layers.length ? { program: 'moe_stats', fields: SUMMARY_FIELDS, countsAt: SUMMARY_COUNTS, layers } : undefined;
 }
 
-/** A trial the compiler cannot lower, with the setting to change. */
+/** A trial the compiler cannot lower, with the setting to change and the registry's code of the rule. */
 export class CompileError extends Error {
-  constructor(message: string, readonly ptr: string, readonly hint: string) {
+  constructor(message: string, readonly ptr: string, readonly hint: string, readonly code: RuleCode) {
     super(message);
   }
 }
@@ -156,8 +157,8 @@ export class CompileError extends Error {
 /** Compiles one trial's configuration; refuses settings the lowering does not implement yet. */
 export function compileTrial(c: TrialConfig, name = 'trial', opts: LoweringTarget = {}, fit: LayoutOptions = {}): CompiledTrial {
   const spec = gpt2SpecOf(c, name);
-  const bad = loweringRefusal(c, spec);
-  if (bad) throw new CompileError(bad.message, bad.ptr, bad.hint);
+  const bad = loweringRefusal(c, ['semantic', 'lowering']);
+  if (bad) throw new CompileError(bad.message, bad.ptr, bad.hint, bad.code);
   if (c.data[c.train.data]?.source.kind === 'clusters') return compilePatchTrial(c, name);
   const moe = c.model.moe;
   if (!moe) return gridChecked(() => compileGpt2(spec, undefined, opts, fit));
@@ -169,8 +170,7 @@ function gridChecked(compile: () => CompiledTrial): CompiledTrial {
   try {
     return compile();
   } catch (e) {
-    const m = /exceeds (\d+) workgroups/.exec((e as Error).message);
-    if (m) throw new CompileError(`a kernel of this model needs more than ${m[1]} workgroups in one dimension (${(e as Error).message})`, '/train/batch', 'lower train.batch or the context (use `accumulate` to keep the effective batch)');
+    if (e instanceof GridLimitError) throw new CompileError(`a kernel of this model needs more than ${e.limit} workgroups in one dimension (${e.message})`, '/train/batch', 'lower train.batch or the context (use `accumulate` to keep the effective batch)', 'lower.grid-too-large');
     throw e;
   }
 }

@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { type Plan, type PlanInterface, PLAN_VERSION } from './types.js';
-import { UserError } from '../../grammar/user-error.js';
+import { UserError } from '../../errors/user-error.js';
 
 const name = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.\\-/]*$' } as const;
 const names = { type: 'array', items: name } as const;

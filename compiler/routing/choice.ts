@@ -11,7 +11,7 @@ export type RouterChoice =
 export function routerChoiceOf(moe: MoeConfig): RouterChoice {
   switch (moe.router) {
     case 'label':
-      // The front end refuses a label router without its label (frontend/validate.ts).
+      // The front end refuses a label router without its label (compiler/rules/model.ts).
       if (moe.label === null) throw new Error('router label needs the label that picks the expert');
       return { kind: 'label', label: moe.label };
     case 'cosine':

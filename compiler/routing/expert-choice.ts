@@ -6,7 +6,7 @@
 //
 //   c = min(G, max(1, ceil(capacity × G × top / experts)))
 //
-// (rounded up, as token choice's capacity). The gate is the token's score of the expert (softmax
+// (rounded up, as token choice's capacity). What it cannot take is compiler/rules/lower-moe.ts's. The gate is the token's score of the expert (softmax
 // over experts, or sigmoid), gathered at the chosen slots, not renormalised.
 //
 // It is not a router kind but a choice any scoring router (learned, frozen, cosine) can make: it
@@ -16,13 +16,11 @@
 // So the grouped matmuls, combine, its backward and the router backward run unchanged with top E.
 //
 // Not causal: whether expert e takes token t depends on the scores of the group's later tokens.
-// In a causal language model the routing of a token then sees the future (frontend/validate.ts
+// In a causal language model the routing of a token then sees the future (compiler/rules/model.ts
 // warns at `moec check`; docs/ROUTING.md).
 import type { MoeConfig } from '../frontend/types.js';
 import type { Gpt2Spec } from '../graph/gpt2.js';
 import type { ExpertChoiceShape } from '../reference/moe-expert-choice.js';
-import { routers } from './index.js';
-import { type MoeUnsupported, unsupported } from './router.js';
 
 export interface ExpertChoice {
   group: 'batch' | 'sequence';
@@ -58,20 +56,4 @@ export function expertChoiceShape(moe: MoeConfig, s: Pick<Gpt2Spec, 'batch' | 'c
   const N = s.batch * s.context;
   const group = ec.group === 'sequence' ? s.context : N;
   return { tokens: N, experts: moe.experts, group, capacity: expertChoiceCapacity(moe, group), score };
-}
-
-/** What expert choice cannot take, at the key to change. */
-export function refuseExpertChoice(moe: MoeConfig): MoeUnsupported | null {
-  if (!expertChoiceOf(moe)) return null;
-  const no = unsupported;
-  const r = routers[moe.router];
-  if (!r.scores) return no('router', `expert choice ranks tokens by router score; a ${moe.router} router has none`, 'use choice token, or a learned, frozen or cosine router');
-  if (moe.balance > 0) return no('balance', 'expert choice balances the load by construction (every expert takes c tokens); the balance loss has nothing to act on', 'use balance 0 with choice expert');
-  if (moe.unit !== 'token') return no('unit', 'expert choice picks tokens; with sequence routing there is no token score to rank', 'use unit token with choice expert');
-  if (moe.dropless) return no('dropless', 'expert choice takes capacity x tokens x top / experts tokens per expert; dropless gives it no number to take', 'use a capacity factor, e.g. capacity 1');
-  if (moe.second === 'sampled') return no('second', 'a sampled second expert is a token-choice rule', 'use second top with choice expert');
-  if (moe.gate === 'topk-softmax') return no('gate', 'topk-softmax renormalises over a token\'s top k; under expert choice a token has no fixed k', 'use gate softmax-topk (the paper\'s softmax) or sigmoid');
-  if (moe.normalize) return no('normalize', 'under expert choice a token\'s gates are its scores of the experts that chose it, not renormalised', 'use normalize false with choice expert');
-  if ((moe.biasRate ?? 0) > 0) return no('biasRate', 'auxiliary-loss-free balancing biases a token-choice top-k; expert choice balances the load by construction', 'use bias-rate 0 with choice expert');
-  return null;
 }

@@ -11,7 +11,8 @@
 import { dropoutKey } from '../reference/dropout.js';
 import { mix32Wgsl } from '../kernels/dropout.js';
 import { distinctDraws, distinctDrawsWgsl, fillDraws } from './random.js';
-import { type RuleRouter, unsupported } from './router.js';
+import type { RuleRouter } from './router.js';
+import { moeNo, moeRule } from '../rules/rule.js';
 import { unitOf } from './unit.js';
 import { u } from '../kernels/wgsl.js';
 
@@ -21,15 +22,16 @@ const HASH_SALT = 0x68617368; // 'hash'
 /** The fixed key of a routing layer's hash (its salt holds the layer index). */
 export const hashKey = (salt: number) => dropoutKey(0, 0, (salt ^ HASH_SALT) >>> 0);
 
+/** What hash routing cannot take (registered in routing/index.ts). */
+export const hashRules = [
+  moeRule('lower.hash-sequence', 'router', (m) => m.router === 'hash' && unitOf(m).kind !== 'token' && moeNo('unit', 'hash routing maps each token id to its experts; a sequence has no single token id to hash', 'use unit token with router hash, or a learned router for sequence routing')),
+] as const;
+
 export const hashRouter: RuleRouter = {
   kind: 'hash',
   scores: false,
   input: 'tokens',
   params: () => 0,
-  refuse(moe) {
-    if (unitOf(moe).kind !== 'token') return unsupported('unit', 'hash routing maps each token id to its experts; a sequence has no single token id to hash', 'use unit token with router hash, or a learned router for sequence routing');
-    return null;
-  },
   rule: {
     decl: 'var<storage, read> tokens: array<u32>;',
     usesRng: false,

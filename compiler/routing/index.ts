@@ -8,7 +8,7 @@ import { moeRouterForwardKernel, routerForwardBindings } from '../kernels/moe-ro
 import { moeRouterReference, type MoeRouterShape } from '../reference/moe.js';
 import { cosineRouter } from './cosine.js';
 import { labelRouter } from './label.js';
-import { hashRouter } from './hash.js';
+import { hashRouter, hashRules } from './hash.js';
 import { frozenRouter, learnedRouter } from './linear.js';
 import { randomRouter } from './random.js';
 import type { RouterPlugin, RuleInputs, RuleRouter } from './router.js';
@@ -22,8 +22,11 @@ export const routers: Record<RouterKind, RouterPlugin> = {
   hash: hashRouter,
 };
 
+/** The router kinds' own refusals, as rules of the validation registry (compiler/rules). */
+export const routerRules = [...hashRules] as const;
+
 export { gates } from './gates.js';
-export type { MoeUnsupported, RouterPlugin, RuleRouter, ScoringRouter } from './router.js';
+export type { RouterPlugin, RuleRouter, ScoringRouter } from './router.js';
 
 /**
  * One routing layer's router parameters. Counts run on unvalidated configs too (the front end counts

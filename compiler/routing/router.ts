@@ -2,7 +2,8 @@
 // dispatch, experts, combine). A router kind either scores experts (writes router logits that the
 // shared top-k router kernel, the balance and z-losses and noisy top-k read) or follows a fixed rule
 // (writes each token's experts and gates directly, with no logits, no parameters to train from the
-// routing and no auxiliary loss). Each kind is one file of this folder, listed in index.ts.
+// routing and no auxiliary loss). Each kind is one file of this folder, listed in index.ts; the
+// settings it cannot take are rules of its file (compiler/rules), registered there too.
 import type { MoeConfig, RouterKind } from '../frontend/types.js';
 import type { Gpt2Spec } from '../graph/gpt2.js';
 import type { Graph } from '../graph/ir.js';
@@ -10,15 +11,6 @@ import type { KernelDefinition } from '../kernels/definition.js';
 import type { RowKernel } from '../kernels/layernorm.js';
 import type { SelectionRule } from '../kernels/moe-router.js';
 import type { MoeRouterShape } from '../reference/moe.js';
-
-/** A setting this lowering does not implement: the MoeConfig field and why. */
-export interface MoeUnsupported {
-  field: keyof MoeConfig;
-  message: string;
-  hint: string;
-}
-
-export const unsupported = (field: keyof MoeConfig, message: string, hint: string): MoeUnsupported => ({ field, message, hint });
 
 /** The routing layer a router kind adds its tensors to (`owner`: the layer that routes). */
 export interface RouterLayer {
@@ -48,8 +40,6 @@ interface RouterBase {
   kind: RouterKind;
   /** Parameters of one routing layer of width C (0 for a rule). */
   params(width: number, moe: MoeConfig): number;
-  /** Settings this kind cannot take, beyond the shared ones graph/moe.ts checks. */
-  refuse?(moe: MoeConfig, s: Gpt2Spec): MoeUnsupported | null;
   /** Kernel generators of its own ops, by op kind (their portable forms; compiler/lower/kernel-table.ts). */
   kernels?: Record<string, (name: string, ...args: never[]) => RowKernel>;
   /** Its own kernels as definitions (compiler/kernels/definition.ts), which its ops bind by name. */

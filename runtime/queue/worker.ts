@@ -78,7 +78,9 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   let lastError = '';
   worker.on('error', (e) => {
     const text = e.message.replace(/job \S+/, 'job');
-    if (text !== lastError) o.log(`queue: ${e.message}${/ECONN|ETIMEDOUT|EPIPE/.test(text) ? ' (reconnecting until Redis is back)' : ''}`);
+    // A lost connection is known by the socket error's code, not by the words of its message.
+    const lost = /^(ECONN|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH)/.test(String((e as { code?: unknown }).code ?? ''));
+    if (text !== lastError) o.log(`queue: ${e.message}${lost ? ' (reconnecting until Redis is back)' : ''}`);
     lastError = text;
   });
   worker.on('ready', () => {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadPipeline, type LoadResult } from '../../../compiler/frontend/index.js';
 import { CompileError, compileTrial, gpt2SpecOf } from '../../../compiler/lower/compile.js';
-import { loweringRefusal, type Refusal } from '../../../compiler/lower/refusals.js';
+import { loweringRefusal, type RuleCode } from '../../../compiler/rules/index.js';
 import { error, renderDiagnostic, type Diagnostic } from '../../../grammar/diagnostics.js';
 import type { Command } from '../command.js';
 
@@ -10,7 +10,7 @@ import type { Command } from '../command.js';
  * each block ending with its own newline so nothing runs into the next line. `printed` carries the
  * keys already shown across calls. Returns the error and warning counts of what it printed.
  */
-export function printDiagnostics(ds: readonly Diagnostic[], sources: ReadonlyMap<string, string>, opts: { color?: boolean; printed?: Set<string>; suffix?: string } = {}): { errors: number; warnings: number } {
+export function printDiagnostics(ds: readonly Diagnostic[], sources: ReadonlyMap<string, string>, opts: { color?: boolean; printed?: Set<string>; suffix?: string; json?: JsonDiagnostic[]; preset?: string } = {}): { errors: number; warnings: number } {
   const printed = opts.printed ?? new Set<string>();
   let errors = 0;
   let warnings = 0;
@@ -18,18 +18,40 @@ export function printDiagnostics(ds: readonly Diagnostic[], sources: ReadonlyMap
     const key = `${d.span?.file}:${d.span?.start}:${d.severity}:${d.message}`;
     if (printed.has(key)) continue;
     printed.add(key);
-    console.error(`${renderDiagnostic(d, (f) => sources.get(f), opts.color ?? false)}${opts.suffix ?? ''}`);
+    if (opts.json) opts.json.push(jsonOf(d, opts.preset));
+    else console.error(`${renderDiagnostic(d, (f) => sources.get(f), opts.color ?? false)}${opts.suffix ?? ''}`);
     if (d.severity === 'error') errors++;
     else warnings++;
   }
   return { errors, warnings };
 }
 
+/** A diagnostic as `moec check --json` prints it (the editor-facing form): 1-based lines and columns. */
+export interface JsonDiagnostic {
+  file: string | null;
+  line: number | null;
+  col: number | null;
+  endLine: number | null;
+  endCol: number | null;
+  severity: Diagnostic['severity'];
+  code: string | null;
+  message: string;
+  hint: string | null;
+  preset: string | null;
+}
+
+const jsonOf = (d: Diagnostic, preset: string | undefined): JsonDiagnostic => ({
+  file: d.span?.file ?? null, line: d.span?.line ?? null, col: d.span?.col ?? null, endLine: d.span?.endLine ?? null, endCol: d.span?.endCol ?? null,
+  severity: d.severity, code: d.code ?? null, message: d.message, hint: d.hint ?? null, preset: preset ?? null,
+});
+
 /**
  * What the lowering would refuse, for every trial: each setting once, with how many trials it
  * concerns and the first of them. Refusals that need the graph (a kernel grid past WebGPU's
  * limits) are found by compiling one trial of each distinct model shape, since only that decides them.
  */
+interface Refusal { message: string; ptr: string; hint: string; code: RuleCode }
+
 export function loweringDiagnostics(r: LoadResult): Diagnostic[] {
   const found = new Map<string, { refusal: Refusal; trials: string[] }>();
   const shapes = new Set<string>();
@@ -41,7 +63,7 @@ export function loweringDiagnostics(r: LoadResult): Diagnostic[] {
   };
   for (const t of r.trials) {
     const spec = gpt2SpecOf(t.config, t.id);
-    const bad = loweringRefusal(t.config, spec);
+    const bad = loweringRefusal(t.config);
     if (bad) { note(bad, `${t.id} (${t.name})`); continue; }
     const shape = JSON.stringify({ ...spec, name: '', moe: t.config.model.moe, source: t.config.data[t.config.train.data]?.source.kind });
     if (shapes.has(shape)) continue;
@@ -56,7 +78,7 @@ export function loweringDiagnostics(r: LoadResult): Diagnostic[] {
   const total = r.trials.length;
   return [...found.values()].map(({ refusal, trials }) => {
     const which = total === 1 ? '' : trials.length === total ? ` (every trial)` : ` (${trials.length} of ${total} trials, first ${trials[0]})`;
-    return error(`the lowering refuses this: ${refusal.message}${which}`, r.spanOf(refusal.ptr), refusal.hint);
+    return error(`the lowering refuses this: ${refusal.message}${which}`, r.spanOf(refusal.ptr), refusal.hint, refusal.code);
   });
 }
 
@@ -72,14 +94,18 @@ and prints each problem as file:line:col with the offending text underlined.
 Without --preset, every preset the file defines is checked too.
 Exit status 1 if any file has an error.
   --preset NAME  apply 'preset NAME { ... }' first
-  --quiet        print only problems, no summary`,
+  --quiet        print only problems, no summary
+  --json         print one JSON object to stdout instead: {ok, errors, warnings, trials, diagnostics},
+                 each diagnostic {file, line, col, endLine, endCol, severity, code, message, hint, preset}
+                 (code: the rule's code in the validation registry, e.g. moe.top-over-experts)`,
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { preset: { type: 'string' }, quiet: { type: 'boolean' } } });
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { preset: { type: 'string' }, quiet: { type: 'boolean' }, json: { type: 'boolean' } } });
     if (positionals.length === 0) { console.error(this.usage); return 1; }
     const color = Boolean(process.stderr.isTTY);
     let errors = 0;
     let warnings = 0;
     let trials = 0;
+    const json: JsonDiagnostic[] | undefined = values.json ? [] : undefined;
     for (const file of positionals) {
       const runs = [values.preset];
       const first = loadPipeline(file, values.preset ? { preset: values.preset } : {});
@@ -87,11 +113,15 @@ Exit status 1 if any file has an error.
       if (!values.preset && first.ok) for (const p of first.presets) { runs.push(p); results.push(loadPipeline(file, { preset: p })); }
       const printed = new Set<string>();
       results.forEach((r, i) => {
-        const n = printDiagnostics(r.ok ? [...r.diagnostics, ...loweringDiagnostics(r)] : r.diagnostics, r.sources, { color, printed, ...(runs[i] && i > 0 ? { suffix: `\n  (with --preset ${runs[i]})` } : {}) });
+        const n = printDiagnostics(r.ok ? [...r.diagnostics, ...loweringDiagnostics(r)] : r.diagnostics, r.sources, { color, printed, ...(json ? { json, ...(runs[i] ? { preset: runs[i] } : {}) } : {}), ...(runs[i] && i > 0 ? { suffix: `\n  (with --preset ${runs[i]})` } : {}) });
         errors += n.errors;
         warnings += n.warnings;
       });
       trials += first.trials.length;
+    }
+    if (json) {
+      console.log(JSON.stringify({ ok: errors === 0, errors, warnings, trials, diagnostics: json }, null, 2));
+      return errors ? 1 : 0;
     }
     if (!values.quiet) {
       const files = `${positionals.length} file${positionals.length === 1 ? '' : 's'}`;

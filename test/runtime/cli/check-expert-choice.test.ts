@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import type { RuleCode } from '../../../compiler/rules/index.js';
 import { checkCommand } from '../../../runtime/cli/commands/check.js';
 import { capture, pipelinesDir, withTempFile } from '../../compiler/frontend/helpers.js';
 import { assertCheckRefuses, where } from './refusal-helpers.js';
@@ -36,13 +37,13 @@ test('moec check gives no expert-choice warning for token choice', async () => {
   });
 });
 
-const refusals: { what: string; set: string; line: string; value: string; says: RegExp; hint: string }[] = [
-  { what: 'a balance loss', set: 'balance 0.01', line: 'balance 0.01', value: '0.01', says: /balances the load by construction/, hint: 'use balance 0 with choice expert' },
-  { what: 'a hash router', set: 'router hash', line: 'router hash', value: 'hash', says: /ranks tokens by router score; a hash router has none/, hint: 'use choice token' },
-  { what: 'dropless', set: 'capacity dropless', line: 'capacity dropless', value: 'dropless', says: /dropless gives it no number to take/, hint: 'use a capacity factor' },
-  { what: 'sequence routing', set: 'unit sequence', line: 'unit sequence', value: 'sequence', says: /no token score to rank/, hint: 'use unit token with choice expert' },
-  { what: 'renormalised gates', set: 'normalize true', line: 'normalize true', value: 'true', says: /not renormalised/, hint: 'use normalize false' },
-  { what: 'topk-softmax', set: 'gate topk-softmax', line: 'gate topk-softmax', value: 'topk-softmax', says: /no fixed k/, hint: 'use gate softmax-topk' },
+const refusals: { what: string; code: RuleCode; set: string; line: string; value: string; says: RegExp; hint: string }[] = [
+  { what: 'a balance loss', code: 'lower.expert-choice-balance', set: 'balance 0.01', line: 'balance 0.01', value: '0.01', says: /balances the load by construction/, hint: 'use balance 0 with choice expert' },
+  { what: 'a hash router', code: 'lower.expert-choice-router', set: 'router hash', line: 'router hash', value: 'hash', says: /ranks tokens by router score; a hash router has none/, hint: 'use choice token' },
+  { what: 'dropless', code: 'lower.expert-choice-dropless', set: 'capacity dropless', line: 'capacity dropless', value: 'dropless', says: /dropless gives it no number to take/, hint: 'use a capacity factor' },
+  { what: 'sequence routing', code: 'lower.expert-choice-unit', set: 'unit sequence', line: 'unit sequence', value: 'sequence', says: /no token score to rank/, hint: 'use unit token with choice expert' },
+  { what: 'renormalised gates', code: 'lower.expert-choice-normalize', set: 'normalize true', line: 'normalize true', value: 'true', says: /not renormalised/, hint: 'use normalize false' },
+  { what: 'topk-softmax', code: 'lower.expert-choice-gate', set: 'gate topk-softmax', line: 'gate topk-softmax', value: 'topk-softmax', says: /no fixed k/, hint: 'use gate softmax-topk' },
 ];
 
 for (const c of refusals) {
