@@ -189,7 +189,7 @@ export function semanticCheck(p: Pipeline, ctx: Ctx): void {
     for (const k of ['layers', 'width', 'heads', 'dropout']) {
       if (ctx.spans.has(`/model/${k}`)) ctx.error(`'${keyName(k)}' does not apply to the patch model of the cluster task (Chen et al. 2022)`, ctx.spanOf(`/model/${k}`), hint);
     }
-    for (const k of ['every', 'unit', 'prefix', 'scope', 'capacity', 'second', 'dispatch', 'slots', 'dim', 'label', 'shared', 'expertWidth', 'sharedWidth', 'granularity']) {
+    for (const k of ['every', 'unit', 'prefix', 'scope', 'capacity', 'second', 'dispatch', 'slots', 'dim', 'label', 'shared', 'expertWidth', 'sharedWidth', 'granularity', 'balanceOver']) {
       if (ctx.spans.has(`/model/moe/${k}`)) ctx.error(`'${keyName(k)}' does not apply to the patch model of the cluster task (Chen et al. 2022): it routes each whole sample to one expert`, ctx.spanOf(`/model/moe/${k}`), hint);
     }
   }
