@@ -98,6 +98,8 @@ export interface MoeConfig {
   initScale?: number | null;
   /** Auxiliary-loss-free balancing rate γ (0: off). Optional for configs built in code (0). */
   biasRate?: number;
+  /** The balance loss over the micro-batch or per sequence, averaged (DeepSeek-V3). Optional for configs built in code (batch). */
+  balanceOver?: 'batch' | 'sequence';
 }
 
 export interface Model {

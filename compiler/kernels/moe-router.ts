@@ -1,13 +1,13 @@
 import { mix32 as mix32Host } from '../reference/dropout.js';
 import { mix32Wgsl } from './dropout.js';
-import { type MoeRouterShape, routingRows, STAT } from '../reference/moe.js';
+import { type MoeRouterShape, type RouterLossShape, routingRows, STAT } from '../reference/moe.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import { type Binding, bindingOfDeclaration, boundKernel, declarations, defineKernel, perElementMain, read, readWrite, uniform } from './definition.js';
 import { assignmentCount, assignmentWgsl, rowAssignmentWgsl } from '../routing/slots.js';
 import { u, f } from './wgsl.js';
 
-export type { MoeRouterShape } from '../reference/moe.js';
+export type { MoeRouterShape, RouterLossShape } from '../reference/moe.js';
 // The router's other kernels live in files of their own; re-exported for the callers of this one.
 export { moeCosineBackwardEmbKernel, moeCosineBackwardPKernel, moeCosineBackwardScaleKernel, moeCosineForwardKernel, type CosineShape } from './moe-cosine.js';
 export { noiseKeyWgsl, moeRouterNoiseKernel, routerNoiseWgsl } from './moe-noise.js';
@@ -51,7 +51,9 @@ export function routerForwardBindings(s: MoeRouterShape, rule?: SelectionRule): 
     readWrite('gate'),
   ];
 }
-const routerBackwardBindings = () => [read('logits'), read('sel', 'array<u32>'), read('dgate'), read('stats'), readWrite('dlogits')];
+// The sequence-wise balance loss reads each sequence's counts (kernels/moe-seq-balance.ts) instead of the batch's.
+const routerBackwardBindings = (s: Pick<RouterLossShape, 'balanceOver'>) =>
+  [read('logits'), read('sel', 'array<u32>'), read('dgate'), read('stats'), ...(s.balanceOver === 'sequence' ? [read('seqcounts')] : []), readWrite('dlogits')];
 const auxLossBindings = () => [read('stats'), readWrite('acc')];
 
 /**
@@ -130,17 +132,21 @@ ${body}
  * Router backward, one invocation per routing row: dL/dlogits from the gate gradients of its `rep`
  * tokens (the renormalisation's and the score function's Jacobians), plus the Switch balance loss
  * (weight `balance`; f_i from the stats' counts, constant; P_i the mean score, differentiable) and
- * the z-loss mean(lse²) (weight `zloss`). Weights include the 1/accumulate loss scale.
- * Bindings: logits, sel, dgate, stats (read), dlogits (write, R×E).
+ * the z-loss mean(lse²) (weight `zloss`). Weights include the 1/accumulate loss scale. With
+ * balanceOver 'sequence' (token routing only), f_i is each sequence's share (seqcounts) and the
+ * loss is averaged over the sequences.
+ * Bindings: logits, sel, dgate, stats, [seqcounts (B×E; balanceOver sequence)] (read), dlogits (write, R×E).
  */
-export function moeRouterBackwardKernel(name: string, s: MoeRouterShape & { balance: number; zloss: number }, wg = 64): RowKernel {
+export function moeRouterBackwardKernel(name: string, s: RouterLossShape, wg = 64): RowKernel {
   checkRouting(name, s);
   if (s.mode !== 'logits') throw new Error(`${name}: only a logits router has a backward pass`);
+  const perSequence = s.balanceOver === 'sequence';
+  if (perSequence && (s.rep !== 1 || s.tokens % s.seqLen !== 0)) throw new Error(`${name}: the sequence-wise balance loss needs token routing over whole sequences of ${s.seqLen}`);
   const { tokens: N, experts: E, top: K, rep } = s;
   const R = routingRows(s);
   const slots = { top: K };
   const NK = assignmentCount(slots, N);
-  const b = routerBackwardBindings();
+  const b = routerBackwardBindings(s);
   const wgsl = `
 ${declarations(b)}
 ${perElementMain(wg, 'r', R)}
@@ -156,8 +162,9 @@ ${perElementMain(wg, 'r', R)}
   for (var e = 0u; e < ${u(E)}; e++) {
     p[e] = p[e] / z;
     sc[e] = ${s.score === 'softmax' ? 'p[e]' : '1.0 / (1.0 + exp(-l[e]))'};
-    // Balance loss: d(λ·E·Σ f_i·P_i)/d score[r, e] = λ·E·f_e / R.
-    dsc[e] = ${f((s.balance * E) / (NK * R))} * stats[${u(STAT.counts)} + e];
+    ${perSequence ? `// Sequence-wise balance loss: d(λ·E·mean_b Σ f_bi·P_bi)/d score[n, e] = λ·E·f_be / (B·T), b = n's sequence.
+    dsc[e] = ${f((s.balance * E) / (s.seqLen * K * N))} * seqcounts[(r / ${u(s.seqLen)}) * ${u(E)} + e];` : `// Balance loss: d(λ·E·Σ f_i·P_i)/d score[r, e] = λ·E·f_e / R.
+    dsc[e] = ${f((s.balance * E) / (NK * R))} * stats[${u(STAT.counts)} + e];`}
   }
   // Gate gradients, summed over the tokens sharing this routing row (they share its choice).
   var dg: array<f32, ${K}>;
@@ -202,7 +209,7 @@ fn main() {
 }
 
 
-export const moeRouterBackward = defineKernel('moe_router_bwd', (_s: MoeRouterShape & { balance: number; zloss: number }) => routerBackwardBindings(), {
+export const moeRouterBackward = defineKernel('moe_router_bwd', (s: RouterLossShape) => routerBackwardBindings(s), {
   portable: (n, s) => moeRouterBackwardKernel(n, s),
 });
 export const moeAuxLoss = defineKernel('moe_aux_loss', (_balance: number, _zloss: number, _scale: number) => auxLossBindings(), { portable: moeAuxLossKernel });

@@ -29,6 +29,7 @@ import { routerForward, routers } from '../routing/index.js';
 import { moeExpertChoiceDispatchKernel, moeExpertChoiceRouterKernel, moeExpertChoiceStatsKernel } from '../kernels/moe-expert-choice.js';
 import type { ExpertChoiceShape } from '../reference/moe-expert-choice.js';
 import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
+import { moeSeqBalance } from '../kernels/moe-seq-balance.js';
 import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagnostics.js';
 
 // Rows up to this length use the one-invocation-per-row form of the row kernels (LayerNorm, cross-
@@ -88,6 +89,8 @@ export const kernelTable: Readonly<Record<string, KernelForms>> = {
   moe_ec_dispatch: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceDispatchKernel(n, s) },
   moe_ec_stats: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceStatsKernel(n, s) },
   ...defined(moeBiasLoad, moeBiasUpdate, moeAuxParts, moeWindowAdd, moeLoadSummary),
+  // The sequence-wise balance loss (balance-over sequence).
+  ...defined(moeSeqBalance),
   // Each router plug-in's own kernels.
   ...Object.fromEntries(Object.values(routers).flatMap((r) => Object.entries(r.kernels ?? {}).map(([kind, gen]) => [kind, { portable: gen as KernelForms['portable'] }]))),
   ...defined(...Object.values(routers).flatMap((r) => r.definitions ?? [])),

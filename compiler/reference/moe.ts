@@ -263,14 +263,26 @@ export function combineBackwardReference(N: number, C: number, K: number, dout: 
   return dgate;
 }
 
+/** The router backward's shape: the auxiliary losses' weights, and over what the balance loss is taken. */
+export interface RouterLossShape extends MoeRouterShape {
+  balance: number;
+  zloss: number;
+  /**
+   * The balance loss over the micro-batch (f from the stats' counts) or per sequence of `seqLen`
+   * tokens, averaged (f from each sequence's counts: reference/moe-seq-balance.ts). Absent: batch.
+   */
+  balanceOver?: 'batch' | 'sequence';
+}
+
 /**
  * Router backward: dL/dlogits (R×E) from the gate gradients (summed over the `rep` tokens of a
  * routing row), plus the balance loss (f treated as constant, P differentiable) and the z-loss,
- * each already multiplied by its weight (and the 1/accumulate loss scale).
+ * each already multiplied by its weight (and the 1/accumulate loss scale). With balanceOver
+ * 'sequence', `seqCounts` holds each sequence's assignment counts (B×E).
  */
 export function routerBackwardReference(
-  s: MoeRouterShape & { balance: number; zloss: number },
-  logits: Float32Array, sel: Uint32Array, dgate: Float32Array, stats: Float32Array,
+  s: RouterLossShape,
+  logits: Float32Array, sel: Uint32Array, dgate: Float32Array, stats: Float32Array, seqCounts?: Float32Array,
 ): Float32Array {
   const { experts: E, top: K, rep } = s;
   const R = routingRows(s);
@@ -288,7 +300,11 @@ export function routerBackwardReference(
     const tot = g.reduce((a, b) => a + b, 0);
     const dot = s.normalize ? g.reduce((a, v, k) => a + dg[k]! * (v / tot), 0) : 0;
     chosen.forEach((e, k) => { dsc[e] = s.normalize ? (dg[k]! - dot) / tot : dg[k]!; });
-    for (let e = 0; e < E; e++) dsc[e]! += (s.balance * E * (stats[STAT.counts + e]! / NK)) / R;
+    if (s.balanceOver === 'sequence') {
+      if (!seqCounts || rep !== 1) throw new Error('the sequence-wise balance loss needs token routing and the sequences\' counts');
+      const b = Math.floor(r / s.seqLen);
+      for (let e = 0; e < E; e++) dsc[e]! += (s.balance * E * seqCounts[b * E + e]!) / (s.seqLen * K * s.tokens);
+    } else for (let e = 0; e < E; e++) dsc[e]! += (s.balance * E * (stats[STAT.counts + e]! / NK)) / R;
     const dot2 = sc.reduce((a, v, e) => a + v * dsc[e]!, 0);
     for (let e = 0; e < E; e++) {
       const d = s.score === 'softmax' ? sc[e]! * (dsc[e]! - dot2) : dsc[e]! * sc[e]! * (1 - sc[e]!);

@@ -11,6 +11,7 @@ const scores = (router: string) => routers[router as keyof typeof routers]?.scor
 const soft = 'Soft MoE (dispatch soft)';
 const isSoft = (m: { dispatch: string }) => m.dispatch === 'soft';
 const bias = (m: { biasRate?: number }) => (m.biasRate ?? 0) > 0;
+const perSequence = (m: { balanceOver?: string }) => m.balanceOver === 'sequence';
 
 export const lowerMoeRules = [
   rule({
@@ -25,6 +26,7 @@ export const lowerMoeRules = [
   moeRule('lower.bias-with-soft', 'moe', (m) => bias(m) && isSoft(m) && no('biasRate', 'auxiliary-loss-free balancing biases a top-k selection; dispatch soft selects nothing', 'use bias-rate 0 with dispatch soft')),
   moeRule('lower.bias-without-scores', 'moe', (m) => bias(m) && !scores(m.router) && no('biasRate', `auxiliary-loss-free balancing biases router scores; a ${m.router} router has none`, 'use a learned, frozen or cosine router, or bias-rate 0')),
   moeRule('lower.bias-with-sampled', 'moe', (m) => bias(m) && m.second === 'sampled' && no('biasRate', 'auxiliary-loss-free balancing biases the top-k choice; a sampled second expert is not a top-k choice', 'use second top with bias-rate, or bias-rate 0')),
+  moeRule('lower.seq-balance-with-soft', 'moe', (m) => perSequence(m) && isSoft(m) && no('balanceOver', 'the sequence-wise balance loss counts top-k assignments per sequence; dispatch soft assigns none', 'use balance-over batch with dispatch soft')),
 
   // Soft MoE has one learned Φ per layer and no top-k, gates, capacity or auxiliary losses. Settings
   // that would change a sparse layer are refused rather than ignored; top, capacity, dropless and
@@ -38,6 +40,10 @@ export const lowerMoeRules = [
   moeRule('lower.soft-zloss', 'moe', (m) => isSoft(m) && m.zloss > 0 && no('zloss', `${soft} has no router z-loss`, 'use zloss 0')),
   moeRule('lower.soft-gate', 'moe', (m) => isSoft(m) && m.gate !== 'softmax-topk' && no('gate', `${soft} weighs slots by softmaxes of its own; gate ${m.gate} does not apply`, 'leave gate out')),
   moeRule('lower.soft-normalize', 'moe', (m) => isSoft(m) && m.normalize && no('normalize', `${soft} has no top-k weights to renormalise`, 'leave normalize out')),
+
+  // The sequence-wise balance loss (kernels/moe-seq-balance.ts) needs several routing decisions per sequence.
+  moeRule('lower.seq-balance-with-sequence-unit', 'moe', (m) => perSequence(m) && !isSoft(m) && m.unit === 'sequence' && no('balanceOver', 'with unit sequence a sequence is one routing decision: its load is its K experts whatever the loss, so a per-sequence balance loss has nothing to balance', 'use balance-over batch with unit sequence')),
+  moeRule('lower.seq-balance-with-expert-choice', 'moe', (m) => perSequence(m) && expertChoiceOf(m) && no('balanceOver', 'expert choice balances the load by construction and takes no balance loss', 'use balance-over batch (and balance 0) with choice expert')),
 
   // Expert choice (routing/expert-choice.ts): what it cannot take, at the key to change.
   moeRule('lower.expert-choice-router', 'moe', (m) => expertChoiceOf(m) && !scores(m.router) && no('router', `expert choice ranks tokens by router score; a ${m.router} router has none`, 'use choice token, or a learned, frozen or cosine router')),

@@ -26,7 +26,7 @@ export const patchRules = [
     code: 'patch.routing-key', node: 'patch', phase: 'semantic',
     check({ config: p, written }) {
       if (!onClusters(p)) return null;
-      return ['every', 'unit', 'prefix', 'scope', 'capacity', 'second', 'dispatch', 'slots', 'dim', 'label', 'shared', 'expertWidth', 'sharedWidth', 'granularity'].filter((k) => written(`/model/moe/${k}`))
+      return ['every', 'unit', 'prefix', 'scope', 'capacity', 'second', 'dispatch', 'slots', 'dim', 'label', 'shared', 'expertWidth', 'sharedWidth', 'granularity', 'balanceOver'].filter((k) => written(`/model/moe/${k}`))
         .map((k) => no(`/model/moe/${k}`, `'${keyName(k)}' does not apply to the patch model of the cluster task (Chen et al. 2022): it routes each whole sample to one expert`, patchHint));
     },
   }),

@@ -17,6 +17,8 @@ export interface TorchMoe {
   balance: number;
   /** Expert choice (Zhou et al. 2022) over each sequence or the micro-batch, capacity factor `capacity`; absent: token choice. */
   choice?: { group: 'batch' | 'sequence'; capacity: number };
+  /** The balance loss per sequence, averaged (DeepSeek-V3); absent: over the micro-batch. */
+  balanceOver?: 'batch' | 'sequence';
   /** Auxiliary-loss-free balancing: MoE layer (as a string) -> its per-expert selection bias (the cross-check's forward; bench.py never updates it). */
   bias?: Record<string, number[]>;
   /** The routed experts' hidden width (moe expert-width); absent: ffn. */
@@ -127,7 +129,8 @@ export function torchModel(m: Model): TorchModel {
     const bad = unsupportedMoe(m.moe);
     if (bad.length) throw new Error(`the PyTorch bench model cannot run ${bad.join(', ')}`);
     moe = { experts: m.moe.experts, top: m.moe.top, layers: [...m.moe.layers], normalize: m.moe.normalize, balance: m.moe.balance, ...torchWidths(m.moe),
-      ...(m.moe.choice === 'expert' ? { choice: { group: m.moe.choiceGroup ?? 'batch', capacity: m.moe.capacity } } : {}) };
+      ...(m.moe.choice === 'expert' ? { choice: { group: m.moe.choiceGroup ?? 'batch', capacity: m.moe.capacity } } : {}),
+      ...(m.moe.balanceOver === 'sequence' ? { balanceOver: 'sequence' as const } : {}) };
   }
   return { layers: m.layers, width: m.width, heads: m.heads, ffn: m.ffn, vocab: m.vocab, context: m.context, dropout: m.dropout, moe };
 }

@@ -3,8 +3,8 @@
 Parameter names and layouts follow Hugging Face GPT-2 (Conv1D weights are (in, out): y = x @ W + b),
 without the `transformer.` prefix, so a moec safetensors checkpoint loads by name. An MoE layer
 replaces the MLP of the blocks in `moe.layers`: a learned softmax router, top-k experts with
-optional renormalisation, and the Switch load-balancing loss; or expert choice (each expert its
-top-c tokens, Zhou et al. 2022).
+optional renormalisation, and the Switch load-balancing loss, over the micro-batch or per sequence
+(DeepSeek-V3's sequence-wise loss); or expert choice (each expert its top-c tokens, Zhou et al. 2022).
 """
 
 import math
@@ -65,9 +65,11 @@ class MLP(nn.Module):
 class MoE(nn.Module):
     """Token-routed experts, computed sparsely: each expert runs only on the tokens routed to it."""
 
-    def __init__(self, width, ffn, experts, top, normalize, shared=0, shared_ffn=None, choice=None, bias=None):
+    def __init__(self, width, ffn, experts, top, normalize, shared=0, shared_ffn=None, choice=None, bias=None, balance_over="batch"):
         super().__init__()
         self.choice = choice
+        assert balance_over in ("batch", "sequence"), f"balance_over {balance_over!r} is not batch or sequence"
+        self.balance_over = balance_over
         assert 1 <= top <= experts, f"top {top} must be in 1..experts ({experts})"
         self.top = top
         self.normalize = normalize
@@ -81,7 +83,8 @@ class MoE(nn.Module):
         self.shared_experts = nn.ModuleList(MLP(width, shared_ffn or ffn) for _ in range(shared))
 
     def forward(self, x):
-        """Returns (output, Switch balance loss N·Σ f_i·P_i without its weight, tokens per expert)."""
+        """Returns (output, Switch balance loss N·Σ f_i·P_i without its weight, tokens per expert).
+        With balance_over "sequence", x is (B, T, C) and the loss is taken per sequence, then averaged."""
         shape = x.shape
         x = x.reshape(-1, shape[-1])
         n_tok, n_exp = x.shape[0], len(self.experts)
@@ -115,8 +118,15 @@ class MoE(nn.Module):
         for s in self.shared_experts:
             out = out + s(x)
 
-        f = counts.to(x.dtype) / (n_tok * self.top)
-        balance = n_exp * (f * probs.mean(dim=0)).sum()
+        if self.balance_over == "sequence":
+            # f_b,i: the share of sequence b's T·k assignments on expert i (a constant); P_b,i: the
+            # mean probability of expert i over b's tokens.
+            B, T = shape[0], shape[1]
+            f = F.one_hot(expert.reshape(B, T * self.top), n_exp).sum(dim=1).to(x.dtype) / (T * self.top)
+            balance = n_exp * (f * probs.view(B, T, n_exp).mean(dim=1)).sum(dim=-1).mean()
+        else:
+            f = counts.to(x.dtype) / (n_tok * self.top)
+            balance = n_exp * (f * probs.mean(dim=0)).sum()
         return out.view(shape), balance, counts
 
 
@@ -147,7 +157,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(C, eps=1e-5)
         # expertWidth / sharedWidth: the experts' own hidden widths (moec's expert-width, shared-width); absent: ffn.
         self.mlp = MoE(C, moe.get("expertWidth") or cfg["ffn"], moe["experts"], moe["top"], moe["normalize"],
-                       moe.get("shared", 0), moe.get("sharedWidth") or cfg["ffn"], choice, moe.get("layer_bias")) if moe else MLP(C, cfg["ffn"])
+                       moe.get("shared", 0), moe.get("sharedWidth") or cfg["ffn"], choice, moe.get("layer_bias"),
+                       moe.get("balanceOver", "batch")) if moe else MLP(C, cfg["ffn"])
         self.drop = nn.Dropout(cfg["dropout"])
 
     def forward(self, x):
@@ -160,7 +171,8 @@ class Block(nn.Module):
 
 class GPT(nn.Module):
     """cfg: {layers, width, heads, ffn, vocab, context, dropout, moe: None | {experts, top, layers, normalize, balance,
-    choice?: {group, capacity}, bias?: {layer: [selection bias per expert]}, and optionally expertWidth, shared, sharedWidth}}."""
+    choice?: {group, capacity}, bias?: {layer: [selection bias per expert]}, balanceOver?: batch | sequence,
+    and optionally expertWidth, shared, sharedWidth}}."""
 
     def __init__(self, cfg):
         super().__init__()

@@ -51,6 +51,8 @@ test('settings that do not apply to the patch model are refused at their line', 
   assert.ok(heads.some((d) => /^8:\d+ 'heads' does not apply to the patch model/.test(d)), heads.join('\n'));
   const unit = load(moeModel('unit sequence')).diagnostics;
   assert.ok(unit.some((d) => /'unit' does not apply to the patch model/.test(d)), unit.join('\n'));
+  const over = load(moeModel('balance-over sequence')).diagnostics;
+  assert.ok(over.some((d) => /'balance-over' does not apply to the patch model/.test(d)), over.join('\n'));
   const mult = load('  ffn 2x\n  moe { experts 2; top 1 }').diagnostics;
   assert.ok(mult.some((d) => /^8:\d+ .*'ffn' is the number of filters per expert/.test(d)), mult.join('\n'));
   const none = load('  moe { experts 2; top 1 }').diagnostics;

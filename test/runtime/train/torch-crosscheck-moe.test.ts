@@ -18,7 +18,8 @@ import { assertLossMatches, gradientMismatches, torchGradients } from './torch-c
 import { unstack } from '../../../runtime/bench/torch-track.js';
 
 // The MoE model (token routing, learned router, top 2 of 4, renormalised gates, dropless, Switch
-// balance loss; and expert choice, over the micro-batch and within each sequence) through moec and
+// balance loss, over the micro-batch or per sequence; and expert choice, over the micro-batch and
+// within each sequence) through moec and
 // through PyTorch's index_select/index_add MoE on the same weights:
 // the loss (cross-entropy + λ·balance) and every gradient must agree. moec stacks the experts of a
 // layer in one tensor (E, in, out); PyTorch keeps one tensor per expert. Skipped without torch.
@@ -47,6 +48,11 @@ test('with a nonzero routing bias (auxiliary-loss-free balancing), moec equals P
   return crossCheck({ ...tokenChoice, biasRate: 0.001 }, bias);
 });
 
+// The sequence-wise balance loss (DeepSeek-V3): f and P per sequence of 12 tokens, averaged over the
+// 3 sequences; a weight large enough that its gradient is a visible part of the router's.
+test('with the sequence-wise balance loss (balance-over sequence), moec equals PyTorch', skip, () =>
+  crossCheck({ ...tokenChoice, balance: 0.5, balanceOver: 'sequence' }));
+
 async function crossCheck(moe: MoeConfig, bias?: Record<string, number[]>): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'moec-torch-moe-'));
   const compiled = compileGpt2(spec, moeBlock(spec, moe));
@@ -61,7 +67,8 @@ async function crossCheck(moe: MoeConfig, bias?: Record<string, number[]>): Prom
     const targets = Uint32Array.from({ length: n }, () => Math.floor(r() * spec.vocab));
     const theirs = await torchGradients(dir, new Map([...params].flatMap(([name, data]) => unstack(name, compiled.graph.get(name).shape, data))), tokens, targets, spec,
       { layers: spec.layers, width: spec.width, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab, context: spec.context, dropout: 0, moe: { experts: moe.experts, top: moe.top, layers: moe.layers, normalize: moe.normalize, balance: moe.balance,
-        ...(moe.choice === 'expert' ? { choice: { group: moe.choiceGroup ?? 'batch', capacity: moe.capacity } } : {}), ...(bias ? { bias } : {}), ...torchWidths(moe) } });
+        ...(moe.choice === 'expert' ? { choice: { group: moe.choiceGroup ?? 'batch', capacity: moe.capacity } } : {}), ...(bias ? { bias } : {}), ...torchWidths(moe),
+        ...(moe.balanceOver === 'sequence' ? { balanceOver: 'sequence' as const } : {}) } });
 
     if (bias) for (const l of moe.layers) m.ex.write(moeBiasName(l), Float32Array.from(bias[l]!));
     m.gradients(tokens, targets);
