@@ -50,6 +50,7 @@ import { expertSlots } from '../reference/moe-expert-choice.js';
 import { expertChoiceOf, expertChoiceShape, expertsPerToken } from '../routing/expert-choice.js';
 import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagnostics.js';
 import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
+import { moeSeqBalance } from '../kernels/moe-seq-balance.js';
 import { summaryLength, windowLength } from '../reference/moe-diagnostics.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
@@ -106,6 +107,8 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
     ...(biased ? { biased: true } : {}),
   };
   const combine: CombineShape = { tokens: N, width: C, top: K };
+  // DeepSeek-V3's sequence-wise balance loss (kernels/moe-seq-balance.ts); token routing, scoring routers.
+  const perSequence = moe.balanceOver === 'sequence' && router.scores && !ec;
   const projStd = 0.02 / Math.sqrt(2 * s.layers);
 
   // Global scope: the first MoE layer routes (its router, its statistics, its aux losses) and every
@@ -135,6 +138,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       perm: t('perm', [slotRows], 'u32'),
       pos: t('pos', [NK], 'u32'),
       stats: g.tensor(moeStatsName(o), [statsLength(E)], 'output'),
+      seqCounts: perSequence ? t('seq_counts', [N / T, E]) : null,
       // Optimiser-like state (own buffers, never aliased): the bias, and the step's load it moves by.
       bias: biased ? g.tensor(moeBiasName(o), [E], 'optimizer') : null,
       load: biased ? g.tensor(moeBiasLoadName(o), [E], 'optimizer') : null,
@@ -193,6 +197,8 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
           if (r.load) g.op('zero', `h${l}.moe.bias_load.zero`, 'fill', [E], [r.load]);
           const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits: router.scores, score: routing.score };
           g.op('forward', `h${l}.moe.dispatch`, moeDispatch, [dispatch], { sel: r.sel, ...(r.logits ? { logits: r.logits } : {}), offsets: r.offsets, perm: r.perm, pos: r.pos, stats: r.stats });
+          // After the dispatch: it replaces the batch balance figure of the statistics with the sequence-wise loss.
+          if (r.seqCounts) g.op('forward', `h${l}.moe.seq_balance`, moeSeqBalance, [{ tokens: N, experts: E, top: K, seqLen: T, score: gate.score }], { sel: r.sel, logits: r.logits!, seqcounts: r.seqCounts, stats: r.stats });
         }
       }
       expertsForward(g, l, s, moe, L, rowsOf(x, r, L));
@@ -243,8 +249,8 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       }
       // Router: gate, balance and z-loss gradients → logits → the scorer's weights (if trained) and x.
       const dlogits = t('dlogits', [R, E]);
-      const route = { ...r.route, balance: moe.balance * scale, zloss: moe.zloss * scale };
-      g.op('backward', `h${l}.moe.route.dx`, moeRouterBackward, [route], { logits: r.logits!, sel: r.routeSel, dgate: L.dgate, stats: r.stats, dlogits });
+      const route = { ...r.route, balance: moe.balance * scale, zloss: moe.zloss * scale, ...(r.seqCounts ? { balanceOver: 'sequence' as const } : {}) };
+      g.op('backward', `h${l}.moe.route.dx`, moeRouterBackward, [route], { logits: r.logits!, sel: r.routeSel, dgate: L.dgate, stats: r.stats, ...(r.seqCounts ? { seqcounts: r.seqCounts } : {}), dlogits });
       const rin = r.pooled ?? x;
       const { dOut, W, width } = r.scorer.backward(g, l, dlogits);
       if (router.trained) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, 'matmul', [{ m: C, n: width, k: R, transA: true, accumulate: true }], [rin, dOut, `grad.${W}`]);
