@@ -18,6 +18,8 @@ export interface MoeRoutingRecord {
   experts: number;
   /** Assignments per token in its selections output (moeSelName); null when it has none (Soft MoE, the patch model). */
   selPerToken: number | null;
+  /** Experts a token gets on average where that is not selPerToken (expert choice: E·c/G; routing/expert-choice.ts). */
+  expertsPerToken?: number;
 }
 
 /** Layer l's window of routing statistics, accumulated on the GPU over training steps (reference/moe-diagnostics.ts WINDOW). */

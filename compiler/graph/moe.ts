@@ -176,7 +176,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
     });
 
   return {
-    routing: [...moeLayers].filter((l) => owner(l) === l).sort((a, b) => a - b).map((layer) => ({ layer, experts: E, selPerToken: K })),
+    routing: [...moeLayers].filter((l) => owner(l) === l).sort((a, b) => a - b).map((layer) => ({ layer, experts: E, selPerToken: K, ...(ec ? { expertsPerToken: expertsPerToken(moe, T, s.batch) } : {}) })),
     forward(g, l, x, out) {
       if (!moeLayers.has(l)) return dense.forward(g, l, x, out);
       const r = routingOf(g, l);

@@ -69,8 +69,9 @@ export async function readTrainReadout(model: PlanModel): Promise<TrainReadout> 
     };
     const counts = Array.from(row.subarray(diag.countsAt, diag.countsAt + d.experts));
     const sum = counts.reduce((a, b) => a + b, 0);
-    // Each token makes `top` assignments to distinct experts, so the window's tokens are sum / top.
-    const top = routing.find((r) => r.layer === d.layer)?.selPerToken ?? 1;
+    // Each token makes `top` assignments to distinct experts (on average, under expert choice), so the window's tokens are sum / top.
+    const r = routing.find((x) => x.layer === d.layer);
+    const top = r?.expertsPerToken ?? r?.selPerToken ?? 1;
     return {
       layer: d.layer, steps: v('steps'),
       tokens: { min: v('min'), p10: v('p10'), median: v('median'), p90: v('p90'), max: v('max'), mean: v('mean') },

@@ -111,3 +111,22 @@ test('the logged loss is the language-model loss: total − lm is the weighted b
     m.destroy();
   }
 });
+
+test("under expert choice every expert takes c of each group: the busiest expert's share is the fair share c/G, not 1", async () => {
+  // 10 tokens, 3 experts, top 1, capacity 1.5: c = ceil(1.5 · 10 / 3) = 5, so 1.5 experts per token on average.
+  const moe = moeConfig({ experts: 3, top: 1, choice: 'expert', capacity: 1.5, dropless: false, balance: 0, zloss: 0 });
+  const compiled = compileGpt2(spec, moeBlock(spec, moe));
+  assert.deepEqual(compiled.routing.map((r) => r.expertsPerToken), [1.5, 1.5]);
+  const m = await GpuModel.create(await testGpu(), compiled);
+  try {
+    m.initParams(2);
+    m.trainStep(1, 1e-2, 1, [batch(3)]);
+    const r = await readTrainReadout(m);
+    for (const d of r.moe!) {
+      assert.deepEqual(d.counts, [5, 5, 5], `layer ${d.layer}`);
+      assert.ok(Math.abs(d.maxShare - 0.5) < 1e-6, `layer ${d.layer}: share ${d.maxShare}`);
+    }
+  } finally {
+    m.destroy();
+  }
+});
