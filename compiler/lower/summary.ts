@@ -116,7 +116,8 @@ export interface LimitProblem {
   limit?: string;
 }
 
-const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+// Limits below a MiB (tests force splits with them) in KiB, so the numbers say something.
+const mib = (b: number) => (b >= 2 ** 20 || b === 0 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 
 /** What stops this plan from fitting the device: each oversized allocation or binding, and the total. */
 export function limitProblems(c: CompiledTrial, limits: DeviceLimits): LimitProblem[] {
