@@ -76,7 +76,9 @@ const duration = (s: number) => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : s < 120
 /** One line per device: peak memory against its memory, and the step / trial time at its matmul rate. */
 export function formatEstimates(t: Trial, s: PlanSummary, devices: { name: string; limits: DeviceLimits; flops?: number }[]): string {
   const ev = t.config.evaluate;
-  const run = { steps: t.config.train.steps, every: ev.every, batches: ev.batches, sets: ev.perplexity.length + ev.experts.length };
+  // evaluate.batches counts written batches; a split plan's eval_step is one micro-batch.
+  const perBatch = s.split ? s.split.accumulate / s.split.from.accumulate : 1;
+  const run = { steps: t.config.train.steps, every: ev.every, batches: ev.batches * perBatch, sets: ev.perplexity.length + ev.experts.length };
   const L = devices.map((d) => {
     const mem = d.limits.memoryBytes ? `${bytes(s.peakBytes)} of ${bytes(d.limits.memoryBytes)} (${((100 * s.peakBytes) / d.limits.memoryBytes).toFixed(1)}%)` : `${bytes(s.peakBytes)} (device memory unknown)`;
     const bind = `largest binding ${bytes(s.largestBinding.bytes)} of ${bytes(d.limits.maxStorageBufferBindingSize)}`;
