@@ -10,6 +10,11 @@ import { type DeviceLimits, summarize } from '../../../compiler/lower/summary.js
 import { UserError } from '../../../grammar/user-error.js';
 import { compileOrExplain } from '../../../runtime/cli/commands/compile.js';
 import { GpuModel } from '../../../runtime/train/model.js';
+import { writeWordCorpus } from '../../../runtime/bench/word-corpus.js';
+import { prepareSweepData, runSweep } from '../../../runtime/run/sweep.js';
+import { RunStore } from '../../../runtime/store/run-store.js';
+import type { SweepEvent } from '../../../runtime/train/events.js';
+import { readFileSync } from 'node:fs';
 import { testGpu } from '../../helpers/gpu.js';
 
 // The compiler chooses the micro-batch (compiler/lower/fit.ts compileToFit): a trial whose
@@ -141,4 +146,44 @@ test('a trial that does not fit even at batch 1 is refused, saying so, at train.
   assert.ok(err instanceof UserError);
   assert.match(err.message, /one\.moe:14:\d+ error: .*even at train\.batch 1 \(micro-batches of one sequence\), buffer '.*' needs .* over the device's maxStorageBufferBindingSize .*\(profile tiny\)/);
   assert.doesNotMatch(err.message, /\n\s+at /);
+});
+
+test('moec run with the split: said at the trial start, config.json holds what ran, the losses equal the hand-written split\'s bit for bit, and --resume takes it', async () => {
+  writeWordCorpus(path.join(dir, 'data'), { vocab: 34, seed: 11, docs: 8, words: 300 });
+  const text = (train: string) => `
+data docs { source folder "data"; label topic; tokenizer bytes; context 16; valid 20% }
+model m { layers 1; width 16; heads 2; ffn 2x }
+train { steps 4; ${train}; lr 3e-3; warmup 1 }
+evaluate { every 2; batches 1 }
+`;
+  const sweep = async (name: string, train: string, resume = false) => {
+    const file = path.join(dir, `${name}.moe`);
+    writeFileSync(file, text(train));
+    const r = loadPipeline(file);
+    assert.ok(r.ok, JSON.stringify(r.diagnostics));
+    const t = r.trials[0]!;
+    const compiled = new Map([[t.id, compileOrExplain(r, t, LIMITS)]]);
+    const events: SweepEvent[] = [];
+    const out = path.join(dir, 'runs');
+    const res = await runSweep({ file, load: r, trials: r.trials, compiled, gpu: await testGpu(), out, resume, force: false, listener: (e) => events.push(e), stop: { requested: false }, data: await prepareSweepData(r.trials, () => {}) });
+    const ts = RunStore.open(path.join(out, name)).trial(t.id);
+    const losses = readFileSync(path.join(ts.dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.kind === 'train').map((m) => m.loss);
+    return { res, t, events, ts, losses };
+  };
+  const auto = await sweep('auto-run', 'batch 4');
+  assert.equal(auto.res.done, 1);
+  const start = auto.events.find((e) => e.type === 'trial-start') as Extract<SweepEvent, { type: 'trial-start' }>;
+  assert.match(start.note ?? '', /^batch 4 runs as 2 micro-batches of 2, the same 4 sequences per step, to fit maxStorageBufferBindingSize 48\.0 KiB \(profile tiny\)/);
+  const stored = auto.ts.readConfig()!;
+  assert.equal(stored.id, auto.t.id);
+  assert.deepEqual([stored.config.train.batch, stored.config.train.accumulate], [2, 2]);
+  const plan = JSON.parse(readFileSync(path.join(auto.ts.dir, 'plan.json'), 'utf8'));
+  assert.deepEqual(plan.split.from, { batch: 4, accumulate: 1 });
+  const hand = await sweep('hand-run', 'batch 2; accumulate 2');
+  assert.ok(auto.losses.length >= 2);
+  assert.deepEqual(auto.losses, hand.losses, 'the same losses, bit for bit');
+  // Resumed, the file compiles to the same split: the stored config matches, the trial is done.
+  const again = await sweep('auto-run', 'batch 4', true);
+  assert.equal(again.res.failed, 0);
+  assert.equal(again.res.skipped, 1);
 });
