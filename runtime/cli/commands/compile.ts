@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { loadPipeline, type LoadResult, type Trial } from '../../../compiler/frontend/index.js';
-import { CompileError, compileTrial, type CompiledTrial } from '../../../compiler/lower/compile.js';
+import { CompileError, type CompiledTrial } from '../../../compiler/lower/compile.js';
 import type { LoweringOptions } from '../../../compiler/lower/kernels.js';
 import { loweringFor } from '../../gpu/lowering.js';
-import { defaultLimits, type DeviceLimits, estimateTime, limitProblems, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
+import { defaultLimits, type DeviceLimits, estimateTime, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
 import { formatGraph } from '../../../compiler/lower/graph-text.js';
 import { compileToFit, type FitResult } from '../../../compiler/lower/fit.js';
 import { type DeviceProfile, profileNamed, profiles } from '../../../compiler/lower/profiles.js';
