@@ -12,7 +12,7 @@ import { defaultLimits, limitProblems, summarize } from '../../compiler/lower/su
 // Every trial of every pipeline, with no preset and with each preset it has, compiles (portable,
 // no GPU) and is checked against WebGPU's default limits and lavapipe's: no activation buffer or
 // binding is over them (the chunked LM head keeps the B×T×V logits out of every binding), or, where
-// one is, the compiler finds the micro-batch and accumulation that fit (its refusal says them). A
+// one is, the compiler finds the micro-batch and accumulation that fit (and runs them, see below). A
 // plan may otherwise be refused only for its parameters (params, grads and optimizer state are one
 // buffer each), and then only if those alone exceed the binding limit. GPT-2 small fits the 24 GB
 // NVIDIA profile, and WebGPU's default limits (wte in vocabulary parts, parameters in regions)
