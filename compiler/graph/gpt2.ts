@@ -189,7 +189,6 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   // Forward.
   const x0 = g.tensor('x0', NC, 'activation');
   const parts = vocabParts(V, C, s.maxBindingBytes, s.vocabPartRows);
-  if (parts.length > 1 && f16) throw new Error('precision f16 with the vocabulary cut into parts is not implemented yet');
   if (parts.length === 1) g.op('forward', 'embedding', 'emb_fwd', [{ B, T, C, V }], ['tokens', wte, wpe, x0]);
   else parts.forEach((p, k) => g.op('forward', `embedding.v${k}`, 'emb_fwd', [{ B, T, C, V, part: p }], ['tokens', g.rowsOf(wte, p.v0, p.rows, C), wpe, x0]));
   dropout(x0, 1, N * C);
@@ -232,10 +231,13 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   const nf = g.tensor('ln_f', NC, 'activation');
   const stf = g.tensor('ln_f.stats', [2 * N], 'activation');
   g.op('forward', 'ln_f', 'ln_fwd', [{ rows: N, C }], [resid, branch, lnf.w, lnf.b, sf, nf, stf]);
-  const wteM = f16 ? shadowOf(g, wte) : wte;
+  // f16 with the vocabulary in parts: an f16 copy per part (each lies in its part's parameter
+  // region, so the cast that refreshes it stays within one region); no copy of the whole wte.
+  const partShadows = f16 && parts.length > 1 ? parts.map((p) => shadowOf(g, g.rowsOf(wte, p.v0, p.rows, C))) : undefined;
+  const wteM = f16 && !partShadows ? shadowOf(g, wte) : wte;
   // d.ln_f is declared after the head's tensors, as before chunking (buffer order in the plan).
   const lmHead = addLmHead(g, { N, C, V, gradScale: 1 / s.accumulate, ...(s.headChunkRows ? { chunkRows: s.headChunkRows } : {}), mm: head, ...(parts.length > 1 ? { parts } : {}) },
-    { x: nf, W: wteM, dW: `grad.${wte}`, dx: 'd.ln_f', targets: 'targets', loss: 'loss' });
+    { x: nf, W: wteM, dW: `grad.${wte}`, dx: 'd.ln_f', targets: 'targets', loss: 'loss', ...(partShadows ? { partW: partShadows } : {}) });
   g.op('eval', 'eval.sum', 'eval_sum', [1 / s.accumulate], ['loss', 'eval_sum']);
 
   // Backward: `dresid` carries dL/d(residual stream) down the network; LayerNorm backward adds into it.

@@ -75,6 +75,8 @@ export interface LmHeadTensors {
   targets: string;
   /** The 2-float output: mean loss and the gradient scale the backward reads. */
   loss: string;
+  /** With vocabulary parts: the tensor each part's matmuls read as W (f16 copies per part); default rows of W. */
+  partW?: string[];
 }
 
 /** Rows per chunk: all N when N×V logits fit HEAD_CHUNK_BYTES, else the largest aligned count that does. */
@@ -165,7 +167,8 @@ function addPartedLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors, parts: Vocab
   const Vp = Math.max(...parts.map((p) => p.rows));
   const R = headChunkRows(N, Vp, s.chunkRows);
   const chunks = tokenChunks(N, R);
-  const W = parts.map((p) => g.rowsOf(t.W, p.v0, p.rows, C));
+  if (t.partW && t.partW.length !== parts.length) throw new Error(`lm head: ${t.partW.length} part weights for ${parts.length} vocabulary parts`);
+  const W = t.partW ?? parts.map((p) => g.rowsOf(t.W, p.v0, p.rows, C));
   const dW = parts.map((p) => g.rowsOf(t.dW, p.v0, p.rows, C));
   const logits = g.tensor('logits', [R, Vp], 'activation');
   const dlogits = g.tensor('dlogits', [R, Vp], 'activation');

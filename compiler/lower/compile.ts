@@ -17,6 +17,7 @@ import { addOptimizer, addPatchOptimizer, addShadowRefresh } from './optimiser.j
 import { planInterface } from './interface.js';
 
 import { lifetimes, type MemoryPlan, planMemory } from './memory.js';
+import type { MicroBatchSplit } from './fit.js';
 
 export interface CompiledTrial {
   plan: Plan;
@@ -33,6 +34,8 @@ export interface CompiledTrial {
   routing: MoeRoutingRecord[];
   /** The per-layer load diagnostics, when the plan keeps them (sparse MoE layers). */
   moeDiagnostics?: MoeDiagnosticsLayout;
+  /** Set when the plan runs smaller micro-batches than the trial's file writes, to fit a device (lower/fit.ts). */
+  split?: MicroBatchSplit;
 }
 
 /** The programs a training plan holds, as sequences of graph phases. */

@@ -176,6 +176,16 @@ export function addPatchOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout, ro
   if (router) update(router.name, router.optimizer, 'adam.router', `${router.optimizer}.${router.name}`);
 }
 
+/** Flat offset of the parameter (or the part of one, placed by the layout: a vocabulary part) an f16 copy mirrors. */
+function shadowSource(g: Graph, layout: ParamLayout, name: string): number | undefined {
+  const whole = layout.offsets.get(name);
+  if (whole !== undefined) return whole;
+  const p = g.tensors.get(name);
+  if (!p || p.kind !== 'param' || !p.viewOf || p.region === undefined || p.offset === undefined) return undefined;
+  const k = layout.regions.findIndex((_, i) => regionName('params', i) === p.region);
+  return k < 0 ? undefined : layout.regions[k]!.start + p.offset;
+}
+
 /**
  * Lays out the f16 weight copies ('shadow' tensors) in their own region, each on a 256-byte
  * boundary (128 halfs) so its binding offset is legal, and adds the cast that refreshes them: after
@@ -188,7 +198,7 @@ export function addShadowRefresh(g: Graph, layout: ParamLayout): void {
   // Each parameter region has its f16 mirror (half its size), so neither exceeds the region limit.
   const byRegion = layout.regions.map(() => ({ segments: [] as CastSegment[], at: 0 }));
   for (const t of shadows) {
-    const src = layout.offsets.get(t.name.replace(/\.f16$/, ''));
+    const src = shadowSource(g, layout, t.name.replace(/\.f16$/, ''));
     if (src === undefined) throw new Error(`graph: f16 copy '${t.name}' has no parameter`);
     const k = regionAt(layout, src);
     const r = byRegion[k]!;

@@ -1,6 +1,7 @@
 import type { Plan, PlanBuffer } from '../plan/types.js';
 import type { CompiledTrial } from './compile.js';
 import { loweringNames } from './kernels.js';
+import type { MicroBatchSplit } from './fit.js';
 
 export interface PlanSummary {
   name: string;
@@ -24,8 +25,10 @@ export interface PlanSummary {
   lowering: string[];
   /** FLOPs of one eval_step (one validation batch). */
   evalFlops: number;
-  /** What the compiler chose for the user to know (a chunked LM head, ...). */
+  /** What the compiler chose for the user to know (a chunked LM head, a micro-batch split, ...). */
   notes: string[];
+  /** Set when the written micro-batch did not fit and the plan runs smaller ones (lower/fit.ts). */
+  split?: MicroBatchSplit;
 }
 
 /** Bytes each distinct allocation takes: a region once at its furthest extent, other buffers alone. */
@@ -69,6 +72,7 @@ export function summarize(c: CompiledTrial): PlanSummary {
     lowering: loweringNames(c.lowering),
     evalFlops: (plan.programs.eval_step ?? []).reduce((a, d) => a + (kernels.get(d.kernel)!.flops ?? 0), 0),
     notes: [...c.graph.notes],
+    ...(c.split ? { split: c.split } : {}),
   };
 }
 
@@ -108,9 +112,12 @@ export interface LimitProblem {
   /** JSON pointer of the setting to change, for the diagnostic's position. */
   ptr: string;
   hint: string;
+  /** The limit it is over, in words ('maxStorageBufferBindingSize 128.0 MiB'), for messages. */
+  limit?: string;
 }
 
-const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+// Limits below a MiB (tests force splits with them) in KiB, so the numbers say something.
+const mib = (b: number) => (b >= 2 ** 20 || b === 0 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
 
 /** What stops this plan from fitting the device: each oversized allocation or binding, and the total. */
 export function limitProblems(c: CompiledTrial, limits: DeviceLimits): LimitProblem[] {
@@ -120,17 +127,17 @@ export function limitProblems(c: CompiledTrial, limits: DeviceLimits): LimitProb
     role === 'param' || role === 'grad' || role === 'optimizer' ? 'make the model smaller (width, layers, ffn or vocabulary)' : 'lower train.batch (use `accumulate` to keep the effective batch) or the context';
   for (const a of allocations(c.plan)) {
     if (a.bytes > limits.maxBufferSize) {
-      problems.push({ bytes: a.bytes, message: `${a.name} needs ${mib(a.bytes)}, over the device's maxBufferSize of ${mib(limits.maxBufferSize)}`, ptr: blame(a.role), hint: advice(a.role) });
+      problems.push({ bytes: a.bytes, message: `${a.name} needs ${mib(a.bytes)}, over the device's maxBufferSize of ${mib(limits.maxBufferSize)}`, ptr: blame(a.role), hint: advice(a.role), limit: `maxBufferSize ${mib(limits.maxBufferSize)}` });
     }
   }
   for (const b of c.plan.buffers) {
     if (b.bytes > limits.maxStorageBufferBindingSize) {
-      problems.push({ bytes: b.bytes, message: `buffer '${b.name}' needs ${mib(b.bytes)}, over the device's maxStorageBufferBindingSize of ${mib(limits.maxStorageBufferBindingSize)}`, ptr: blame(b.role), hint: advice(b.role) });
+      problems.push({ bytes: b.bytes, message: `buffer '${b.name}' needs ${mib(b.bytes)}, over the device's maxStorageBufferBindingSize of ${mib(limits.maxStorageBufferBindingSize)}`, ptr: blame(b.role), hint: advice(b.role), limit: `maxStorageBufferBindingSize ${mib(limits.maxStorageBufferBindingSize)}` });
     }
   }
   const peak = allocations(c.plan).reduce((a, b) => a + b.bytes, 0);
   if (limits.memoryBytes !== undefined && peak > limits.memoryBytes) {
-    problems.push({ bytes: peak, message: `the plan needs ${mib(peak)} of device memory; the device has ${mib(limits.memoryBytes)}`, ptr: '/train/batch', hint: advice('activation') });
+    problems.push({ bytes: peak, message: `the plan needs ${mib(peak)} of device memory; the device has ${mib(limits.memoryBytes)}`, ptr: '/train/batch', hint: advice('activation'), limit: `the device's ${mib(limits.memoryBytes)} of memory` });
   }
   // A missing feature comes first: no amount of memory makes the plan run.
   const needed = [...new Set(c.plan.kernels.flatMap((k) => k.features ?? []))];

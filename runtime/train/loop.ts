@@ -9,6 +9,7 @@ import { lrAt } from './schedule.js';
 import { existsSync } from 'node:fs';
 import { initParams, splitParams } from './init.js';
 import { loweringNames } from '../../compiler/lower/kernels.js';
+import { splitMessage } from '../../compiler/lower/fit.js';
 
 /** Wall time and throughput are over every segment of the trial, resumes included. */
 export type TrainOutcome = { status: 'done' | 'stopped'; step: number; wallSeconds: number; tokensPerSec: number };
@@ -91,7 +92,10 @@ export async function runTrainingLoop(o: TrialRun, h: TaskHooks): Promise<TrainO
     const init = splitParams(graph, layout, initParams(graph, layout, seed));
     store.saveInitial(new Map([...init].map(([name, data]) => [name, { shape: graph.get(name).shape, data }])), { step: 0, seed, initial: true });
   }
-  listener({ type: 'trial-start', id: trial.id, ...(ck ? { resumedFrom: step } : {}), ...(changed ? { note: changed } : {}) });
+  // A micro-batch the compiler chose to fit the device is said at every start (compiler/lower/fit.ts).
+  const split = model.compiled.split ? splitMessage(model.compiled.split) : undefined;
+  const note = [split, changed].filter(Boolean).join('; ');
+  listener({ type: 'trial-start', id: trial.id, ...(ck ? { resumedFrom: step } : {}), ...(note ? { note } : {}) });
   const logEvery = o.logEvery ?? Math.max(1, Math.min(10, Math.floor(cfg.evaluate.every / 2)));
   let lastLog = { step, time: performance.now() };
   let perSec = 0;

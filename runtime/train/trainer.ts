@@ -48,6 +48,10 @@ export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
   const batcher = trainBatcher(o.data, { context: cfg.model.context, batch: cfg.train.batch, seed, balance: cfg.train.sample === 'balanced' ? cfg.train.balanceBy : null });
   // Label routers read the label the .moe names; the batch carries one id per window.
   const routeLabel = cfg.model.moe?.router === 'label' ? cfg.model.moe.label : null;
+  // evaluate.batches counts batches of the train.batch the file writes: with the micro-batch split
+  // the compiler chose (lower/fit.ts), as many more smaller ones, so the same windows are evaluated.
+  const split = model.compiled.split;
+  const evalBatches = cfg.evaluate.batches * (split ? split.accumulate / split.from.accumulate : 1);
   const evaluate = async (step: number, final: boolean, lastLoad: number[][] | undefined) => {
     const extra: Record<string, number | string> = {};
     let first: { loss: number } | undefined;
@@ -57,7 +61,7 @@ export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
         extra[`${e.name}.skipped`] = `no '${routeLabel}' label to route by`;
         continue;
       }
-      const r = await perplexity(model, e, final ? 0 : cfg.evaluate.batches, routeLabel);
+      const r = await perplexity(model, e, final ? 0 : evalBatches, routeLabel);
       first ??= r;
       extra[`${e.name}.loss`] = r.loss;
       extra[`${e.name}.ppl`] = Math.exp(r.loss);
@@ -72,7 +76,7 @@ export async function trainTrial(o: TrainOptions): Promise<TrainOutcome> {
       if (!data) continue;
       // The tokens each expert takes most, from the first `experts` line's data.
       const t = tallied ? undefined : tally;
-      const counts = await expertAssignment(model, data, ref.split, ref.label, cfg.evaluate.batches, t, routeLabel);
+      const counts = await expertAssignment(model, data, ref.split, ref.label, evalBatches, t, routeLabel);
       if (!counts.length) continue;
       if (t) tallied = { data: `${ref.data}.${ref.split}`, tok: data.tokenizer };
       store.appendExperts({ step, data: `${ref.data}.${ref.split}`, label: ref.label, layers: counts });

@@ -5,18 +5,20 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline } from '../../compiler/frontend/index.js';
 import { compileTrial } from '../../compiler/lower/compile.js';
-import { fittingMicroBatch } from '../../compiler/lower/fit.js';
+import { compileToFit, fittingMicroBatch, perMicroBatch } from '../../compiler/lower/fit.js';
 import { profileNamed } from '../../compiler/lower/profiles.js';
 import { defaultLimits, limitProblems, summarize } from '../../compiler/lower/summary.js';
 
 // Every trial of every pipeline, with no preset and with each preset it has, compiles (portable,
 // no GPU) and is checked against WebGPU's default limits and lavapipe's: no activation buffer or
 // binding is over them (the chunked LM head keeps the B×T×V logits out of every binding), or, where
-// one is, the compiler finds the micro-batch and accumulation that fit (its refusal says them). A
+// one is, the compiler finds the micro-batch and accumulation that fit (and runs them, see below). A
 // plan may otherwise be refused only for its parameters (params, grads and optimizer state are one
 // buffer each), and then only if those alone exceed the binding limit. GPT-2 small fits the 24 GB
 // NVIDIA profile, and WebGPU's default limits (wte in vocabulary parts, parameters in regions)
-// wherever no single parameter tensor is over a binding.
+// wherever no single parameter tensor is over a binding. A trial whose activations are over a limit
+// compiles to the fitting micro-batch by itself (compileToFit), or is refused naming it where the
+// trial computes a quantity per micro-batch (the balance loss, capacity, expert choice over the batch).
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const pipelines = readdirSync(path.join(root, 'pipelines')).filter((f) => f.endsWith('.moe')).sort();
@@ -47,6 +49,17 @@ for (const file of pipelines) {
           const split = fittingMicroBatch(t.config, limits);
           assert.ok(split, `${where}: activations over the limits and no micro-batch fits: ${problems[0]!.message}`);
           assert.equal(split.batch * split.accumulate, t.config.train.batch * t.config.train.accumulate);
+          // The compiler runs that micro-batch by itself, or (where the trial computes something over
+          // the micro-batch as a whole) refuses, naming it.
+          const fit = compileToFit(t.config, t.id, limits);
+          if ('compiled' in fit) {
+            assert.deepEqual([fit.split?.batch, fit.split?.accumulate], [split.batch, split.accumulate], `${where}: split as found`);
+            assert.match(summarize(fit.compiled).notes.join('\n'), new RegExp(`batch ${t.config.train.batch} runs as ${split.accumulate / t.config.train.accumulate} micro-batches of ${split.batch}`));
+          } else {
+            assert.ok('refusal' in fit, `${where}: neither split nor refused for a per-micro-batch quantity`);
+            assert.match(fit.refusal.hint, new RegExp(`set train\\.batch ${split.batch} and train\\.accumulate ${split.accumulate}`));
+            assert.ok(perMicroBatch(t.config, split.batch).length > 0);
+          }
         }
         if (preset === 'gpt2-small') {
           assert.equal(c.spec.layers, 12);

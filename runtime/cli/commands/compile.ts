@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
 import { loadPipeline, type LoadResult, type Trial } from '../../../compiler/frontend/index.js';
-import { CompileError, compileTrial, type CompiledTrial } from '../../../compiler/lower/compile.js';
+import { CompileError, type CompiledTrial } from '../../../compiler/lower/compile.js';
 import type { LoweringOptions } from '../../../compiler/lower/kernels.js';
 import { loweringFor } from '../../gpu/lowering.js';
-import { defaultLimits, type DeviceLimits, estimateTime, limitProblems, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
+import { defaultLimits, type DeviceLimits, estimateTime, summarize, type PlanSummary } from '../../../compiler/lower/summary.js';
 import { formatGraph } from '../../../compiler/lower/graph-text.js';
-import { fitFor, fittingMicroBatch } from '../../../compiler/lower/fit.js';
+import { compileToFit, type FitResult } from '../../../compiler/lower/fit.js';
 import { type DeviceProfile, profileNamed, profiles } from '../../../compiler/lower/profiles.js';
 import { error, renderDiagnostic } from '../../../grammar/diagnostics.js';
 import { UserError } from '../../../grammar/user-error.js';
@@ -31,32 +31,35 @@ export function selectTrials(r: LoadResult, sel: string | undefined, file: strin
   throw new UserError(found.length ? `--trial '${sel}' matches ${found.length} trials of ${file}` : `--trial '${sel}' matches no trial of ${file}`, { hint: `give more of the id, or the trial's number:\n${list}` });
 }
 
-/** Compiles a trial, turning a refusal into a diagnostic that points at the .moe setting. */
+/**
+ * Compiles a trial, turning a refusal into a diagnostic that points at the .moe setting. A trial whose
+ * micro-batch does not fit the limits runs smaller micro-batches (lower/fit.ts compileToFit): the
+ * chosen train.batch and train.accumulate are written into `t.config`, so the run's stored config,
+ * eval, resume and the report see what ran. Its id stays: the file did not change, nor the math.
+ */
 export function compileOrExplain(r: LoadResult, t: Trial, limits: DeviceLimits | DeviceLimits[], lowering: LoweringOptions = {}): CompiledTrial {
   const fail = (message: string, ptr: string, hint: string): never => {
     const d = error(`trial ${t.id} (${t.name}): ${message}`, r.spanOf(ptr), hint);
     throw new UserError(renderDiagnostic(d, (f) => r.sources.get(f), Boolean(process.stderr.isTTY)), { preformatted: true });
   };
-  let c: CompiledTrial;
+  let fit: FitResult;
   try {
-    c = compileTrial(t.config, t.id, lowering, fitFor(limits));
+    fit = compileToFit(t.config, t.id, limits, lowering);
   } catch (e) {
     if (e instanceof CompileError) return fail(e.message, e.ptr, e.hint);
     throw e;
   }
-  for (const l of Array.isArray(limits) ? limits : [limits]) explainLimits(r, t, c, l, lowering, fail);
-  return c;
-}
-
-function explainLimits(r: LoadResult, t: Trial, c: CompiledTrial, limits: DeviceLimits, lowering: LoweringOptions, fail: (message: string, ptr: string, hint: string) => never): void {
-  const problems = limitProblems(c, limits);
-  const [worst] = problems;
-  if (worst) {
-    const split = worst.ptr === '/train/batch' ? fittingMicroBatch(t.config, limits, lowering) : undefined;
-    const hint = split ? `set train.batch ${split.batch} and train.accumulate ${split.accumulate}: the same ${split.batch * split.accumulate} sequences per step fit in micro-batches (or ${worst.hint})` : worst.hint;
-    const on = limits.name ? ` (profile ${limits.name})` : '';
-    fail(`${problems.length > 1 ? `${worst.message} (and ${problems.length - 1} more over the device's limits)` : worst.message}${on}`, worst.ptr, hint);
+  if ('refusal' in fit) return fail(fit.refusal.message, fit.refusal.ptr, fit.refusal.hint);
+  if ('unfit' in fit) {
+    const { problem, limits: l, count } = fit.unfit;
+    const on = l.name ? ` (profile ${l.name})` : '';
+    return fail(`${count > 1 ? `${problem.message} (and ${count - 1} more over the device's limits)` : problem.message}${on}`, problem.ptr, problem.hint);
   }
+  if (fit.split) {
+    t.config.train.batch = fit.split.batch;
+    t.config.train.accumulate = fit.split.accumulate;
+  }
+  return fit.compiled;
 }
 
 /** The profiles `--limits` names (comma-separated), or a UserError listing them. */
@@ -73,7 +76,9 @@ const duration = (s: number) => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : s < 120
 /** One line per device: peak memory against its memory, and the step / trial time at its matmul rate. */
 export function formatEstimates(t: Trial, s: PlanSummary, devices: { name: string; limits: DeviceLimits; flops?: number }[]): string {
   const ev = t.config.evaluate;
-  const run = { steps: t.config.train.steps, every: ev.every, batches: ev.batches, sets: ev.perplexity.length + ev.experts.length };
+  // evaluate.batches counts written batches; a split plan's eval_step is one micro-batch.
+  const perBatch = s.split ? s.split.accumulate / s.split.from.accumulate : 1;
+  const run = { steps: t.config.train.steps, every: ev.every, batches: ev.batches * perBatch, sets: ev.perplexity.length + ev.experts.length };
   const L = devices.map((d) => {
     const mem = d.limits.memoryBytes ? `${bytes(s.peakBytes)} of ${bytes(d.limits.memoryBytes)} (${((100 * s.peakBytes) / d.limits.memoryBytes).toFixed(1)}%)` : `${bytes(s.peakBytes)} (device memory unknown)`;
     const bind = `largest binding ${bytes(s.largestBinding.bytes)} of ${bytes(d.limits.maxStorageBufferBindingSize)}`;

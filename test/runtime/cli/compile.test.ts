@@ -10,12 +10,12 @@ import { planProblems } from '../../../compiler/plan/schema.js';
 const moec = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../runtime/cli/moec.js');
 const dir = mkdtempSync(path.join(tmpdir(), 'moec-compile-'));
 
-function pipeline(name: string, train: string, width = 64): string {
+function pipeline(name: string, train: string, width = 64, context = 64): string {
   const file = path.join(dir, `${name}.moe`);
   writeFileSync(file, `data d {
   source text "corpus.txt"
   tokenizer bytes
-  context 64
+  context ${context}
 }
 model m {
   layers 2
@@ -55,17 +55,23 @@ test('moec compile --emit plan prints a valid Plan; --emit wgsl prints every ker
   assert.equal((wgsl.stdout.match(/@compute/g) ?? []).length, parsed.kernels.length);
 });
 
-test('a model too large for the device is refused with the bytes, the limit and the .moe line', () => {
+test('a micro-batch too large for the device runs as smaller ones, said in the summary; one that fits at no micro-batch is refused with the limit and the .moe line', () => {
+  // The activations of 1000 sequences are over maxBufferSize: the compiler runs 4 micro-batches of
+  // 250 (compiler/lower/fit.ts), keeping the 1000 sequences per step.
   const r = compile(pipeline('big', '  steps 10\n  batch 1000', 512));
-  assert.equal(r.status, 1);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-  assert.match(r.stderr, /big\.moe:14:\d+ error: .* needs 500\.0 MiB, over the device's maxBufferSize of 256\.0 MiB \(and \d+ more over the device's limits\)/);
-  // The hint names the micro-batch split that fits (compiler/lower/fit.ts), keeping the 1000 sequences per step.
-  assert.match(r.stderr, /hint: set train\.batch 250 and train\.accumulate 4: the same 1000 sequences per step fit in micro-batches \(or lower train\.batch/);
-  // A batch whose kernels need more workgroups than WebGPU allows in one dimension.
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /chosen +batch 1000 runs as 4 micro-batches of 250, the same 1000 sequences per step, to fit maxBufferSize 256\.0 MiB/);
+  assert.match(r.stdout, /FLOPs per step .*64000 tokens/);
+  // A batch whose kernels need more workgroups than WebGPU allows in one dimension is split as well.
   const grid = compile(pipeline('grid', '  steps 10\n  batch 4096'));
-  assert.equal(grid.status, 1);
-  assert.match(grid.stderr, /grid\.moe:14:\d+ error: .*needs more than 65535 workgroups/);
+  assert.equal(grid.status, 0, grid.stderr);
+  assert.match(grid.stdout, /chosen +batch 4096 runs as \d+ micro-batches of \d+, the same 4096 sequences per step, to fit /);
+  // Not even one sequence per micro-batch fits: refused, at the batch, saying so.
+  const one = compile(pipeline('one', '  steps 10\n  batch 2', 512, 32768));
+  assert.equal(one.status, 1);
+  assert.doesNotMatch(one.stderr, /\n\s+at /, 'no stack trace');
+  assert.match(one.stderr, /one\.moe:14:\d+ error: .*even at train\.batch 1 \(micro-batches of one sequence\), .* over the device's max/);
+  assert.match(one.stderr, /hint: lower the context or the model's size/);
 });
 
 test('--emit of an unknown kind and an unknown --trial are refused clearly', () => {
