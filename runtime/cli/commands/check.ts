@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
 import { loadPipeline, type LoadResult } from '../../../compiler/frontend/index.js';
-import { CompileError, compileTrial, gpt2SpecOf } from '../../../compiler/lower/compile.js';
+import { CompileError, gpt2SpecOf } from '../../../compiler/lower/compile.js';
+import { compileToFit, type FitResult, type MicroBatchSplit, splitMessage } from '../../../compiler/lower/fit.js';
 import { loweringRefusal, type RuleCode } from '../../../compiler/rules/index.js';
-import { error, renderDiagnostic, type Diagnostic } from '../../../grammar/diagnostics.js';
+import { error, renderDiagnostic, warning, type Diagnostic } from '../../../grammar/diagnostics.js';
 import type { Command } from '../command.js';
 
 /**
@@ -55,6 +56,7 @@ interface Refusal { message: string; ptr: string; hint: string; code: RuleCode }
 export function loweringDiagnostics(r: LoadResult): Diagnostic[] {
   const found = new Map<string, { refusal: Refusal; trials: string[] }>();
   const shapes = new Set<string>();
+  const splits: [MicroBatchSplit, string][] = [];
   const note = (refusal: Refusal, trial: string) => {
     const key = `${refusal.ptr}\0${refusal.message}`;
     const f = found.get(key) ?? { refusal, trials: [] };
@@ -68,18 +70,30 @@ export function loweringDiagnostics(r: LoadResult): Diagnostic[] {
     const shape = JSON.stringify({ ...spec, name: '', moe: t.config.model.moe, source: t.config.data[t.config.train.data]?.source.kind });
     if (shapes.has(shape)) continue;
     shapes.add(shape);
+    // As `moec run` compiles it: a micro-batch past WebGPU's workgroup grid is split where that keeps
+    // the training the same (compiler/lower/fit.ts), and refused where it would not. The device's
+    // memory and binding limits are `moec compile --limits`'s.
+    let fit: FitResult;
     try {
-      compileTrial(t.config, t.id);
+      fit = compileToFit(t.config, t.id, []);
     } catch (e) {
       if (!(e instanceof CompileError)) throw e;
       note(e, `${t.id} (${t.name})`);
+      continue;
     }
+    const grid: RuleCode = 'lower.grid-too-large';
+    if ('refusal' in fit) note({ ...fit.refusal, code: grid }, `${t.id} (${t.name})`);
+    else if ('unfit' in fit) note({ message: fit.unfit.problem.message, ptr: fit.unfit.problem.ptr ?? '/train/batch', hint: fit.unfit.problem.hint ?? 'lower the context or the model\'s size', code: grid }, `${t.id} (${t.name})`);
+    else if (fit.split) splits.push([fit.split, `${t.id} (${t.name})`]);
   }
   const total = r.trials.length;
-  return [...found.values()].map(({ refusal, trials }) => {
-    const which = total === 1 ? '' : trials.length === total ? ` (every trial)` : ` (${trials.length} of ${total} trials, first ${trials[0]})`;
-    return error(`the lowering refuses this: ${refusal.message}${which}`, r.spanOf(refusal.ptr), refusal.hint, refusal.code);
-  });
+  const which = (trials: string[]) => (total === 1 ? '' : trials.length === total ? ` (every trial)` : ` (${trials.length} of ${total} trials, first ${trials[0]})`);
+  const split = new Map<string, string[]>();
+  for (const [s, trial] of splits) split.set(splitMessage(s), [...(split.get(splitMessage(s)) ?? []), trial]);
+  return [
+    ...[...found.values()].map(({ refusal, trials }) => error(`the lowering refuses this: ${refusal.message}${which(trials)}`, r.spanOf(refusal.ptr), refusal.hint, refusal.code)),
+    ...[...split].map(([message, trials]) => warning(`${message}${which(trials)}`, r.spanOf('/train/batch'), 'set train.batch and train.accumulate to these values to make the split explicit')),
+  ];
 }
 
 export const checkCommand: Command = {

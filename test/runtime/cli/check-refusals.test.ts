@@ -38,7 +38,7 @@ const cases: { what: string; code: RuleCode; moe?: string[]; train?: string[]; s
   { what: 'the sequence-wise balance loss with expert choice', code: 'lower.seq-balance-with-expert-choice', moe: ['choice expert', 'capacity 1', 'balance 0', 'balance-over sequence'], sweep: '  model.moe.experts in [4]', line: 'balance-over sequence', value: 'sequence', says: /expert choice balances the load by construction and takes no balance loss/, hint: 'use balance-over batch (and balance 0) with choice expert' },
   { what: 'the sequence-wise balance loss with Soft MoE', code: 'lower.seq-balance-with-soft', moe: ['dispatch soft', 'balance-over sequence'], sweep: '  model.moe.experts in [4]', line: 'balance-over sequence', value: 'sequence', says: /dispatch soft assigns none/, hint: 'use balance-over batch with dispatch soft' },
   { what: 'precision f16 with MoE layers', code: 'lower.f16-moe', train: ['precision f16'], line: 'precision f16', value: 'f16', says: /precision f16 is lowered for dense models only/, hint: 'use precision f32 for MoE models' },
-  { what: 'a batch whose kernels need more than 65535 workgroups in one dimension', code: 'lower.grid-too-large', train: ['batch 1100'], line: 'batch 1100', value: '1100', says: /needs more than 65535 workgroups/, hint: 'lower train.batch' },
+  { what: 'a batch whose kernels need more than 65535 workgroups in one dimension', code: 'lower.grid-too-large', train: ['batch 1100'], line: 'batch 1100', value: '1100', says: /needs more than 65535 workgroups/, hint: 'set train.batch 550 and train.accumulate 2' },
 ];
 
 for (const c of cases) {
@@ -73,5 +73,15 @@ test('moec check --json prints the diagnostics as one JSON object, each with its
     const r = JSON.parse(out.out) as { ok: boolean; diagnostics: { code: string; line: number; col: number; message: string }[] };
     assert.equal(r.ok, false);
     assert.deepEqual(r.diagnostics.map((d) => `${d.line}:${d.col} ${d.code}`), [`${where(text, 'top 5', '5')} moe.top-over-experts`]);
+  });
+});
+
+test('moec check warns, not refuses, where moec run splits the micro-batch: a grid past 65535 workgroups with nothing computed per micro-batch', async () => {
+  const text = variant(['balance 0'], ['batch 1100']);
+  await inFile(text, async (file) => {
+    const out = await capture(() => checkCommand.run([file, '--preset', 'small']));
+    assert.equal(out.code, 0, out.err);
+    assert.match(out.err, new RegExp(`check\\.moe:${where(text, 'batch 1100', '1100')} warning: batch 1100 runs as \\d+ micro-batches of \\d+`), out.err);
+    assert.doesNotMatch(out.err, /lowering refuses/);
   });
 });
