@@ -43,7 +43,8 @@ export function diagnosticCurves(trials: TrialData[]): DiagnosticPoint[] {
     const s = stat(v);
     const mean = s.mean ?? NaN;
     const sd = s.std ?? 0;
-    return { ...g, mean, lo: mean - sd, hi: mean + sd, seeds: s.n };
+    // Every figure here is at least 0: the band stops there rather than show negative loads.
+    return { ...g, mean, lo: Math.max(0, mean - sd), hi: mean + sd, seeds: s.n };
   }).filter((p) => Number.isFinite(p.mean)).sort((a, b) => (a.config < b.config ? -1 : a.config > b.config ? 1 : a.layer - b.layer || a.step - b.step));
 }
 
@@ -51,7 +52,7 @@ export function diagnosticsSpec(points: DiagnosticPoint[], labels: ConfigLabel[]
   const short = new Map(labels.map((l) => [l.config, l.label]));
   const values = points.map((p) => ({ ...p, label: short.get(p.config) ?? p.config }));
   const x = { field: 'step', type: 'quantitative' as const, title: 'optimizer step', scale: { nice: false }, axis: stepAxis };
-  const color = { field: 'label', type: 'nominal' as const, title: 'configuration', sort: labels.map((l) => l.label) };
+  const color = { field: 'label', type: 'nominal' as const, title: 'configuration', sort: labels.map((l) => l.label), legend: { labelLimit: 280 } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: 'MoE load over training', subtitle: ['per MoE layer, over each logging window; mean ± std over seeds'] },

@@ -36,6 +36,9 @@ test('diagnostic curves: per configuration, layer and step, mean ± std over see
   // Seeds 1 and 2: 2.1 + s/100 and 2.2 + s/100 → mean 2.15 + s/100, std 0.1/√2.
   assert.ok(Math.abs(pts[0]!.mean - 2.25) < 1e-9 && Math.abs(pts[0]!.hi - pts[0]!.mean - 0.1 / Math.SQRT2) < 1e-9);
   assert.equal(pts[0]!.seeds, 2);
+  // Dead experts 0 and 1 over the seeds: mean 0.5, std 0.71; the band stops at 0, not at −0.21.
+  const dead = diagnosticCurves(run.trials).find((p) => p.config === 'top=2' && p.layer === 0 && p.figure === 'dead experts')!;
+  assert.deepEqual([dead.mean, dead.lo], [0.5, 0]);
 });
 
 test('the last-step table: finished trials only, mean ± std over seeds per configuration and layer', () => {
