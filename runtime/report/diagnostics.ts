@@ -52,7 +52,7 @@ export function diagnosticsSpec(points: DiagnosticPoint[], labels: ConfigLabel[]
   const short = new Map(labels.map((l) => [l.config, l.label]));
   const values = points.map((p) => ({ ...p, label: short.get(p.config) ?? p.config }));
   const x = { field: 'step', type: 'quantitative' as const, title: 'optimizer step', scale: { nice: false }, axis: stepAxis };
-  const color = { field: 'label', type: 'nominal' as const, title: 'configuration', sort: labels.map((l) => l.label), legend: { labelLimit: 280 } };
+  const color = { field: 'label', type: 'nominal' as const, title: 'configuration', sort: labels.map((l) => l.label), legend: { labelLimit: 420 } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: 'MoE load over training', subtitle: ['per MoE layer, over each logging window; mean ± std over seeds'] },
