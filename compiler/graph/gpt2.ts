@@ -1,4 +1,6 @@
 import type { MatmulShape } from '../reference/matmul.js';
+import { dropoutBackward, dropoutForward } from '../kernels/dropout.js';
+import { biasGrad, evalSum, fill, scaleAdd } from '../kernels/elementwise.js';
 import { Graph } from './ir.js';
 import { alignFloats } from './layout.js';
 import { addLmHead, vocabParts } from './lm-head.js';
@@ -110,7 +112,7 @@ export function linear(g: Graph, name: string, rows: number, inF: number, outF: 
     backward(x: string, dy: string, dx: string | null, actGrad?: { act: 'gelu'; h: string }) {
       if (dx) g.op('backward', `${name}.dx`, 'matmul', [mm({ m: rows, n: inF, k: outF, transB: true, ...(actGrad ? { actGrad: actGrad.act } : {}) }, true)], [dy, Wm, dx, ...(actGrad ? [actGrad.h] : [])]);
       g.op('backward', `${name}.dW`, 'matmul', [mm({ m: inF, n: outF, k: rows, transA: true, accumulate: true }, false)], [x, dy, `grad.${W}`]);
-      g.op('backward', `${name}.db`, 'bias_grad', [rows, outF], [dy, `grad.${b}`]);
+      g.op('backward', `${name}.db`, biasGrad, [rows, outF], { dy: dy, db: `grad.${b}` });
     },
   };
 }
@@ -178,11 +180,11 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   const wte = param(g, 'wte.weight', [V, C], 'normal');
   const wpe = param(g, 'wpe.weight', [T, C], 'normal', { std: 0.01 });
   const dropout = (x: string, salt: number, count: number) => {
-    if (drop) g.op('forward', `${x}.dropout`, 'dropout_fwd', [count, s.dropout, salt], [x, 'rng']);
+    if (drop) g.op('forward', `${x}.dropout`, dropoutForward, [count, s.dropout, salt], { x: x, rng: 'rng' });
   };
   const dropoutBack = (dy: string, out: string, salt: number, count: number): string => {
     if (!drop) return dy;
-    g.op('backward', `${out}.dropout`, 'dropout_bwd', [count, s.dropout, salt], [dy, out, 'rng']);
+    g.op('backward', `${out}.dropout`, dropoutBackward, [count, s.dropout, salt], { dout: dy, dx: out, rng: 'rng' });
     return out;
   };
 
@@ -236,11 +238,11 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   // d.ln_f is declared after the head's tensors, as before chunking (buffer order in the plan).
   const lmHead = addLmHead(g, { N, C, V, gradScale: 1 / s.accumulate, ...(s.headChunkRows ? { chunkRows: s.headChunkRows } : {}), mm: head, ...(parts.length > 1 ? { parts } : {}) },
     { x: nf, W: wteM, dW: `grad.${wte}`, dx: 'd.ln_f', targets: 'targets', loss: 'loss' });
-  g.op('eval', 'eval.sum', 'eval_sum', [1 / s.accumulate], ['loss', 'eval_sum']);
+  g.op('eval', 'eval.sum', evalSum, [1 / s.accumulate], { loss: 'loss', acc: 'eval_sum' });
 
   // Backward: `dresid` carries dL/d(residual stream) down the network; LayerNorm backward adds into it.
   const dresid = g.tensor('dresid', NC, 'activation');
-  g.op('backward', 'dresid.zero', 'fill', [N * C], [dresid]);
+  g.op('backward', 'dresid.zero', fill, [N * C], { x: dresid });
   const dnf = g.tensor('d.ln_f', NC, 'activation');
   lmHead.backward();
   g.op('backward', 'ln_f.dx', 'ln_bwd', [{ rows: N, C }], [dnf, sf, stf, lnf.w, dresid]);
@@ -268,7 +270,7 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   if (parts.length === 1) g.op('backward', 'embedding.dwte', 'emb_dwte', [{ B, T, C, V }], ['tokens', dx0, `grad.${wte}`]);
   else parts.forEach((p, k) => g.op('backward', `embedding.dwte.v${k}`, 'emb_dwte', [{ B, T, C, V, part: p }], ['tokens', dx0, g.rowsOf(`grad.${wte}`, p.v0, p.rows, C)]));
   g.op('backward', 'embedding.dwpe', 'emb_dwpe', [{ B, T, C, V }], [dx0, `grad.${wpe}`]);
-  g.op('backward', 'loss.accumulate', 'scale_add', [1, 1 / s.accumulate], ['loss', 'train_loss']);
-  g.op('backward', 'loss.lm', 'scale_add', [1, 1 / s.accumulate], ['loss', 'train_lm']);
+  g.op('backward', 'loss.accumulate', scaleAdd, [1, 1 / s.accumulate], { x: 'loss', acc: 'train_loss' });
+  g.op('backward', 'loss.lm', scaleAdd, [1, 1 / s.accumulate], { x: 'loss', acc: 'train_lm' });
   return g;
 }

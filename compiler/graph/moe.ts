@@ -52,6 +52,7 @@ import { expertChoiceOf, expertChoiceShape, refuseExpertChoice } from '../routin
 import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagnostics.js';
 import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
 import { summaryLength, windowLength } from '../reference/moe-diagnostics.js';
+import { biasGrad, fill, geluBackward, geluForward, scaleAdd } from '../kernels/elementwise.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
 export type { MoeUnsupported } from '../routing/router.js';
@@ -217,7 +218,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
           const input = { [routerForward.bindings(r.route)[0]!.name]: router.scores ? r.logits! : router.input };
           const sampling: Record<string, string> = router.scores && moe.second === 'sampled' && K > 1 ? { rng: 'rng' } : {};
           g.op('forward', `h${l}.moe.route`, routerForward, [r.route], { ...input, ...(r.bias ? { bias: r.bias } : {}), ...sampling, sel: r.sel, gate: r.gate });
-          if (r.load) g.op('zero', `h${l}.moe.bias_load.zero`, 'fill', [E], [r.load]);
+          if (r.load) g.op('zero', `h${l}.moe.bias_load.zero`, fill, [E], { x: r.load });
           const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits: router.scores, score: routing.score };
           g.op('forward', `h${l}.moe.dispatch`, moeDispatch, [dispatch], { sel: r.sel, ...(r.logits ? { logits: r.logits } : {}), offsets: r.offsets, perm: r.perm, pos: r.pos, stats: r.stats });
         }
@@ -226,7 +227,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       g.op('forward', `h${l}.moe.combine`, moeCombine, [combine, true], { Y: L.Y, gate: r.gate, pos: r.pos, out });
       for (const S of sharedExperts(g, l)) {
         g.op('forward', `${S.name}.c_fc`, 'matmul', [{ m: N, n: Fs, k: C, bias: true }], [x, S.W1, S.H, S.b1]);
-        g.op('forward', `${S.name}.gelu`, 'gelu_fwd', [N * Fs], [S.H, S.A]);
+        g.op('forward', `${S.name}.gelu`, geluForward, [N * Fs], { h: S.H, g: S.A });
         g.op('forward', `${S.name}.c_proj`, 'matmul', [{ m: N, n: C, k: Fs, bias: true, accumulate: true }], [S.A, S.W2, out, S.b2]);
       }
     },
@@ -245,11 +246,11 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         const dA = t(`shared${i}.dgelu`, [N, Fs]);
         g.op('backward', `${S.name}.c_proj.dx`, 'matmul', [{ m: N, n: Fs, k: C, transB: true }], [dout, S.W2, dA]);
         g.op('backward', `${S.name}.c_proj.dW`, 'matmul', [{ m: Fs, n: C, k: N, transA: true, accumulate: true }], [S.A, dout, `grad.${S.W2}`]);
-        g.op('backward', `${S.name}.c_proj.db`, 'bias_grad', [N, C], [dout, `grad.${S.b2}`]);
-        g.op('backward', `${S.name}.gelu.dx`, 'gelu_bwd', [N * Fs], [S.H, dA]);
+        g.op('backward', `${S.name}.c_proj.db`, biasGrad, [N, C], { dy: dout, db: `grad.${S.b2}` });
+        g.op('backward', `${S.name}.gelu.dx`, geluBackward, [N * Fs], { h: S.H, d: dA });
         g.op('backward', `${S.name}.c_fc.dx`, 'matmul', [{ m: N, n: C, k: Fs, transB: true, accumulate: true }], [dA, S.W1, dx]);
         g.op('backward', `${S.name}.c_fc.dW`, 'matmul', [{ m: C, n: Fs, k: N, transA: true, accumulate: true }], [x, dA, `grad.${S.W1}`]);
-        g.op('backward', `${S.name}.c_fc.db`, 'bias_grad', [N, Fs], [dA, `grad.${S.b1}`]);
+        g.op('backward', `${S.name}.c_fc.db`, biasGrad, [N, Fs], { dy: dA, db: `grad.${S.b1}` });
       }
       // The load diagnostics' window takes this micro-batch's statistics (training only: backward phase).
       if (r.owner === l) {
@@ -260,7 +261,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       if (!r.scorer || !router.scores || r.owner !== l) return;
       // Gate gradients of the later layers sharing this routing (global scope), in layer order.
       if (global) for (const m of [...moeLayers].filter((m) => m !== l).sort((a, b) => a - b)) {
-        g.op('backward', `h${l}.moe.dgate.add_h${m}`, 'scale_add', [NK, 1], [experts(g, m).dgate, L.dgate]);
+        g.op('backward', `h${l}.moe.dgate.add_h${m}`, scaleAdd, [NK, 1], { x: experts(g, m).dgate, acc: L.dgate });
       }
       // The step's load counts training micro-batches only (evaluation runs the forward alone); the
       // bias moves once per optimiser step, after the micro-batches.

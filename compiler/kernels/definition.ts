@@ -27,6 +27,9 @@ import type { KernelBinding } from '../plan/types.js';
 import type { RowKernel } from './wgsl.js';
 import { u } from './wgsl.js';
 
+/** The bindings every optimiser kernel starts with: params (read_write), grads (read), step (uniform Step). */
+export const optimiserBindings = (state: readonly string[] = []): Binding[] => [readWrite('params'), read('grads'), ...state.map((s) => readWrite(s)), uniform('step', 'Step')];
+
 export type Access = 'read' | 'read_write' | 'uniform';
 
 /** One @group(0) binding: its WGSL name, its WGSL type (array<f32>, array<u32>, a uniform struct), its access. */

@@ -29,7 +29,7 @@ export function reduceBody(wg: number, names: string[], vals: string[], op: 'sum
   return L.join('\n');
 }
 
-export const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+export { ceilDiv } from './wgsl.js';
 
 export function checkDims(kernel: string, dims: Record<string, number>): void {
   for (const [d, v] of Object.entries(dims)) {

@@ -18,3 +18,25 @@ export const fDec = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
 export interface RowKernel extends PlanKernel {
   workgroups: [number, number, number];
 }
+
+export const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+
+/** The most workgroups a dispatch may have along one dimension. */
+export const MAX_GROUPS = 65535;
+
+/** A 1-D grid over `count` elements that spills into y past `maxGroupsX` workgroups; `idx` is the element. */
+export function grid(count: number, wg: number, maxGroupsX = MAX_GROUPS): { workgroups: [number, number, number]; idx: string } {
+  const groups = ceilDiv(count, wg);
+  const gx = Math.min(groups, maxGroupsX);
+  return { workgroups: [gx, ceilDiv(groups, gx), 1], idx: `(wid.y * ${u(gx)} + wid.x) * ${u(wg)} + lid.x` };
+}
+
+/** The entry of a kernel over a `grid`: workgroup and local ids, the body and closing brace follow. */
+export const entry = (wg: number) => `@compute @workgroup_size(${wg}, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`;
+
+/** The optimisers' 16-byte uniform block: the learning rate and Adam's bias corrections (adamwUniforms). */
+export const stepStruct = 'struct Step { lr: f32, bc1: f32, bc2: f32, pad: f32 }';
+
+/** The 16-byte rng uniform block (dropoutUniforms): seed, step, whether this is a training pass. */
+export const rngStruct = 'struct Rng { seed: u32, step: u32, train: u32, pad: u32 }';

@@ -2,19 +2,19 @@
 // effect. Arguments are plain JSON, so identical ops (the same shape in every layer) share one
 // kernel and one pipeline. Which form lowers an op is decided per kernel by the lowering target
 // (compiler/lower/target.ts); a bench that compares forms passes its own through the target.
-import { adamwClipKernel, adamwKernel, type AdamWConfig } from '../kernels/adamw.js';
-import { dropoutBackwardKernel, dropoutForwardKernel } from '../kernels/dropout.js';
-import { gradNormKernels } from '../kernels/gradnorm.js';
+import { adamw, adamwClip } from '../kernels/adamw.js';
+import { dropoutBackward, dropoutForward } from '../kernels/dropout.js';
+import { gradNormPartial, gradNormTotal } from '../kernels/gradnorm.js';
 import { attentionBackwardKernels, attentionForwardKernel, type AttentionShape } from '../kernels/attention.js';
 import { attentionBackwardSubgroupKernels, attentionForwardSubgroupKernel } from '../kernels/attention-subgroup.js';
 import { crossEntropyBackwardKernel, crossEntropyForwardKernel, crossEntropyMeanKernel, crossEntropyPartBackwardKernel, crossEntropyPartForwardKernel, crossEntropyPartLossKernel, type CrossEntropyPartShape, type CrossEntropyShape } from '../kernels/crossentropy.js';
-import { biasGradKernel, evalSumKernel, fillKernel, geluBackwardKernel, geluForwardKernel, scaleAddKernel } from '../kernels/elementwise.js';
+import { biasGrad, evalSum, fill, geluBackward, geluForward, scaleAdd } from '../kernels/elementwise.js';
 import { embeddingBackwardWpeKernel, embeddingBackwardWteRowsKernel, embeddingForwardKernel, type EmbeddingShape } from '../kernels/embedding.js';
 import { layerNormBackwardKernel, layerNormForwardKernel, layerNormParamGradKernel, type LayerNormShape } from '../kernels/layernorm.js';
 import { defaultTiling, matmulKernel, subgroupTiling, type MatmulShape } from '../kernels/matmul.js';
-import { type CastSegment, castF16Kernel } from '../kernels/cast.js';
-import { sgdKernel } from '../kernels/sgd.js';
-import { ngdKernel } from '../kernels/ngd.js';
+import { castF16 } from '../kernels/cast.js';
+import { sgd } from '../kernels/sgd.js';
+import { ngd } from '../kernels/ngd.js';
 import type { KernelDefinition, KernelForms } from '../kernels/definition.js';
 import { moeCombine, moeCombineBackward } from '../kernels/moe-combine.js';
 import { moeDispatch } from '../kernels/moe-dispatch.js';
@@ -64,22 +64,9 @@ export const kernelTable: Readonly<Record<string, KernelForms>> = {
   attn_fwd: { portable: (n, s: AttentionShape) => attentionForwardKernel(n, s), subgroup: (n, s: AttentionShape) => attentionForwardSubgroupKernel(n, s) },
   attn_bwd_dq: { portable: (n, s: AttentionShape) => attentionBackwardKernels(n, s)[0], subgroup: (n, s: AttentionShape) => attentionBackwardSubgroupKernels(n, s)[0] },
   attn_bwd_dkv: { portable: (n, s: AttentionShape) => attentionBackwardKernels(n, s)[1], subgroup: (n, s: AttentionShape) => attentionBackwardSubgroupKernels(n, s)[1] },
-  gelu_fwd: { portable: (n, count: number) => geluForwardKernel(n, count) },
-  gelu_bwd: { portable: (n, count: number) => geluBackwardKernel(n, count) },
-  bias_grad: { portable: (n, rows: number, cols: number) => biasGradKernel(n, rows, cols) },
-  fill: { portable: (n, count: number) => fillKernel(n, count) },
-  scale_add: { portable: (n, count: number, scale: number) => scaleAddKernel(n, count, scale) },
-  eval_sum: { portable: (n, gradScale: number) => evalSumKernel(n, gradScale) },
-  adamw: { portable: (n, offset: number, count: number, cfg: AdamWConfig) => adamwKernel(n, { offset, count }, cfg) },
-  adamw_clip: { portable: (n, offset: number, count: number, cfg: AdamWConfig, maxNorm: number) => adamwClipKernel(n, { offset, count }, cfg, maxNorm) },
-  gradnorm_partial: { portable: (n, count: number) => gradNormKernels(n, { count }).partial },
-  gradnorm_total: { portable: (n, count: number) => gradNormKernels(n, { count }).total },
-  dropout_fwd: { portable: (n, count: number, p: number, salt: number) => dropoutForwardKernel(n, { count, p, salt }, true) },
-  dropout_bwd: { portable: (n, count: number, p: number, salt: number) => dropoutBackwardKernel(n, { count, p, salt }, false) },
-  // The optimiser pass (compiler/lower/optimiser.ts).
-  sgd: { portable: (n, offset: number, count: number, wd: number, clip: number) => sgdKernel(n, offset, count, wd, clip) },
-  ngd: { portable: (n, offset: number, blocks: number, size: number, wd: number) => ngdKernel(n, offset, blocks, size, wd) },
-  cast_f16: { portable: (n, segments: CastSegment[]) => castF16Kernel(n, segments) },
+  // Small element-wise kernels, dropout, the gradient norm; the optimiser pass (compiler/lower/optimiser.ts).
+  ...defined(fill, geluForward, geluBackward, biasGrad, scaleAdd, evalSum, dropoutForward, dropoutBackward, gradNormPartial, gradNormTotal),
+  ...defined(adamw, adamwClip, sgd, ngd, castF16),
   // Mixture-of-Experts layers (compiler/graph/moe*.ts).
   ...defined(routerForward, moeGroupedMatmul, moeWeightGrad, moeBiasGrad,moeRouterBackward, moeAuxLoss, moeDispatch, moeCombine, moeCombineBackward, moePoolForward, moePoolBackward, moeRouterNoise),
   ...defined(moeSoftWeights, moeSoftDispatch, moeSoftCombine, moeSoftStats, moeSoftCombineBackward, moeSoftDispatchBackward),
