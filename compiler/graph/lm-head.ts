@@ -5,6 +5,7 @@
 // buffer then holds B×T×V logits, only one chunk of them.
 import type { MatmulShape } from '../reference/matmul.js';
 import type { Graph } from './ir.js';
+import { matmul } from '../kernels/matmul.js';
 import { ALIGN_FLOATS, DEFAULT_REGION_BYTES } from './layout.js';
 
 /** Logits of one chunk stay under this (the chunk is a whole micro-batch when that fits). */
@@ -102,14 +103,14 @@ export function addLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors): { backward
     // One chunk: the unchunked head, op for op (the plans of small vocabularies do not change).
     const logits = g.tensor('logits', [N, V], 'activation');
     const losses = g.tensor('losses', [N], 'activation');
-    g.op('forward', 'lm_head', 'matmul', [mm({ m: N, n: V, k: C, transB: true }, true)], [t.x, t.W, logits]);
+    g.op('forward', 'lm_head', matmul, [mm({ m: N, n: V, k: C, transB: true }, true)], { A: t.x, B: t.W, C: logits });
     g.op('forward', 'loss', 'ce_fwd', [{ N, V }], [logits, t.targets, losses]);
     g.op('forward', 'loss.mean', 'ce_mean', [{ N, V }, s.gradScale], [losses, t.targets, t.loss]);
     return {
       backward() {
         g.op('backward', 'loss.dlogits', 'ce_bwd', [{ N, V }], [logits, t.targets, t.loss]);
-        g.op('backward', 'lm_head.dx', 'matmul', [mm({ m: N, n: C, k: V }, true)], [logits, t.W, t.dx]);
-        g.op('backward', 'lm_head.dW', 'matmul', [mm({ m: V, n: C, k: N, transA: true, accumulate: true }, false)], [logits, t.x, t.dW]);
+        g.op('backward', 'lm_head.dx', matmul, [mm({ m: N, n: C, k: V }, true)], { A: logits, B: t.W, C: t.dx });
+        g.op('backward', 'lm_head.dW', matmul, [mm({ m: V, n: C, k: N, transA: true, accumulate: true }, false)], { A: logits, B: t.x, C: t.dW });
       },
     };
   }
@@ -123,7 +124,7 @@ export function addLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors): { backward
   for (const { i, r0, rows } of chunks) {
     const x = g.rowsOf(t.x, r0, rows, C);
     const lg = chunkOf(logits, rows);
-    g.op('forward', `lm_head.c${i}`, 'matmul', [mm({ m: rows, n: V, k: C, transB: true }, true)], [x, t.W, lg]);
+    g.op('forward', `lm_head.c${i}`, matmul, [mm({ m: rows, n: V, k: C, transB: true }, true)], { A: x, B: t.W, C: lg });
     g.op('forward', `loss.c${i}`, 'ce_fwd', [{ N: rows, V }], [lg, g.rowsOf(t.targets, r0, rows, 1), g.rowsOf(losses, r0, rows, 1)]);
   }
   g.op('forward', 'loss.mean', 'ce_mean', [{ N, V }, s.gradScale], [losses, t.targets, t.loss]);
@@ -136,10 +137,10 @@ export function addLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors): { backward
       for (const { i, r0, rows } of chunks) {
         const x = g.rowsOf(t.x, r0, rows, C);
         const d = chunkOf(dlogits, rows);
-        g.op('backward', `lm_head.recompute.c${i}`, 'matmul', [mm({ m: rows, n: V, k: C, transB: true }, true)], [x, t.W, d]);
+        g.op('backward', `lm_head.recompute.c${i}`, matmul, [mm({ m: rows, n: V, k: C, transB: true }, true)], { A: x, B: t.W, C: d });
         g.op('backward', `loss.dlogits.c${i}`, 'ce_bwd', [{ N: rows, V }], [d, g.rowsOf(t.targets, r0, rows, 1), t.loss]);
-        g.op('backward', `lm_head.dx.c${i}`, 'matmul', [mm({ m: rows, n: C, k: V }, true)], [d, t.W, g.rowsOf(t.dx, r0, rows, C)]);
-        g.op('backward', `lm_head.dW.c${i}`, 'matmul', [mm({ m: V, n: C, k: rows, transA: true, accumulate: true }, false)], [d, x, t.dW]);
+        g.op('backward', `lm_head.dx.c${i}`, matmul, [mm({ m: rows, n: C, k: V }, true)], { A: d, B: t.W, C: g.rowsOf(t.dx, r0, rows, C) });
+        g.op('backward', `lm_head.dW.c${i}`, matmul, [mm({ m: V, n: C, k: rows, transA: true, accumulate: true }, false)], { A: d, B: x, C: t.dW });
       }
     },
   };
@@ -181,7 +182,7 @@ function addPartedLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors, parts: Vocab
     const st = rowsOf(stats, r0, rows, 3);
     parts.forEach((p, k) => {
       const lg = block(logits, rows, p.rows);
-      g.op('forward', `lm_head.c${i}.v${k}`, 'matmul', [mm({ m: rows, n: p.rows, k: C, transB: true }, true)], [x, W[k]!, lg]);
+      g.op('forward', `lm_head.c${i}.v${k}`, matmul, [mm({ m: rows, n: p.rows, k: C, transB: true }, true)], { A: x, B: W[k]!, C: lg });
       g.op('forward', `loss.c${i}.v${k}`, 'ce_part_fwd', [{ N: rows, V, v0: p.v0, rows: p.rows, first: k === 0 }], [lg, tg, st]);
     });
   }
@@ -201,11 +202,11 @@ function addPartedLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors, parts: Vocab
         const dx = rowsOf(t.dx, r0, rows, C);
         parts.forEach((p, k) => {
           const d = block(dlogits, rows, p.rows);
-          g.op('backward', `lm_head.recompute.c${i}.v${k}`, 'matmul', [mm({ m: rows, n: p.rows, k: C, transB: true }, true)], [x, W[k]!, d]);
+          g.op('backward', `lm_head.recompute.c${i}.v${k}`, matmul, [mm({ m: rows, n: p.rows, k: C, transB: true }, true)], { A: x, B: W[k]!, C: d });
           g.op('backward', `loss.dlogits.c${i}.v${k}`, 'ce_part_bwd', [{ N: rows, V, v0: p.v0, rows: p.rows }], [d, tg, t.loss, st]);
           // dx of the first part overwrites, the others add: dx = Σ over parts of dlogits_p·W_p.
-          g.op('backward', `lm_head.dx.c${i}.v${k}`, 'matmul', [mm({ m: rows, n: C, k: p.rows, ...(k > 0 ? { accumulate: true } : {}) }, true)], [d, W[k]!, dx]);
-          g.op('backward', `lm_head.dW.c${i}.v${k}`, 'matmul', [mm({ m: p.rows, n: C, k: rows, transA: true, accumulate: true }, false)], [d, x, dW[k]!]);
+          g.op('backward', `lm_head.dx.c${i}.v${k}`, matmul, [mm({ m: rows, n: C, k: p.rows, ...(k > 0 ? { accumulate: true } : {}) }, true)], { A: d, B: W[k]!, C: dx });
+          g.op('backward', `lm_head.dW.c${i}.v${k}`, matmul, [mm({ m: p.rows, n: C, k: rows, transA: true, accumulate: true }, false)], { A: d, B: x, C: dW[k]! });
         });
       }
     },

@@ -53,6 +53,7 @@ import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagno
 import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
 import { summaryLength, windowLength } from '../reference/moe-diagnostics.js';
 import { biasGrad, fill, geluBackward, geluForward, scaleAdd } from '../kernels/elementwise.js';
+import { matmul } from '../kernels/matmul.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
 export type { MoeUnsupported } from '../routing/router.js';
@@ -226,9 +227,9 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       expertsForward(g, l, s, moe, L, rowsOf(x, r, L));
       g.op('forward', `h${l}.moe.combine`, moeCombine, [combine, true], { Y: L.Y, gate: r.gate, pos: r.pos, out });
       for (const S of sharedExperts(g, l)) {
-        g.op('forward', `${S.name}.c_fc`, 'matmul', [{ m: N, n: Fs, k: C, bias: true }], [x, S.W1, S.H, S.b1]);
+        g.op('forward', `${S.name}.c_fc`, matmul, [{ m: N, n: Fs, k: C, bias: true }], { A: x, B: S.W1, C: S.H, bias: S.b1 });
         g.op('forward', `${S.name}.gelu`, geluForward, [N * Fs], { h: S.H, g: S.A });
-        g.op('forward', `${S.name}.c_proj`, 'matmul', [{ m: N, n: C, k: Fs, bias: true, accumulate: true }], [S.A, S.W2, out, S.b2]);
+        g.op('forward', `${S.name}.c_proj`, matmul, [{ m: N, n: C, k: Fs, bias: true, accumulate: true }], { A: S.A, B: S.W2, C: out, bias: S.b2 });
       }
     },
     backward(g, l, x, dout, dx) {
@@ -244,12 +245,12 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       // Shared experts add their input gradient onto the routed experts'.
       for (const [i, S] of sharedExperts(g, l).entries()) {
         const dA = t(`shared${i}.dgelu`, [N, Fs]);
-        g.op('backward', `${S.name}.c_proj.dx`, 'matmul', [{ m: N, n: Fs, k: C, transB: true }], [dout, S.W2, dA]);
-        g.op('backward', `${S.name}.c_proj.dW`, 'matmul', [{ m: Fs, n: C, k: N, transA: true, accumulate: true }], [S.A, dout, `grad.${S.W2}`]);
+        g.op('backward', `${S.name}.c_proj.dx`, matmul, [{ m: N, n: Fs, k: C, transB: true }], { A: dout, B: S.W2, C: dA });
+        g.op('backward', `${S.name}.c_proj.dW`, matmul, [{ m: Fs, n: C, k: N, transA: true, accumulate: true }], { A: S.A, B: dout, C: `grad.${S.W2}` });
         g.op('backward', `${S.name}.c_proj.db`, biasGrad, [N, C], { dy: dout, db: `grad.${S.b2}` });
         g.op('backward', `${S.name}.gelu.dx`, geluBackward, [N * Fs], { h: S.H, d: dA });
-        g.op('backward', `${S.name}.c_fc.dx`, 'matmul', [{ m: N, n: C, k: Fs, transB: true, accumulate: true }], [dA, S.W1, dx]);
-        g.op('backward', `${S.name}.c_fc.dW`, 'matmul', [{ m: C, n: Fs, k: N, transA: true, accumulate: true }], [x, dA, `grad.${S.W1}`]);
+        g.op('backward', `${S.name}.c_fc.dx`, matmul, [{ m: N, n: C, k: Fs, transB: true, accumulate: true }], { A: dA, B: S.W1, C: dx });
+        g.op('backward', `${S.name}.c_fc.dW`, matmul, [{ m: C, n: Fs, k: N, transA: true, accumulate: true }], { A: x, B: dA, C: `grad.${S.W1}` });
         g.op('backward', `${S.name}.c_fc.db`, biasGrad, [N, Fs], { dy: dA, db: `grad.${S.b1}` });
       }
       // The load diagnostics' window takes this micro-batch's statistics (training only: backward phase).
@@ -275,13 +276,13 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       g.op('backward', `h${l}.moe.route.dx`, moeRouterBackward, [route], { logits: r.logits!, sel: r.routeSel, dgate: L.dgate, stats: r.stats, dlogits });
       const rin = r.pooled ?? x;
       const { dOut, W, width } = r.scorer.backward(g, l, dlogits);
-      if (router.trained) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, 'matmul', [{ m: C, n: width, k: R, transA: true, accumulate: true }], [rin, dOut, `grad.${W}`]);
+      if (router.trained) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, matmul, [{ m: C, n: width, k: R, transA: true, accumulate: true }], { A: rin, B: dOut, C: `grad.${W}` });
       if (r.pooled) {
         const dpooled = t('dpooled', [R, C]);
-        g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: R, n: C, k: width, transB: true }], [dOut, W, dpooled]);
+        g.op('backward', `h${l}.mlp.router.dx`, matmul, [{ m: R, n: C, k: width, transB: true }], { A: dOut, B: W, C: dpooled });
         g.op('backward', `h${l}.moe.pool.dx`, moePoolBackward, [pool!], { dpooled, dx });
       } else {
-        g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: N, n: C, k: width, transB: true, accumulate: true }], [dOut, W, dx]);
+        g.op('backward', `h${l}.mlp.router.dx`, matmul, [{ m: N, n: C, k: width, transB: true, accumulate: true }], { A: dOut, B: W, C: dx });
       }
       if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, moeAuxLoss, [moe.balance, moe.zloss, scale], { stats: r.stats, acc: 'train_loss' });
       if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_parts`, moeAuxParts, [moe.balance, moe.zloss, scale], { stats: r.stats, bal: 'train_balance', zl: 'train_z' });

@@ -3,7 +3,7 @@ import { IGNORE_INDEX } from '../reference/crossentropy.js';
 import { checkDims, reduceBody, reduceDecls } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
 import { wgslKernel } from './wgsl-kernel.js';
-import { u } from './wgsl.js';
+import { MAX_GROUPS, perRowGrid, u } from './wgsl.js';
 
 export { IGNORE_INDEX } from '../reference/crossentropy.js';
 
@@ -22,14 +22,7 @@ export interface CrossEntropyShape {
   perRow?: 'invocation' | 'workgroup';
 }
 
-const MAX_GROUPS = 65535;
-
-/** Workgroups for one invocation per row, spilling into y past 65535 groups; `row` is the row index. */
-export function perRowGrid(rows: number, wg: number): { workgroups: [number, number, number]; row: string } {
-  const groups = Math.ceil(rows / wg);
-  const gx = Math.min(groups, MAX_GROUPS);
-  return { workgroups: [gx, Math.ceil(groups / gx), 1], row: `gid.y * ${u(gx * wg)} + gid.x` };
-}
+export { perRowGrid } from './wgsl.js';
 
 /**
  * Per-invocation row max and Σ exp(l - max) of the V logits at `base` (in units of the element

@@ -5,17 +5,17 @@
 import { adamw, adamwClip } from '../kernels/adamw.js';
 import { dropoutBackward, dropoutForward } from '../kernels/dropout.js';
 import { gradNormPartial, gradNormTotal } from '../kernels/gradnorm.js';
-import { attentionBackwardKernels, attentionForwardKernel, type AttentionShape } from '../kernels/attention.js';
-import { attentionBackwardSubgroupKernels, attentionForwardSubgroupKernel } from '../kernels/attention-subgroup.js';
+import { attentionBackwardDkv, attentionBackwardDq, attentionForward } from '../kernels/attention-subgroup.js';
 import { crossEntropyBackwardKernel, crossEntropyForwardKernel, crossEntropyMeanKernel, crossEntropyPartBackwardKernel, crossEntropyPartForwardKernel, crossEntropyPartLossKernel, type CrossEntropyPartShape, type CrossEntropyShape } from '../kernels/crossentropy.js';
 import { biasGrad, evalSum, fill, geluBackward, geluForward, scaleAdd } from '../kernels/elementwise.js';
-import { embeddingBackwardWpeKernel, embeddingBackwardWteRowsKernel, embeddingForwardKernel, type EmbeddingShape } from '../kernels/embedding.js';
-import { layerNormBackwardKernel, layerNormForwardKernel, layerNormParamGradKernel, type LayerNormShape } from '../kernels/layernorm.js';
-import { defaultTiling, matmulKernel, subgroupTiling, type MatmulShape } from '../kernels/matmul.js';
+import { embeddingForward, embeddingWpeGrad, embeddingWteGrad } from '../kernels/embedding.js';
+import { layerNormBackward, layerNormForward, layerNormParamGrad } from '../kernels/layernorm.js';
+import { matmul } from '../kernels/matmul.js';
 import { castF16 } from '../kernels/cast.js';
 import { sgd } from '../kernels/sgd.js';
 import { ngd } from '../kernels/ngd.js';
 import type { KernelDefinition, KernelForms } from '../kernels/definition.js';
+import { rowForm } from '../kernels/wgsl.js';
 import { moeCombine, moeCombineBackward } from '../kernels/moe-combine.js';
 import { moeDispatch } from '../kernels/moe-dispatch.js';
 import { moeBiasGrad, moeGroupedMatmul, moeWeightGrad } from '../kernels/moe-grouped-subgroup.js';
@@ -31,27 +31,13 @@ import type { ExpertChoiceShape } from '../reference/moe-expert-choice.js';
 import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
 import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagnostics.js';
 
-// Rows up to this length use the one-invocation-per-row form of the row kernels (LayerNorm, cross-
-// entropy): no workgroup memory or barriers. On lavapipe it beat the workgroup-reduction form at
-// every size measured (5-200x at rows of 64-4096, still ~2x at 16384); longer rows keep the
-// workgroup form, which spreads one row over many invocations on a real GPU.
-const PER_INVOCATION_MAX_ROW = 4096;
-function rowForm<S extends { perRow?: 'invocation' | 'workgroup' }>(s: S, rowLength: number): S {
-  return s.perRow ? s : { ...s, perRow: rowLength <= PER_INVOCATION_MAX_ROW ? 'invocation' : 'workgroup' };
-}
-
 const defined = (...defs: KernelDefinition[]) => Object.fromEntries(defs.map((d) => [d.kind, d.forms]));
 
 /** The op kinds and their forms (see compiler/lower/target.ts for when each form applies). */
 export const kernelTable: Readonly<Record<string, KernelForms>> = {
   // Subgroup matmul tiling: see matmulTiling in compiler/lower/kernels.ts for the measurements.
-  matmul: { portable: (n, s: MatmulShape) => matmulKernel(n, s, defaultTiling), subgroup: (n, s: MatmulShape) => matmulKernel(n, s, subgroupTiling) },
-  ln_fwd: { portable: (n, s: LayerNormShape) => layerNormForwardKernel(n, rowForm(s, s.C)) },
-  ln_bwd: { portable: (n, s: LayerNormShape) => layerNormBackwardKernel(n, rowForm(s, s.C)) },
-  ln_dwb: { portable: (n, s: LayerNormShape, wg: number, dbOffset: number) => layerNormParamGradKernel(n, s, wg, dbOffset) },
-  emb_fwd: { portable: (n, s: EmbeddingShape) => embeddingForwardKernel(n, s) },
-  emb_dwte: { portable: (n, s: EmbeddingShape) => embeddingBackwardWteRowsKernel(n, s) },
-  emb_dwpe: { portable: (n, s: EmbeddingShape) => embeddingBackwardWpeKernel(n, s) },
+  ...defined(matmul),
+  ...defined(layerNormForward, layerNormBackward, layerNormParamGrad, embeddingForward, embeddingWteGrad, embeddingWpeGrad),
   ce_fwd: { portable: (n, s: CrossEntropyShape) => crossEntropyForwardKernel(n, rowForm(s, s.V)) },
   ce_mean: { portable: (n, s: CrossEntropyShape, gradScale: number) => crossEntropyMeanKernel(n, rowForm(s, s.N), gradScale) },
   ce_bwd: { portable: (n, s: CrossEntropyShape) => crossEntropyBackwardKernel(n, rowForm(s, s.V), true) },
@@ -61,9 +47,7 @@ export const kernelTable: Readonly<Record<string, KernelForms>> = {
   ce_part_bwd: { portable: (n, s: CrossEntropyPartShape) => crossEntropyPartBackwardKernel(n, s) },
   // Key (query) rows shared by subgroupBroadcast: 1.9-5.4× the plain forms at the bench models'
   // shapes, training steps 1.2-1.3× faster (kernels/attention-subgroup.ts, bench/attention-compare.ts).
-  attn_fwd: { portable: (n, s: AttentionShape) => attentionForwardKernel(n, s), subgroup: (n, s: AttentionShape) => attentionForwardSubgroupKernel(n, s) },
-  attn_bwd_dq: { portable: (n, s: AttentionShape) => attentionBackwardKernels(n, s)[0], subgroup: (n, s: AttentionShape) => attentionBackwardSubgroupKernels(n, s)[0] },
-  attn_bwd_dkv: { portable: (n, s: AttentionShape) => attentionBackwardKernels(n, s)[1], subgroup: (n, s: AttentionShape) => attentionBackwardSubgroupKernels(n, s)[1] },
+  ...defined(attentionForward, attentionBackwardDq, attentionBackwardDkv),
   // Small element-wise kernels, dropout, the gradient norm; the optimiser pass (compiler/lower/optimiser.ts).
   ...defined(fill, geluForward, geluBackward, biasGrad, scaleAdd, evalSum, dropoutForward, dropoutBackward, gradNormPartial, gradNormTotal),
   ...defined(adamw, adamwClip, sgd, ngd, castF16),
