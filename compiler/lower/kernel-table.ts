@@ -6,7 +6,8 @@ import { adamw, adamwClip } from '../kernels/adamw.js';
 import { dropoutBackward, dropoutForward } from '../kernels/dropout.js';
 import { gradNormPartial, gradNormTotal } from '../kernels/gradnorm.js';
 import { attentionBackwardDkv, attentionBackwardDq, attentionForward } from '../kernels/attention-subgroup.js';
-import { crossEntropyBackwardKernel, crossEntropyForwardKernel, crossEntropyMeanKernel, crossEntropyPartBackwardKernel, crossEntropyPartForwardKernel, crossEntropyPartLossKernel, type CrossEntropyPartShape, type CrossEntropyShape } from '../kernels/crossentropy.js';
+import { crossEntropyBackward, crossEntropyForward, crossEntropyMean } from '../kernels/crossentropy.js';
+import { crossEntropyPartBackward, crossEntropyPartForward, crossEntropyPartLoss } from '../kernels/crossentropy-parts.js';
 import { biasGrad, evalSum, fill, geluBackward, geluForward, scaleAdd } from '../kernels/elementwise.js';
 import { embeddingForward, embeddingWpeGrad, embeddingWteGrad } from '../kernels/embedding.js';
 import { layerNormBackward, layerNormForward, layerNormParamGrad } from '../kernels/layernorm.js';
@@ -15,7 +16,6 @@ import { castF16 } from '../kernels/cast.js';
 import { sgd } from '../kernels/sgd.js';
 import { ngd } from '../kernels/ngd.js';
 import type { KernelDefinition, KernelForms } from '../kernels/definition.js';
-import { rowForm } from '../kernels/wgsl.js';
 import { moeCombine, moeCombineBackward } from '../kernels/moe-combine.js';
 import { moeDispatch } from '../kernels/moe-dispatch.js';
 import { moeBiasGrad, moeGroupedMatmul, moeWeightGrad } from '../kernels/moe-grouped-subgroup.js';
@@ -38,13 +38,8 @@ export const kernelTable: Readonly<Record<string, KernelForms>> = {
   // Subgroup matmul tiling: see matmulTiling in compiler/lower/kernels.ts for the measurements.
   ...defined(matmul),
   ...defined(layerNormForward, layerNormBackward, layerNormParamGrad, embeddingForward, embeddingWteGrad, embeddingWpeGrad),
-  ce_fwd: { portable: (n, s: CrossEntropyShape) => crossEntropyForwardKernel(n, rowForm(s, s.V)) },
-  ce_mean: { portable: (n, s: CrossEntropyShape, gradScale: number) => crossEntropyMeanKernel(n, rowForm(s, s.N), gradScale) },
-  ce_bwd: { portable: (n, s: CrossEntropyShape) => crossEntropyBackwardKernel(n, rowForm(s, s.V), true) },
-  // The LM head over vocabulary parts (wte split under the binding limit, compiler/graph/lm-head.ts).
-  ce_part_fwd: { portable: (n, s: CrossEntropyPartShape) => crossEntropyPartForwardKernel(n, s) },
-  ce_part_loss: { portable: (n, s: { N: number; V: number }) => crossEntropyPartLossKernel(n, s) },
-  ce_part_bwd: { portable: (n, s: CrossEntropyPartShape) => crossEntropyPartBackwardKernel(n, s) },
+  // The loss; the LM head over vocabulary parts (wte split under the binding limit, compiler/graph/lm-head.ts).
+  ...defined(crossEntropyForward, crossEntropyMean, crossEntropyBackward, crossEntropyPartForward, crossEntropyPartLoss, crossEntropyPartBackward),
   // Key (query) rows shared by subgroupBroadcast: 1.9-5.4× the plain forms at the bench models'
   // shapes, training steps 1.2-1.3× faster (kernels/attention-subgroup.ts, bench/attention-compare.ts).
   ...defined(attentionForward, attentionBackwardDq, attentionBackwardDkv),
