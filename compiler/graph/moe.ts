@@ -54,6 +54,7 @@ import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
 import { summaryLength, windowLength } from '../reference/moe-diagnostics.js';
 import { biasGrad, fill, geluBackward, geluForward, scaleAdd } from '../kernels/elementwise.js';
 import { matmul } from '../kernels/matmul.js';
+import { moeExpertChoiceDispatch, moeExpertChoiceRouter, moeExpertChoiceStats } from '../kernels/moe-expert-choice.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
 export type { MoeUnsupported } from '../routing/router.js';
@@ -211,9 +212,9 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         r.scorer?.forward(g, l, r.pooled ?? x, r.logits!);
         if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, moeRouterNoise, [R * E, moe.noise, r.route.salt + NOISE_SALT, moe.noiseDist], { logits: r.logits, rng: 'rng' });
         if (ec) {
-          g.op('forward', `h${l}.moe.route`, 'moe_ec_router', [ec], [r.logits!, r.routeSel, r.gate]);
-          g.op('forward', `h${l}.moe.dispatch`, 'moe_ec_dispatch', [ec], [r.gate, r.offsets, r.perm, r.pos, r.sel]);
-          g.op('forward', `h${l}.moe.stats`, 'moe_ec_stats', [ec], [r.logits!, r.gate, r.pos, r.stats]);
+          g.op('forward', `h${l}.moe.route`, moeExpertChoiceRouter, [ec], { logits: r.logits!, sel: r.routeSel, gate: r.gate });
+          g.op('forward', `h${l}.moe.dispatch`, moeExpertChoiceDispatch, [ec], { gate: r.gate, offsets: r.offsets, perm: r.perm, pos: r.pos, kept: r.sel });
+          g.op('forward', `h${l}.moe.stats`, moeExpertChoiceStats, [ec], { logits: r.logits!, gate: r.gate, pos: r.pos, stats: r.stats });
         } else {
           // The router's input: its logits, or what its rule reads (binding 0, named by the rule).
           const input = { [routerForward.bindings(r.route)[0]!.name]: router.scores ? r.logits! : router.input };

@@ -23,11 +23,9 @@ import { moeAuxLoss, moeRouterBackward } from '../kernels/moe-router.js';
 import { moePoolBackward, moePoolForward } from '../kernels/moe-pool.js';
 import { moeRouterNoise } from '../kernels/moe-noise.js';
 import { moeSoftCombine, moeSoftCombineBackward, moeSoftDispatch, moeSoftDispatchBackward, moeSoftStats, moeSoftWeights } from '../kernels/moe-soft.js';
-import { patchEvalKernel, patchForwardKernel, patchLossKernel, patchRouterGradKernel, patchWeightGradPartialKernel, patchWeightGradReduceKernel } from '../kernels/patch-model.js';
-import type { PatchModelShape } from '../reference/clusters.js';
+import { patchEval, patchForward, patchLoss, patchRouterGrad, patchWeightGrad, patchWeightGradPartial } from '../kernels/patch-model.js';
 import { routerForward, routers } from '../routing/index.js';
-import { moeExpertChoiceDispatchKernel, moeExpertChoiceRouterKernel, moeExpertChoiceStatsKernel } from '../kernels/moe-expert-choice.js';
-import type { ExpertChoiceShape } from '../reference/moe-expert-choice.js';
+import { moeExpertChoiceDispatch, moeExpertChoiceRouter, moeExpertChoiceStats } from '../kernels/moe-expert-choice.js';
 import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
 import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagnostics.js';
 
@@ -50,18 +48,11 @@ export const kernelTable: Readonly<Record<string, KernelForms>> = {
   ...defined(routerForward, moeGroupedMatmul, moeWeightGrad, moeBiasGrad,moeRouterBackward, moeAuxLoss, moeDispatch, moeCombine, moeCombineBackward, moePoolForward, moePoolBackward, moeRouterNoise),
   ...defined(moeSoftWeights, moeSoftDispatch, moeSoftCombine, moeSoftStats, moeSoftCombineBackward, moeSoftDispatchBackward),
   // Expert choice (routing/expert-choice.ts), auxiliary-loss-free balancing, the load diagnostics and the loss's parts.
-  moe_ec_router: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceRouterKernel(n, s) },
-  moe_ec_dispatch: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceDispatchKernel(n, s) },
-  moe_ec_stats: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceStatsKernel(n, s) },
+  ...defined(moeExpertChoiceRouter, moeExpertChoiceDispatch, moeExpertChoiceStats),
   ...defined(moeBiasLoad, moeBiasUpdate, moeAuxParts, moeWindowAdd, moeLoadSummary),
   // Each router plug-in's own kernels.
   ...Object.fromEntries(Object.values(routers).flatMap((r) => Object.entries(r.kernels ?? {}).map(([kind, gen]) => [kind, { portable: gen as KernelForms['portable'] }]))),
   ...defined(...Object.values(routers).flatMap((r) => r.definitions ?? [])),
   // The patch model of the synthetic cluster task (compiler/graph/patches.ts).
-  patch_fwd: { portable: (n, s: PatchModelShape) => patchForwardKernel(n, s) },
-  patch_loss: { portable: (n, s: PatchModelShape) => patchLossKernel(n, s) },
-  patch_dw_partial: { portable: (n, s: PatchModelShape) => patchWeightGradPartialKernel(n, s) },
-  patch_dw: { portable: (n, s: PatchModelShape) => patchWeightGradReduceKernel(n, s) },
-  patch_dtheta: { portable: (n, s: PatchModelShape) => patchRouterGradKernel(n, s) },
-  patch_eval: { portable: (n, s: PatchModelShape) => patchEvalKernel(n, s) },
+  ...defined(patchForward, patchLoss, patchWeightGradPartial, patchWeightGrad, patchRouterGrad, patchEval),
 };
