@@ -1,9 +1,8 @@
 import { type AdamWConfig, defaultAdamW } from '../reference/adamw.js';
-import { CLIP_EPS } from '../reference/gradnorm.js';
 import { checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { boundKernel, declarations, defineKernel, optimiserBindings, read } from './definition.js';
-import { entry, fExp as f, grid, MAX_GROUPS, stepStruct } from './wgsl.js';
+import { boundKernel, checkOffset, defineKernel, optimiserBindings, optimiserUpdateMain, read } from './definition.js';
+import { fExp as f, grid, MAX_GROUPS } from './wgsl.js';
 
 export { adamwUniforms, defaultAdamW, type AdamWConfig } from '../reference/adamw.js';
 
@@ -43,19 +42,13 @@ function adamwGenerate(name: string, range: AdamWRange, cfg: AdamWConfig, maxNor
   const offset = range.offset ?? 0;
   const { count } = range;
   checkDims(name, { count, wg, maxGroupsX });
-  if (!Number.isInteger(offset) || offset < 0) throw new Error(`${name}: offset=${offset} must be a non-negative integer`);
+  checkOffset(name, offset);
   // More than 65535 workgroups spill into y; the index is linearised over the grid.
   const g = grid(count, wg, maxGroupsX);
   const clip = maxNorm > 0;
   const b = adamwBindings(maxNorm);
   const wgsl = `
-${stepStruct}
-${declarations(b)}
-${entry(wg)}
-  let j = ${g.idx};
-  if (j >= ${count}u) { return; }
-  let i = j + ${offset}u;
-  let g = grads[i]${clip ? ` * min(1.0, ${f(maxNorm)} / (sqrt(norm[0]) + ${f(CLIP_EPS)}))` : ''};
+${optimiserUpdateMain(b, wg, g.idx, count, offset, maxNorm, 'g')}
   let mi = ${f(cfg.beta1)} * m[i] + ${f(1 - cfg.beta1)} * g;
   let vi = ${f(cfg.beta2)} * v[i] + ${f(1 - cfg.beta2)} * g * g;
   m[i] = mi;

@@ -2,10 +2,10 @@
 // split under the binding limit, each part's logits folded into per-row statistics, so no buffer
 // holds N×V logits. The whole-vocabulary kernels are in crossentropy.ts.
 import { IGNORE_INDEX } from '../reference/crossentropy.js';
-import { checkDims, reduceDecls } from './reduce.js';
+import { checkDims, rowWorkgroupMain } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
 import { rowSoftmaxStats } from './crossentropy.js';
-import { boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
+import { boundKernel, declarations, defineKernel, perElementMain, read, readWrite } from './definition.js';
 import { MAX_GROUPS, perRowGrid, u } from './wgsl.js';
 
 const partForwardBindings = () => [read('logits'), read('targets', 'array<u32>'), readWrite('stats')];
@@ -43,11 +43,7 @@ export function crossEntropyPartForwardKernel(name: string, s: CrossEntropyPartS
   const { N, V, v0, rows, wg } = partDims(name, s);
   const bind = partForwardBindings();
   const wgsl = `
-${declarations(bind)}
-${reduceDecls(wg, ['a'])}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
+${rowWorkgroupMain(declarations(bind), wg, ['a'])}
   let t = targets[row];
   if (t == ${u(IGNORE_INDEX)}) { return; }
   let base = row * ${u(rows)};
@@ -80,10 +76,7 @@ export function crossEntropyPartLossKernel(name: string, s: { N: number; V: numb
   const bind = partLossBindings();
   const wgsl = `
 ${declarations(bind)}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = ${g.row};
-  if (row >= ${u(N)}) { return; }
+${perElementMain(wg, 'row', N, g.row)}
   if (targets[row] == ${u(IGNORE_INDEX)}) {
     losses[row] = 0.0;
     return;
@@ -101,7 +94,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * targets, meanOut, stats (read).
  */
 export function crossEntropyPartBackwardKernel(name: string, s: CrossEntropyPartShape): RowKernel {
-  const { N, V, v0, rows, wg } = partDims(name, s);
+  const { N, v0, rows, wg } = partDims(name, s);
   const bind = partBackwardBindings();
   const wgsl = `
 ${declarations(bind)}

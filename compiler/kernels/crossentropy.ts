@@ -1,8 +1,7 @@
-import type { PlanKernel } from '../plan/types.js';
 import { IGNORE_INDEX } from '../reference/crossentropy.js';
-import { checkDims, reduceBody, reduceDecls } from './reduce.js';
+import { checkDims, reduceBody, reduceDecls, rowWorkgroupMain } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { type Binding, boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
+import { type Binding, boundKernel, declarations, defineKernel, perElementMain, read, readWrite } from './definition.js';
 import { perRowGrid, rowForm, u } from './wgsl.js';
 
 export { IGNORE_INDEX } from '../reference/crossentropy.js';
@@ -82,11 +81,7 @@ export function crossEntropyForwardKernel(name: string, s: CrossEntropyShape): R
   checkDims(name, { N, V, wg });
   const bind = forwardBindings();
   const wgsl = `
-${declarations(bind)}
-${reduceDecls(wg, ['a'])}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
+${rowWorkgroupMain(declarations(bind), wg, ['a'])}
   let t = targets[row];
   // Uniform per workgroup, so the early return keeps barriers in uniform control flow.
   if (t == ${u(IGNORE_INDEX)}) {
@@ -158,11 +153,7 @@ export function crossEntropyBackwardKernel(name: string, s: CrossEntropyShape, i
   const dst = inPlace ? 'logits' : 'dlogits';
   const bind = backwardBindings(inPlace);
   const wgsl = `
-${declarations(bind)}${inPlace ? '\n' : ''}
-${reduceDecls(wg, ['a'])}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
+${rowWorkgroupMain(declarations(bind) + (inPlace ? '\n' : ''), wg, ['a'])}
   let t = targets[row];
   let base = row * ${u(V)};
   if (t == ${u(IGNORE_INDEX)}) {
@@ -198,10 +189,7 @@ function crossEntropyForwardPerInvocation(name: string, s: CrossEntropyShape): R
   const bind = forwardBindings(vec ? 'array<vec4<f32>>' : 'array<f32>');
   const wgsl = `
 ${declarations(bind)}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = ${g.row};
-  if (row >= ${u(N)}) { return; }
+${perElementMain(wg, 'row', N, g.row)}
   let t = targets[row];
   if (t == ${u(IGNORE_INDEX)}) {
     losses[row] = 0.0;
@@ -264,10 +252,7 @@ function crossEntropyBackwardPerInvocation(name: string, s: CrossEntropyShape, i
   const bind = backwardBindings(inPlace, `array<${T}>`);
   const wgsl = `
 ${declarations(bind)}${inPlace ? '\n' : ''}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = ${g.row};
-  if (row >= ${u(N)}) { return; }
+${perElementMain(wg, 'row', N, g.row)}
   let t = targets[row];
   let base = row * ${u(n)};
   if (t == ${u(IGNORE_INDEX)}) {

@@ -1,6 +1,5 @@
-import type { PlanKernel } from '../plan/types.js';
-import { ceilDiv, checkDims, reduceBody, reduceDecls } from './reduce.js';
-import { boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
+import { ceilDiv, checkDims, reduceBody, rowWorkgroupMain } from './reduce.js';
+import { boundKernel, declarations, defineKernel, perElementMain, read, readWrite } from './definition.js';
 import { u, fDec as f, perRowGrid, rowForm, type RowKernel } from './wgsl.js';
 
 export type { RowKernel } from './wgsl.js';
@@ -39,11 +38,7 @@ export function layerNormForwardKernel(name: string, s: LayerNormShape): RowKern
   checkDims(name, { rows, C, wg });
   const bind = lnForwardBindings();
   const wgsl = `
-${declarations(bind)}
-${reduceDecls(wg, ['a'])}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
+${rowWorkgroupMain(declarations(bind), wg, ['a'])}
   let base = row * ${u(C)};
   var acc = 0.0;
   for (var c = lid.x; c < ${u(C)}; c += ${u(wg)}) {
@@ -88,11 +83,7 @@ export function layerNormBackwardKernel(name: string, s: LayerNormShape): RowKer
   checkDims(name, { rows, C, wg });
   const bind = lnBackwardBindings();
   const wgsl = `
-${declarations(bind)}
-${reduceDecls(wg, ['a', 'b'])}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
+${rowWorkgroupMain(declarations(bind), wg, ['a', 'b'])}
   let base = row * ${u(C)};
   let mean = stats[2u * row];
   let rstd = stats[2u * row + 1u];
@@ -181,10 +172,7 @@ function layerNormForwardPerInvocation(name: string, s: LayerNormShape): RowKern
   const bind = lnForwardBindings(`array<${T}>`);
   const wgsl = `
 ${declarations(bind)}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = ${g.row};
-  if (row >= ${u(rows)}) { return; }
+${perElementMain(wg, 'row', rows, g.row)}
   let base = row * ${u(n)};
   var acc = ${T}(0.0);
   for (var c = 0u; c < ${u(n)}; c++) {
@@ -222,10 +210,7 @@ function layerNormBackwardPerInvocation(name: string, s: LayerNormShape): RowKer
   const bind = lnBackwardBindings(`array<${T}>`);
   const wgsl = `
 ${declarations(bind)}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = ${g.row};
-  if (row >= ${u(rows)}) { return; }
+${perElementMain(wg, 'row', rows, g.row)}
   let base = row * ${u(n)};
   let mean = stats[2u * row];
   let rstd = stats[2u * row + 1u];

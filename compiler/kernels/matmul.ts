@@ -113,7 +113,6 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   if (s.f16) return withF16Operands(matmulKernel(name, { ...s, f16: undefined }, tiling), s.f16);
   const { m: M, n: N, k: K } = s;
   const batch = s.batch ?? 1;
-  const act = s.activation ?? 'none';
   if (tiling.layout === 'subgroup') return matmulSubgroupKernel(name, s, tiling);
   const { tm: TM, tn: TN } = tiling;
   if (TN % 4 !== 0 || TM % 4 !== 0) throw new Error(`matmul tiling ${TM}x${TN}: tm and tn must be multiples of 4`);
@@ -223,7 +222,6 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
 function matmulSubgroupKernel(name: string, s: MatmulShape, tiling: MatmulTiling): MatmulKernel {
   const { m: M, n: N, k: K } = s;
   const batch = s.batch ?? 1;
-  const act = s.activation ?? 'none';
   const { tm: TM, tn: TN, wgX: WG } = tiling;
   if (tiling.wgY !== 1 || TM % 8 !== 0 || WG % 8 !== 0 || ![1, 2, 4, 8].includes(TN)) {
     throw new Error(`matmul 'subgroup' tiling ${TM}x${TN} (${WG}x${tiling.wgY}): tm and wgX must be multiples of 8, tn 1, 2, 4 or 8, wgY 1`);

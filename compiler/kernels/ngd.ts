@@ -1,6 +1,6 @@
 import { checkDims, reduceBody, reduceDecls } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { boundKernel, declarations, defineKernel, optimiserBindings } from './definition.js';
+import { boundKernel, checkOffset, declarations, defineKernel, optimiserBindings } from './definition.js';
 import { fExp as f, stepStruct } from './wgsl.js';
 
 /**
@@ -15,7 +15,7 @@ import { fExp as f, stepStruct } from './wgsl.js';
  */
 export function ngdKernel(name: string, offset: number, blocks: number, size: number, weightDecay: number, wg = 256): RowKernel {
   checkDims(name, { blocks, size, wg });
-  if (!Number.isInteger(offset) || offset < 0) throw new Error(`${name}: offset=${offset} must be a non-negative integer`);
+  checkOffset(name, offset);
   if (blocks > 65535) throw new Error(`${name}: ${blocks} blocks exceeds 65535 workgroups`);
   const b = optimiserBindings();
   const wgsl = `

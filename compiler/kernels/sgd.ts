@@ -1,8 +1,7 @@
-import { CLIP_EPS } from '../reference/gradnorm.js';
 import { checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { boundKernel, declarations, defineKernel, optimiserBindings, read } from './definition.js';
-import { entry, fExp as f, grid, stepStruct } from './wgsl.js';
+import { boundKernel, checkOffset, defineKernel, optimiserBindings, optimiserUpdateMain, read } from './definition.js';
+import { fExp as f, grid } from './wgsl.js';
 
 const sgdBindings = (maxNorm: number) => [...optimiserBindings(), ...(maxNorm > 0 ? [read('norm')] : [])];
 
@@ -15,18 +14,11 @@ const sgdBindings = (maxNorm: number) => [...optimiserBindings(), ...(maxNorm > 
  */
 export function sgdKernel(name: string, offset: number, count: number, weightDecay: number, maxNorm = 0, wg = 256): RowKernel {
   checkDims(name, { count, wg });
-  if (!Number.isInteger(offset) || offset < 0) throw new Error(`${name}: offset=${offset} must be a non-negative integer`);
+  checkOffset(name, offset);
   const g = grid(count, wg);
-  const clip = maxNorm > 0;
   const b = sgdBindings(maxNorm);
   const wgsl = `
-${stepStruct}
-${declarations(b)}
-${entry(wg)}
-  let j = ${g.idx};
-  if (j >= ${count}u) { return; }
-  let i = j + ${offset}u;
-  let gi = grads[i]${clip ? ` * min(1.0, ${f(maxNorm)} / (sqrt(norm[0]) + ${f(CLIP_EPS)}))` : ''};
+${optimiserUpdateMain(b, wg, g.idx, count, offset, maxNorm, 'gi')}
   params[i] = params[i] - step.lr * (gi + ${f(weightDecay)} * params[i]);
 }
 `;
