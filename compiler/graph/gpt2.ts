@@ -1,4 +1,10 @@
 import type { MatmulShape } from '../reference/matmul.js';
+import { dropoutBackward, dropoutForward } from '../kernels/dropout.js';
+import { biasGrad, evalSum, fill, scaleAdd } from '../kernels/elementwise.js';
+import { attentionBackwardDkv, attentionBackwardDq, attentionForward } from '../kernels/attention-subgroup.js';
+import { embeddingForward, embeddingWpeGrad, embeddingWteGrad } from '../kernels/embedding.js';
+import { layerNormBackward, layerNormForward, layerNormParamGrad } from '../kernels/layernorm.js';
+import { matmul } from '../kernels/matmul.js';
 import { Graph } from './ir.js';
 import { alignFloats } from './layout.js';
 import { addLmHead, vocabParts } from './lm-head.js';
@@ -101,16 +107,16 @@ export function linear(g: Graph, name: string, rows: number, inF: number, outF: 
     b,
     /** y = act(x·W + b); with `pre`, x·W + b is written there too (for the activation's backward). */
     forward(x: string, y: string, activation: 'none' | 'gelu' = 'none', pre?: string) {
-      g.op('forward', name, 'matmul', [mm({ m: rows, n: outF, k: inF, bias: true, activation, ...(pre ? { savePre: true } : {}) }, true)], [x, Wm, y, b, ...(pre ? [pre] : [])]);
+      g.op('forward', name, matmul, [mm({ m: rows, n: outF, k: inF, bias: true, activation, ...(pre ? { savePre: true } : {}) }, true)], { A: x, B: Wm, C: y, bias: b, ...(pre ? { pre } : {}) });
     },
     /**
      * dx = dy·Wᵀ (overwritten; skipped when dx is null), times act'(h) with `actGrad` (the backward of
      * the activation whose output this layer read, fused), dW += xᵀ·dy, db += Σ dy.
      */
     backward(x: string, dy: string, dx: string | null, actGrad?: { act: 'gelu'; h: string }) {
-      if (dx) g.op('backward', `${name}.dx`, 'matmul', [mm({ m: rows, n: inF, k: outF, transB: true, ...(actGrad ? { actGrad: actGrad.act } : {}) }, true)], [dy, Wm, dx, ...(actGrad ? [actGrad.h] : [])]);
-      g.op('backward', `${name}.dW`, 'matmul', [mm({ m: inF, n: outF, k: rows, transA: true, accumulate: true }, false)], [x, dy, `grad.${W}`]);
-      g.op('backward', `${name}.db`, 'bias_grad', [rows, outF], [dy, `grad.${b}`]);
+      if (dx) g.op('backward', `${name}.dx`, matmul, [mm({ m: rows, n: inF, k: outF, transB: true, ...(actGrad ? { actGrad: actGrad.act } : {}) }, true)], { A: dy, B: Wm, C: dx, ...(actGrad ? { H: actGrad.h } : {}) });
+      g.op('backward', `${name}.dW`, matmul, [mm({ m: inF, n: outF, k: rows, transA: true, accumulate: true }, false)], { A: x, B: dy, C: `grad.${W}` });
+      g.op('backward', `${name}.db`, biasGrad, [rows, outF], { dy: dy, db: `grad.${b}` });
     },
   };
 }
@@ -178,19 +184,19 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   const wte = param(g, 'wte.weight', [V, C], 'normal');
   const wpe = param(g, 'wpe.weight', [T, C], 'normal', { std: 0.01 });
   const dropout = (x: string, salt: number, count: number) => {
-    if (drop) g.op('forward', `${x}.dropout`, 'dropout_fwd', [count, s.dropout, salt], [x, 'rng']);
+    if (drop) g.op('forward', `${x}.dropout`, dropoutForward, [count, s.dropout, salt], { x: x, rng: 'rng' });
   };
   const dropoutBack = (dy: string, out: string, salt: number, count: number): string => {
     if (!drop) return dy;
-    g.op('backward', `${out}.dropout`, 'dropout_bwd', [count, s.dropout, salt], [dy, out, 'rng']);
+    g.op('backward', `${out}.dropout`, dropoutBackward, [count, s.dropout, salt], { dout: dy, dx: out, rng: 'rng' });
     return out;
   };
 
   // Forward.
   const x0 = g.tensor('x0', NC, 'activation');
   const parts = vocabParts(V, C, s.maxBindingBytes, s.vocabPartRows);
-  if (parts.length === 1) g.op('forward', 'embedding', 'emb_fwd', [{ B, T, C, V }], ['tokens', wte, wpe, x0]);
-  else parts.forEach((p, k) => g.op('forward', `embedding.v${k}`, 'emb_fwd', [{ B, T, C, V, part: p }], ['tokens', g.rowsOf(wte, p.v0, p.rows, C), wpe, x0]));
+  if (parts.length === 1) g.op('forward', 'embedding', embeddingForward, [{ B, T, C, V }], { tokens: 'tokens', wte: wte, wpe: wpe, out: x0 });
+  else parts.forEach((p, k) => g.op('forward', `embedding.v${k}`, embeddingForward, [{ B, T, C, V, part: p }], { tokens: 'tokens', wte: g.rowsOf(wte, p.v0, p.rows, C), wpe: wpe, out: x0 }));
   dropout(x0, 1, N * C);
   const blocks = [];
   let resid = x0;
@@ -215,12 +221,12 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
       cProj: linear(g, `h.${l}.attn.c_proj`, N, C, C, std / Math.sqrt(2 * Lc), f16),
     };
     blocks.push(t);
-    g.op('forward', `h${l}.ln_1`, 'ln_fwd', [{ rows: N, C }], [resid, branch, ln1.w, ln1.b, t.s1, t.a, t.st1]);
+    g.op('forward', `h${l}.ln_1`, layerNormForward, [{ rows: N, C }], { x: resid, r: branch, w: ln1.w, b: ln1.b, sum: t.s1, out: t.a, stats: t.st1 });
     t.cAttn.forward(t.a, t.qkv);
-    g.op('forward', `h${l}.attn`, 'attn_fwd', [{ B, T, heads: H, headDim: hd }], [t.qkv, t.att, t.lse]);
+    g.op('forward', `h${l}.attn`, attentionForward, [{ B, T, heads: H, headDim: hd }], { qkv: t.qkv, out: t.att, lse: t.lse });
     t.cProj.forward(t.att, t.p);
     dropout(t.p, 100 + 2 * l, N * C);
-    g.op('forward', `h${l}.ln_2`, 'ln_fwd', [{ rows: N, C }], [t.s1, t.p, ln2.w, ln2.b, t.s2, t.n, t.st2]);
+    g.op('forward', `h${l}.ln_2`, layerNormForward, [{ rows: N, C }], { x: t.s1, r: t.p, w: ln2.w, b: ln2.b, sum: t.s2, out: t.n, stats: t.st2 });
     ffn.forward(g, l, t.n, t.m);
     dropout(t.m, 101 + 2 * l, N * C);
     resid = t.s2;
@@ -230,7 +236,7 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   const sf = g.tensor('resid_f', NC, 'activation');
   const nf = g.tensor('ln_f', NC, 'activation');
   const stf = g.tensor('ln_f.stats', [2 * N], 'activation');
-  g.op('forward', 'ln_f', 'ln_fwd', [{ rows: N, C }], [resid, branch, lnf.w, lnf.b, sf, nf, stf]);
+  g.op('forward', 'ln_f', layerNormForward, [{ rows: N, C }], { x: resid, r: branch, w: lnf.w, b: lnf.b, sum: sf, out: nf, stats: stf });
   // f16 with the vocabulary in parts: an f16 copy per part (each lies in its part's parameter
   // region, so the cast that refreshes it stays within one region); no copy of the whole wte.
   const partShadows = f16 && parts.length > 1 ? parts.map((p) => shadowOf(g, g.rowsOf(wte, p.v0, p.rows, C))) : undefined;
@@ -238,39 +244,39 @@ export function buildGpt2Graph(s: Gpt2Spec, ffn: BlockBuilder = denseMlp(s)): Gr
   // d.ln_f is declared after the head's tensors, as before chunking (buffer order in the plan).
   const lmHead = addLmHead(g, { N, C, V, gradScale: 1 / s.accumulate, ...(s.headChunkRows ? { chunkRows: s.headChunkRows } : {}), mm: head, ...(parts.length > 1 ? { parts } : {}) },
     { x: nf, W: wteM, dW: `grad.${wte}`, dx: 'd.ln_f', targets: 'targets', loss: 'loss', ...(partShadows ? { partW: partShadows } : {}) });
-  g.op('eval', 'eval.sum', 'eval_sum', [1 / s.accumulate], ['loss', 'eval_sum']);
+  g.op('eval', 'eval.sum', evalSum, [1 / s.accumulate], { loss: 'loss', acc: 'eval_sum' });
 
   // Backward: `dresid` carries dL/d(residual stream) down the network; LayerNorm backward adds into it.
   const dresid = g.tensor('dresid', NC, 'activation');
-  g.op('backward', 'dresid.zero', 'fill', [N * C], [dresid]);
+  g.op('backward', 'dresid.zero', fill, [N * C], { x: dresid });
   const dnf = g.tensor('d.ln_f', NC, 'activation');
   lmHead.backward();
-  g.op('backward', 'ln_f.dx', 'ln_bwd', [{ rows: N, C }], [dnf, sf, stf, lnf.w, dresid]);
-  g.op('backward', 'ln_f.dwb', 'ln_dwb', [{ rows: N, C }, 64, alignFloats(C)], [dnf, sf, stf, lnf.dwb]);
+  g.op('backward', 'ln_f.dx', layerNormBackward, [{ rows: N, C }], { dout: dnf, sum: sf, stats: stf, w: lnf.w, dres: dresid });
+  g.op('backward', 'ln_f.dwb', layerNormParamGrad, [{ rows: N, C }, 64, alignFloats(C)], { dout: dnf, sum: sf, stats: stf, dwb: lnf.dwb });
   for (let l = Lc - 1; l >= 0; l--) {
     const t = blocks[l]!;
     const dm = dropoutBack(dresid, g.tensor(`d.h${l}.mlp`, NC, 'activation'), 101 + 2 * l, N * C);
     const dn = g.tensor(`d.h${l}.ln_2`, NC, 'activation');
     ffn.backward(g, l, t.n, dm, dn);
-    g.op('backward', `h${l}.ln_2.dx`, 'ln_bwd', [{ rows: N, C }], [dn, t.s2, t.st2, t.ln2.w, dresid]);
-    g.op('backward', `h${l}.ln_2.dwb`, 'ln_dwb', [{ rows: N, C }, 64, alignFloats(C)], [dn, t.s2, t.st2, t.ln2.dwb]);
+    g.op('backward', `h${l}.ln_2.dx`, layerNormBackward, [{ rows: N, C }], { dout: dn, sum: t.s2, stats: t.st2, w: t.ln2.w, dres: dresid });
+    g.op('backward', `h${l}.ln_2.dwb`, layerNormParamGrad, [{ rows: N, C }, 64, alignFloats(C)], { dout: dn, sum: t.s2, stats: t.st2, dwb: t.ln2.dwb });
     const dp = dropoutBack(dresid, g.tensor(`d.h${l}.attn.proj`, NC, 'activation'), 100 + 2 * l, N * C);
     const datt = g.tensor(`d.h${l}.attn`, NC, 'activation');
     t.cProj.backward(t.att, dp, datt);
     const dqkv = g.tensor(`d.h${l}.qkv`, [N, 3 * C], 'activation');
     const delta = g.tensor(`d.h${l}.attn.delta`, [B * H * T], 'activation');
-    g.op('backward', `h${l}.attn.dq`, 'attn_bwd_dq', [{ B, T, heads: H, headDim: hd }], [t.qkv, t.att, datt, t.lse, dqkv, delta]);
-    g.op('backward', `h${l}.attn.dkv`, 'attn_bwd_dkv', [{ B, T, heads: H, headDim: hd }], [t.qkv, datt, t.lse, delta, dqkv]);
+    g.op('backward', `h${l}.attn.dq`, attentionBackwardDq, [{ B, T, heads: H, headDim: hd }], { qkv: t.qkv, out: t.att, dout: datt, lse: t.lse, dqkv: dqkv, delta: delta });
+    g.op('backward', `h${l}.attn.dkv`, attentionBackwardDkv, [{ B, T, heads: H, headDim: hd }], { qkv: t.qkv, dout: datt, lse: t.lse, delta: delta, dqkv: dqkv });
     const da = g.tensor(`d.h${l}.ln_1`, NC, 'activation');
     t.cAttn.backward(t.a, dqkv, da);
-    g.op('backward', `h${l}.ln_1.dx`, 'ln_bwd', [{ rows: N, C }], [da, t.s1, t.st1, t.ln1.w, dresid]);
-    g.op('backward', `h${l}.ln_1.dwb`, 'ln_dwb', [{ rows: N, C }, 64, alignFloats(C)], [da, t.s1, t.st1, t.ln1.dwb]);
+    g.op('backward', `h${l}.ln_1.dx`, layerNormBackward, [{ rows: N, C }], { dout: da, sum: t.s1, stats: t.st1, w: t.ln1.w, dres: dresid });
+    g.op('backward', `h${l}.ln_1.dwb`, layerNormParamGrad, [{ rows: N, C }, 64, alignFloats(C)], { dout: da, sum: t.s1, stats: t.st1, dwb: t.ln1.dwb });
   }
   const dx0 = dropoutBack(dresid, g.tensor('d.x0', NC, 'activation'), 1, N * C);
-  if (parts.length === 1) g.op('backward', 'embedding.dwte', 'emb_dwte', [{ B, T, C, V }], ['tokens', dx0, `grad.${wte}`]);
-  else parts.forEach((p, k) => g.op('backward', `embedding.dwte.v${k}`, 'emb_dwte', [{ B, T, C, V, part: p }], ['tokens', dx0, g.rowsOf(`grad.${wte}`, p.v0, p.rows, C)]));
-  g.op('backward', 'embedding.dwpe', 'emb_dwpe', [{ B, T, C, V }], [dx0, `grad.${wpe}`]);
-  g.op('backward', 'loss.accumulate', 'scale_add', [1, 1 / s.accumulate], ['loss', 'train_loss']);
-  g.op('backward', 'loss.lm', 'scale_add', [1, 1 / s.accumulate], ['loss', 'train_lm']);
+  if (parts.length === 1) g.op('backward', 'embedding.dwte', embeddingWteGrad, [{ B, T, C, V }], { tokens: 'tokens', dout: dx0, dwte: `grad.${wte}` });
+  else parts.forEach((p, k) => g.op('backward', `embedding.dwte.v${k}`, embeddingWteGrad, [{ B, T, C, V, part: p }], { tokens: 'tokens', dout: dx0, dwte: g.rowsOf(`grad.${wte}`, p.v0, p.rows, C) }));
+  g.op('backward', 'embedding.dwpe', embeddingWpeGrad, [{ B, T, C, V }], { dout: dx0, dwpe: `grad.${wpe}` });
+  g.op('backward', 'loss.accumulate', scaleAdd, [1, 1 / s.accumulate], { x: 'loss', acc: 'train_loss' });
+  g.op('backward', 'loss.lm', scaleAdd, [1, 1 / s.accumulate], { x: 'loss', acc: 'train_lm' });
   return g;
 }

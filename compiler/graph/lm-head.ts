@@ -5,6 +5,9 @@
 // buffer then holds B×T×V logits, only one chunk of them.
 import type { MatmulShape } from '../reference/matmul.js';
 import type { Graph } from './ir.js';
+import { matmul } from '../kernels/matmul.js';
+import { crossEntropyBackward, crossEntropyForward, crossEntropyMean } from '../kernels/crossentropy.js';
+import { crossEntropyPartBackward, crossEntropyPartForward, crossEntropyPartLoss } from '../kernels/crossentropy-parts.js';
 import { ALIGN_FLOATS, DEFAULT_REGION_BYTES } from './layout.js';
 
 /** Logits of one chunk stay under this (the chunk is a whole micro-batch when that fits). */
@@ -104,14 +107,14 @@ export function addLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors): { backward
     // One chunk: the unchunked head, op for op (the plans of small vocabularies do not change).
     const logits = g.tensor('logits', [N, V], 'activation');
     const losses = g.tensor('losses', [N], 'activation');
-    g.op('forward', 'lm_head', 'matmul', [mm({ m: N, n: V, k: C, transB: true }, true)], [t.x, t.W, logits]);
-    g.op('forward', 'loss', 'ce_fwd', [{ N, V }], [logits, t.targets, losses]);
-    g.op('forward', 'loss.mean', 'ce_mean', [{ N, V }, s.gradScale], [losses, t.targets, t.loss]);
+    g.op('forward', 'lm_head', matmul, [mm({ m: N, n: V, k: C, transB: true }, true)], { A: t.x, B: t.W, C: logits });
+    g.op('forward', 'loss', crossEntropyForward, [{ N, V }], { logits: logits, targets: t.targets, losses: losses });
+    g.op('forward', 'loss.mean', crossEntropyMean, [{ N, V }, s.gradScale], { losses: losses, targets: t.targets, meanOut: t.loss });
     return {
       backward() {
-        g.op('backward', 'loss.dlogits', 'ce_bwd', [{ N, V }], [logits, t.targets, t.loss]);
-        g.op('backward', 'lm_head.dx', 'matmul', [mm({ m: N, n: C, k: V }, true)], [logits, t.W, t.dx]);
-        g.op('backward', 'lm_head.dW', 'matmul', [mm({ m: V, n: C, k: N, transA: true, accumulate: true }, false)], [logits, t.x, t.dW]);
+        g.op('backward', 'loss.dlogits', crossEntropyBackward, [{ N, V }], { logits: logits, targets: t.targets, meanOut: t.loss });
+        g.op('backward', 'lm_head.dx', matmul, [mm({ m: N, n: C, k: V }, true)], { A: logits, B: t.W, C: t.dx });
+        g.op('backward', 'lm_head.dW', matmul, [mm({ m: V, n: C, k: N, transA: true, accumulate: true }, false)], { A: logits, B: t.x, C: t.dW });
       },
     };
   }
@@ -125,10 +128,10 @@ export function addLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors): { backward
   for (const { i, r0, rows } of chunks) {
     const x = g.rowsOf(t.x, r0, rows, C);
     const lg = chunkOf(logits, rows);
-    g.op('forward', `lm_head.c${i}`, 'matmul', [mm({ m: rows, n: V, k: C, transB: true }, true)], [x, t.W, lg]);
-    g.op('forward', `loss.c${i}`, 'ce_fwd', [{ N: rows, V }], [lg, g.rowsOf(t.targets, r0, rows, 1), g.rowsOf(losses, r0, rows, 1)]);
+    g.op('forward', `lm_head.c${i}`, matmul, [mm({ m: rows, n: V, k: C, transB: true }, true)], { A: x, B: t.W, C: lg });
+    g.op('forward', `loss.c${i}`, crossEntropyForward, [{ N: rows, V }], { logits: lg, targets: g.rowsOf(t.targets, r0, rows, 1), losses: g.rowsOf(losses, r0, rows, 1) });
   }
-  g.op('forward', 'loss.mean', 'ce_mean', [{ N, V }, s.gradScale], [losses, t.targets, t.loss]);
+  g.op('forward', 'loss.mean', crossEntropyMean, [{ N, V }, s.gradScale], { losses: losses, targets: t.targets, meanOut: t.loss });
   g.notes.push(
     `LM head chunked over tokens: ${chunks.length} chunks of ${R} rows, logits ${mib(4 * R * V)} per chunk instead of ${mib(4 * N * V)}; ` +
       `the backward recomputes each chunk's logits (${(2 * N * V * C / 1e9).toFixed(2)} GFLOP more per micro-batch)`,
@@ -138,10 +141,10 @@ export function addLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors): { backward
       for (const { i, r0, rows } of chunks) {
         const x = g.rowsOf(t.x, r0, rows, C);
         const d = chunkOf(dlogits, rows);
-        g.op('backward', `lm_head.recompute.c${i}`, 'matmul', [mm({ m: rows, n: V, k: C, transB: true }, true)], [x, t.W, d]);
-        g.op('backward', `loss.dlogits.c${i}`, 'ce_bwd', [{ N: rows, V }], [d, g.rowsOf(t.targets, r0, rows, 1), t.loss]);
-        g.op('backward', `lm_head.dx.c${i}`, 'matmul', [mm({ m: rows, n: C, k: V }, true)], [d, t.W, g.rowsOf(t.dx, r0, rows, C)]);
-        g.op('backward', `lm_head.dW.c${i}`, 'matmul', [mm({ m: V, n: C, k: rows, transA: true, accumulate: true }, false)], [d, x, t.dW]);
+        g.op('backward', `lm_head.recompute.c${i}`, matmul, [mm({ m: rows, n: V, k: C, transB: true }, true)], { A: x, B: t.W, C: d });
+        g.op('backward', `loss.dlogits.c${i}`, crossEntropyBackward, [{ N: rows, V }], { logits: d, targets: g.rowsOf(t.targets, r0, rows, 1), meanOut: t.loss });
+        g.op('backward', `lm_head.dx.c${i}`, matmul, [mm({ m: rows, n: C, k: V }, true)], { A: d, B: t.W, C: g.rowsOf(t.dx, r0, rows, C) });
+        g.op('backward', `lm_head.dW.c${i}`, matmul, [mm({ m: V, n: C, k: rows, transA: true, accumulate: true }, false)], { A: d, B: x, C: t.dW });
       }
     },
   };
@@ -184,12 +187,12 @@ function addPartedLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors, parts: Vocab
     const st = rowsOf(stats, r0, rows, 3);
     parts.forEach((p, k) => {
       const lg = block(logits, rows, p.rows);
-      g.op('forward', `lm_head.c${i}.v${k}`, 'matmul', [mm({ m: rows, n: p.rows, k: C, transB: true }, true)], [x, W[k]!, lg]);
-      g.op('forward', `loss.c${i}.v${k}`, 'ce_part_fwd', [{ N: rows, V, v0: p.v0, rows: p.rows, first: k === 0 }], [lg, tg, st]);
+      g.op('forward', `lm_head.c${i}.v${k}`, matmul, [mm({ m: rows, n: p.rows, k: C, transB: true }, true)], { A: x, B: W[k]!, C: lg });
+      g.op('forward', `loss.c${i}.v${k}`, crossEntropyPartForward, [{ N: rows, V, v0: p.v0, rows: p.rows, first: k === 0 }], { logits: lg, targets: tg, stats: st });
     });
   }
-  g.op('forward', 'loss.rows', 'ce_part_loss', [{ N, V }], [stats, t.targets, losses]);
-  g.op('forward', 'loss.mean', 'ce_mean', [{ N, V }, s.gradScale], [losses, t.targets, t.loss]);
+  g.op('forward', 'loss.rows', crossEntropyPartLoss, [{ N, V }], { stats: stats, targets: t.targets, losses: losses });
+  g.op('forward', 'loss.mean', crossEntropyMean, [{ N, V }, s.gradScale], { losses: losses, targets: t.targets, meanOut: t.loss });
   g.notes.push(
     `LM head and embedding cut over the vocabulary: ${parts.length} parts of ${parts[0]!.rows} rows (${mib(4 * parts[0]!.rows * C)} each instead of ${mib(4 * V * C)}), ` +
       `${chunks.length} token chunk${chunks.length === 1 ? '' : 's'} of ${R} rows, logits ${mib(4 * R * Vp)} per chunk and part instead of ${mib(4 * N * V)}; ` +
@@ -204,11 +207,11 @@ function addPartedLmHead(g: Graph, s: LmHeadSpec, t: LmHeadTensors, parts: Vocab
         const dx = rowsOf(t.dx, r0, rows, C);
         parts.forEach((p, k) => {
           const d = block(dlogits, rows, p.rows);
-          g.op('backward', `lm_head.recompute.c${i}.v${k}`, 'matmul', [mm({ m: rows, n: p.rows, k: C, transB: true }, true)], [x, W[k]!, d]);
-          g.op('backward', `loss.dlogits.c${i}.v${k}`, 'ce_part_bwd', [{ N: rows, V, v0: p.v0, rows: p.rows }], [d, tg, t.loss, st]);
+          g.op('backward', `lm_head.recompute.c${i}.v${k}`, matmul, [mm({ m: rows, n: p.rows, k: C, transB: true }, true)], { A: x, B: W[k]!, C: d });
+          g.op('backward', `loss.dlogits.c${i}.v${k}`, crossEntropyPartBackward, [{ N: rows, V, v0: p.v0, rows: p.rows }], { logits: d, targets: tg, meanOut: t.loss, stats: st });
           // dx of the first part overwrites, the others add: dx = Σ over parts of dlogits_p·W_p.
-          g.op('backward', `lm_head.dx.c${i}.v${k}`, 'matmul', [mm({ m: rows, n: C, k: p.rows, ...(k > 0 ? { accumulate: true } : {}) }, true)], [d, W[k]!, dx]);
-          g.op('backward', `lm_head.dW.c${i}.v${k}`, 'matmul', [mm({ m: p.rows, n: C, k: rows, transA: true, accumulate: true }, false)], [d, x, dW[k]!]);
+          g.op('backward', `lm_head.dx.c${i}.v${k}`, matmul, [mm({ m: rows, n: C, k: p.rows, ...(k > 0 ? { accumulate: true } : {}) }, true)], { A: d, B: W[k]!, C: dx });
+          g.op('backward', `lm_head.dW.c${i}.v${k}`, matmul, [mm({ m: p.rows, n: C, k: rows, transA: true, accumulate: true }, false)], { A: d, B: x, C: dW[k]! });
         });
       }
     },

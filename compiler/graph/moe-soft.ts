@@ -6,6 +6,7 @@ import { softDims } from '../reference/moe-soft.js';
 import { moeSoftCombine, moeSoftCombineBackward, moeSoftDispatch, moeSoftDispatchBackward, moeSoftStats, moeSoftWeights, type SoftShape } from '../kernels/moe-soft.js';
 import { type BlockBuilder, type Gpt2Spec, param } from './gpt2.js';
 import type { Graph } from './ir.js';
+import { matmul } from '../kernels/matmul.js';
 import { type ExpertRows, expertParams, expertsBackward, expertsForward } from './moe-experts.js';
 import { moeStatsName } from './moe-outputs.js';
 
@@ -50,7 +51,7 @@ export function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): 
     forward(g, l, x, out) {
       if (!moeLayers.has(l)) return dense.forward(g, l, x, out);
       const L = layer(g, l);
-      g.op('forward', `h${l}.mlp.soft.logits`, 'matmul', [{ m: N, n: M, k: C }], [x, L.phi, L.logits]);
+      g.op('forward', `h${l}.mlp.soft.logits`, matmul, [{ m: N, n: M, k: C }], { A: x, B: L.phi, C: L.logits });
       g.op('forward', `h${l}.moe.soft.weights`, moeSoftWeights, [shape], { logits: L.logits, D: L.D, W: L.W, offsets: L.offsets });
       g.op('forward', `h${l}.moe.soft.dispatch`, moeSoftDispatch, [shape], { x, D: L.D, Xs: L.Xs });
       expertsForward(g, l, s, moe, L, rowsOf(L));
@@ -68,8 +69,8 @@ export function softMoeBlock(s: Gpt2Spec, moe: MoeConfig, dense: BlockBuilder): 
       g.op('backward', `h${l}.moe.soft.combine.dx`, moeSoftCombineBackward, [shape], { dout, Ys: L.Y, W: L.W, dYs: dY, dlogits });
       expertsBackward(g, l, s, moe, L, rowsOf(L), dY, dXs);
       g.op('backward', `h${l}.moe.soft.dispatch.dx`, moeSoftDispatchBackward, [shape], { x, D: L.D, dXs, dx, dlogits });
-      g.op('backward', `h${l}.mlp.soft.phi.dW`, 'matmul', [{ m: C, n: M, k: N, transA: true, accumulate: true }], [x, dlogits, `grad.${L.phi}`]);
-      g.op('backward', `h${l}.mlp.soft.logits.dx`, 'matmul', [{ m: N, n: C, k: M, transB: true, accumulate: true }], [dlogits, L.phi, dx]);
+      g.op('backward', `h${l}.mlp.soft.phi.dW`, matmul, [{ m: C, n: M, k: N, transA: true, accumulate: true }], { A: x, B: dlogits, C: `grad.${L.phi}` });
+      g.op('backward', `h${l}.mlp.soft.logits.dx`, matmul, [{ m: N, n: C, k: M, transB: true, accumulate: true }], { A: dlogits, B: L.phi, C: dx });
     },
   };
 }

@@ -52,6 +52,9 @@ import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagno
 import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
 import { moeSeqBalance } from '../kernels/moe-seq-balance.js';
 import { summaryLength, windowLength } from '../reference/moe-diagnostics.js';
+import { biasGrad, fill, geluBackward, geluForward, scaleAdd } from '../kernels/elementwise.js';
+import { matmul } from '../kernels/matmul.js';
+import { moeExpertChoiceDispatch, moeExpertChoiceRouter, moeExpertChoiceStats } from '../kernels/moe-expert-choice.js';
 
 export { moeSelName, moeStatsName } from './moe-outputs.js';
 
@@ -186,15 +189,15 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
         r.scorer?.forward(g, l, r.pooled ?? x, r.logits!);
         if (r.logits && moe.noise > 0) g.op('forward', `h${l}.moe.noise`, moeRouterNoise, [R * E, moe.noise, r.route.salt + NOISE_SALT, moe.noiseDist], { logits: r.logits, rng: 'rng' });
         if (ec) {
-          g.op('forward', `h${l}.moe.route`, 'moe_ec_router', [ec], [r.logits!, r.routeSel, r.gate]);
-          g.op('forward', `h${l}.moe.dispatch`, 'moe_ec_dispatch', [ec], [r.gate, r.offsets, r.perm, r.pos, r.sel]);
-          g.op('forward', `h${l}.moe.stats`, 'moe_ec_stats', [ec], [r.logits!, r.gate, r.pos, r.stats]);
+          g.op('forward', `h${l}.moe.route`, moeExpertChoiceRouter, [ec], { logits: r.logits!, sel: r.routeSel, gate: r.gate });
+          g.op('forward', `h${l}.moe.dispatch`, moeExpertChoiceDispatch, [ec], { gate: r.gate, offsets: r.offsets, perm: r.perm, pos: r.pos, kept: r.sel });
+          g.op('forward', `h${l}.moe.stats`, moeExpertChoiceStats, [ec], { logits: r.logits!, gate: r.gate, pos: r.pos, stats: r.stats });
         } else {
           // The router's input: its logits, or what its rule reads (binding 0, named by the rule).
           const input = { [routerForward.bindings(r.route)[0]!.name]: router.scores ? r.logits! : router.input };
           const sampling: Record<string, string> = router.scores && moe.second === 'sampled' && K > 1 ? { rng: 'rng' } : {};
           g.op('forward', `h${l}.moe.route`, routerForward, [r.route], { ...input, ...(r.bias ? { bias: r.bias } : {}), ...sampling, sel: r.sel, gate: r.gate });
-          if (r.load) g.op('zero', `h${l}.moe.bias_load.zero`, 'fill', [E], [r.load]);
+          if (r.load) g.op('zero', `h${l}.moe.bias_load.zero`, fill, [E], { x: r.load });
           const dispatch: MoeDispatchShape = { tokens: N, experts: E, top: K, rep, capacity: expertCapacity(moe, N), logits: router.scores, score: routing.score };
           g.op('forward', `h${l}.moe.dispatch`, moeDispatch, [dispatch], { sel: r.sel, ...(r.logits ? { logits: r.logits } : {}), offsets: r.offsets, perm: r.perm, pos: r.pos, stats: r.stats });
           // After the dispatch: it replaces the batch balance figure of the statistics with the sequence-wise loss.
@@ -204,9 +207,9 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       expertsForward(g, l, s, moe, L, rowsOf(x, r, L));
       g.op('forward', `h${l}.moe.combine`, moeCombine, [combine, true], { Y: L.Y, gate: r.gate, pos: r.pos, out });
       for (const S of sharedExperts(g, l)) {
-        g.op('forward', `${S.name}.c_fc`, 'matmul', [{ m: N, n: Fs, k: C, bias: true }], [x, S.W1, S.H, S.b1]);
-        g.op('forward', `${S.name}.gelu`, 'gelu_fwd', [N * Fs], [S.H, S.A]);
-        g.op('forward', `${S.name}.c_proj`, 'matmul', [{ m: N, n: C, k: Fs, bias: true, accumulate: true }], [S.A, S.W2, out, S.b2]);
+        g.op('forward', `${S.name}.c_fc`, matmul, [{ m: N, n: Fs, k: C, bias: true }], { A: x, B: S.W1, C: S.H, bias: S.b1 });
+        g.op('forward', `${S.name}.gelu`, geluForward, [N * Fs], { h: S.H, g: S.A });
+        g.op('forward', `${S.name}.c_proj`, matmul, [{ m: N, n: C, k: Fs, bias: true, accumulate: true }], { A: S.A, B: S.W2, C: out, bias: S.b2 });
       }
     },
     backward(g, l, x, dout, dx) {
@@ -222,13 +225,13 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       // Shared experts add their input gradient onto the routed experts'.
       for (const [i, S] of sharedExperts(g, l).entries()) {
         const dA = t(`shared${i}.dgelu`, [N, Fs]);
-        g.op('backward', `${S.name}.c_proj.dx`, 'matmul', [{ m: N, n: Fs, k: C, transB: true }], [dout, S.W2, dA]);
-        g.op('backward', `${S.name}.c_proj.dW`, 'matmul', [{ m: Fs, n: C, k: N, transA: true, accumulate: true }], [S.A, dout, `grad.${S.W2}`]);
-        g.op('backward', `${S.name}.c_proj.db`, 'bias_grad', [N, C], [dout, `grad.${S.b2}`]);
-        g.op('backward', `${S.name}.gelu.dx`, 'gelu_bwd', [N * Fs], [S.H, dA]);
-        g.op('backward', `${S.name}.c_fc.dx`, 'matmul', [{ m: N, n: C, k: Fs, transB: true, accumulate: true }], [dA, S.W1, dx]);
-        g.op('backward', `${S.name}.c_fc.dW`, 'matmul', [{ m: C, n: Fs, k: N, transA: true, accumulate: true }], [x, dA, `grad.${S.W1}`]);
-        g.op('backward', `${S.name}.c_fc.db`, 'bias_grad', [N, Fs], [dA, `grad.${S.b1}`]);
+        g.op('backward', `${S.name}.c_proj.dx`, matmul, [{ m: N, n: Fs, k: C, transB: true }], { A: dout, B: S.W2, C: dA });
+        g.op('backward', `${S.name}.c_proj.dW`, matmul, [{ m: Fs, n: C, k: N, transA: true, accumulate: true }], { A: S.A, B: dout, C: `grad.${S.W2}` });
+        g.op('backward', `${S.name}.c_proj.db`, biasGrad, [N, C], { dy: dout, db: `grad.${S.b2}` });
+        g.op('backward', `${S.name}.gelu.dx`, geluBackward, [N * Fs], { h: S.H, d: dA });
+        g.op('backward', `${S.name}.c_fc.dx`, matmul, [{ m: N, n: C, k: Fs, transB: true, accumulate: true }], { A: dA, B: S.W1, C: dx });
+        g.op('backward', `${S.name}.c_fc.dW`, matmul, [{ m: C, n: Fs, k: N, transA: true, accumulate: true }], { A: x, B: dA, C: `grad.${S.W1}` });
+        g.op('backward', `${S.name}.c_fc.db`, biasGrad, [N, Fs], { dy: dA, db: `grad.${S.b1}` });
       }
       // The load diagnostics' window takes this micro-batch's statistics (training only: backward phase).
       if (r.owner === l) {
@@ -239,7 +242,7 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       if (!r.scorer || !router.scores || r.owner !== l) return;
       // Gate gradients of the later layers sharing this routing (global scope), in layer order.
       if (global) for (const m of [...moeLayers].filter((m) => m !== l).sort((a, b) => a - b)) {
-        g.op('backward', `h${l}.moe.dgate.add_h${m}`, 'scale_add', [NK, 1], [experts(g, m).dgate, L.dgate]);
+        g.op('backward', `h${l}.moe.dgate.add_h${m}`, scaleAdd, [NK, 1], { x: experts(g, m).dgate, acc: L.dgate });
       }
       // The step's load counts training micro-batches only (evaluation runs the forward alone); the
       // bias moves once per optimiser step, after the micro-batches.
@@ -253,13 +256,13 @@ export function moeBlock(s: Gpt2Spec, moe: MoeConfig): BlockBuilder {
       g.op('backward', `h${l}.moe.route.dx`, moeRouterBackward, [route], { logits: r.logits!, sel: r.routeSel, dgate: L.dgate, stats: r.stats, ...(r.seqCounts ? { seqcounts: r.seqCounts } : {}), dlogits });
       const rin = r.pooled ?? x;
       const { dOut, W, width } = r.scorer.backward(g, l, dlogits);
-      if (router.trained) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, 'matmul', [{ m: C, n: width, k: R, transA: true, accumulate: true }], [rin, dOut, `grad.${W}`]);
+      if (router.trained) g.op('backward', `${W.replace(/\.weight$/, '')}.dW`, matmul, [{ m: C, n: width, k: R, transA: true, accumulate: true }], { A: rin, B: dOut, C: `grad.${W}` });
       if (r.pooled) {
         const dpooled = t('dpooled', [R, C]);
-        g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: R, n: C, k: width, transB: true }], [dOut, W, dpooled]);
+        g.op('backward', `h${l}.mlp.router.dx`, matmul, [{ m: R, n: C, k: width, transB: true }], { A: dOut, B: W, C: dpooled });
         g.op('backward', `h${l}.moe.pool.dx`, moePoolBackward, [pool!], { dpooled, dx });
       } else {
-        g.op('backward', `h${l}.mlp.router.dx`, 'matmul', [{ m: N, n: C, k: width, transB: true, accumulate: true }], [dOut, W, dx]);
+        g.op('backward', `h${l}.mlp.router.dx`, matmul, [{ m: N, n: C, k: width, transB: true, accumulate: true }], { A: dOut, B: W, C: dx });
       }
       if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_loss`, moeAuxLoss, [moe.balance, moe.zloss, scale], { stats: r.stats, acc: 'train_loss' });
       if (moe.balance > 0 || moe.zloss > 0) g.op('backward', `h${l}.moe.aux_parts`, moeAuxParts, [moe.balance, moe.zloss, scale], { stats: r.stats, bal: 'train_balance', zl: 'train_z' });

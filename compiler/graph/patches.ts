@@ -5,7 +5,7 @@
 //   h.0.mlp.experts.c_fc.weight    M×J×D (the filters w_{m,j})
 import { statsLength } from '../reference/moe.js';
 import { type PatchModelShape, patchStateWidth } from '../reference/clusters.js';
-import { patchDwChunks } from '../kernels/patch-model.js';
+import { patchDwChunks, patchEval, patchForward, patchLoss, patchRouterGrad, patchWeightGrad, patchWeightGradPartial } from '../kernels/patch-model.js';
 import { Graph } from './ir.js';
 import { param } from './gpt2.js';
 import { moeStatsName } from './moe.js';
@@ -49,18 +49,18 @@ export function buildPatchGraph(s: PatchGraphSpec): Graph {
   const theta = s.routed ? param(g, PATCH_ROUTER, [D, M], s.trainRouter ? 'zeros' : 'normal', { std: 1 / Math.sqrt(D), decay: true, trainable: s.trainRouter }) : null;
   const state = g.tensor('patch.state', [B, patchStateWidth(s)], 'activation');
   const pre = g.tensor('patch.pre', [B, P, J], 'activation');
-  g.op('forward', 'patch.forward', 'patch_fwd', [shape], ['x', W, 'y', state, pre, ...(theta ? [theta] : []), ...(noisy ? ['rng'] : [])]);
+  g.op('forward', 'patch.forward', patchForward, [shape], { x: 'x', W, y: 'y', state, pre, ...(theta ? { theta } : {}), ...(noisy ? { rng: 'rng' } : {}) });
   if (theta) {
     const stats = g.tensor(moeStatsName(PATCH_LAYER), [statsLength(M)], 'output');
     const dh = g.tensor('patch.dlogits', [B, M], 'activation');
-    g.op('backward', 'patch.loss', 'patch_loss', [shape], [state, 'y', 'train_loss', stats, dh]);
-    if (s.trainRouter) g.op('backward', 'patch.router.dw', 'patch_dtheta', [shape], ['x', dh, `grad.${theta}`]);
+    g.op('backward', 'patch.loss', patchLoss, [shape], { state: state, y: 'y', train_loss: 'train_loss', stats: stats, dh: dh });
+    if (s.trainRouter) g.op('backward', 'patch.router.dw', patchRouterGrad, [shape], { x: 'x', dh: dh, dtheta: `grad.${theta}` });
   } else {
-    g.op('backward', 'patch.loss', 'patch_loss', [shape], [state, 'y', 'train_loss']);
+    g.op('backward', 'patch.loss', patchLoss, [shape], { state, y: 'y', train_loss: 'train_loss' });
   }
   const partial = g.tensor('patch.dw.partial', [patchDwChunks(shape) * M * J * D], 'activation');
-  g.op('backward', 'patch.experts.dw.partial', 'patch_dw_partial', [shape], ['x', pre, state, 'y', partial]);
-  g.op('backward', 'patch.experts.dw', 'patch_dw', [shape], [partial, `grad.${W}`]);
-  g.op('eval', 'patch.eval', 'patch_eval', [shape], [state, 'y', 'cluster', 'eval_sum']);
+  g.op('backward', 'patch.experts.dw.partial', patchWeightGradPartial, [shape], { x: 'x', pre: pre, state: state, y: 'y', partial: partial });
+  g.op('backward', 'patch.experts.dw', patchWeightGrad, [shape], { partial: partial, dW: `grad.${W}` });
+  g.op('eval', 'patch.eval', patchEval, [shape], { state: state, y: 'y', cluster: 'cluster', acc: 'eval_sum' });
   return g;
 }

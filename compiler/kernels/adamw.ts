@@ -1,9 +1,8 @@
 import { type AdamWConfig, defaultAdamW } from '../reference/adamw.js';
-import { CLIP_EPS } from '../reference/gradnorm.js';
-import { ceilDiv, checkDims } from './reduce.js';
+import { checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
-import { fExp as f } from './wgsl.js';
+import { boundKernel, checkOffset, defineKernel, optimiserBindings, optimiserUpdateMain, read } from './definition.js';
+import { fExp as f, grid, MAX_GROUPS } from './wgsl.js';
 
 export { adamwUniforms, defaultAdamW, type AdamWConfig } from '../reference/adamw.js';
 
@@ -14,8 +13,7 @@ export interface AdamWRange {
   count: number;
 }
 
-/** Largest workgroup count per dimension WebGPU guarantees. */
-const MAX_GROUPS = 65535;
+const adamwBindings = (maxNorm: number) => [...optimiserBindings(['m', 'v']), ...(maxNorm > 0 ? [read('norm')] : [])];
 
 /**
  * One AdamW step over params[offset, offset+count), one element per invocation. beta1, beta2, eps,
@@ -44,25 +42,13 @@ function adamwGenerate(name: string, range: AdamWRange, cfg: AdamWConfig, maxNor
   const offset = range.offset ?? 0;
   const { count } = range;
   checkDims(name, { count, wg, maxGroupsX });
-  if (!Number.isInteger(offset) || offset < 0) throw new Error(`${name}: offset=${offset} must be a non-negative integer`);
-  const groups = ceilDiv(count, wg);
+  checkOffset(name, offset);
   // More than 65535 workgroups spill into y; the index is linearised over the grid.
-  const gx = Math.min(groups, maxGroupsX);
-  const gy = ceilDiv(groups, gx);
+  const g = grid(count, wg, maxGroupsX);
   const clip = maxNorm > 0;
+  const b = adamwBindings(maxNorm);
   const wgsl = `
-struct Step { lr: f32, bc1: f32, bc2: f32, pad: f32 }
-@group(0) @binding(0) var<storage, read_write> params: array<f32>;
-@group(0) @binding(1) var<storage, read> grads: array<f32>;
-@group(0) @binding(2) var<storage, read_write> m: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<uniform> step: Step;${clip ? '\n@group(0) @binding(5) var<storage, read> norm: array<f32>;' : ''}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let j = (wid.y * ${gx}u + wid.x) * ${wg}u + lid.x;
-  if (j >= ${count}u) { return; }
-  let i = j + ${offset}u;
-  let g = grads[i]${clip ? ` * min(1.0, ${f(maxNorm)} / (sqrt(norm[0]) + ${f(CLIP_EPS)}))` : ''};
+${optimiserUpdateMain(b, wg, g.idx, count, offset, maxNorm, 'g')}
   let mi = ${f(cfg.beta1)} * m[i] + ${f(1 - cfg.beta1)} * g;
   let vi = ${f(cfg.beta2)} * v[i] + ${f(1 - cfg.beta2)} * g * g;
   m[i] = mi;
@@ -71,9 +57,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   params[i] = p - step.lr * ((mi / step.bc1) / (sqrt(vi / step.bc2) + ${f(cfg.eps)}) + ${f(cfg.weightDecay)} * p);
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, b, wgsl, [wg, 1, 1], {
     flops: (clip ? 16 : 14) * count,
     bytes: 4 * 7 * count + 16 + (clip ? 4 : 0),
-    workgroups: [gx, gy, 1],
+    workgroups: g.workgroups,
   });
 }
+
+export const adamw = defineKernel('adamw', (_offset: number, _count: number, _cfg: AdamWConfig) => adamwBindings(0), { portable: (n, offset, count, cfg) => adamwKernel(n, { offset, count }, cfg) });
+export const adamwClip = defineKernel('adamw_clip', (_offset: number, _count: number, _cfg: AdamWConfig, maxNorm: number) => adamwBindings(maxNorm), {
+  portable: (n, offset, count, cfg, maxNorm) => adamwClipKernel(n, { offset, count }, cfg, maxNorm),
+});

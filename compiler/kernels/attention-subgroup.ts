@@ -1,6 +1,6 @@
-import { attentionCost, attentionLayout, type AttentionShape } from './attention.js';
+import { attentionBackwardKernels, attentionBindings, attentionCost, attentionForwardKernel, attentionLayout, type AttentionShape } from './attention.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel } from './definition.js';
 import { u } from './wgsl.js';
 
 // Subgroup forms of the three attention kernels (attention.ts), for lavapipe: the same bindings,
@@ -89,10 +89,8 @@ ${chunks.map((c) => `    out[oBase + ${u(c)}] = acc${t}_${c} * inv;`).join('\n')
     lse[${statIndex(L, `row${t}`)}] = m${t} + log(l${t});
   }`).join('\n')}
 `;
-  const bindings = `@group(0) @binding(0) var<storage, read> qkv: array<${ty}>;
-@group(0) @binding(1) var<storage, read_write> out: array<${ty}>;
-@group(0) @binding(2) var<storage, read_write> lse: array<f32>;`;
-  return wgslKernel(name, kernelSource(bindings, prologue, body), [R, 1, 1], { ...attentionCost(s, 'fwd', W), features: ['subgroups'] });
+  const bind = attentionBindings.fwd(ty);
+  return boundKernel(name, bind, kernelSource(declarations(bind), prologue, body), [R, 1, 1], { ...attentionCost(s, 'fwd', W), features: ['subgroups'] });
 }
 
 /** attentionBackwardKernels' subgroup forms, [dq, dk/dv], with the same bindings. */
@@ -161,19 +159,24 @@ ${rows.map((t) => `  if (rRaw${t} < ${u(T)}) {
 ${chunks.map((c) => `    dqkv[kBase${t} + ${u(c)}] = dk${t}_${c} * ${L.scale};\n    dqkv[kBase${t} + ${kOff} + ${u(c)}] = dv${t}_${c};`).join('\n')}
   }`).join('\n')}
 `;
-  const dqBindings = `@group(0) @binding(0) var<storage, read> qkv: array<${ty}>;
-@group(0) @binding(1) var<storage, read> out: array<${ty}>;
-@group(0) @binding(2) var<storage, read> dout: array<${ty}>;
-@group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<${ty}>;
-@group(0) @binding(5) var<storage, read_write> delta: array<f32>;`;
-  const dkvBindings = `@group(0) @binding(0) var<storage, read> qkv: array<${ty}>;
-@group(0) @binding(1) var<storage, read> dout: array<${ty}>;
-@group(0) @binding(2) var<storage, read> lse: array<f32>;
-@group(0) @binding(3) var<storage, read> delta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<${ty}>;`;
+  const dqBind = attentionBindings.dq(ty);
+  const dkvBind = attentionBindings.dkv(ty);
   return [
-    wgslKernel(`${name}_dq`, kernelSource(dqBindings, prologue, dqBody), [R, 1, 1], { ...attentionCost(s, 'dq', W), features: ['subgroups'] }),
-    wgslKernel(`${name}_dkv`, kernelSource(dkvBindings, prologue, dkvBody), [R, 1, 1], { ...attentionCost(s, 'dkv', W), features: ['subgroups'] }),
+    boundKernel(`${name}_dq`, dqBind, kernelSource(declarations(dqBind), prologue, dqBody), [R, 1, 1], { ...attentionCost(s, 'dq', W), features: ['subgroups'] }),
+    boundKernel(`${name}_dkv`, dkvBind, kernelSource(declarations(dkvBind), prologue, dkvBody), [R, 1, 1], { ...attentionCost(s, 'dkv', W), features: ['subgroups'] }),
   ];
 }
+
+// The attention ops with both forms (here, since this module already imports the plain one).
+export const attentionForward = defineKernel('attn_fwd', (_s: AttentionShape) => attentionBindings.fwd(), {
+  portable: (n, s) => attentionForwardKernel(n, s),
+  subgroup: (n, s) => attentionForwardSubgroupKernel(n, s),
+});
+export const attentionBackwardDq = defineKernel('attn_bwd_dq', (_s: AttentionShape) => attentionBindings.dq(), {
+  portable: (n, s) => attentionBackwardKernels(n, s)[0],
+  subgroup: (n, s) => attentionBackwardSubgroupKernels(n, s)[0],
+});
+export const attentionBackwardDkv = defineKernel('attn_bwd_dkv', (_s: AttentionShape) => attentionBindings.dkv(), {
+  portable: (n, s) => attentionBackwardKernels(n, s)[1],
+  subgroup: (n, s) => attentionBackwardSubgroupKernels(n, s)[1],
+});

@@ -1,7 +1,7 @@
 import type { AttentionShape } from '../reference/attention.js';
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { type Binding, boundKernel, declarations, read, readWrite } from './definition.js';
 import { u } from './wgsl.js';
 
 export type { AttentionShape } from '../reference/attention.js';
@@ -80,6 +80,13 @@ const rowPrologue = (R: number, T: number) => `
   let r = min(rRaw, ${u(T - 1)}); // rows past T compute on a copy of the last row and store nothing
   let bRow = b * ${u(T)};`;
 
+/** The three kernels' bindings, shared by the subgroup forms; rows are read as `ty` (vec4 where the head dim allows). */
+export const attentionBindings: Readonly<Record<'fwd' | 'dq' | 'dkv', (ty?: string) => Binding[]>> = {
+  fwd: (ty = 'f32') => [read('qkv', `array<${ty}>`), readWrite('out', `array<${ty}>`), readWrite('lse')],
+  dq: (ty = 'f32') => [read('qkv', `array<${ty}>`), read('out', `array<${ty}>`), read('dout', `array<${ty}>`), read('lse'), readWrite('dqkv', `array<${ty}>`), readWrite('delta')],
+  dkv: (ty = 'f32') => [read('qkv', `array<${ty}>`), read('dout', `array<${ty}>`), read('lse'), read('delta'), readWrite('dqkv', `array<${ty}>`)],
+};
+
 /** Flops, bytes and grid of the forward, dq and dk/dv kernels (the subgroup forms share them). */
 export function attentionCost(s: AttentionShape, kind: 'fwd' | 'dq' | 'dkv', R: number) {
   const { B, T, heads, headDim: hd } = s;
@@ -101,10 +108,9 @@ export function attentionForwardKernel(name: string, s: AttentionShape, tilingIn
   const { T, chunks, ty } = L;
   const { rows: R, keyBlock: KB } = tilingOf(name, tilingIn);
   const keys = Array.from({ length: KB }, (_, kk) => kk);
+  const bind = attentionBindings.fwd(ty);
   const wgsl = `
-@group(0) @binding(0) var<storage, read> qkv: array<${ty}>;
-@group(0) @binding(1) var<storage, read_write> out: array<${ty}>;
-@group(0) @binding(2) var<storage, read_write> lse: array<f32>;
+${declarations(bind)}
 @compute @workgroup_size(${R}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
 ${rowPrologue(R, T)}
@@ -134,7 +140,7 @@ ${chunks.map((c) => `    out[oBase + ${u(c)}] = acc${c} * inv;`).join('\n')}
   }
 }
 `;
-  return wgslKernel(name, wgsl, [R, 1, 1], attentionCost(s, 'fwd', R));
+  return boundKernel(name, bind, wgsl, [R, 1, 1], attentionCost(s, 'fwd', R));
 }
 
 /**
@@ -156,13 +162,10 @@ export function attentionBackwardKernels(name: string, s: AttentionShape, tiling
   const kOff = L.kToV;
   const statIndex = (row: string) => `(b * ${u(L.heads)} + h) * ${u(T)} + ${row}`;
 
+  const dqBind = attentionBindings.dq(ty);
+  const dkvBind = attentionBindings.dkv(ty);
   const dq = `
-@group(0) @binding(0) var<storage, read> qkv: array<${ty}>;
-@group(0) @binding(1) var<storage, read> out: array<${ty}>;
-@group(0) @binding(2) var<storage, read> dout: array<${ty}>;
-@group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<${ty}>;
-@group(0) @binding(5) var<storage, read_write> delta: array<f32>;
+${declarations(dqBind)}
 @compute @workgroup_size(${R}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
 ${rowPrologue(R, T)}
@@ -191,11 +194,7 @@ ${chunks.map((c) => `    dqkv[qBase + ${u(c)}] = dq${c} * ${L.scale};`).join('\n
 `;
 
   const dkv = `
-@group(0) @binding(0) var<storage, read> qkv: array<${ty}>;
-@group(0) @binding(1) var<storage, read> dout: array<${ty}>;
-@group(0) @binding(2) var<storage, read> lse: array<f32>;
-@group(0) @binding(3) var<storage, read> delta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<${ty}>;
+${declarations(dkvBind)}
 @compute @workgroup_size(${R}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
 ${rowPrologue(R, T)}
@@ -220,7 +219,7 @@ ${chunks.map((c) => `    dqkv[kBase + ${u(c)}] = dk${c} * ${L.scale};\n    dqkv[
 }
 `;
   return [
-    wgslKernel(`${name}_dq`, dq, [R, 1, 1], attentionCost(s, 'dq', R)),
-    wgslKernel(`${name}_dkv`, dkv, [R, 1, 1], attentionCost(s, 'dkv', R)),
+    boundKernel(`${name}_dq`, dqBind, dq, [R, 1, 1], attentionCost(s, 'dq', R)),
+    boundKernel(`${name}_dkv`, dkvBind, dkv, [R, 1, 1], attentionCost(s, 'dkv', R)),
   ];
 }

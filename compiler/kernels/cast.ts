@@ -1,6 +1,6 @@
 import { ceilDiv, checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
 import { f16OverflowWgsl } from './matmul-f16.js';
 
 /** One tensor to copy: `count` elements from src (f32 element offset) to dst (f16 element offset). */
@@ -9,6 +9,9 @@ export interface CastSegment {
   dst: number;
   count: number;
 }
+
+/** src (f32), dst (f16 where generated; the definition names it with the default type). */
+const castBindings = (dst = 'array<f32>') => [read('src'), readWrite('dst', dst)];
 
 /**
  * Writes f16 copies of parameter tensors: dst[seg.dst + i] = f16(src[seg.src + i]) for every
@@ -23,8 +26,7 @@ export function castF16Kernel(name: string, segments: CastSegment[], wg = 256): 
   const table = (key: keyof CastSegment) => `array<u32, ${segments.length}>(${segments.map((s) => `${s[key]}u`).join(', ')})`;
   const wgsl = `
 enable f16;
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f16>;
+${declarations(castBindings('array<f16>'))}
 ${f16OverflowWgsl}
 var<private> SRC: array<u32, ${segments.length}> = ${table('src')};
 var<private> DST: array<u32, ${segments.length}> = ${table('dst')};
@@ -39,5 +41,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
 }
 `;
   const total = segments.reduce((a, s) => a + s.count, 0);
-  return { ...wgslKernel(name, wgsl, [wg, 1, 1], { flops: 0, bytes: 6 * total, workgroups: [ceilDiv(longest, wg), segments.length, 1] as [number, number, number] }), features: ['shader-f16'] };
+  return { ...boundKernel(name, castBindings('array<f16>'), wgsl, [wg, 1, 1], { flops: 0, bytes: 6 * total, workgroups: [ceilDiv(longest, wg), segments.length, 1] as [number, number, number] }), features: ['shader-f16'] };
 }
+
+export const castF16 = defineKernel('cast_f16', (_segments: CastSegment[]) => castBindings(), { portable: (n, segments) => castF16Kernel(n, segments) });

@@ -1,10 +1,8 @@
-import type { PlanKernel } from '../plan/types.js';
-import { GridLimitError } from './grid-limit.js';
 import { IGNORE_INDEX } from '../reference/crossentropy.js';
-import { checkDims, reduceBody, reduceDecls } from './reduce.js';
+import { checkDims, reduceBody, reduceDecls, rowWorkgroupMain } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
-import { u } from './wgsl.js';
+import { type Binding, boundKernel, declarations, defineKernel, perElementMain, read, readWrite } from './definition.js';
+import { perRowGrid, rowForm, u } from './wgsl.js';
 
 export { IGNORE_INDEX } from '../reference/crossentropy.js';
 
@@ -23,14 +21,18 @@ export interface CrossEntropyShape {
   perRow?: 'invocation' | 'workgroup';
 }
 
-const MAX_GROUPS = 65535;
+export { perRowGrid } from './wgsl.js';
 
-/** Workgroups for one invocation per row, spilling into y past 65535 groups; `row` is the row index. */
-export function perRowGrid(rows: number, wg: number): { workgroups: [number, number, number]; row: string } {
-  const groups = Math.ceil(rows / wg);
-  const gx = Math.min(groups, MAX_GROUPS);
-  return { workgroups: [gx, Math.ceil(groups / gx), 1], row: `gid.y * ${u(gx * wg)} + gid.x` };
-}
+/** Row kernels whose rows are read as vec4 where V allows (`t`); the per-row values stay f32. */
+const forwardBindings = (t = 'array<f32>') => [read('logits', t), read('targets', 'array<u32>'), readWrite('losses')];
+const meanBindings = () => [read('losses'), read('targets', 'array<u32>'), readWrite('meanOut')];
+/** In place, logits (read_write) takes the gradient; otherwise a fourth binding dlogits does. */
+const backwardBindings = (inPlace: boolean, t = 'array<f32>'): Binding[] => [
+  inPlace ? readWrite('logits', t) : read('logits', t),
+  read('targets', 'array<u32>'),
+  read('meanOut'),
+  ...(inPlace ? [] : [readWrite('dlogits', t)]),
+];
 
 /**
  * Per-invocation row max and Σ exp(l - max) of the V logits at `base` (in units of the element
@@ -56,7 +58,7 @@ function rowStatsSerial(V: number, logits: string): string {
 }
 
 /** Row max and Σ exp(l - max) of logits row `base`, reduced over the workgroup into rowMax, rowSum. */
-function rowSoftmaxStats(V: number, wg: number, logits: string): string {
+export function rowSoftmaxStats(V: number, wg: number, logits: string): string {
   return `
   var mx = -3.402823e38;
   for (var i = lid.x; i < ${u(V)}; i += ${u(wg)}) { mx = max(mx, ${logits}[base + i]); }
@@ -77,14 +79,9 @@ export function crossEntropyForwardKernel(name: string, s: CrossEntropyShape): R
   if (s.perRow === 'invocation') return crossEntropyForwardPerInvocation(name, s);
   const wg = s.wg ?? 256;
   checkDims(name, { N, V, wg });
+  const bind = forwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<u32>;
-@group(0) @binding(2) var<storage, read_write> losses: array<f32>;
-${reduceDecls(wg, ['a'])}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
+${rowWorkgroupMain(declarations(bind), wg, ['a'])}
   let t = targets[row];
   // Uniform per workgroup, so the early return keeps barriers in uniform control flow.
   if (t == ${u(IGNORE_INDEX)}) {
@@ -96,7 +93,7 @@ ${rowSoftmaxStats(V, wg, 'logits')}
   if (lid.x == 0u) { losses[row] = log(rowSum) + rowMax - logits[base + min(t, ${u(V - 1)})]; }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: 4 * N * V,
     bytes: 4 * (2 * N * V + 2 * N),
     workgroups: [N, 1, 1],
@@ -113,10 +110,9 @@ export function crossEntropyMeanKernel(name: string, s: CrossEntropyShape, gradS
   if (s.perRow === 'invocation') return crossEntropyMeanSerial(name, s, gradScale);
   const wg = 256;
   checkDims(name, { N });
+  const bind = meanBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> losses: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<u32>;
-@group(0) @binding(2) var<storage, read_write> meanOut: array<f32>;
+${declarations(bind)}
 ${reduceDecls(wg, ['a', 'b'])}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
@@ -136,7 +132,7 @@ ${reduceBody(wg, ['a', 'b'], ['tot', 'cnt'], 'sum')}
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: N,
     bytes: 4 * (2 * N + 2),
     workgroups: [1, 1, 1],
@@ -155,15 +151,9 @@ export function crossEntropyBackwardKernel(name: string, s: CrossEntropyShape, i
   const wg = s.wg ?? 256;
   checkDims(name, { N, V, wg });
   const dst = inPlace ? 'logits' : 'dlogits';
+  const bind = backwardBindings(inPlace);
   const wgsl = `
-@group(0) @binding(0) var<storage, ${inPlace ? 'read_write' : 'read'}> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<u32>;
-@group(0) @binding(2) var<storage, read> meanOut: array<f32>;
-${inPlace ? '' : '@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;'}
-${reduceDecls(wg, ['a'])}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
+${rowWorkgroupMain(declarations(bind) + (inPlace ? '\n' : ''), wg, ['a'])}
   let t = targets[row];
   let base = row * ${u(V)};
   if (t == ${u(IGNORE_INDEX)}) {
@@ -180,7 +170,7 @@ ${rowSoftmaxStats(V, wg, 'logits')}
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: 6 * N * V,
     bytes: 4 * (3 * N * V + N + 2),
     workgroups: [N, 1, 1],
@@ -196,14 +186,10 @@ function crossEntropyForwardPerInvocation(name: string, s: CrossEntropyShape): R
   const vec = V % 4 === 0;
   const g = perRowGrid(N, wg);
   const tgt = vec ? `logits[(row * ${u(V)} + tt) / 4u][tt % 4u]` : `logits[base + tt]`;
+  const bind = forwardBindings(vec ? 'array<vec4<f32>>' : 'array<f32>');
   const wgsl = `
-@group(0) @binding(0) var<storage, read> logits: array<${vec ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(1) var<storage, read> targets: array<u32>;
-@group(0) @binding(2) var<storage, read_write> losses: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = ${g.row};
-  if (row >= ${u(N)}) { return; }
+${declarations(bind)}
+${perElementMain(wg, 'row', N, g.row)}
   let t = targets[row];
   if (t == ${u(IGNORE_INDEX)}) {
     losses[row] = 0.0;
@@ -215,7 +201,7 @@ ${rowStatsSerial(V, 'logits')}
   losses[row] = log(rowSum) + rowMax - ${tgt};
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: 4 * N * V,
     bytes: 4 * (2 * N * V + 2 * N),
     workgroups: g.workgroups,
@@ -226,10 +212,9 @@ ${rowStatsSerial(V, 'logits')}
 function crossEntropyMeanSerial(name: string, s: CrossEntropyShape, gradScale: number): RowKernel {
   const { N } = s;
   checkDims(name, { N });
+  const bind = meanBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> losses: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<u32>;
-@group(0) @binding(2) var<storage, read_write> meanOut: array<f32>;
+${declarations(bind)}
 @compute @workgroup_size(1, 1, 1)
 fn main() {
   var tot = 0.0;
@@ -245,7 +230,7 @@ fn main() {
   meanOut[1] = ${gradScale.toExponential()} / c;
 }
 `;
-  return wgslKernel(name, wgsl, [1, 1, 1], {
+  return boundKernel(name, bind, wgsl, [1, 1, 1], {
     flops: N,
     bytes: 4 * (2 * N + 2),
     workgroups: [1, 1, 1],
@@ -264,15 +249,10 @@ function crossEntropyBackwardPerInvocation(name: string, s: CrossEntropyShape, i
   const onehot = vec
     ? 'select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(4u * i) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(t))'
     : 'select(0.0, 1.0, i == t)';
+  const bind = backwardBindings(inPlace, `array<${T}>`);
   const wgsl = `
-@group(0) @binding(0) var<storage, ${inPlace ? 'read_write' : 'read'}> logits: array<${T}>;
-@group(0) @binding(1) var<storage, read> targets: array<u32>;
-@group(0) @binding(2) var<storage, read> meanOut: array<f32>;
-${inPlace ? '' : `@group(0) @binding(3) var<storage, read_write> dlogits: array<${T}>;`}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = ${g.row};
-  if (row >= ${u(N)}) { return; }
+${declarations(bind)}${inPlace ? '\n' : ''}
+${perElementMain(wg, 'row', N, g.row)}
   let t = targets[row];
   let base = row * ${u(n)};
   if (t == ${u(IGNORE_INDEX)}) {
@@ -288,129 +268,16 @@ ${rowStatsSerial(V, 'logits')}
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: 6 * N * V,
     bytes: 4 * (3 * N * V + N + 2),
     workgroups: g.workgroups,
   });
 }
 
-// ---- The vocabulary in parts (graph/lm-head.ts, addPartedLmHead) ----
-
-export interface CrossEntropyPartShape {
-  /** Rows (tokens of the chunk). */
-  N: number;
-  /** The whole vocabulary (targets are clamped to V-1 in the forward, as crossEntropyForwardKernel does). */
-  V: number;
-  /** This part's first vocabulary row and its row count (logits per row here). */
-  v0: number;
-  rows: number;
-  /** The first part starts the statistics instead of folding into them. */
-  first?: boolean;
-  wg?: number;
-}
-
-/** A vocabulary part's dimensions, checked: one workgroup of `wg` (default 256) per row. */
-function partDims(name: string, s: CrossEntropyPartShape): CrossEntropyPartShape & { wg: number } {
-  const wg = s.wg ?? 256;
-  checkDims(name, { N: s.N, V: s.V, rows: s.rows, wg });
-  if (s.N > MAX_GROUPS) throw new GridLimitError(`${name}: N=${s.N} exceeds ${MAX_GROUPS} workgroups in x`);
-  return { ...s, wg };
-}
-
-/**
- * Folds one vocabulary part's logits (N × rows) into per-row statistics stats[3·row ..] = (running
- * max m, running Σ exp(l - m), target logit): m' = max(m, max_part), s' = s·exp(m - m') +
- * Σ_part exp(l - m'); the target logit is taken from the part that holds the target. One workgroup
- * per row; ignored rows are left alone. Bindings: logits (read), targets (read), stats (read_write).
- */
-export function crossEntropyPartForwardKernel(name: string, s: CrossEntropyPartShape): RowKernel {
-  const { N, V, v0, rows, wg } = partDims(name, s);
-  const wgsl = `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<u32>;
-@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
-${reduceDecls(wg, ['a'])}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
-  let t = targets[row];
-  if (t == ${u(IGNORE_INDEX)}) { return; }
-  let base = row * ${u(rows)};
-${rowSoftmaxStats(rows, wg, 'logits')}
-  if (lid.x == 0u) {
-    let tt = min(t, ${u(V - 1)});
-    let here = tt >= ${u(v0)} && tt < ${u(v0 + rows)};
-    let tl = select(0.0, logits[base + min(tt - min(tt, ${u(v0)}), ${u(rows - 1)})], here);
-${s.first
-    ? `    stats[3u * row] = rowMax;
-    stats[3u * row + 1u] = rowSum;
-    stats[3u * row + 2u] = tl;`
-    : `    let m = stats[3u * row];
-    let m2 = max(m, rowMax);
-    stats[3u * row] = m2;
-    stats[3u * row + 1u] = stats[3u * row + 1u] * exp(m - m2) + rowSum * exp(rowMax - m2);
-    if (here) { stats[3u * row + 2u] = tl; }`}
-  }
-}
-`;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 4 * N * rows, bytes: 4 * (2 * N * rows + 7 * N), workgroups: [N, 1, 1] });
-}
-
-/** losses[row] = log(s) + m - target logit from the statistics (0 for ignored rows). Bindings: stats (read), targets (read), losses (write). */
-export function crossEntropyPartLossKernel(name: string, s: { N: number; V: number }): RowKernel {
-  const { N } = s;
-  const wg = 64;
-  checkDims(name, { N });
-  const g = perRowGrid(N, wg);
-  const wgsl = `
-@group(0) @binding(0) var<storage, read> stats: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<u32>;
-@group(0) @binding(2) var<storage, read_write> losses: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = ${g.row};
-  if (row >= ${u(N)}) { return; }
-  if (targets[row] == ${u(IGNORE_INDEX)}) {
-    losses[row] = 0.0;
-    return;
-  }
-  losses[row] = log(stats[3u * row + 1u]) + stats[3u * row] - stats[3u * row + 2u];
-}
-`;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 3 * N, bytes: 4 * (5 * N), workgroups: g.workgroups });
-}
-
-/**
- * dlogits = (exp(l - m) / s - onehot(target)) · meanOut[1] for one vocabulary part, in place, with
- * the row statistics of all parts (no reduction over the row here). Ignored rows get zeros; a
- * target ≥ V matches no logit (as crossEntropyBackwardKernel). Bindings: logits (read_write),
- * targets, meanOut, stats (read).
- */
-export function crossEntropyPartBackwardKernel(name: string, s: CrossEntropyPartShape): RowKernel {
-  const { N, V, v0, rows, wg } = partDims(name, s);
-  const wgsl = `
-@group(0) @binding(0) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> targets: array<u32>;
-@group(0) @binding(2) var<storage, read> meanOut: array<f32>;
-@group(0) @binding(3) var<storage, read> stats: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
-  let t = targets[row];
-  let base = row * ${u(rows)};
-  if (t == ${u(IGNORE_INDEX)}) {
-    for (var i = lid.x; i < ${u(rows)}; i += ${u(wg)}) { logits[base + i] = 0.0; }
-    return;
-  }
-  let rowMax = stats[3u * row];
-  let inv = 1.0 / stats[3u * row + 1u];
-  let scale = meanOut[1];
-  for (var i = lid.x; i < ${u(rows)}; i += ${u(wg)}) {
-    let p = exp(logits[base + i] - rowMax) * inv;
-    logits[base + i] = (p - select(0.0, 1.0, i + ${u(v0)} == t)) * scale;
-  }
-}
-`;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 5 * N * rows, bytes: 4 * (2 * N * rows + 4 * N + 2), workgroups: [N, 1, 1] });
-}
+export const crossEntropyForward = defineKernel('ce_fwd', (_s: CrossEntropyShape) => forwardBindings(), { portable: (n, s) => crossEntropyForwardKernel(n, rowForm(s, s.V)) });
+export const crossEntropyMean = defineKernel('ce_mean', (_s: CrossEntropyShape, _gradScale: number) => meanBindings(), {
+  portable: (n, s, gradScale) => crossEntropyMeanKernel(n, rowForm(s, s.N), gradScale),
+});
+/** The graph's backward is in place: the logits buffer takes the gradient. */
+export const crossEntropyBackward = defineKernel('ce_bwd', (_s: CrossEntropyShape) => backwardBindings(true), { portable: (n, s) => crossEntropyBackwardKernel(n, rowForm(s, s.V), true) });

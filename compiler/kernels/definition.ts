@@ -25,7 +25,32 @@
 // definition; with one, `g.op(phase, name, def, args, { x: a, y: b })`.
 import type { KernelBinding } from '../plan/types.js';
 import type { RowKernel } from './wgsl.js';
-import { u } from './wgsl.js';
+import { CLIP_EPS } from '../reference/gradnorm.js';
+import { entry, fExp, stepStruct, u } from './wgsl.js';
+
+/** The bindings every optimiser kernel starts with: params (read_write), grads (read), step (uniform Step). */
+export const optimiserBindings = (state: readonly string[] = []): Binding[] => [readWrite('params'), read('grads'), ...state.map((s) => readWrite(s)), uniform('step', 'Step')];
+
+/** An optimiser dispatch's first element in the flat parameter buffer, checked. */
+export function checkOffset(kernel: string, offset: number): void {
+  if (!Number.isInteger(offset) || offset < 0) throw new Error(`${kernel}: offset=${offset} must be a non-negative integer`);
+}
+
+/**
+ * The head of an element-wise optimiser update over params[offset, offset+count) on a `grid`: the
+ * Step struct, the declarations, the entry, the element `i` and its gradient `gradName`, scaled by
+ * min(1, maxNorm / (‖g‖ + eps)) from norm[0] = Σ g² when maxNorm > 0 (clipping by the global norm).
+ */
+export function optimiserUpdateMain(bindings: readonly Binding[], wg: number, idx: string, count: number, offset: number, maxNorm: number, gradName: string): string {
+  const clip = maxNorm > 0 ? ` * min(1.0, ${fExp(maxNorm)} / (sqrt(norm[0]) + ${fExp(CLIP_EPS)}))` : '';
+  return `${stepStruct}
+${declarations(bindings)}
+${entry(wg)}
+  let j = ${idx};
+  if (j >= ${count}u) { return; }
+  let i = j + ${offset}u;
+  let ${gradName} = grads[i]${clip};`;
+}
 
 export type Access = 'read' | 'read_write' | 'uniform';
 

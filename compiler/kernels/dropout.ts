@@ -1,7 +1,8 @@
 import { mix32 as mix32Host, dropoutScale, dropoutThreshold } from '../reference/dropout.js';
-import { ceilDiv, checkDims } from './reduce.js';
+import { checkDims } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { type Binding, boundKernel, declarations, defineKernel, read, readWrite, uniform } from './definition.js';
+import { entry, grid, MAX_GROUPS, rngStruct } from './wgsl.js';
 
 export { dropoutUniforms } from '../reference/dropout.js';
 
@@ -21,8 +22,8 @@ export interface DropoutShape {
   maxGroupsX?: number;
 }
 
-/** Largest workgroup count per dimension WebGPU guarantees. */
-const MAX_GROUPS = 65535;
+/** In place: src (read_write), rng; otherwise src (read), dst (read_write), rng. */
+const dropoutBindings = (src: string, dst: string, inPlace: boolean): Binding[] => [...(inPlace ? [readWrite(src)] : [read(src), readWrite(dst)]), uniform('rng', 'Rng')];
 
 // The same mixer as reference/dropout.ts (mix32); u32 multiplication wraps in WGSL as Math.imul does.
 // Shared by every kernel that draws from the seeded counter-based stream (dropout, random routers).
@@ -50,24 +51,16 @@ function dropoutKernel(name: string, s: DropoutShape, src: string, dst: string, 
   checkDims(name, { count, wg, maxGroupsX });
   if (!(p >= 0 && p < 1)) throw new Error(`${name}: dropout p=${p} must be in [0, 1)`);
   if (!Number.isInteger(salt) || salt < 0 || salt > 0xffffffff) throw new Error(`${name}: salt=${salt} must be a u32`);
-  const groups = ceilDiv(count, wg);
   // More than 65535 workgroups spill into y; the index is linearised over the grid.
-  const gx = Math.min(groups, maxGroupsX);
-  const gy = ceilDiv(groups, gx);
-  const buffers = inPlace
-    ? `@group(0) @binding(0) var<storage, read_write> ${src}: array<f32>;
-@group(0) @binding(1) var<uniform> rng: Rng;`
-    : `@group(0) @binding(0) var<storage, read> ${src}: array<f32>;
-@group(0) @binding(1) var<storage, read_write> ${dst}: array<f32>;
-@group(0) @binding(2) var<uniform> rng: Rng;`;
+  const g = grid(count, wg, maxGroupsX);
+  const b = dropoutBindings(src, dst, inPlace);
   const out = inPlace ? src : dst;
   const wgsl = `
-struct Rng { seed: u32, step: u32, train: u32, pad: u32 }
-${buffers}
+${rngStruct}
+${declarations(b)}
 ${mix32Wgsl}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = (wid.y * ${gx}u + wid.x) * ${wg}u + lid.x;
+${entry(wg)}
+  let i = ${g.idx};
   if (i >= ${count}u) { return; }
   if (rng.train == 0u) {
     ${inPlace ? '// Evaluation: the identity, nothing to write.\n    return;' : `${out}[i] = ${src}[i];\n    return;`}
@@ -78,7 +71,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   ${out}[i] = select(0.0, ${src}[i] * ${f32Literal(dropoutScale(p))}, keep);
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 20 * count, bytes: 8 * count + 16, workgroups: [gx, gy, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 20 * count, bytes: 8 * count + 16, workgroups: g.workgroups });
 }
 
 /**
@@ -99,3 +92,11 @@ export function dropoutForwardKernel(name: string, s: DropoutShape, inPlace = tr
 export function dropoutBackwardKernel(name: string, s: DropoutShape, inPlace = true): RowKernel {
   return dropoutKernel(name, s, 'dout', 'dx', inPlace);
 }
+
+// The graph's dropout sites: the forward in place on x, the backward from dout into dx.
+export const dropoutForward = defineKernel('dropout_fwd', (_count: number, _p: number, _salt: number) => dropoutBindings('x', 'out', true), {
+  portable: (n, count, p, salt) => dropoutForwardKernel(n, { count, p, salt }, true),
+});
+export const dropoutBackward = defineKernel('dropout_bwd', (_count: number, _p: number, _salt: number) => dropoutBindings('dout', 'dx', false), {
+  portable: (n, count, p, salt) => dropoutBackwardKernel(n, { count, p, salt }, false),
+});

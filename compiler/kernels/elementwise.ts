@@ -1,12 +1,10 @@
 import { activationWgsl, geluWgsl } from './activation.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { boundKernel, declarations, perElementMain, read, readWrite } from './definition.js';
-import { u } from './wgsl.js';
+import { boundKernel, declarations, defineKernel, perElementMain, read, readWrite } from './definition.js';
+import { entry, grid, u } from './wgsl.js';
 
 // Small memory-bound kernels the training step needs between the big fused ones.
-
-const MAX_GROUPS = 65535;
 
 const fillBindings = () => [readWrite('x')];
 const geluForwardBindings = () => [read('h'), readWrite('g')];
@@ -16,15 +14,7 @@ const scaleAddBindings = () => [read('x'), readWrite('acc')];
 const addBindings = () => [read('a'), read('b'), readWrite('d')];
 const evalSumBindings = () => [read('loss'), readWrite('acc')];
 
-/** A 1-D grid over `count` elements that spills into y past 65535 workgroups; `idx` is the element. */
-export function grid(count: number, wg: number): { workgroups: [number, number, number]; idx: string } {
-  const groups = ceilDiv(count, wg);
-  const gx = Math.min(groups, MAX_GROUPS);
-  return { workgroups: [gx, ceilDiv(groups, gx), 1], idx: `(wid.y * ${u(gx)} + wid.x) * ${u(wg)} + lid.x` };
-}
-
-export const entry = (wg: number) => `@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`;
+export { entry, grid } from './wgsl.js';
 
 /** x[i] = value for i < count. Bindings: x (write). Zeroes gradients at the start of a step. */
 export function fillKernel(name: string, count: number, value = 0, wg = 256): RowKernel {
@@ -145,3 +135,10 @@ fn main() {
 `;
   return boundKernel(name, b, wgsl, [1, 1, 1], { flops: 3, bytes: 16, workgroups: [1, 1, 1] });
 }
+
+export const fill = defineKernel('fill', (_count: number) => fillBindings(), { portable: (n, count) => fillKernel(n, count) });
+export const geluForward = defineKernel('gelu_fwd', (_count: number) => geluForwardBindings(), { portable: (n, count) => geluForwardKernel(n, count) });
+export const geluBackward = defineKernel('gelu_bwd', (_count: number) => geluBackwardBindings(), { portable: (n, count) => geluBackwardKernel(n, count) });
+export const biasGrad = defineKernel('bias_grad', (_rows: number, _cols: number) => biasGradBindings(), { portable: (n, rows, cols) => biasGradKernel(n, rows, cols) });
+export const scaleAdd = defineKernel('scale_add', (_count: number, _scale: number) => scaleAddBindings(), { portable: (n, count, scale) => scaleAddKernel(n, count, scale) });
+export const evalSum = defineKernel('eval_sum', (_gradScale: number) => evalSumBindings(), { portable: (n, gradScale) => evalSumKernel(n, gradScale) });

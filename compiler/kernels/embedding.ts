@@ -1,8 +1,8 @@
 import { ceilDiv, checkDims } from './reduce.js';
 import { GridLimitError } from './grid-limit.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
-import { u } from './wgsl.js';
+import { boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
+import { MAX_GROUPS, u } from './wgsl.js';
 
 export interface EmbeddingShape {
   B: number;
@@ -18,7 +18,10 @@ export interface EmbeddingShape {
   part?: { v0: number; rows: number };
 }
 
-const MAX_GROUPS = 65535;
+const forwardBindings = () => [read('tokens', 'array<u32>'), read('wte'), read('wpe'), readWrite('out')];
+/** The row form reads dout and dwte as vec4 where C allows. */
+const wteGradBindings = (t = 'array<f32>') => [read('tokens', 'array<u32>'), read('dout', t), readWrite('dwte', t)];
+const wpeGradBindings = () => [read('dout'), readWrite('dwpe')];
 
 function check(name: string, s: EmbeddingShape): void {
   checkDims(name, { B: s.B, T: s.T, C: s.C, V: s.V });
@@ -28,11 +31,9 @@ function check(name: string, s: EmbeddingShape): void {
 export function embeddingForwardKernel(name: string, s: EmbeddingShape, wg = 64): RowKernel {
   const { B, T, C, V } = s;
   check(name, s);
+  const bind = forwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> tokens: array<u32>;
-@group(0) @binding(1) var<storage, read> wte: array<f32>;
-@group(0) @binding(2) var<storage, read> wpe: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${declarations(bind)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = gid.x;
@@ -45,7 +46,7 @@ ${s.part ? `  if (tok < ${u(s.part.v0)} || tok >= ${u(s.part.v0 + s.part.rows)})
 }
 `;
   if (B * T > MAX_GROUPS) throw new GridLimitError(`${name}: B*T=${B * T} exceeds ${MAX_GROUPS} workgroups in y`);
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: B * T * C,
     bytes: 4 * (B * T + 3 * B * T * C),
     workgroups: [ceilDiv(C, wg), B * T, 1],
@@ -62,10 +63,9 @@ export function embeddingBackwardWteKernel(name: string, s: EmbeddingShape, wg =
   const { B, T, C, V } = s;
   check(name, s);
   if (V > MAX_GROUPS) throw new GridLimitError(`${name}: V=${V} exceeds ${MAX_GROUPS} workgroups in y`);
+  const bind = wteGradBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> tokens: array<u32>;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dwte: array<f32>;
+${declarations(bind)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = gid.x;
@@ -78,7 +78,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   dwte[v * ${u(C)} + c] += acc;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: B * T * C,
     bytes: 4 * (V * C * B * T + B * T * C + 2 * V * C),
     workgroups: [ceilDiv(C, wg), V, 1],
@@ -107,10 +107,9 @@ export function embeddingBackwardWteRowsKernel(name: string, s: EmbeddingShape, 
   if (ceilDiv(Vr, wg) > MAX_GROUPS) throw new GridLimitError(`${name}: V=${Vr} needs more than ${MAX_GROUPS} workgroups in x`);
   if (chunks > MAX_GROUPS) throw new GridLimitError(`${name}: ${chunks} channel chunks exceed ${MAX_GROUPS} workgroups in y`);
   const TY = vec ? 'vec4<f32>' : 'f32';
+  const bind = wteGradBindings(`array<${TY}>`);
   const wgsl = `
-@group(0) @binding(0) var<storage, read> tokens: array<u32>;
-@group(0) @binding(1) var<storage, read> dout: array<${TY}>;
-@group(0) @binding(2) var<storage, read_write> dwte: array<${TY}>;
+${declarations(bind)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let v = gid.x;
@@ -126,7 +125,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: B * T * C,
     bytes: 4 * (Vr * chunks * B * T + B * T * C + 2 * Vr * C),
     workgroups: [ceilDiv(Vr, wg), chunks, 1],
@@ -138,9 +137,9 @@ export function embeddingBackwardWpeKernel(name: string, s: EmbeddingShape, wg =
   const { B, T, C } = s;
   check(name, s);
   if (T > MAX_GROUPS) throw new GridLimitError(`${name}: T=${T} exceeds ${MAX_GROUPS} workgroups in y`);
+  const bind = wpeGradBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> dout: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dwpe: array<f32>;
+${declarations(bind)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = gid.x;
@@ -151,9 +150,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   dwpe[t * ${u(C)} + c] += acc;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: B * T * C,
     bytes: 4 * (B * T * C + 2 * T * C),
     workgroups: [ceilDiv(C, wg), T, 1],
   });
 }
+
+export const embeddingForward = defineKernel('emb_fwd', (_s: EmbeddingShape) => forwardBindings(), { portable: (n, s) => embeddingForwardKernel(n, s) });
+export const embeddingWteGrad = defineKernel('emb_dwte', (_s: EmbeddingShape) => wteGradBindings(), { portable: (n, s) => embeddingBackwardWteRowsKernel(n, s) });
+export const embeddingWpeGrad = defineKernel('emb_dwpe', (_s: EmbeddingShape) => wpeGradBindings(), { portable: (n, s) => embeddingBackwardWpeKernel(n, s) });

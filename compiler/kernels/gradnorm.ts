@@ -1,6 +1,7 @@
 import { ceilDiv, checkDims, reduceBody, reduceDecls } from './reduce.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
+import { MAX_GROUPS } from './wgsl.js';
 
 export { clipFactor, CLIP_EPS, gradSumSquaresReference } from '../reference/gradnorm.js';
 
@@ -26,8 +27,8 @@ export interface GradNormKernels {
   chunk: number;
 }
 
-/** Largest workgroup count per dimension WebGPU guarantees. */
-const MAX_GROUPS = 65535;
+const partialBindings = () => [read('grads'), readWrite('partials')];
+const totalBindings = () => [read('partials'), readWrite('norm')];
 
 /**
  * Global gradient norm as a two-stage tree reduction: each first-stage workgroup sums the squares of
@@ -47,8 +48,7 @@ export function gradNormKernels(name: string, s: GradNormShape): GradNormKernels
   const gx = Math.min(groups, maxGroupsX);
   const gy = ceilDiv(groups, gx);
   const partial = `
-@group(0) @binding(0) var<storage, read> grads: array<f32>;
-@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
+${declarations(partialBindings())}
 ${reduceDecls(wg, ['a'])}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -69,8 +69,7 @@ ${reduceBody(wg, ['a'], ['acc'], 'sum')}
 }
 `;
   const total = `
-@group(0) @binding(0) var<storage, read> partials: array<f32>;
-@group(0) @binding(1) var<storage, read_write> norm: array<f32>;
+${declarations(totalBindings())}
 ${reduceDecls(wg, ['a'])}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
@@ -84,9 +83,12 @@ ${reduceBody(wg, ['a'], ['acc'], 'sum')}
 }
 `;
   return {
-    partial: wgslKernel(`${name}_partial`, partial, [wg, 1, 1], { flops: 2 * count, bytes: 4 * (count + groups), workgroups: [gx, gy, 1] }),
-    total: wgslKernel(`${name}_total`, total, [wg, 1, 1], { flops: groups, bytes: 4 * (groups + 2), workgroups: [1, 1, 1] }),
+    partial: boundKernel(`${name}_partial`, partialBindings(), partial, [wg, 1, 1], { flops: 2 * count, bytes: 4 * (count + groups), workgroups: [gx, gy, 1] }),
+    total: boundKernel(`${name}_total`, totalBindings(), total, [wg, 1, 1], { flops: groups, bytes: 4 * (groups + 2), workgroups: [1, 1, 1] }),
     partials: groups,
     chunk,
   };
 }
+
+export const gradNormPartial = defineKernel('gradnorm_partial', (_count: number) => partialBindings(), { portable: (n, count) => gradNormKernels(n, { count }).partial });
+export const gradNormTotal = defineKernel('gradnorm_total', (_count: number) => totalBindings(), { portable: (n, count) => gradNormKernels(n, { count }).total });

@@ -1,10 +1,14 @@
-import type { PlanKernel } from '../plan/types.js';
-import { ceilDiv, checkDims, reduceBody, reduceDecls } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
-import { perRowGrid } from './crossentropy.js';
-import { u, fDec as f, type RowKernel } from './wgsl.js';
+import { ceilDiv, checkDims, reduceBody, rowWorkgroupMain } from './reduce.js';
+import { boundKernel, declarations, defineKernel, perElementMain, read, readWrite } from './definition.js';
+import { u, fDec as f, perRowGrid, rowForm, type RowKernel } from './wgsl.js';
 
 export type { RowKernel } from './wgsl.js';
+
+// Bindings; the per-invocation forms read rows as vec4 where C allows (`t`), the statistics stay f32.
+const lnForwardBindings = (t = 'array<f32>') => [read('x', t), read('r', t), read('w', t), read('b', t), readWrite('sum', t), readWrite('out', t), readWrite('stats')];
+const lnBackwardBindings = (t = 'array<f32>') => [read('dout', t), read('sum', t), read('stats'), read('w', t), readWrite('dres', t)];
+/** dw and db packed into one binding `dwb` where the compiler passes a dbOffset. */
+const lnParamGradBindings = (packed: boolean) => [read('dout'), read('sum'), read('stats'), ...(packed ? [readWrite('dwb')] : [readWrite('dw'), readWrite('db')])];
 
 export interface LayerNormShape {
   rows: number;
@@ -32,18 +36,9 @@ export function layerNormForwardKernel(name: string, s: LayerNormShape): RowKern
   const wg = s.wg ?? 64;
   const eps = s.eps ?? 1e-5;
   checkDims(name, { rows, C, wg });
+  const bind = lnForwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> r: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read_write> sum: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
-${reduceDecls(wg, ['a'])}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
+${rowWorkgroupMain(declarations(bind), wg, ['a'])}
   let base = row * ${u(C)};
   var acc = 0.0;
   for (var c = lid.x; c < ${u(C)}; c += ${u(wg)}) {
@@ -70,7 +65,7 @@ ${reduceBody(wg, ['a'], ['sq'], 'sum').replaceAll('a_all', 'sqTot')}
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: 8 * rows * C,
     bytes: 4 * (4 * rows * C + 2 * C + 2 * rows),
     workgroups: [rows, 1, 1],
@@ -86,16 +81,9 @@ export function layerNormBackwardKernel(name: string, s: LayerNormShape): RowKer
   if (s.perRow === 'invocation') return layerNormBackwardPerInvocation(name, s);
   const wg = s.wg ?? 64;
   checkDims(name, { rows, C, wg });
+  const bind = lnBackwardBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> dout: array<f32>;
-@group(0) @binding(1) var<storage, read> sum: array<f32>;
-@group(0) @binding(2) var<storage, read> stats: array<f32>;
-@group(0) @binding(3) var<storage, read> w: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dres: array<f32>;
-${reduceDecls(wg, ['a', 'b'])}
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.x;
+${rowWorkgroupMain(declarations(bind), wg, ['a', 'b'])}
   let base = row * ${u(C)};
   let mean = stats[2u * row];
   let rstd = stats[2u * row + 1u];
@@ -117,7 +105,7 @@ ${reduceBody(wg, ['a', 'b'], ['s1', 's2'], 'sum')}
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: 12 * rows * C,
     bytes: 4 * (4 * rows * C + C + 2 * rows),
     workgroups: [rows, 1, 1],
@@ -135,15 +123,10 @@ export function layerNormParamGradKernel(name: string, s: LayerNormShape, wg = 6
   checkDims(name, { rows, C, wg });
   const packed = dbOffset !== undefined;
   if (packed && !(Number.isInteger(dbOffset) && dbOffset >= C)) throw new Error(`${name}: dbOffset=${dbOffset} must be an integer ≥ C=${C}`);
-  const outs = packed
-    ? '@group(0) @binding(3) var<storage, read_write> dwb: array<f32>;'
-    : '@group(0) @binding(3) var<storage, read_write> dw: array<f32>;\n@group(0) @binding(4) var<storage, read_write> db: array<f32>;';
   const stores = packed ? `dwb[c] += gw;\n  dwb[${u(dbOffset!)} + c] += gb;` : 'dw[c] += gw;\n  db[c] += gb;';
+  const bind = lnParamGradBindings(packed);
   const wgsl = `
-@group(0) @binding(0) var<storage, read> dout: array<f32>;
-@group(0) @binding(1) var<storage, read> sum: array<f32>;
-@group(0) @binding(2) var<storage, read> stats: array<f32>;
-${outs}
+${declarations(bind)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c = gid.x;
@@ -159,7 +142,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${stores}
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: 4 * rows * C,
     bytes: 4 * (2 * rows * C + 2 * rows + 4 * C),
     workgroups: [ceilDiv(C, wg), 1, 1],
@@ -186,18 +169,10 @@ function layerNormForwardPerInvocation(name: string, s: LayerNormShape): RowKern
   checkDims(name, { rows, C, wg });
   const { n, T, hsum } = rowType(C);
   const g = perRowGrid(rows, wg);
+  const bind = lnForwardBindings(`array<${T}>`);
   const wgsl = `
-@group(0) @binding(0) var<storage, read> x: array<${T}>;
-@group(0) @binding(1) var<storage, read> r: array<${T}>;
-@group(0) @binding(2) var<storage, read> w: array<${T}>;
-@group(0) @binding(3) var<storage, read> b: array<${T}>;
-@group(0) @binding(4) var<storage, read_write> sum: array<${T}>;
-@group(0) @binding(5) var<storage, read_write> out: array<${T}>;
-@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = ${g.row};
-  if (row >= ${u(rows)}) { return; }
+${declarations(bind)}
+${perElementMain(wg, 'row', rows, g.row)}
   let base = row * ${u(n)};
   var acc = ${T}(0.0);
   for (var c = 0u; c < ${u(n)}; c++) {
@@ -219,7 +194,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   stats[2u * row + 1u] = rstd;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: 8 * rows * C,
     bytes: 4 * (4 * rows * C + 2 * C + 2 * rows),
     workgroups: g.workgroups,
@@ -232,16 +207,10 @@ function layerNormBackwardPerInvocation(name: string, s: LayerNormShape): RowKer
   checkDims(name, { rows, C, wg });
   const { n, T, hsum } = rowType(C);
   const g = perRowGrid(rows, wg);
+  const bind = lnBackwardBindings(`array<${T}>`);
   const wgsl = `
-@group(0) @binding(0) var<storage, read> dout: array<${T}>;
-@group(0) @binding(1) var<storage, read> sum: array<${T}>;
-@group(0) @binding(2) var<storage, read> stats: array<f32>;
-@group(0) @binding(3) var<storage, read> w: array<${T}>;
-@group(0) @binding(4) var<storage, read_write> dres: array<${T}>;
-@compute @workgroup_size(${wg}, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = ${g.row};
-  if (row >= ${u(rows)}) { return; }
+${declarations(bind)}
+${perElementMain(wg, 'row', rows, g.row)}
   let base = row * ${u(n)};
   let mean = stats[2u * row];
   let rstd = stats[2u * row + 1u];
@@ -262,9 +231,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], {
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], {
     flops: 12 * rows * C,
     bytes: 4 * (4 * rows * C + C + 2 * rows),
     workgroups: g.workgroups,
   });
 }
+
+export const layerNormForward = defineKernel('ln_fwd', (_s: LayerNormShape) => lnForwardBindings(), { portable: (n, s) => layerNormForwardKernel(n, rowForm(s, s.C)) });
+export const layerNormBackward = defineKernel('ln_bwd', (_s: LayerNormShape) => lnBackwardBindings(), { portable: (n, s) => layerNormBackwardKernel(n, rowForm(s, s.C)) });
+export const layerNormParamGrad = defineKernel('ln_dwb', (_s: LayerNormShape, _wg: number, dbOffset?: number) => lnParamGradBindings(dbOffset !== undefined), {
+  portable: (n, s, wg, dbOffset) => layerNormParamGradKernel(n, s, wg, dbOffset),
+});

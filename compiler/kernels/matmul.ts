@@ -1,7 +1,7 @@
 import type { PlanKernel } from '../plan/types.js';
 import type { MatmulShape } from '../reference/matmul.js';
 import { activationExpr, activationGradWgsl, activationWgsl } from './activation.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { type Binding, boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
 import { withF16Operands } from './matmul-f16.js';
 import { u } from './wgsl.js';
 
@@ -52,18 +52,15 @@ function matmulBytes(s: MatmulShape): number {
 
 const arrOf = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
 
-/** Bindings 2.. of both tilings: C, then as configured bias, pre (savePre), H (actGrad); vec4 where n allows. */
-function outputDecls(s: MatmulShape, cVec: boolean): string[] {
-  const decls = [`var<storage, read_write> C: ${arrOf(cVec)};`];
-  if (s.bias) decls.push(`var<storage, read> bias: ${arrOf(cVec)};`);
-  if (s.savePre) decls.push(`var<storage, read_write> pre: ${arrOf(cVec)};`);
-  if (s.actGrad) decls.push(`var<storage, read> H: ${arrOf(cVec)};`);
-  const act = s.activation ?? 'none';
-  return [
-    ...decls.map((d, i) => `@group(0) @binding(${i + 2}) ${d}`),
-    ...(act !== 'none' ? [activationWgsl] : []),
-    ...(s.actGrad ? [activationGradWgsl] : []),
-  ];
+/** A, B, C, then as configured bias, pre (savePre), H (actGrad); each vec4 where the tiling reads it so (f32 for the definition). */
+function matmulBindings(s: MatmulShape, aVec = false, bVec = false, cVec = false): Binding[] {
+  const c = arrOf(cVec);
+  return [read('A', arrOf(aVec)), read('B', arrOf(bVec)), readWrite('C', c), ...(s.bias ? [read('bias', c)] : []), ...(s.savePre ? [readWrite('pre', c)] : []), ...(s.actGrad ? [read('H', c)] : [])];
+}
+
+/** The activation functions the epilogue calls. */
+function epilogueFns(s: MatmulShape): string[] {
+  return [...((s.activation ?? 'none') !== 'none' ? [activationWgsl] : []), ...(s.actGrad ? [activationGradWgsl] : [])];
 }
 
 /**
@@ -116,7 +113,6 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   if (s.f16) return withF16Operands(matmulKernel(name, { ...s, f16: undefined }, tiling), s.f16);
   const { m: M, n: N, k: K } = s;
   const batch = s.batch ?? 1;
-  const act = s.activation ?? 'none';
   if (tiling.layout === 'subgroup') return matmulSubgroupKernel(name, s, tiling);
   const { tm: TM, tn: TN } = tiling;
   if (TN % 4 !== 0 || TM % 4 !== 0) throw new Error(`matmul tiling ${TM}x${TN}: tm and tn must be multiples of 4`);
@@ -127,13 +123,11 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   const aVec = s.transA ? M % 4 === 0 : KU === 4;
   const bVec = s.transB ? KU === 4 : N % 4 === 0;
   const cVec = N % 4 === 0;
-  const arr = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
   const G = TN / 4;
 
   const L: string[] = [];
-  L.push(`@group(0) @binding(0) var<storage, read> A: ${arr(aVec)};`);
-  L.push(`@group(0) @binding(1) var<storage, read> B: ${arr(bVec)};`);
-  L.push(...outputDecls(s, cVec));
+  const bind = matmulBindings(s, aVec, bVec, cVec);
+  L.push(declarations(bind), ...epilogueFns(s));
   L.push(`@compute @workgroup_size(${tiling.wgX}, ${tiling.wgY}, 1)`);
   L.push(`fn main(@builtin(global_invocation_id) gid: vec3<u32>) {`);
   L.push(`  let col0 = gid.x * ${u(TN)};`);
@@ -207,7 +201,7 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
   L.push(`}`);
 
   const wgsl = L.join('\n');
-  return wgslKernel(name, wgsl, [tiling.wgX, tiling.wgY, 1], {
+  return boundKernel(name, bind, wgsl, [tiling.wgX, tiling.wgY, 1], {
     flops: 2 * M * N * K * batch,
     bytes: matmulBytes(s),
     workgroups: [ceilDiv(ceilDiv(N, TN), tiling.wgX), ceilDiv(ceilDiv(M, TM), tiling.wgY), batch],
@@ -228,7 +222,6 @@ export function matmulKernel(name: string, s: MatmulShape, tiling: MatmulTiling 
 function matmulSubgroupKernel(name: string, s: MatmulShape, tiling: MatmulTiling): MatmulKernel {
   const { m: M, n: N, k: K } = s;
   const batch = s.batch ?? 1;
-  const act = s.activation ?? 'none';
   const { tm: TM, tn: TN, wgX: WG } = tiling;
   if (tiling.wgY !== 1 || TM % 8 !== 0 || WG % 8 !== 0 || ![1, 2, 4, 8].includes(TN)) {
     throw new Error(`matmul 'subgroup' tiling ${TM}x${TN} (${WG}x${tiling.wgY}): tm and wgX must be multiples of 8, tn 1, 2, 4 or 8, wgY 1`);
@@ -240,12 +233,10 @@ function matmulSubgroupKernel(name: string, s: MatmulShape, tiling: MatmulTiling
   const aVec = !s.transA && KU === 4;
   const bVec = s.transB ? KU === 4 : N % 4 === 0 && TN % 4 === 0;
   const cVec = N % 4 === 0 && TN % 4 === 0;
-  const arr = (vec: boolean) => (vec ? 'array<vec4<f32>>' : 'array<f32>');
   const L: string[] = [];
   L.push(`enable subgroups;`);
-  L.push(`@group(0) @binding(0) var<storage, read> A: ${arr(aVec)};`);
-  L.push(`@group(0) @binding(1) var<storage, read> B: ${arr(bVec)};`);
-  L.push(...outputDecls(s, cVec));
+  const bind = matmulBindings(s, aVec, bVec, cVec);
+  L.push(declarations(bind), ...epilogueFns(s));
   L.push(`@compute @workgroup_size(${WG}, 1, 1)`);
   L.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {`);
   L.push(`  let row0 = wid.y * ${u(TM)};`);
@@ -299,10 +290,16 @@ function matmulSubgroupKernel(name: string, s: MatmulShape, tiling: MatmulTiling
     L.push(`  }`);
   }
   L.push(`}`);
-  return wgslKernel(name, L.join('\n'), [WG, 1, 1], {
+  return boundKernel(name, bind, L.join('\n'), [WG, 1, 1], {
     flops: 2 * M * N * K * batch,
     bytes: matmulBytes(s),
     workgroups: [ceilDiv(ceilDiv(N, TN), WG), ceilDiv(M, TM), batch],
     features: ['subgroups'],
   });
 }
+
+/** The matmul op: the register-tiled portable form, the subgroup form where the target allows it (see matmulTiling in compiler/lower/kernels.ts). */
+export const matmul = defineKernel('matmul', (s: MatmulShape) => matmulBindings(s), {
+  portable: (n, s) => matmulKernel(n, s, defaultTiling),
+  subgroup: (n, s) => matmulKernel(n, s, subgroupTiling),
+});

@@ -8,10 +8,14 @@ import { GridLimitError } from './grid-limit.js';
 import { STAT, statsLength } from '../reference/moe.js';
 import type { RowKernel } from './layernorm.js';
 import { ceilDiv, checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
+import { boundKernel, declarations, defineKernel, read, readWrite } from './definition.js';
 import { f, u } from './wgsl.js';
 
 export type { ExpertChoiceShape } from '../reference/moe-expert-choice.js';
+
+const routerBindings = () => [read('logits'), readWrite('sel', 'array<u32>'), readWrite('gate')];
+const dispatchBindings = () => [read('gate'), readWrite('offsets', 'array<u32>'), readWrite('perm', 'array<u32>'), readWrite('pos', 'array<u32>'), readWrite('kept', 'array<u32>')];
+const statsBindings = () => [read('logits'), read('gate'), read('pos', 'array<u32>'), readWrite('stats')];
 
 function checkShape(name: string, s: ExpertChoiceShape): void {
   checkDims(name, { tokens: s.tokens, experts: s.experts, group: s.group, capacity: s.capacity });
@@ -23,10 +27,9 @@ function checkShape(name: string, s: ExpertChoiceShape): void {
 export function moeExpertChoiceRouterKernel(name: string, s: ExpertChoiceShape, wg = 64): RowKernel {
   checkShape(name, s);
   const { tokens: N, experts: E } = s;
+  const bind = routerBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read_write> sel: array<u32>;
-@group(0) @binding(2) var<storage, read_write> gate: array<f32>;
+${declarations(bind)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n = gid.x;
@@ -42,7 +45,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: N * E * 6, bytes: 4 * 3 * N * E, workgroups: [ceilDiv(N, wg), 1, 1] });
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], { flops: N * E * 6, bytes: 4 * 3 * N * E, workgroups: [ceilDiv(N, wg), 1, 1] });
 }
 
 /**
@@ -58,12 +61,9 @@ export function moeExpertChoiceDispatchKernel(name: string, s: ExpertChoiceShape
   const c = expertSlots(s);
   const groups = ceilDiv(N * E, wg);
   if (groups > 65535) throw new GridLimitError(`${name}: ${N} tokens × ${E} experts exceed one dispatch of the expert-choice kernel`);
+  const bind = dispatchBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> gate: array<f32>;
-@group(0) @binding(1) var<storage, read_write> offsets: array<u32>;
-@group(0) @binding(2) var<storage, read_write> perm: array<u32>;
-@group(0) @binding(3) var<storage, read_write> pos: array<u32>;
-@group(0) @binding(4) var<storage, read_write> kept: array<u32>;
+${declarations(bind)}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let a = gid.x;
@@ -89,7 +89,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: N * E * G * 3, bytes: 4 * (N * E * (G + 3) + E * c), workgroups: [groups, 1, 1] });
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], { flops: N * E * G * 3, bytes: 4 * (N * E * (G + 3) + E * c), workgroups: [groups, 1, 1] });
 }
 
 /**
@@ -104,11 +104,9 @@ export function moeExpertChoiceStatsKernel(name: string, s: ExpertChoiceShape): 
   let W = 64;
   while (W > 1 && W * E > 2048) W /= 2;
   if (W * E > 2048) throw new Error(`${name}: ${E} experts do not fit the statistics kernel's workgroup memory`);
+  const bind = statsBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read> gate: array<f32>;
-@group(0) @binding(2) var<storage, read> pos: array<u32>;
-@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+${declarations(bind)}
 var<workgroup> part: array<f32, ${W * E}>;
 var<workgroup> zpart: array<f32, ${W}>;
 var<workgroup> hpart: array<f32, ${W}>;
@@ -160,5 +158,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [W, 1, 1], { flops: N * E * 8, bytes: 4 * (3 * N * E + statsLength(E)), workgroups: [1, 1, 1] });
+  return boundKernel(name, bind, wgsl, [W, 1, 1], { flops: N * E * 8, bytes: 4 * (3 * N * E + statsLength(E)), workgroups: [1, 1, 1] });
 }
+
+export const moeExpertChoiceRouter = defineKernel('moe_ec_router', (_s: ExpertChoiceShape) => routerBindings(), { portable: (n, s) => moeExpertChoiceRouterKernel(n, s) });
+export const moeExpertChoiceDispatch = defineKernel('moe_ec_dispatch', (_s: ExpertChoiceShape) => dispatchBindings(), { portable: (n, s) => moeExpertChoiceDispatchKernel(n, s) });
+export const moeExpertChoiceStats = defineKernel('moe_ec_stats', (_s: ExpertChoiceShape) => statsBindings(), { portable: (n, s) => moeExpertChoiceStatsKernel(n, s) });

@@ -1,9 +1,8 @@
 import { checkDims, reduceBody, reduceDecls } from './reduce.js';
 import { GridLimitError } from './grid-limit.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
-import { fExp as f } from './wgsl.js';
-
+import { boundKernel, checkOffset, declarations, defineKernel, optimiserBindings } from './definition.js';
+import { fExp as f, stepStruct } from './wgsl.js';
 
 /**
  * Normalised gradient descent over `blocks` contiguous blocks of `size` floats starting at
@@ -17,13 +16,12 @@ import { fExp as f } from './wgsl.js';
  */
 export function ngdKernel(name: string, offset: number, blocks: number, size: number, weightDecay: number, wg = 256): RowKernel {
   checkDims(name, { blocks, size, wg });
-  if (!Number.isInteger(offset) || offset < 0) throw new Error(`${name}: offset=${offset} must be a non-negative integer`);
+  checkOffset(name, offset);
   if (blocks > 65535) throw new GridLimitError(`${name}: ${blocks} blocks exceeds 65535 workgroups`);
+  const b = optimiserBindings();
   const wgsl = `
-struct Step { lr: f32, bc1: f32, bc2: f32, pad: f32 }
-@group(0) @binding(0) var<storage, read_write> params: array<f32>;
-@group(0) @binding(1) var<storage, read> grads: array<f32>;
-@group(0) @binding(2) var<uniform> step: Step;
+${stepStruct}
+${declarations(b)}
 ${reduceDecls(wg, ['mx', 'ss'])}
 @compute @workgroup_size(${wg}, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -48,5 +46,7 @@ ${reduceBody(wg, ['ss'], ['acc'], 'sum')}
   }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 8 * blocks * size, bytes: 16 * blocks * size, workgroups: [blocks, 1, 1] });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 8 * blocks * size, bytes: 16 * blocks * size, workgroups: [blocks, 1, 1] });
 }
+
+export const ngd = defineKernel('ngd', (_offset: number, _blocks: number, _size: number, _wd: number) => optimiserBindings(), { portable: (n, offset, blocks, size, wd) => ngdKernel(n, offset, blocks, size, wd) });

@@ -6,15 +6,25 @@
 import { STAT, statsLength } from '../reference/moe.js';
 import { type PatchModelShape, PATCH_STATE, patchStateWidth } from '../reference/clusters.js';
 import { noiseKeyWgsl, routerNoiseWgsl } from './moe-router.js';
-import { entry, grid } from './elementwise.js';
 import type { RowKernel } from './layernorm.js';
 import { actWgsl } from './moe-grouped.js';
 import { checkDims } from './reduce.js';
-import { wgslKernel } from './wgsl-kernel.js';
-import { u, fExp as f } from './wgsl.js';
+import { type Binding, boundKernel, declarations, defineKernel, read, readWrite, uniform } from './definition.js';
+import { entry, grid, rngStruct, u, fExp as f } from './wgsl.js';
 
 export { type PatchModelShape } from '../reference/clusters.js';
 
+// Bindings: theta only when routed, rng only when the router is noisy (noise implies a router).
+const forwardBindings = (s: PatchModelShape): Binding[] => [
+  read('x'), read('W'), read('y'), readWrite('state'), readWrite('pre'),
+  ...(s.routed ? [read('theta')] : []),
+  ...(s.routed && s.noise > 0 ? [uniform('rng', 'Rng')] : []),
+];
+const lossBindings = (s: PatchModelShape) => [read('state'), read('y'), readWrite('train_loss'), ...(s.routed ? [readWrite('stats'), readWrite('dh')] : [])];
+const dwPartialBindings = () => [read('x'), read('pre'), read('state'), read('y'), readWrite('partial')];
+const dwBindings = () => [read('partial'), readWrite('dW')];
+const dthetaBindings = () => [read('x'), read('dh'), readWrite('dtheta')];
+const evalBindings = () => [read('state'), read('y'), read('cluster', 'array<u32>'), readWrite('acc')];
 
 const helpers = `${actWgsl}
 fn act_linear(x: f32) -> f32 { return x; }
@@ -65,12 +75,9 @@ export function patchForwardKernel(name: string, s: PatchModelShape, wg = 64): R
   }
   gate = exp(h[sel] - mx) / sum;` : `
   state[so + ${u(PATCH_STATE.probs)}] = 1.0;`;
+  const bind = forwardBindings(s);
   const wgsl = `
-${noisy ? 'struct Rng { seed: u32, step: u32, train: u32, pad: u32 }\n' : ''}@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> W: array<f32>;
-@group(0) @binding(2) var<storage, read> y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> state: array<f32>;
-@group(0) @binding(4) var<storage, read_write> pre: array<f32>;${s.routed ? '\n@group(0) @binding(5) var<storage, read> theta: array<f32>;' : ''}${noisy ? '\n@group(0) @binding(6) var<uniform> rng: Rng;' : ''}
+${noisy ? `${rngStruct}\n` : ''}${declarations(bind)}
 ${helpers}
 ${noisy ? routerNoiseWgsl(s.noiseDist, s.noise) : ''}
 ${entry(wg)}
@@ -101,7 +108,7 @@ ${entry(wg)}
   state[so + ${u(PATCH_STATE.lse)}] = lse;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: B * (2 * P * D * J + (s.routed ? P * D + 2 * D * M : 0)), bytes: 4 * (B * P * D + M * J * D + B * P * J + B * S), workgroups: g.workgroups });
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], { flops: B * (2 * P * D * J + (s.routed ? P * D + 2 * D * M : 0)), bytes: 4 * (B * P * D + M * J * D + B * P * J + B * S), workgroups: g.workgroups });
 }
 
 /**
@@ -160,12 +167,9 @@ export function patchLossKernel(name: string, s: PatchModelShape): RowKernel {
       dh[b * ${u(M)} + m] = gm;
     }
   }`;
+  const bind = lossBindings(s);
   const wgsl = `
-@group(0) @binding(0) var<storage, read> state: array<f32>;
-@group(0) @binding(1) var<storage, read> y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> train_loss: array<f32>;${s.routed ? `
-@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dh: array<f32>;` : ''}
+${declarations(bind)}
 ${helpers}
 @compute @workgroup_size(1, 1, 1)
 fn main() {
@@ -174,7 +178,7 @@ fn main() {
   task /= ${f(B)};${s.routed ? routed : '\n  train_loss[0] = task;'}
 }
 `;
-  return wgslKernel(name, wgsl, [1, 1, 1], { flops: 10 * B * M * M, bytes: 4 * B * (S + M), workgroups: [1, 1, 1] });
+  return boundKernel(name, bind, wgsl, [1, 1, 1], { flops: 10 * B * M * M, bytes: 4 * B * (S + M), workgroups: [1, 1, 1] });
 }
 
 /** Samples per partial sum of the expert weight gradients (see patchWeightGradPartialKernel). */
@@ -196,12 +200,9 @@ export function patchWeightGradPartialKernel(name: string, s: PatchModelShape, c
   const C = patchDwChunks(s, chunk);
   const count = C * J * D;
   const g = grid(count, wg);
+  const bind = dwPartialBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> pre: array<f32>;
-@group(0) @binding(2) var<storage, read> state: array<f32>;
-@group(0) @binding(3) var<storage, read> y: array<f32>;
-@group(0) @binding(4) var<storage, read_write> partial: array<f32>;
+${declarations(bind)}
 ${helpers}
 ${entry(wg)}
   let i = ${g.idx};
@@ -225,7 +226,7 @@ ${entry(wg)}
   for (var m = 0u; m < ${u(M)}; m++) { partial[(c * ${u(M)} + m) * ${u(J * D)} + j * ${u(D)} + d] = acc[m]; }
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: B * P * J * D * 3, bytes: 4 * (B * P * (D + J) * J + C * M * J * D), workgroups: g.workgroups });
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], { flops: B * P * J * D * 3, bytes: 4 * (B * P * (D + J) * J + C * M * J * D), workgroups: g.workgroups });
 }
 
 /** Expert weight gradients, second pass: dW[m,j,d] += Σ_c partial[c,m,j,d]. Bindings: partial (read), dW (read_write). */
@@ -235,9 +236,9 @@ export function patchWeightGradReduceKernel(name: string, s: PatchModelShape, ch
   const C = patchDwChunks(s, chunk);
   const count = M * J * D;
   const g = grid(count, wg);
+  const bind = dwBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> partial: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dW: array<f32>;
+${declarations(bind)}
 ${entry(wg)}
   let i = ${g.idx};
   if (i >= ${u(count)}) { return; }
@@ -246,7 +247,7 @@ ${entry(wg)}
   dW[i] += acc;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: C * count, bytes: 4 * (C + 2) * count, workgroups: g.workgroups });
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], { flops: C * count, bytes: 4 * (C + 2) * count, workgroups: g.workgroups });
 }
 
 /** Router gradients, one invocation per (d, m): dθ[d,m] += Σ_b dh[b,m] · Σ_p x[b,p,d]. Bindings: x, dh (read), dtheta. */
@@ -255,10 +256,9 @@ export function patchRouterGradKernel(name: string, s: PatchModelShape, wg = 64)
   const { batch: B, patches: P, dim: D, experts: M } = s;
   const count = D * M;
   const g = grid(count, wg);
+  const bind = dthetaBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> dh: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dtheta: array<f32>;
+${declarations(bind)}
 ${entry(wg)}
   let i = ${g.idx};
   if (i >= ${u(count)}) { return; }
@@ -273,7 +273,7 @@ ${entry(wg)}
   dtheta[i] += acc;
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: count * B * (P + 2), bytes: 4 * (B * P * D + B * M + count), workgroups: g.workgroups });
+  return boundKernel(name, bind, wgsl, [wg, 1, 1], { flops: count * B * (P + 2), bytes: 4 * (B * P * D + B * M + count), workgroups: g.workgroups });
 }
 
 /**
@@ -285,11 +285,9 @@ export function patchEvalKernel(name: string, s: PatchModelShape): RowKernel {
   check(name, s);
   const { batch: B, experts: M } = s;
   const S = patchStateWidth(s);
+  const bind = evalBindings();
   const wgsl = `
-@group(0) @binding(0) var<storage, read> state: array<f32>;
-@group(0) @binding(1) var<storage, read> y: array<f32>;
-@group(0) @binding(2) var<storage, read> cluster: array<u32>;
-@group(0) @binding(3) var<storage, read_write> acc: array<f32>;
+${declarations(bind)}
 @compute @workgroup_size(1, 1, 1)
 fn main() {
   for (var b = 0u; b < ${u(B)}; b++) {
@@ -304,7 +302,14 @@ fn main() {
   }
 }
 `;
-  return wgslKernel(name, wgsl, [1, 1, 1], { flops: 5 * B, bytes: 4 * B * (S + 2), workgroups: [1, 1, 1] });
+  return boundKernel(name, bind, wgsl, [1, 1, 1], { flops: 5 * B, bytes: 4 * B * (S + 2), workgroups: [1, 1, 1] });
 }
 
 export const patchStatsLength = (s: PatchModelShape) => statsLength(s.experts);
+
+export const patchForward = defineKernel('patch_fwd', (s: PatchModelShape) => forwardBindings(s), { portable: (n, s) => patchForwardKernel(n, s) });
+export const patchLoss = defineKernel('patch_loss', (s: PatchModelShape) => lossBindings(s), { portable: (n, s) => patchLossKernel(n, s) });
+export const patchWeightGradPartial = defineKernel('patch_dw_partial', (_s: PatchModelShape) => dwPartialBindings(), { portable: (n, s) => patchWeightGradPartialKernel(n, s) });
+export const patchWeightGrad = defineKernel('patch_dw', (_s: PatchModelShape) => dwBindings(), { portable: (n, s) => patchWeightGradReduceKernel(n, s) });
+export const patchRouterGrad = defineKernel('patch_dtheta', (_s: PatchModelShape) => dthetaBindings(), { portable: (n, s) => patchRouterGradKernel(n, s) });
+export const patchEval = defineKernel('patch_eval', (_s: PatchModelShape) => evalBindings(), { portable: (n, s) => patchEvalKernel(n, s) });

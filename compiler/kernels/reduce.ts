@@ -29,10 +29,19 @@ export function reduceBody(wg: number, names: string[], vals: string[], op: 'sum
   return L.join('\n');
 }
 
-export const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+export { ceilDiv } from './wgsl.js';
+import { entry } from './wgsl.js';
 
 export function checkDims(kernel: string, dims: Record<string, number>): void {
   for (const [d, v] of Object.entries(dims)) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${kernel}: ${d}=${v} must be a positive integer`);
   }
+}
+
+/**
+ * The head of a kernel with one workgroup per row: the declarations, the workgroup arrays of the
+ * given reductions, the entry, and `row`; the body and the closing brace follow.
+ */
+export function rowWorkgroupMain(decls: string, wg: number, reductions: string[]): string {
+  return `${decls}\n${reduceDecls(wg, reductions)}\n${entry(wg)}\n  let row = wid.x;`;
 }

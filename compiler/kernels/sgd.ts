@@ -1,10 +1,9 @@
-import { CLIP_EPS } from '../reference/gradnorm.js';
 import { checkDims } from './reduce.js';
-import { entry, grid } from './elementwise.js';
 import type { RowKernel } from './layernorm.js';
-import { wgslKernel } from './wgsl-kernel.js';
-import { fExp as f } from './wgsl.js';
+import { boundKernel, checkOffset, defineKernel, optimiserBindings, optimiserUpdateMain, read } from './definition.js';
+import { fExp as f, grid } from './wgsl.js';
 
+const sgdBindings = (maxNorm: number) => [...optimiserBindings(), ...(maxNorm > 0 ? [read('norm')] : [])];
 
 /**
  * Plain SGD over params[offset, offset+count): p ← p − lr·(clip·g + wd·p), one element per
@@ -15,21 +14,15 @@ import { fExp as f } from './wgsl.js';
  */
 export function sgdKernel(name: string, offset: number, count: number, weightDecay: number, maxNorm = 0, wg = 256): RowKernel {
   checkDims(name, { count, wg });
-  if (!Number.isInteger(offset) || offset < 0) throw new Error(`${name}: offset=${offset} must be a non-negative integer`);
+  checkOffset(name, offset);
   const g = grid(count, wg);
-  const clip = maxNorm > 0;
+  const b = sgdBindings(maxNorm);
   const wgsl = `
-struct Step { lr: f32, bc1: f32, bc2: f32, pad: f32 }
-@group(0) @binding(0) var<storage, read_write> params: array<f32>;
-@group(0) @binding(1) var<storage, read> grads: array<f32>;
-@group(0) @binding(2) var<uniform> step: Step;${clip ? '\n@group(0) @binding(3) var<storage, read> norm: array<f32>;' : ''}
-${entry(wg)}
-  let j = ${g.idx};
-  if (j >= ${count}u) { return; }
-  let i = j + ${offset}u;
-  let gi = grads[i]${clip ? ` * min(1.0, ${f(maxNorm)} / (sqrt(norm[0]) + ${f(CLIP_EPS)}))` : ''};
+${optimiserUpdateMain(b, wg, g.idx, count, offset, maxNorm, 'gi')}
   params[i] = params[i] - step.lr * (gi + ${f(weightDecay)} * params[i]);
 }
 `;
-  return wgslKernel(name, wgsl, [wg, 1, 1], { flops: 4 * count, bytes: 12 * count, workgroups: g.workgroups });
+  return boundKernel(name, b, wgsl, [wg, 1, 1], { flops: 4 * count, bytes: 12 * count, workgroups: g.workgroups });
 }
+
+export const sgd = defineKernel('sgd', (_offset: number, _count: number, _wd: number, maxNorm: number) => sgdBindings(maxNorm), { portable: (n, offset, count, wd, maxNorm) => sgdKernel(n, offset, count, wd, maxNorm) });

@@ -2,19 +2,19 @@
 // effect. Arguments are plain JSON, so identical ops (the same shape in every layer) share one
 // kernel and one pipeline. Which form lowers an op is decided per kernel by the lowering target
 // (compiler/lower/target.ts); a bench that compares forms passes its own through the target.
-import { adamwClipKernel, adamwKernel, type AdamWConfig } from '../kernels/adamw.js';
-import { dropoutBackwardKernel, dropoutForwardKernel } from '../kernels/dropout.js';
-import { gradNormKernels } from '../kernels/gradnorm.js';
-import { attentionBackwardKernels, attentionForwardKernel, type AttentionShape } from '../kernels/attention.js';
-import { attentionBackwardSubgroupKernels, attentionForwardSubgroupKernel } from '../kernels/attention-subgroup.js';
-import { crossEntropyBackwardKernel, crossEntropyForwardKernel, crossEntropyMeanKernel, crossEntropyPartBackwardKernel, crossEntropyPartForwardKernel, crossEntropyPartLossKernel, type CrossEntropyPartShape, type CrossEntropyShape } from '../kernels/crossentropy.js';
-import { biasGradKernel, evalSumKernel, fillKernel, geluBackwardKernel, geluForwardKernel, scaleAddKernel } from '../kernels/elementwise.js';
-import { embeddingBackwardWpeKernel, embeddingBackwardWteRowsKernel, embeddingForwardKernel, type EmbeddingShape } from '../kernels/embedding.js';
-import { layerNormBackwardKernel, layerNormForwardKernel, layerNormParamGradKernel, type LayerNormShape } from '../kernels/layernorm.js';
-import { defaultTiling, matmulKernel, subgroupTiling, type MatmulShape } from '../kernels/matmul.js';
-import { type CastSegment, castF16Kernel } from '../kernels/cast.js';
-import { sgdKernel } from '../kernels/sgd.js';
-import { ngdKernel } from '../kernels/ngd.js';
+import { adamw, adamwClip } from '../kernels/adamw.js';
+import { dropoutBackward, dropoutForward } from '../kernels/dropout.js';
+import { gradNormPartial, gradNormTotal } from '../kernels/gradnorm.js';
+import { attentionBackwardDkv, attentionBackwardDq, attentionForward } from '../kernels/attention-subgroup.js';
+import { crossEntropyBackward, crossEntropyForward, crossEntropyMean } from '../kernels/crossentropy.js';
+import { crossEntropyPartBackward, crossEntropyPartForward, crossEntropyPartLoss } from '../kernels/crossentropy-parts.js';
+import { biasGrad, evalSum, fill, geluBackward, geluForward, scaleAdd } from '../kernels/elementwise.js';
+import { embeddingForward, embeddingWpeGrad, embeddingWteGrad } from '../kernels/embedding.js';
+import { layerNormBackward, layerNormForward, layerNormParamGrad } from '../kernels/layernorm.js';
+import { matmul } from '../kernels/matmul.js';
+import { castF16 } from '../kernels/cast.js';
+import { sgd } from '../kernels/sgd.js';
+import { ngd } from '../kernels/ngd.js';
 import type { KernelDefinition, KernelForms } from '../kernels/definition.js';
 import { moeCombine, moeCombineBackward } from '../kernels/moe-combine.js';
 import { moeDispatch } from '../kernels/moe-dispatch.js';
@@ -23,71 +23,33 @@ import { moeAuxLoss, moeRouterBackward } from '../kernels/moe-router.js';
 import { moePoolBackward, moePoolForward } from '../kernels/moe-pool.js';
 import { moeRouterNoise } from '../kernels/moe-noise.js';
 import { moeSoftCombine, moeSoftCombineBackward, moeSoftDispatch, moeSoftDispatchBackward, moeSoftStats, moeSoftWeights } from '../kernels/moe-soft.js';
-import { patchEvalKernel, patchForwardKernel, patchLossKernel, patchRouterGradKernel, patchWeightGradPartialKernel, patchWeightGradReduceKernel } from '../kernels/patch-model.js';
-import type { PatchModelShape } from '../reference/clusters.js';
+import { patchEval, patchForward, patchLoss, patchRouterGrad, patchWeightGrad, patchWeightGradPartial } from '../kernels/patch-model.js';
 import { routerForward, routers } from '../routing/index.js';
-import { moeExpertChoiceDispatchKernel, moeExpertChoiceRouterKernel, moeExpertChoiceStatsKernel } from '../kernels/moe-expert-choice.js';
-import type { ExpertChoiceShape } from '../reference/moe-expert-choice.js';
+import { moeExpertChoiceDispatch, moeExpertChoiceRouter, moeExpertChoiceStats } from '../kernels/moe-expert-choice.js';
 import { moeBiasLoad, moeBiasUpdate } from '../kernels/moe-bias.js';
 import { moeSeqBalance } from '../kernels/moe-seq-balance.js';
 import { moeAuxParts, moeLoadSummary, moeWindowAdd } from '../kernels/moe-diagnostics.js';
-
-// Rows up to this length use the one-invocation-per-row form of the row kernels (LayerNorm, cross-
-// entropy): no workgroup memory or barriers. On lavapipe it beat the workgroup-reduction form at
-// every size measured (5-200x at rows of 64-4096, still ~2x at 16384); longer rows keep the
-// workgroup form, which spreads one row over many invocations on a real GPU.
-const PER_INVOCATION_MAX_ROW = 4096;
-function rowForm<S extends { perRow?: 'invocation' | 'workgroup' }>(s: S, rowLength: number): S {
-  return s.perRow ? s : { ...s, perRow: rowLength <= PER_INVOCATION_MAX_ROW ? 'invocation' : 'workgroup' };
-}
 
 const defined = (...defs: KernelDefinition[]) => Object.fromEntries(defs.map((d) => [d.kind, d.forms]));
 
 /** The op kinds and their forms (see compiler/lower/target.ts for when each form applies). */
 export const kernelTable: Readonly<Record<string, KernelForms>> = {
   // Subgroup matmul tiling: see matmulTiling in compiler/lower/kernels.ts for the measurements.
-  matmul: { portable: (n, s: MatmulShape) => matmulKernel(n, s, defaultTiling), subgroup: (n, s: MatmulShape) => matmulKernel(n, s, subgroupTiling) },
-  ln_fwd: { portable: (n, s: LayerNormShape) => layerNormForwardKernel(n, rowForm(s, s.C)) },
-  ln_bwd: { portable: (n, s: LayerNormShape) => layerNormBackwardKernel(n, rowForm(s, s.C)) },
-  ln_dwb: { portable: (n, s: LayerNormShape, wg: number, dbOffset: number) => layerNormParamGradKernel(n, s, wg, dbOffset) },
-  emb_fwd: { portable: (n, s: EmbeddingShape) => embeddingForwardKernel(n, s) },
-  emb_dwte: { portable: (n, s: EmbeddingShape) => embeddingBackwardWteRowsKernel(n, s) },
-  emb_dwpe: { portable: (n, s: EmbeddingShape) => embeddingBackwardWpeKernel(n, s) },
-  ce_fwd: { portable: (n, s: CrossEntropyShape) => crossEntropyForwardKernel(n, rowForm(s, s.V)) },
-  ce_mean: { portable: (n, s: CrossEntropyShape, gradScale: number) => crossEntropyMeanKernel(n, rowForm(s, s.N), gradScale) },
-  ce_bwd: { portable: (n, s: CrossEntropyShape) => crossEntropyBackwardKernel(n, rowForm(s, s.V), true) },
-  // The LM head over vocabulary parts (wte split under the binding limit, compiler/graph/lm-head.ts).
-  ce_part_fwd: { portable: (n, s: CrossEntropyPartShape) => crossEntropyPartForwardKernel(n, s) },
-  ce_part_loss: { portable: (n, s: { N: number; V: number }) => crossEntropyPartLossKernel(n, s) },
-  ce_part_bwd: { portable: (n, s: CrossEntropyPartShape) => crossEntropyPartBackwardKernel(n, s) },
+  ...defined(matmul),
+  ...defined(layerNormForward, layerNormBackward, layerNormParamGrad, embeddingForward, embeddingWteGrad, embeddingWpeGrad),
+  // The loss; the LM head over vocabulary parts (wte split under the binding limit, compiler/graph/lm-head.ts).
+  ...defined(crossEntropyForward, crossEntropyMean, crossEntropyBackward, crossEntropyPartForward, crossEntropyPartLoss, crossEntropyPartBackward),
   // Key (query) rows shared by subgroupBroadcast: 1.9-5.4× the plain forms at the bench models'
   // shapes, training steps 1.2-1.3× faster (kernels/attention-subgroup.ts, bench/attention-compare.ts).
-  attn_fwd: { portable: (n, s: AttentionShape) => attentionForwardKernel(n, s), subgroup: (n, s: AttentionShape) => attentionForwardSubgroupKernel(n, s) },
-  attn_bwd_dq: { portable: (n, s: AttentionShape) => attentionBackwardKernels(n, s)[0], subgroup: (n, s: AttentionShape) => attentionBackwardSubgroupKernels(n, s)[0] },
-  attn_bwd_dkv: { portable: (n, s: AttentionShape) => attentionBackwardKernels(n, s)[1], subgroup: (n, s: AttentionShape) => attentionBackwardSubgroupKernels(n, s)[1] },
-  gelu_fwd: { portable: (n, count: number) => geluForwardKernel(n, count) },
-  gelu_bwd: { portable: (n, count: number) => geluBackwardKernel(n, count) },
-  bias_grad: { portable: (n, rows: number, cols: number) => biasGradKernel(n, rows, cols) },
-  fill: { portable: (n, count: number) => fillKernel(n, count) },
-  scale_add: { portable: (n, count: number, scale: number) => scaleAddKernel(n, count, scale) },
-  eval_sum: { portable: (n, gradScale: number) => evalSumKernel(n, gradScale) },
-  adamw: { portable: (n, offset: number, count: number, cfg: AdamWConfig) => adamwKernel(n, { offset, count }, cfg) },
-  adamw_clip: { portable: (n, offset: number, count: number, cfg: AdamWConfig, maxNorm: number) => adamwClipKernel(n, { offset, count }, cfg, maxNorm) },
-  gradnorm_partial: { portable: (n, count: number) => gradNormKernels(n, { count }).partial },
-  gradnorm_total: { portable: (n, count: number) => gradNormKernels(n, { count }).total },
-  dropout_fwd: { portable: (n, count: number, p: number, salt: number) => dropoutForwardKernel(n, { count, p, salt }, true) },
-  dropout_bwd: { portable: (n, count: number, p: number, salt: number) => dropoutBackwardKernel(n, { count, p, salt }, false) },
-  // The optimiser pass (compiler/lower/optimiser.ts).
-  sgd: { portable: (n, offset: number, count: number, wd: number, clip: number) => sgdKernel(n, offset, count, wd, clip) },
-  ngd: { portable: (n, offset: number, blocks: number, size: number, wd: number) => ngdKernel(n, offset, blocks, size, wd) },
-  cast_f16: { portable: (n, segments: CastSegment[]) => castF16Kernel(n, segments) },
+  ...defined(attentionForward, attentionBackwardDq, attentionBackwardDkv),
+  // Small element-wise kernels, dropout, the gradient norm; the optimiser pass (compiler/lower/optimiser.ts).
+  ...defined(fill, geluForward, geluBackward, biasGrad, scaleAdd, evalSum, dropoutForward, dropoutBackward, gradNormPartial, gradNormTotal),
+  ...defined(adamw, adamwClip, sgd, ngd, castF16),
   // Mixture-of-Experts layers (compiler/graph/moe*.ts).
   ...defined(routerForward, moeGroupedMatmul, moeWeightGrad, moeBiasGrad,moeRouterBackward, moeAuxLoss, moeDispatch, moeCombine, moeCombineBackward, moePoolForward, moePoolBackward, moeRouterNoise),
   ...defined(moeSoftWeights, moeSoftDispatch, moeSoftCombine, moeSoftStats, moeSoftCombineBackward, moeSoftDispatchBackward),
   // Expert choice (routing/expert-choice.ts), auxiliary-loss-free balancing, the load diagnostics and the loss's parts.
-  moe_ec_router: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceRouterKernel(n, s) },
-  moe_ec_dispatch: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceDispatchKernel(n, s) },
-  moe_ec_stats: { portable: (n, s: ExpertChoiceShape) => moeExpertChoiceStatsKernel(n, s) },
+  ...defined(moeExpertChoiceRouter, moeExpertChoiceDispatch, moeExpertChoiceStats),
   ...defined(moeBiasLoad, moeBiasUpdate, moeAuxParts, moeWindowAdd, moeLoadSummary),
   // The sequence-wise balance loss (balance-over sequence).
   ...defined(moeSeqBalance),
@@ -95,10 +57,5 @@ export const kernelTable: Readonly<Record<string, KernelForms>> = {
   ...Object.fromEntries(Object.values(routers).flatMap((r) => Object.entries(r.kernels ?? {}).map(([kind, gen]) => [kind, { portable: gen as KernelForms['portable'] }]))),
   ...defined(...Object.values(routers).flatMap((r) => r.definitions ?? [])),
   // The patch model of the synthetic cluster task (compiler/graph/patches.ts).
-  patch_fwd: { portable: (n, s: PatchModelShape) => patchForwardKernel(n, s) },
-  patch_loss: { portable: (n, s: PatchModelShape) => patchLossKernel(n, s) },
-  patch_dw_partial: { portable: (n, s: PatchModelShape) => patchWeightGradPartialKernel(n, s) },
-  patch_dw: { portable: (n, s: PatchModelShape) => patchWeightGradReduceKernel(n, s) },
-  patch_dtheta: { portable: (n, s: PatchModelShape) => patchRouterGradKernel(n, s) },
-  patch_eval: { portable: (n, s: PatchModelShape) => patchEvalKernel(n, s) },
+  ...defined(patchForward, patchLoss, patchWeightGradPartial, patchWeightGrad, patchRouterGrad, patchEval),
 };

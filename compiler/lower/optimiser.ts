@@ -6,9 +6,15 @@ import type { Gpt2Spec } from '../graph/gpt2.js';
 import { PATCH_EXPERTS } from '../graph/patches.js';
 import { type Graph, numel } from '../graph/ir.js';
 import { alignFloats, type ParamLayout, type ParamRange, regionAt, regionName } from '../graph/layout.js';
-import { gradNormKernels } from '../kernels/gradnorm.js';
-import type { CastSegment } from '../kernels/cast.js';
+import { gradNormKernels, gradNormPartial, gradNormTotal } from '../kernels/gradnorm.js';
+import { castF16, type CastSegment } from '../kernels/cast.js';
+import { adamw, adamwClip } from '../kernels/adamw.js';
+import { fill } from '../kernels/elementwise.js';
+import { ngd as ngdUpdate } from '../kernels/ngd.js';
+import { sgd as sgdUpdate } from '../kernels/sgd.js';
 
+/** The clipped updates' extra binding: the global gradient norm, when clipping is on. */
+const clipNorm = (clip: number): { norm?: string } => (clip > 0 ? { norm: 'grad_norm' } : {});
 
 /** For optimizer ngd: the parameter normalised per block (its first dimension), and those plain SGD updates. */
 export interface NgdTargets {
@@ -45,17 +51,17 @@ function addRegions(g: Graph, s: Gpt2Spec, layout: ParamLayout, moments: boolean
   });
   // The patch model's router has its own rate (declared here to keep the plan's buffer order).
   if (routerUniform) g.tensor('adam.router', [4], 'uniform');
-  layout.regions.forEach((r, k) => g.op('zero', k === 0 ? 'grads.zero' : `grads.${k}.zero`, 'fill', [r.floats], [regionName('grads', k)]));
-  g.op('zero', 'train_loss.zero', 'fill', [1], ['train_loss']);
+  layout.regions.forEach((r, k) => g.op('zero', k === 0 ? 'grads.zero' : `grads.${k}.zero`, fill, [r.floats], { x: regionName('grads', k) }));
+  g.op('zero', 'train_loss.zero', fill, [1], { x: 'train_loss' });
   // train_loss's parts (graph/gpt2.ts), zeroed by the same kernel.
-  for (const t of ['train_lm', 'train_balance', 'train_z']) if (g.tensors.has(t)) g.op('zero', `${t}.zero`, 'fill', [1], [t]);
+  for (const t of ['train_lm', 'train_balance', 'train_z']) if (g.tensors.has(t)) g.op('zero', `${t}.zero`, fill, [1], { x: t });
   if (s.clip <= 0) return;
   if (layout.regions.length === 1) {
     // Σ g² over the whole gradient region (padding is zero), then clipping inside AdamW.
     const total = layout.total;
     const partials = g.tensor('grad_norm.partials', [gradNormKernels('probe', { count: total }).partials], 'activation');
-    g.op('update', 'grad_norm.partial', 'gradnorm_partial', [total], ['grads', partials]);
-    g.op('update', 'grad_norm', 'gradnorm_total', [total], [partials, 'grad_norm']);
+    g.op('update', 'grad_norm.partial', gradNormPartial, [total], { grads: 'grads', partials: partials });
+    g.op('update', 'grad_norm', gradNormTotal, [total], { partials: partials, norm: 'grad_norm' });
     return;
   }
   // Each region's partials start on a 256-byte boundary (a legal binding offset); the gaps are zeroed.
@@ -63,13 +69,13 @@ function addRegions(g: Graph, s: Gpt2Spec, layout: ParamLayout, moments: boolean
   const starts = counts.map((_, k) => counts.slice(0, k).reduce((a, n) => a + alignFloats(n), 0));
   const P = starts[starts.length - 1]! + counts[counts.length - 1]!;
   const partials = g.tensor('grad_norm.partials', [P], 'activation');
-  g.op('update', 'grad_norm.partials.zero', 'fill', [P], [partials]);
+  g.op('update', 'grad_norm.partials.zero', fill, [P], { x: partials });
   layout.regions.forEach((r, k) => {
-    g.op('update', inRegion('grad_norm.partial', k), 'gradnorm_partial', [r.floats], [regionName('grads', k), g.rowsOf(partials, starts[k]!, counts[k]!, 1)]);
+    g.op('update', inRegion('grad_norm.partial', k), gradNormPartial, [r.floats], { grads: regionName('grads', k), partials: g.rowsOf(partials, starts[k]!, counts[k]!, 1) });
   });
   // The total stage sums ceil(count / chunk) partials: a count of P whole chunks makes it sum all P.
   const { chunk } = gradNormKernels('probe', { count: P });
-  g.op('update', 'grad_norm', 'gradnorm_total', [P * chunk], [partials, 'grad_norm']);
+  g.op('update', 'grad_norm', gradNormTotal, [P * chunk], { partials: partials, norm: 'grad_norm' });
 }
 
 /** A language model's router parameters (every router plug-in names its tensors h.{l}.mlp.router.*). */
@@ -126,25 +132,25 @@ export function addOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd?: N
     const base = r.router ? (r.decay ? 'router.decay' : 'router.nodecay') : r.decay ? 'decay' : 'nodecay';
     const name = (opt: string) => inRegion(`${opt}.${base}`, r.region) + (ownRouter ? `@${r.offset}` : '');
     if (sgd) {
-      g.op('update', name('sgd'), 'sgd', [r.offset, r.count, wd, s.clip], [params!, grads!, uniform, ...(s.clip > 0 ? ['grad_norm'] : [])]);
+      g.op('update', name('sgd'), sgdUpdate, [r.offset, r.count, wd, s.clip], { params: params!, grads: grads!, step: uniform, ...clipNorm(s.clip) });
       continue;
     }
     const cfg = { beta1: s.betas[0], beta2: s.betas[1], eps: s.eps, weightDecay: wd };
-    if (s.clip > 0) g.op('update', name('adamw'), 'adamw_clip', [r.offset, r.count, cfg, s.clip], [params!, grads!, m!, v!, uniform, 'grad_norm']);
-    else g.op('update', name('adamw'), 'adamw', [r.offset, r.count, cfg], [params!, grads!, m!, v!, uniform]);
+    if (s.clip > 0) g.op('update', name('adamw'), adamwClip, [r.offset, r.count, cfg, s.clip], { params: params!, grads: grads!, m: m!, v: v!, step: uniform, norm: 'grad_norm' });
+    else g.op('update', name('adamw'), adamw, [r.offset, r.count, cfg], { params: params!, grads: grads!, m: m!, v: v!, step: uniform });
   }
 }
 
 /** NGD per block of one parameter (W_m ← W_m − lr·g_m/‖g_m‖), plain SGD for the others; every tensor named is trainable and decayed alike. */
 function addNgd(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd: NgdTargets): void {
-  const bufs = (k: number) => [regionName('params', k), regionName('grads', k), 'adam'];
+  const bufs = (k: number) => ({ params: regionName('params', k), grads: regionName('grads', k), step: 'adam' });
   const [blocks, ...rest] = g.get(ngd.blocks).shape;
   const size = rest.reduce((a, b) => a * b, 1);
   const p = placeOf(g, layout, ngd.blocks);
-  g.op('update', 'ngd.blocks', 'ngd', [p.offset, blocks!, size, s.wd], bufs(p.k));
+  g.op('update', 'ngd.blocks', ngdUpdate, [p.offset, blocks!, size, s.wd], bufs(p.k));
   for (const name of ngd.plain) {
     const q = placeOf(g, layout, name);
-    g.op('update', `sgd.${name}`, 'sgd', [q.offset, numel(g.get(name).shape), s.wd, 0], bufs(q.k));
+    g.op('update', `sgd.${name}`, sgdUpdate, [q.offset, numel(g.get(name).shape), s.wd, 0], bufs(q.k));
   }
 }
 
@@ -157,18 +163,17 @@ function addNgd(g: Graph, s: Gpt2Spec, layout: ParamLayout, ngd: NgdTargets): vo
 export function addPatchOptimizer(g: Graph, s: Gpt2Spec, layout: ParamLayout, router: { name: string; optimizer: 'sgd' | 'adamw' } | null): void {
   if (s.optimizer === 'ngd' && s.clip > 0) throw new Error(`graph ${g.name}: ngd needs clip 0`);
   addRegions(g, s, layout, s.optimizer === 'adamw' || router?.optimizer === 'adamw', router !== null);
-  const clip = s.clip > 0 ? ['grad_norm'] : [];
   const update = (name: string, optimizer: 'adamw' | 'sgd' | 'ngd', uniform: string, opName: string) => {
     const { k, offset } = placeOf(g, layout, name);
     const [params, grads, m, v] = ['params', 'grads', 'adam.m', 'adam.v'].map((b) => regionName(b, k)) as [string, string, string, string];
     const [first, ...rest] = g.get(name).shape;
     const count = numel(g.get(name).shape);
-    if (optimizer === 'ngd') g.op('update', opName, 'ngd', [offset, first!, rest.reduce((a, b) => a * b, 1), s.wd], [params, grads, uniform]);
-    else if (optimizer === 'sgd') g.op('update', opName, 'sgd', [offset, count, s.wd, s.clip], [params, grads, uniform, ...clip]);
+    if (optimizer === 'ngd') g.op('update', opName, ngdUpdate, [offset, first!, rest.reduce((a, b) => a * b, 1), s.wd], { params, grads, step: uniform });
+    else if (optimizer === 'sgd') g.op('update', opName, sgdUpdate, [offset, count, s.wd, s.clip], { params, grads, step: uniform, ...clipNorm(s.clip) });
     else {
       const cfg = { beta1: s.betas[0], beta2: s.betas[1], eps: s.eps, weightDecay: s.wd };
-      if (s.clip > 0) g.op('update', opName, 'adamw_clip', [offset, count, cfg, s.clip], [params, grads, m, v, uniform, ...clip]);
-      else g.op('update', opName, 'adamw', [offset, count, cfg], [params, grads, m, v, uniform]);
+      if (s.clip > 0) g.op('update', opName, adamwClip, [offset, count, cfg, s.clip], { params, grads, m, v, step: uniform, ...clipNorm(s.clip) });
+      else g.op('update', opName, adamw, [offset, count, cfg], { params, grads, m, v, step: uniform });
     }
   };
   const experts = s.optimizer ?? 'adamw';
@@ -211,7 +216,7 @@ export function addShadowRefresh(g: Graph, layout: ParamLayout): void {
     if (!segments.length) return;
     const [params, params16] = [regionName('params', k), regionName('params16', k)];
     g.tensor(params16, [at], 'shadow', { dtype: 'f16', region: params16, offset: 0 });
-    g.op('update', inRegion('params16.refresh', k), 'cast_f16', [segments], [params, params16]);
-    g.op('shadow', inRegion('params16.init', k), 'cast_f16', [segments], [params, params16]);
+    g.op('update', inRegion('params16.refresh', k), castF16, [segments], { src: params, dst: params16 });
+    g.op('shadow', inRegion('params16.init', k), castF16, [segments], { src: params, dst: params16 });
   });
 }

@@ -3,6 +3,7 @@
 // 1: scale e). Kernels in kernels/moe-cosine.ts, reference in reference/moe.ts.
 import { param } from '../graph/gpt2.js';
 import { type CosineShape, moeCosineBackwardEmb, moeCosineBackwardP, moeCosineBackwardScale, moeCosineForward } from '../kernels/moe-cosine.js';
+import { matmul } from '../kernels/matmul.js';
 import { choiceOf } from './choice.js';
 import type { RouterLayer, ScoringRouter } from './router.js';
 
@@ -25,7 +26,7 @@ export const cosineRouter: ScoringRouter = {
     const P = L.t('router.proj', [R, D]);
     return {
       forward(g, l, input, logits) {
-        g.op('forward', `h${l}.mlp.router.proj`, 'matmul', [{ m: R, n: D, k: C }], [input, Wp, P]);
+        g.op('forward', `h${l}.mlp.router.proj`, matmul, [{ m: R, n: D, k: C }], { A: input, B: Wp, C: P });
         g.op('forward', `h${l}.mlp.router`, moeCosineForward, [shape], { P, emb, logScale, logits });
       },
       backward(g, l, dlogits) {
