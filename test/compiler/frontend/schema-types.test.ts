@@ -64,7 +64,7 @@ holds<Same<Pipeline['data'], Record<string, DataSet>>>();
 holds<Same<Pipeline['model']['moe'], MoeConfig | null>>();
 holds<Equal<TrialConfig['sweep'], null>>();
 holds<Same<SweepDimension['when'], { path: string; op: '==' | '!='; value: string } | null>>();
-holds<Equal<OptionalKeys<MoeConfig>, 'expertWidth' | 'sharedWidth' | 'granularity' | 'choice' | 'choiceGroup' | 'init' | 'initScale' | 'biasRate'>>();
+holds<Equal<OptionalKeys<MoeConfig>, 'expertWidth' | 'sharedWidth' | 'granularity' | 'choice' | 'choiceGroup' | 'init' | 'initScale' | 'biasRate' | 'balanceOver'>>();
 holds<Equal<OptionalKeys<DataSet['synthetic']>, 'centre' | 'scale' | 'seed'>>();
 
 // ---- run time: the exported types as the TypeScript checker sees them ----
