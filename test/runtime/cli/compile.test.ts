@@ -6,29 +6,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { planProblems } from '../../../compiler/plan/schema.js';
+import { writeTinyPipeline } from '../../helpers/tiny-pipeline.js';
 
 const moec = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../runtime/cli/moec.js');
 const dir = mkdtempSync(path.join(tmpdir(), 'moec-compile-'));
 
-function pipeline(name: string, train: string, width = 64, context = 64): string {
-  const file = path.join(dir, `${name}.moe`);
-  writeFileSync(file, `data d {
-  source text "corpus.txt"
-  tokenizer bytes
-  context ${context}
-}
-model m {
-  layers 2
-  width ${width}
-  heads 4
-  ffn 4x
-}
-train {
-${train}
-}
-`);
-  return file;
-}
+const pipeline = (name: string, train: string, width = 64, context = 64): string => writeTinyPipeline(dir, name, { width, context, train });
 
 const compile = (...args: string[]) => spawnSync(process.execPath, [moec, 'compile', ...args, '--no-device'], { encoding: 'utf8' });
 

@@ -15,6 +15,7 @@ import { prepareSweepData, runSweep } from '../../../runtime/run/sweep.js';
 import { RunStore } from '../../../runtime/store/run-store.js';
 import type { SweepEvent } from '../../../runtime/train/events.js';
 import { readFileSync } from 'node:fs';
+import { writeTinyPipeline } from '../../helpers/tiny-pipeline.js';
 import { testGpu } from '../../helpers/gpu.js';
 
 // The compiler chooses the micro-batch (compiler/lower/fit.ts compileToFit): a trial whose
@@ -28,25 +29,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'moec-split-'));
 const LIMITS: DeviceLimits = { name: 'tiny', maxBufferSize: 2 ** 20, maxStorageBufferBindingSize: 48 * 1024 };
 
 function load(name: string, train: string, moe = '', context = 16) {
-  const file = path.join(dir, `${name}.moe`);
-  writeFileSync(file, `data d {
-  source text "corpus.txt"
-  tokenizer bytes
-  context ${context}
-}
-model m {
-  layers 1
-  width 32
-  heads 2
-  ffn 4x${moe ? `\n  moe {\n${moe}\n  }` : ''}
-}
-train {
-  steps 10
-${train}
-  lr 3e-3
-  seed 1
-}
-`);
+  const file = writeTinyPipeline(dir, name, { context, layers: 1, width: 32, heads: 2, moe, train: `  steps 10\n${train}\n  lr 3e-3\n  seed 1` });
   const r = loadPipeline(file);
   assert.ok(r.ok, JSON.stringify(r.diagnostics.map((d) => d.message)));
   assert.equal(r.trials.length, 1);
