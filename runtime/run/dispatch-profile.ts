@@ -11,6 +11,11 @@ export interface DispatchProfile {
   dispatches: KernelTime[];
 }
 
+/** profile.json: the training step's profile (as before) and every program's, by name. */
+export interface TrialProfile extends DispatchProfile {
+  programs: Record<string, DispatchProfile>;
+}
+
 /** Times `program`'s dispatches (`runs` runs after a warm-up) by timestamps where the adapter has them. */
 export async function profileDispatches(ex: PlanExecutor, program: string, runs = 3): Promise<DispatchProfile> {
   const stamped = await ex.profile(program, runs);
@@ -30,4 +35,13 @@ export function formatDispatchProfile(title: string, p: DispatchProfile, top = 2
   });
   const rest = p.dispatches.length > top ? [`  ... ${p.dispatches.length - top} more dispatches`] : [];
   return [`${title}: ${p.total_ms.toFixed(2)} ms per step over ${p.dispatches.length} dispatches (mean of ${p.runs} runs; ${how})`, ...rows, ...rest].join('\n');
+}
+
+/** The training step's table, then one line per other program with its slowest dispatches. */
+export function formatTrialProfile(title: string, p: TrialProfile, top = 20): string {
+  const others = Object.entries(p.programs).filter(([n]) => n !== 'train_step').map(([n, q]) => {
+    const slow = q.dispatches.slice(0, 3).map((d) => `${d.label} ${d.ms.toFixed(3)} ms`).join(', ');
+    return `  ${n}: ${q.total_ms.toFixed(2)} ms over ${q.dispatches.length} dispatches${slow ? ` (slowest: ${slow})` : ''}`;
+  });
+  return [formatDispatchProfile(title, p, top), ...(others.length ? ['  the other programs (every dispatch of each in profile.json):', ...others] : [])].join('\n');
 }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { LoadResult, Trial } from '../../compiler/frontend/index.js';
 import type { CompiledTrial } from '../../compiler/lower/compile.js';
 import type { PlanExecutor } from '../executor/executor.js';
-import { type DispatchProfile, profileDispatches } from './dispatch-profile.js';
+import { type DispatchProfile, profileDispatches, type TrialProfile } from './dispatch-profile.js';
 import { UserError } from '../../grammar/user-error.js';
 import type { Gpu } from '../gpu/device.js';
 import { writeReport } from '../report/report.js';
@@ -51,7 +51,7 @@ export interface SweepOptions {
 
 export interface SweepResult {
   /** With `profile`: each done trial's training step, per dispatch, or why it could not be profiled, in the order they finished. */
-  profiles?: { id: string; name: string; profile?: DispatchProfile; error?: string }[];
+  profiles?: { id: string; name: string; profile?: TrialProfile; error?: string }[];
   done: number;
   failed: number;
   stopped: number;
@@ -108,7 +108,7 @@ async function runLocked(o: SweepOptions, name: string, dir: string): Promise<Sw
   const ctx: TrialRunContext = { gpu: o.gpu, store, data: o.data, listener: o.listener, adapter, stop: o.stop, saveInit: Boolean(o.saveInit), file: o.file,
     ...(o.profile ? { profile: {
       measure: o.profiler ?? profileDispatches,
-      record: (t: Trial, p: DispatchProfile | { error: string }) => result.profiles!.push({ id: t.id, name: t.name, ...('error' in p ? { error: p.error } : { profile: p }) }),
+      record: (t: Trial, p: TrialProfile | { error: string }) => result.profiles!.push({ id: t.id, name: t.name, ...('error' in p ? { error: p.error } : { profile: p }) }),
     } } : {}) };
   const runOne = async (t: Trial) => {
     let lock: Lock;

@@ -15,7 +15,7 @@ import { PatchModel } from '../train/patch-model.js';
 import { trainPatchTrial } from '../train/patch-trainer.js';
 import { trainTrial, type TrainOutcome } from '../train/trainer.js';
 import type { SweepData } from './sweep-data.js';
-import type { DispatchProfile } from './dispatch-profile.js';
+import type { DispatchProfile, TrialProfile } from './dispatch-profile.js';
 import { writeJsonAtomic } from '../store/atomic.js';
 
 export interface TrialRunContext {
@@ -34,7 +34,7 @@ export interface TrialRunContext {
   profile?: {
     measure: (ex: PlanExecutor, program: string) => Promise<DispatchProfile>;
     /** The profile, or why it could not be taken: the trial stays done either way. */
-    record: (t: Trial, p: DispatchProfile | { error: string }) => void;
+    record: (t: Trial, p: TrialProfile | { error: string }) => void;
   };
 }
 
@@ -99,7 +99,11 @@ export async function trainOneTrial(ctx: TrialRunContext, t: Trial, compiled: Co
     if (ctx.profile && r.status === 'done') {
       // After the last checkpoint: the extra steps it runs change nothing the trial saved.
       try {
-        const p = await ctx.profile.measure(model!.ex, 'train_step');
+        // The training step first (what the summary leads with), then every other program of the plan.
+        const names = ['train_step', ...Object.keys(compiled.plan.programs).filter((n) => n !== 'train_step')];
+        const programs: Record<string, DispatchProfile> = {};
+        for (const n of names) programs[n] = await ctx.profile.measure(model!.ex, n);
+        const p: TrialProfile = { ...programs['train_step']!, programs };
         writeJsonAtomic(path.join(ts.dir, 'profile.json'), p);
         ctx.profile.record(t, p);
       } catch (e) {

@@ -9,7 +9,7 @@ import { createSweepView, wantsLiveView } from '../../ui/sweep-view.js';
 import { adapterOption, limitsOf, openGpu } from '../adapter-flag.js';
 import type { Command } from '../command.js';
 import { compileOrExplain } from './compile.js';
-import { formatDispatchProfile } from '../../run/dispatch-profile.js';
+import { formatTrialProfile } from '../../run/dispatch-profile.js';
 import { loweringFor } from '../../gpu/lowering.js';
 import { runQueueSweep } from '../../queue/coordinator.js';
 import { parseRedisUrl, scrubArgv } from '../../queue/redis-url.js';
@@ -44,10 +44,11 @@ the current step with a checkpoint; --resume continues from there and skips fini
                    trials (says which); trials --only leaves out keep theirs
   --save-init      also write each trial's initial weights (step 0) to <trial>/initial.safetensors,
                    kept beside the checkpoints (moec sample/eval/export read it by path)
-  --profile        once each trial is done, time its training step per dispatch (GPU timestamps
-                   where the adapter has them, else the host clock around one submit per dispatch;
-                   the output says which), print the slowest after the sweep, and write all of
-                   them to <trial>/profile.json; the extra steps run after the last checkpoint
+  --profile        once each trial is done, time every program of its plan per dispatch (GPU
+                   timestamps where the adapter has them, else the host clock around one submit per
+                   dispatch; the output says which), print the training step's slowest dispatches
+                   and each other program's total after the sweep, and write every dispatch to
+                   <trial>/profile.json; the extra steps run after the last checkpoint
   --portable       compile plans that use nothing adapter-specific (on lavapipe: the 8×8 matmul
                    instead of the faster subgroup one); the losses then match runs made that way
   --adapter NAME   the GPU to use (see moec doctor)
@@ -145,7 +146,7 @@ the current step with a checkpoint; --resume continues from there and skips fini
       await view.done();
       view = undefined;
       for (const p of r.profiles ?? []) {
-        if (p.profile) console.log(formatDispatchProfile(`trial ${p.id} (${p.name})`, p.profile));
+        if (p.profile) console.log(formatTrialProfile(`trial ${p.id} (${p.name})`, p.profile));
         else console.error(`--profile: error: trial ${p.id} (${p.name}) could not be profiled: ${p.error}. The trial itself is done and its records are kept`);
       }
       console.log(`${r.done} done, ${r.failed} failed, ${r.stopped} stopped, ${r.skipped} skipped; report: ${r.reportPath ?? 'not written'}`);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { writeWordCorpus } from '../../../runtime/bench/word-corpus.js';
-import type { DispatchProfile } from '../../../runtime/run/dispatch-profile.js';
+import type { TrialProfile } from '../../../runtime/run/dispatch-profile.js';
 
 // `moec run --profile`: a real run of a tiny MoE model on the adapter, which prints the training
 // step's time per dispatch after the sweep, says how it was measured, and keeps it per trial.
@@ -29,13 +29,18 @@ evaluate { every 2; batches 1 }
     assert.equal(r.status, 0, r.stderr);
     const head = /^trial ([0-9a-f]+) \(base\): ([\d.]+) ms per step over (\d+) dispatches \(mean of 3 runs; (GPU timestamps|host clock around one submit per dispatch)/m.exec(r.stdout);
     assert.ok(head, r.stdout);
-    const saved = JSON.parse(readFileSync(path.join(dir, 'runs', 'p', head[1]!, 'profile.json'), 'utf8')) as DispatchProfile;
+    const saved = JSON.parse(readFileSync(path.join(dir, 'runs', 'p', head[1]!, 'profile.json'), 'utf8')) as TrialProfile;
     assert.equal(saved.dispatches.length, Number(head[3]));
     assert.equal(saved.method === 'timestamp-queries', head[4] === 'GPU timestamps');
     assert.ok(saved.dispatches.some((d) => d.kernel.startsWith('moe_')), 'the MoE kernels are among them');
     assert.ok(saved.dispatches.every((d, i) => d.ms >= 0 && (i === 0 || d.ms <= saved.dispatches[i - 1]!.ms)), 'slowest first');
     assert.ok(Math.abs(saved.total_ms - saved.dispatches.reduce((s, d) => s + d.ms, 0)) < 1e-6);
     assert.match(r.stdout, /^ +[\d.]+ ms +[\d.]+% {2}\S+/m, 'a row per dispatch');
+    // Every program of the plan, each with its own dispatches; the training step's is the top level.
+    assert.deepEqual(Object.keys(saved.programs).sort(), ['eval_step', 'micro_step', 'moe_stats', 'train_step', 'update', 'zero_grads']);
+    assert.deepEqual(saved.programs['train_step']!.dispatches.length, saved.dispatches.length);
+    assert.ok(saved.programs['eval_step']!.dispatches.length > 0 && saved.programs['eval_step']!.dispatches.every((d) => d.ms >= 0));
+    assert.match(r.stdout, /^ {2}eval_step: [\d.]+ ms over \d+ dispatches \(slowest: /m, 'a line per other program');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

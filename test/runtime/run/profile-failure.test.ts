@@ -33,14 +33,18 @@ sweep { train.seed in [1, 2] }
   const compiled = new Map<string, CompiledTrial>(load.trials.map((t) => [t.id, compileTrial(t.config, t.name)]));
   const data = await prepareSweepData(load.trials, () => {});
   let calls = 0;
+  const programs: string[] = [];
   const r = await runSweep({
     file, load, trials: load.trials, compiled, gpu: await testGpu(), out: path.join(dir, 'runs'), resume: false, force: false,
     listener: () => {}, stop: { requested: false }, data, profile: true,
-    profiler: async () => { calls++; if (calls === 1) throw new Error('timestamp query set lost'); return { method: 'submit-per-dispatch', runs: 1, total_ms: 1, dispatches: [] }; },
+    profiler: async (_ex, program) => { calls++; programs.push(program); if (calls === 1) throw new Error('timestamp query set lost'); return { method: 'submit-per-dispatch', runs: 1, total_ms: 1, dispatches: [] }; },
   });
   assert.equal(r.done, 2);
   assert.equal(r.failed, 0);
-  assert.equal(calls, 2, 'the second trial is still trained and profiled');
+  // The first trial's profile stops at its first program; the second's covers each program of its plan, the training step first.
+  assert.equal(programs[0], 'train_step');
+  assert.equal(programs.filter((p) => p === 'train_step').length, 2, 'the second trial is still trained and profiled');
+  assert.deepEqual(programs.slice(1).sort(), Object.keys(compiled.get(load.trials[1]!.id)!.plan.programs).sort());
   assert.deepEqual(r.profiles!.map((p) => [p.id, p.error ?? null, Boolean(p.profile)]), [
     [load.trials[0]!.id, 'timestamp query set lost', false],
     [load.trials[1]!.id, null, true],
