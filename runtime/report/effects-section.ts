@@ -3,7 +3,7 @@
 // effect of every swept value against its reference, paired by seed, with its 95% t-interval, as
 // tables and as a forest plot.
 import type { TopLevelSpec } from 'vega-lite';
-import { comparisonText, effectLabel, effects, foldedDimension, foldZips, settingText, type Effect } from './effects.js';
+import { armsWith, comparisonText, effectLabel, effects, foldedDimension, foldZips, settingText, type Effect } from './effects.js';
 import type { RunData } from './load.js';
 import { specialisation } from './specialisation.js';
 import type { TrialRow } from './summary.js';
@@ -110,7 +110,7 @@ export function effectsSection(run: RunData, trialRows: TrialRow[], classificati
     const dim = foldedDimension(c.path, zips);
     if (dim === c.path) return c;
     const arms = [...new Set(trials.map((t) => t.params[dim]).filter((v): v is string => v !== undefined))];
-    const ref = c.reference === null ? [] : arms.filter((a) => a.split('; ').includes(`${c.path.split('.').pop()}=${c.reference}`));
+    const ref = c.reference === null ? [] : armsWith(arms, c.path, c.reference);
     if (c.reference !== null && ref.length !== 1) notes.push(`\`${c.path}\` ${c.reference} names ${ref.length} arms of its zip, not one: compared with the zip's first arm instead.`);
     return { path: dim, reference: ref.length === 1 ? ref[0]! : null, by: c.by.map((b) => foldedDimension(b, zips)) };
   });

@@ -155,6 +155,9 @@ export function foldedDimension(path: string, zips: readonly string[][]): string
 
 const armParts = (arm: string) => arm.split(ARM_SEP);
 
+/** The arms (folded zip values) in which `path` has `value`. */
+export const armsWith = (arms: readonly string[], path: string, value: string) => arms.filter((a) => armParts(a).includes(`${short(path)}=${value}`));
+
 /** What an effect compares: "top: 2 vs 1"; for a zip, only the settings in which the two arms differ. */
 export function comparisonText(e: Pick<Effect, 'dimension' | 'value' | 'reference'>): string {
   if (!e.dimension.startsWith(ZIP)) return `${short(e.dimension)}: ${e.value} vs ${e.reference}`;
