@@ -36,6 +36,18 @@ export const close = (what: string, got: Float32Array, want: Float32Array, tol =
   assert.ok(err <= tol, `${what}: max relative error ${err}`);
 };
 
+/** The experts' buffers of an MoE layer chain: tokens × width in and out, E experts' MLP weights, `rows` slot rows. */
+export function expertBuffers(b: PlanBuilder, s: { tokens: number; width: number; experts: number; ffn: number; rows: number }): void {
+  const { tokens: N, width: C, experts: E, ffn: F, rows: R } = s;
+  for (const n of ['x', 'out', 'dout', 'dx']) b.buffer(n, N * C);
+  for (const n of ['W1', 'dW1']) b.buffer(n, E * C * F);
+  for (const n of ['b1', 'db1']) b.buffer(n, E * F);
+  for (const n of ['W2', 'dW2']) b.buffer(n, E * F * C);
+  for (const n of ['b2', 'db2']) b.buffer(n, E * C);
+  for (const n of ['H', 'A', 'dH']) b.buffer(n, R * F);
+  for (const n of ['Y', 'dY', 'dX']) b.buffer(n, R * C);
+}
+
 export async function runCase(c: Case) {
   const { tokens: N, width: C, experts: E, top: K, ffn: F } = c;
   const R = routingRows(c);
@@ -46,13 +58,7 @@ export async function runCase(c: Case) {
   f32('logits', R * E); f32('labels', N / c.seqLen); f32('tokens', N); b.buffer('rng', 4, 'uniform');
   for (const n of ['sel', 'gate', 'pos', 'perm', 'dgate']) f32(n, NK);
   f32('offsets', E + 1); b.buffer('stats', statsLength(E), 'output');
-  for (const n of ['x', 'out', 'dout', 'dx']) f32(n, N * C);
-  for (const n of ['W1', 'dW1']) f32(n, E * C * F);
-  for (const n of ['b1', 'db1']) f32(n, E * F);
-  for (const n of ['W2', 'dW2']) f32(n, E * F * C);
-  for (const n of ['b2', 'db2']) f32(n, E * C);
-  for (const n of ['H', 'A', 'dH']) f32(n, NK * F);
-  for (const n of ['Y', 'dY', 'dX']) f32(n, NK * C);
+  expertBuffers(b, { tokens: N, width: C, experts: E, ffn: F, rows: NK });
   f32('dlogits', R * E);
   const logitsMode = c.mode === 'logits';
   const routerIn = c.mode === 'logits' ? ['logits', ...(c.sampled && c.top > 1 ? ['rng'] : [])] : [ruleRouter(c.mode).input];

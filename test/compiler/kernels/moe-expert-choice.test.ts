@@ -12,7 +12,7 @@ import { type ExpertChoiceShape, expertChoiceDispatchReference, expertChoiceRout
 import { randomArray } from '../../../compiler/reference/random.js';
 import { PlanExecutor } from '../../../runtime/executor/executor.js';
 import { testGpu } from '../../helpers/gpu.js';
-import { close } from './moe-chain.js';
+import { close, expertBuffers } from './moe-chain.js';
 
 // Expert-choice routing (Zhou et al. 2022): the layer's chain on the GPU against the CPU references
 // on odd shapes, forward and backward: the expert-choice router, its dispatch (each expert's top c
@@ -30,13 +30,7 @@ async function run(c: Case) {
   for (const n of ['logits', 'dlogits']) f32(n, NE);
   for (const n of ['pairs', 'gate', 'pos', 'kept', 'dgate']) f32(n, NE);
   f32('perm', S); f32('offsets', E + 1); b.buffer('stats', statsLength(E), 'output');
-  for (const n of ['x', 'out', 'dout', 'dx']) f32(n, N * C);
-  for (const n of ['W1', 'dW1']) f32(n, E * C * F);
-  for (const n of ['b1', 'db1']) f32(n, E * F);
-  for (const n of ['W2', 'dW2']) f32(n, E * F * C);
-  for (const n of ['b2', 'db2']) f32(n, E * C);
-  for (const n of ['H', 'A', 'dH']) f32(n, S * F);
-  for (const n of ['Y', 'dY', 'dX']) f32(n, S * C);
+  expertBuffers(b, { tokens: N, width: C, experts: E, ffn: F, rows: S });
   const gather = { top: E };
   const route = { tokens: N, experts: E, top: E, rep: 1, mode: 'logits', score: c.score, normalize: false, salt: 0, seqLen: 1, balance: 0, zloss: c.zloss } as const;
   b.dispatch('fwd', moeExpertChoiceRouterKernel('router', c), ['logits', 'pairs', 'gate']);
